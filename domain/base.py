@@ -1,0 +1,93 @@
+"""The base classes our aggregates and events share, on top of ``eventsourcing``.
+
+We use the library's ``Aggregate`` with explicitly declared event classes: each
+event is a frozen dataclass with a business docstring and an ``apply`` that
+evolves the aggregate (never checks rules; rules are checked by the command
+methods before an event is triggered, so a rejected command records nothing).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Self
+from uuid import UUID
+
+from eventsourcing.domain import Aggregate, Snapshot
+
+from domain.metadata import EventMetadata
+
+
+class GamEvent(Aggregate.Event):
+    """Every event records the actor, a correlation id (the request or workflow it
+    belongs to), a causation id (the message that caused it) and an optional
+    human reason. The timestamp (UTC) is the library's ``timestamp`` field."""
+
+    actor: str
+    correlation_id: UUID
+    causation_id: UUID | None
+    reason: str | None
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        # JSON has no tuples: a stored tuple comes back as a list. Normalising
+        # here makes a reloaded event equal to the one that was saved.
+        for name, value in vars(self).items():
+            if isinstance(value, list):
+                object.__setattr__(self, name, _deep_tuple(value))
+
+
+def _deep_tuple(value: Any) -> Any:
+    if isinstance(value, list | tuple):
+        return tuple(_deep_tuple(v) for v in value)
+    return value
+
+
+_PAIRS = "__pairs__"
+
+
+class GamSnapshot(Snapshot):
+    """A snapshot whose state survives JSON although our aggregates key their
+    collections by UUID or tuple: such dicts are stored as key/value pairs."""
+
+    @classmethod
+    def take(cls, aggregate: Any) -> Self:
+        snapshot = super().take(aggregate)
+        state = {k: _to_pairs(v) for k, v in snapshot.state.items()}
+        object.__setattr__(snapshot, "state", state)
+        return snapshot
+
+    def mutate(self, _: None) -> Any:
+        state = {k: _from_pairs(v) for k, v in self.state.items()}
+        original = self.state
+        object.__setattr__(self, "state", state)
+        try:
+            return super().mutate(_)
+        finally:
+            object.__setattr__(self, "state", original)
+
+
+def _to_pairs(value: Any) -> Any:
+    if isinstance(value, dict) and any(not isinstance(k, str) for k in value):
+        return {_PAIRS: [[k, v] for k, v in value.items()]}
+    return value
+
+
+def _from_pairs(value: Any) -> Any:
+    if isinstance(value, Mapping) and set(value) == {_PAIRS}:
+        return {_deep_tuple(k): v for k, v in value[_PAIRS]}
+    return value
+
+
+class GamAggregate(Aggregate):
+    """Base aggregate: records events with metadata, snapshots with UUID-keyed state."""
+
+    Snapshot = GamSnapshot
+    entity_type = "entity"
+    """Name of the kind of entity, for audit trails and errors."""
+
+    @classmethod
+    def _create_with(cls, event_class: type[Any], aggregate_id: UUID, meta: EventMetadata, **payload: Any) -> Self:
+        return cls._create(event_class, id=aggregate_id, **meta.event_fields(), **payload)
+
+    def _record(self, event_class: type[GamEvent], meta: EventMetadata, **payload: Any) -> None:
+        self.trigger_event(event_class, **meta.event_fields(), **payload)

@@ -1,0 +1,1 @@
+"""Adapters: event-store configuration, transcodings, and (later) read-model storage, Kafka, crypto."""

@@ -1,0 +1,80 @@
+"""One settings object decides where gam keeps its events.
+
+Environment variables (all optional):
+
+=====================  ==========================================================
+``GAM_STORE``          ``sqlite`` (default, embedded), ``postgres`` or ``memory``
+``GAM_SQLITE_PATH``    SQLite file (default ``gam.db`` in the working directory)
+``GAM_POSTGRES_DSN``   libpq DSN or URI, e.g. ``postgresql://gam:pw@db:5432/gam``
+``GAM_POSTGRES_SCHEMA`` schema for gam's tables (default: the server's search path)
+``GAM_POSTGRES_POOL_SIZE`` connections kept open (default 5)
+``GAM_SNAPSHOT_INTERVAL`` take a snapshot every N events of an aggregate (default 50,
+                       0 turns snapshots off)
+=====================  ==========================================================
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from psycopg.conninfo import conninfo_to_dict
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Read from ``GAM_*`` environment variables; see the module docstring."""
+
+    model_config = SettingsConfigDict(env_prefix="GAM_", extra="ignore")
+
+    store: Literal["sqlite", "postgres", "memory"] = "sqlite"
+    sqlite_path: Path = Path("gam.db")
+    postgres_dsn: str | None = None
+    postgres_schema: str | None = None
+    postgres_pool_size: int = Field(default=5, ge=1)
+    snapshot_interval: int = Field(default=50, ge=0)
+
+    def describe_store(self) -> str:
+        """A line for humans (the CLI prints it): which store, where."""
+        if self.store == "sqlite":
+            return f"SQLite file {self.sqlite_path.resolve()}"
+        if self.store == "postgres":
+            params = conninfo_to_dict(self._require_dsn())
+            where = params.get("host") or "localhost"
+            return f"PostgreSQL database {params.get('dbname', '?')} on {where}"
+        return "in-memory store (nothing is kept)"
+
+    def eventsourcing_env(self) -> dict[str, str]:
+        """The ``eventsourcing`` library's own settings for this store."""
+        env = {"IS_SNAPSHOTTING_ENABLED": "y" if self.snapshot_interval else "n"}
+        if self.store == "memory":
+            env["PERSISTENCE_MODULE"] = "eventsourcing.popo"
+        elif self.store == "sqlite":
+            env["PERSISTENCE_MODULE"] = "eventsourcing.sqlite"
+            env["SQLITE_DBNAME"] = str(self.sqlite_path)
+            env["SQLITE_LOCK_TIMEOUT"] = "10"
+        else:
+            env["PERSISTENCE_MODULE"] = "eventsourcing.postgres"
+            env.update(_postgres_env(self._require_dsn()))
+            env["POSTGRES_POOL_SIZE"] = str(self.postgres_pool_size)
+            if self.postgres_schema:
+                env["POSTGRES_SCHEMA"] = self.postgres_schema
+        return env
+
+    def _require_dsn(self) -> str:
+        if not self.postgres_dsn:
+            msg = "GAM_STORE=postgres needs GAM_POSTGRES_DSN"
+            raise ValueError(msg)
+        return self.postgres_dsn
+
+
+def _postgres_env(dsn: str) -> dict[str, str]:
+    params = conninfo_to_dict(dsn)
+    return {
+        "POSTGRES_HOST": str(params.get("host") or "localhost"),
+        "POSTGRES_PORT": str(params.get("port") or "5432"),
+        "POSTGRES_USER": str(params.get("user") or "postgres"),
+        "POSTGRES_PASSWORD": str(params.get("password") or ""),
+        "POSTGRES_DBNAME": str(params.get("dbname") or "postgres"),
+    }

@@ -1,0 +1,106 @@
+"""The gam application: an ``eventsourcing`` Application that loads aggregates,
+lets them decide, and saves their events atomically.
+
+Command handlers (``services.handlers``) use only :meth:`GamApplication.load`
+and :meth:`GamApplication.commit`, so every use case has the same guarantees:
+a missing entity is a :class:`~domain.errors.NotFound`, a stale expected version
+or a concurrent writer is a :class:`~domain.errors.ConcurrencyConflict` carrying
+the expected and actual versions, and several aggregates changed by one command
+are stored in one transaction or not at all.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, ClassVar, TypeVar
+from uuid import UUID
+
+from eventsourcing.application import AggregateNotFoundError, Application
+from eventsourcing.persistence import IntegrityError, JSONTranscoder
+
+from domain.account import GlobalAccount
+from domain.base import GamAggregate
+from domain.deal import Deal
+from domain.errors import AlreadyExists, ConcurrencyConflict, NotFound
+from domain.plan import AccountPlan
+from domain.stakeholder import Stakeholder
+from infra.transcodings import register_domain_transcodings
+
+A = TypeVar("A", bound=GamAggregate)
+
+DEFAULT_SNAPSHOT_INTERVAL = 50
+
+
+@dataclass(frozen=True)
+class CommandResult:
+    """What a command hands back: the entity it changed, its new version, and the
+    global position of the last event stored (for read-your-writes)."""
+
+    entity_id: UUID
+    version: int
+    position: int
+
+
+class GamApplication(Application[UUID]):
+    """Event store, repository and notification log for global accounts."""
+
+    name = "gam"
+    snapshotting_intervals: ClassVar[dict[type[Any], int]] = {
+        GlobalAccount: DEFAULT_SNAPSHOT_INTERVAL,
+        AccountPlan: DEFAULT_SNAPSHOT_INTERVAL,
+        Stakeholder: DEFAULT_SNAPSHOT_INTERVAL,
+        Deal: DEFAULT_SNAPSHOT_INTERVAL,
+    }
+
+    def __init__(self, env: dict[str, str] | None = None, snapshot_interval: int | None = None) -> None:
+        super().__init__(env)
+        if snapshot_interval is not None:
+            # Per instance, so tests and benchmarks can compare intervals side by side.
+            # The library reads the class variable through ``self``; shadowing it is intended.
+            self.snapshotting_intervals = dict.fromkeys(  # type: ignore[misc]
+                type(self).snapshotting_intervals, snapshot_interval
+            )
+
+    def register_transcodings(self, transcoder: JSONTranscoder) -> None:
+        super().register_transcodings(transcoder)
+        register_domain_transcodings(transcoder)
+
+    def load(self, kind: type[A], entity_id: UUID, expected_version: int | None = None) -> A:
+        """The aggregate as stored; ``expected_version`` (an HTTP If-Match, say) must match it."""
+        try:
+            aggregate: GamAggregate = self.repository.get(entity_id)
+        except AggregateNotFoundError:
+            raise NotFound(kind.entity_type, entity_id) from None
+        if not isinstance(aggregate, kind):
+            raise NotFound(kind.entity_type, entity_id)
+        if expected_version is not None and aggregate.version != expected_version:
+            raise ConcurrencyConflict(entity_id, expected_version, aggregate.version)
+        return aggregate
+
+    def exists(self, entity_id: UUID) -> bool:
+        return bool(self.recorder.select_events(entity_id, limit=1))
+
+    def stored_version(self, entity_id: UUID) -> int | None:
+        events = self.recorder.select_events(entity_id, desc=True, limit=1)
+        return events[0].originator_version if events else None
+
+    def commit(self, primary: GamAggregate, *others: GamAggregate) -> CommandResult:
+        """Store the pending events of every given aggregate in one transaction."""
+        aggregates = (primary, *others)
+        expected = {a.id: a.version - len(a.pending_events) for a in aggregates}
+        try:
+            recordings = self.save(*aggregates)
+        except IntegrityError:
+            raise self._conflict(aggregates, expected) from None
+        position = max((r.notification.id for r in recordings), default=0)
+        return CommandResult(primary.id, primary.version, position)
+
+    def _conflict(self, aggregates: tuple[GamAggregate, ...], expected: dict[UUID, int]) -> Exception:
+        for aggregate in aggregates:
+            actual = self.stored_version(aggregate.id)
+            before = expected[aggregate.id]
+            if before == 0 and actual is not None:
+                return AlreadyExists(aggregate.entity_type, aggregate.id)
+            if actual != before:
+                return ConcurrencyConflict(aggregate.id, before, actual)
+        return ConcurrencyConflict(aggregates[0].id, expected[aggregates[0].id], self.stored_version(aggregates[0].id))
