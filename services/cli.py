@@ -1,0 +1,120 @@
+"""The ``gam`` command line.
+
+Every command prints which event store it uses first, so nobody wonders where
+their data went. The store comes from the ``GAM_*`` environment (see
+``infra.settings``): SQLite ``gam.db`` in the working directory by default.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from domain.plan import plan_id_for
+from infra.settings import Settings
+from services.app import GamApplication
+from services.demo import FISCAL_PERIOD, demo_id, seed_account
+from services.summary import AccountSummary, summarise_account
+
+cli = typer.Typer(
+    help="gam: an event-sourced backend for global account plans.\n\n"
+    "The store is chosen by GAM_STORE (sqlite, postgres, memory), GAM_SQLITE_PATH and GAM_POSTGRES_DSN.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+console = Console()
+
+
+def _open_store() -> tuple[Settings, GamApplication]:
+    settings = Settings()
+    console.print(f"[dim]store:[/dim] {settings.describe_store()}")
+    return settings, GamApplication(settings.eventsourcing_env(), snapshot_interval=settings.snapshot_interval)
+
+
+@cli.command()
+def demo(
+    accounts: Annotated[int, typer.Option(min=1, help="How many demo accounts to seed (the first is printed).")] = 1,
+) -> None:
+    """Seed a realistic global account (HQ, 3 regions, 6 countries, 10 local units, 20 stakeholders,
+    30 deals in 6 currencies, 10 HQ objectives cascaded and answered) and print a summary.
+    Safe to re-run: an account that is already there is left as it is."""
+    _, app = _open_store()
+    try:
+        seeded = None
+        for index in range(accounts):
+            if app.exists(demo_id(index, "account")):
+                console.print(f"demo account #{index} is already in the store; leaving it as it is")
+                continue
+            started = time.perf_counter()
+            result = seed_account(app, index)
+            elapsed = time.perf_counter() - started
+            console.print(
+                f"seeded demo account #{index}: {result.commands} commands in {elapsed:.2f} s "
+                f"({result.commands / elapsed:,.0f} commands/s)"
+            )
+            seeded = seeded or result
+        summary = summarise_account(
+            app,
+            demo_id(0, "account"),
+            plan_id_for(demo_id(0, "account"), FISCAL_PERIOD),
+            [demo_id(0, "stakeholder", n) for n in range(20)],
+            [demo_id(0, "deal", n) for n in range(30)],
+        )
+        _print_summary(summary)
+    finally:
+        app.close()
+
+
+@cli.command()
+def store() -> None:
+    """Show which event store is configured and how many events it holds."""
+    _, app = _open_store()
+    try:
+        console.print(f"events stored: {app.recorder.max_notification_id() or 0}")
+    finally:
+        app.close()
+
+
+def _print_summary(s: AccountSummary) -> None:
+    console.rule(f"[bold]{s.name}[/bold]  ·  {s.governance_model}  ·  reports in {s.reporting_currency}")
+    tree = Table(title="Units", show_header=True)
+    tree.add_column("unit")
+    tree.add_column("code")
+    for depth, name, code in s.unit_tree:
+        tree.add_row("  " * depth + name, code)
+    console.print(tree)
+    plan = Table(title=f"Plan {s.plan_status}", min_width=44)
+    plan.add_column("what")
+    plan.add_column("count", justify="right")
+    plan.add_row("objectives", str(s.objectives))
+    for answer, n in sorted(s.cascade_answers.items()):
+        plan.add_row(f"cascades {answer}", str(n))
+    for status, n in sorted(s.actions_by_status.items()):
+        plan.add_row(f"actions {status}", str(n))
+    console.print(plan)
+    people = Table(title=f"Stakeholders ({s.stakeholders_left} left the customer)", min_width=44)
+    people.add_column("buying role")
+    people.add_column("people", justify="right")
+    for role, n in sorted(s.stakeholders_by_role.items()):
+        people.add_row(role, str(n))
+    console.print(people)
+    deals = Table(title="Pipeline by currency " + ", ".join(f"{k} {v}" for k, v in sorted(s.deals_by_status.items())))
+    deals.add_column("currency")
+    deals.add_column("open", justify="right")
+    deals.add_column("won", justify="right")
+    for currency in sorted(set(s.open_pipeline_by_currency) | set(s.won_by_currency)):
+        deals.add_row(
+            currency,
+            f"{s.open_pipeline_by_currency.get(currency, 0):,.2f}",
+            f"{s.won_by_currency.get(currency, 0):,.2f}",
+        )
+    console.print(deals)
+    console.print(f"team members: {s.team_size}   events behind this summary: {s.events}")
+
+
+def main() -> None:
+    cli()
