@@ -84,7 +84,7 @@ class _Seeder:
         self.app = app
         self.index = index
         self.now = start
-        self.rng = random.Random(index)
+        self.rng = random.Random(index)  # noqa: S311 - repeatable demo data, not security
         self.count = 0
         self.correlation = uuid4()
 
