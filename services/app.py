@@ -57,9 +57,8 @@ class GamApplication(Application[UUID]):
         if snapshot_interval is not None:
             # Per instance, so tests and benchmarks can compare intervals side by side.
             # The library reads the class variable through ``self``; shadowing it is intended.
-            self.snapshotting_intervals = dict.fromkeys(  # type: ignore[misc]
-                type(self).snapshotting_intervals, snapshot_interval
-            )
+            intervals = dict.fromkeys(type(self).snapshotting_intervals, snapshot_interval)
+            self.snapshotting_intervals = intervals if snapshot_interval > 0 else {}  # type: ignore[misc]
 
     def register_transcodings(self, transcoder: JSONTranscoder) -> None:
         super().register_transcodings(transcoder)
@@ -96,11 +95,13 @@ class GamApplication(Application[UUID]):
         return CommandResult(primary.id, primary.version, position)
 
     def _conflict(self, aggregates: tuple[GamAggregate, ...], expected: dict[UUID, int]) -> Exception:
+        """Name the aggregate whose stored version moved (version 0 = not yet stored)."""
         for aggregate in aggregates:
-            actual = self.stored_version(aggregate.id)
+            actual = self.stored_version(aggregate.id) or 0
             before = expected[aggregate.id]
-            if before == 0 and actual is not None:
+            if before == 0 and actual > 0:
                 return AlreadyExists(aggregate.entity_type, aggregate.id)
             if actual != before:
                 return ConcurrencyConflict(aggregate.id, before, actual)
-        return ConcurrencyConflict(aggregates[0].id, expected[aggregates[0].id], self.stored_version(aggregates[0].id))
+        first = aggregates[0]
+        return ConcurrencyConflict(first.id, expected[first.id], self.stored_version(first.id))

@@ -70,7 +70,11 @@ def app_factory(durable_settings: Settings) -> Iterator[AppFactory]:
     apps: list[GamApplication] = []
 
     def make(snapshot_interval: int | None = None) -> GamApplication:
-        app = GamApplication(durable_settings.eventsourcing_env(), snapshot_interval=snapshot_interval)
+        """``snapshot_interval=0`` builds an application that neither takes nor reads snapshots."""
+        settings = durable_settings
+        if snapshot_interval is not None:
+            settings = settings.model_copy(update={"snapshot_interval": snapshot_interval})
+        app = GamApplication(settings.eventsourcing_env(), snapshot_interval=snapshot_interval)
         apps.append(app)
         return app
 
