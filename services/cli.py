@@ -118,3 +118,7 @@ def _print_summary(s: AccountSummary) -> None:
 
 def main() -> None:
     cli()
+
+
+if __name__ == "__main__":
+    main()

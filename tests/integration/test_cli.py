@@ -1,0 +1,63 @@
+"""The ``gam`` CLI as a user runs it: a real process, a real store."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+
+def _gam(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith("GAM_")}
+    full_env.update(env or {})
+    full_env["COLUMNS"] = "120"
+    return subprocess.run(
+        [sys.executable, "-m", "services.cli", *args],
+        cwd=cwd,
+        env={**full_env, "PYTHONPATH": str(Path(__file__).resolve().parents[2])},
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+
+
+def _event_count(output: str) -> int:
+    line = next(line for line in output.splitlines() if line.startswith("events stored:"))
+    return int(line.split(":")[1])
+
+
+def test_demo_seeds_the_sqlite_default_once_and_says_where(tmp_path: Path) -> None:
+    first = _gam("demo", cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    assert f"store: SQLite file {tmp_path / 'gam.db'}" in first.stdout
+    assert "seeded demo account #0: 579 commands" in first.stdout
+    assert "Nordwind Industrial Group" in first.stdout
+    assert "cascades declined" in first.stdout
+    count = _event_count(_gam("store", cwd=tmp_path).stdout)
+    assert count == 580
+
+    again = _gam("demo", cwd=tmp_path)
+    assert again.returncode == 0, again.stderr
+    assert "already in the store" in again.stdout
+    assert _event_count(_gam("store", cwd=tmp_path).stdout) == count
+
+
+@pytest.mark.postgres
+def test_demo_runs_on_postgres_by_configuration(tmp_path: Path, postgres_dsn: str, postgres_schema: str) -> None:
+    env = {"GAM_STORE": "postgres", "GAM_POSTGRES_DSN": postgres_dsn, "GAM_POSTGRES_SCHEMA": postgres_schema}
+    result = _gam("demo", cwd=tmp_path, env=env)
+    assert result.returncode == 0, result.stderr
+    assert "store: PostgreSQL database" in result.stdout
+    assert _event_count(_gam("store", cwd=tmp_path, env=env).stdout) == 580
+    assert not (tmp_path / "gam.db").exists()
+
+
+def test_help_lists_every_command(tmp_path: Path) -> None:
+    result = _gam("--help", cwd=tmp_path)
+    assert result.returncode == 0
+    for command in ("demo", "store"):
+        assert command in result.stdout
