@@ -1,0 +1,61 @@
+"""In-memory view storage, for unit tests and the in-memory store."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from eventsourcing.persistence import Tracking
+from eventsourcing.popo import POPOTrackingRecorder
+
+from projections.ports import AuditQuery, AuditRow, Document, ViewChange, ViewRecorder
+
+
+class MemoryViewRecorder(POPOTrackingRecorder, ViewRecorder):
+    def __init__(self) -> None:
+        super().__init__()
+        self._documents: dict[str, Document] = {}
+        self._audit: dict[int, AuditRow] = {}
+
+    def record(self, change: ViewChange, tracking: Tracking) -> None:
+        with self._database_lock:
+            self._assert_tracking_uniqueness(tracking)
+            for key, body in change.documents.items():
+                if body is None:
+                    self._documents.pop(key, None)
+                else:
+                    self._documents[key] = body
+            for row in change.audit_rows:
+                self._audit[row.position] = row
+            self._insert_tracking(tracking)
+
+    def documents(self, keys: Sequence[str]) -> dict[str, Document]:
+        with self._database_lock:
+            return {k: self._documents[k] for k in keys if k in self._documents}
+
+    def documents_with_prefix(self, prefix: str) -> dict[str, Document]:
+        with self._database_lock:
+            return {k: v for k, v in sorted(self._documents.items()) if k.startswith(prefix)}
+
+    def select_audit(self, query: AuditQuery) -> list[AuditRow]:
+        with self._database_lock:
+            rows = [r for _, r in sorted(self._audit.items()) if r.position > query.after_position]
+        rows = [r for r in rows if _matches(r, query)]
+        return rows[: query.limit]
+
+    def reset(self, *, audit_rows: bool) -> None:
+        with self._database_lock:
+            self._documents.clear()
+            if audit_rows:
+                self._audit.clear()
+            self._max_tracking_ids.clear()
+
+
+def _matches(row: AuditRow, q: AuditQuery) -> bool:
+    return (
+        (q.account_id is None or row.account_id == q.account_id)
+        and (q.entity_id is None or row.entity_id == q.entity_id)
+        and (q.actor is None or row.actor == q.actor)
+        and (q.event_type is None or row.event_type == q.event_type)
+        and (q.since is None or row.occurred_at >= q.since)
+        and (q.until is None or row.occurred_at < q.until)
+    )

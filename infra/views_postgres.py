@@ -1,0 +1,179 @@
+"""View storage in the PostgreSQL database (and schema) that holds the events."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from eventsourcing.persistence import Tracking
+from eventsourcing.postgres import PostgresDatastore, PostgresTrackingRecorder
+from psycopg import Cursor
+from psycopg.rows import DictRow
+from psycopg.sql import SQL, Composed, Identifier
+
+from projections.encoding import dumps, loads
+from projections.ports import AuditQuery, AuditRow, Document, ViewChange, ViewRecorder
+
+_AUDIT_COLUMNS = SQL(
+    "position, occurred_at, actor, account_id, entity_type, entity_id, version, "
+    "event_type, changes, reason, correlation_id, causation_id"
+)
+
+
+class PostgresViewRecorder(PostgresTrackingRecorder, ViewRecorder):
+    """Documents in ``gam_view_documents``, audit rows in ``gam_audit_trail`` (typed
+    columns, indexed for the audit queries), the position in this view's tracking table."""
+
+    def __init__(self, datastore: PostgresDatastore, **kwargs: Any) -> None:
+        super().__init__(datastore, **kwargs)
+        schema = Identifier(self.datastore.schema)
+        self.documents_table = Composed([schema, SQL("."), Identifier("gam_view_documents")])
+        self.audit_table = Composed([schema, SQL("."), Identifier("gam_audit_trail")])
+        self.tracking_table = Composed([schema, SQL("."), Identifier(self.tracking_table_name)])
+        self.sql_create_statements.extend(
+            [
+                SQL(
+                    "CREATE TABLE IF NOT EXISTS {0} (view text NOT NULL, key text NOT NULL, "
+                    "body text NOT NULL, PRIMARY KEY (view, key))"
+                ).format(self.documents_table),
+                SQL(
+                    "CREATE TABLE IF NOT EXISTS {0} (position bigint PRIMARY KEY, "
+                    "occurred_at timestamptz NOT NULL, actor text NOT NULL, account_id uuid, "
+                    "entity_type text NOT NULL, entity_id uuid NOT NULL, version integer NOT NULL, "
+                    "event_type text NOT NULL, changes text NOT NULL, reason text, "
+                    "correlation_id uuid NOT NULL, causation_id uuid)"
+                ).format(self.audit_table),
+                *(
+                    SQL("CREATE INDEX IF NOT EXISTS {0} ON {1} ({2})").format(
+                        Identifier(f"gam_audit_{name}"), self.audit_table, SQL(columns)
+                    )
+                    for name, columns in (
+                        ("account", "account_id, position"),
+                        ("entity", "entity_id, position"),
+                        ("actor", "actor, position"),
+                        ("type", "event_type, position"),
+                        ("time", "occurred_at"),
+                    )
+                ),
+            ]
+        )
+
+    def _insert_tracking(self, curs: Cursor[DictRow], tracking: Tracking) -> None:
+        if tracking.application_name != self.table_migration_identifier:
+            tracking = Tracking(self.tracking_name(tracking.application_name), tracking.notification_id)
+        super()._insert_tracking(curs, tracking)
+
+    def _max_tracking_id(self, application_name: str, curs: Cursor[DictRow]) -> int | None:
+        if application_name != self.table_migration_identifier:
+            application_name = self.tracking_name(application_name)
+        return super()._max_tracking_id(application_name, curs)
+
+    def record(self, change: ViewChange, tracking: Tracking) -> None:
+        with self.datastore.transaction(commit=True) as curs:
+            for key, body in change.documents.items():
+                if body is None:
+                    curs.execute(
+                        SQL("DELETE FROM {0} WHERE view = %s AND key = %s").format(self.documents_table),
+                        (self.view_name, key),
+                    )
+                else:
+                    curs.execute(
+                        SQL(
+                            "INSERT INTO {0} (view, key, body) VALUES (%s, %s, %s) "
+                            "ON CONFLICT (view, key) DO UPDATE SET body = excluded.body"
+                        ).format(self.documents_table),
+                        (self.view_name, key, dumps(body)),
+                    )
+            for row in change.audit_rows:
+                curs.execute(
+                    SQL("INSERT INTO {0} ({1}) VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s)").format(
+                        self.audit_table, _AUDIT_COLUMNS
+                    ),
+                    (
+                        row.position,
+                        row.occurred_at,
+                        row.actor,
+                        row.account_id,
+                        row.entity_type,
+                        row.entity_id,
+                        row.version,
+                        row.event_type,
+                        dumps(list(row.changes)),
+                        row.reason,
+                        row.correlation_id,
+                        row.causation_id,
+                    ),
+                )
+            self._insert_tracking(curs, tracking)
+
+    def documents(self, keys: Sequence[str]) -> dict[str, Document]:
+        if not keys:
+            return {}
+        with self.datastore.transaction(commit=False) as curs:
+            curs.execute(
+                SQL("SELECT key, body FROM {0} WHERE view = %s AND key = ANY(%s)").format(self.documents_table),
+                (self.view_name, list(keys)),
+            )
+            return {r["key"]: loads(r["body"]) for r in curs.fetchall()}
+
+    def documents_with_prefix(self, prefix: str) -> dict[str, Document]:
+        with self.datastore.transaction(commit=False) as curs:
+            curs.execute(
+                SQL(
+                    'SELECT key, body FROM {0} WHERE view = %s AND starts_with(key, %s) ORDER BY key COLLATE "C"'
+                ).format(self.documents_table),
+                (self.view_name, prefix),
+            )
+            return {r["key"]: loads(r["body"]) for r in curs.fetchall()}
+
+    def select_audit(self, query: AuditQuery) -> list[AuditRow]:
+        where: list[SQL | Composed] = [SQL("position > %s")]
+        params: list[object] = [query.after_position]
+        for column, value in (
+            ("account_id", query.account_id),
+            ("entity_id", query.entity_id),
+            ("actor", query.actor),
+            ("event_type", query.event_type),
+        ):
+            if value is not None:
+                where.append(SQL("{0} = %s").format(Identifier(column)))
+                params.append(value)
+        if query.since is not None:
+            where.append(SQL("occurred_at >= %s"))
+            params.append(query.since)
+        if query.until is not None:
+            where.append(SQL("occurred_at < %s"))
+            params.append(query.until)
+        statement = SQL("SELECT {0} FROM {1} WHERE {2} ORDER BY position LIMIT %s").format(
+            _AUDIT_COLUMNS, self.audit_table, SQL(" AND ").join(where)
+        )
+        with self.datastore.transaction(commit=False) as curs:
+            curs.execute(statement, (*params, query.limit))
+            return [_audit_row(r) for r in curs.fetchall()]
+
+    def reset(self, *, audit_rows: bool) -> None:
+        with self.datastore.transaction(commit=True) as curs:
+            curs.execute(SQL("DELETE FROM {0} WHERE view = %s").format(self.documents_table), (self.view_name,))
+            if audit_rows:
+                curs.execute(SQL("DELETE FROM {0}").format(self.audit_table))
+            curs.execute(
+                SQL("DELETE FROM {0} WHERE application_name LIKE %s").format(self.tracking_table),
+                (f"%::{self.view_name}",),
+            )
+
+
+def _audit_row(r: Any) -> AuditRow:
+    return AuditRow(
+        position=r["position"],
+        occurred_at=r["occurred_at"],
+        actor=r["actor"],
+        account_id=r["account_id"],
+        entity_type=r["entity_type"],
+        entity_id=r["entity_id"],
+        version=r["version"],
+        event_type=r["event_type"],
+        changes=tuple(loads(r["changes"])),
+        reason=r["reason"],
+        correlation_id=r["correlation_id"],
+        causation_id=r["causation_id"],
+    )

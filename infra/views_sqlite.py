@@ -1,0 +1,151 @@
+"""View storage in the SQLite file that holds the events."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+from uuid import UUID
+
+from eventsourcing.persistence import Tracking
+from eventsourcing.sqlite import SQLiteCursor, SQLiteTrackingRecorder
+
+from projections.encoding import dumps, format_time, loads, parse_time
+from projections.ports import AuditQuery, AuditRow, Document, ViewChange, ViewRecorder
+
+_AUDIT_COLUMNS = (
+    "position, occurred_at, actor, account_id, entity_type, entity_id, version, "
+    "event_type, changes, reason, correlation_id, causation_id"
+)
+
+_INSERT_AUDIT = f"INSERT INTO gam_audit_trail ({_AUDIT_COLUMNS}) VALUES ({','.join('?' * 12)})"  # noqa: S608 - constants only
+
+
+class SQLiteViewRecorder(SQLiteTrackingRecorder, ViewRecorder):
+    """Documents in ``gam_view_documents``, audit rows in ``gam_audit_trail``, and the
+    position in the library's ``tracking`` table under ``<application>::<view>``."""
+
+    def construct_create_table_statements(self) -> list[str]:
+        return [
+            *super().construct_create_table_statements(),
+            "CREATE TABLE IF NOT EXISTS gam_view_documents ("
+            "view TEXT NOT NULL, key TEXT NOT NULL, body TEXT NOT NULL, "
+            "PRIMARY KEY (view, key)) WITHOUT ROWID",
+            "CREATE TABLE IF NOT EXISTS gam_audit_trail ("
+            "position INTEGER PRIMARY KEY, occurred_at TEXT NOT NULL, actor TEXT NOT NULL, "
+            "account_id TEXT, entity_type TEXT NOT NULL, entity_id TEXT NOT NULL, version INTEGER NOT NULL, "
+            "event_type TEXT NOT NULL, changes TEXT NOT NULL, reason TEXT, correlation_id TEXT NOT NULL, "
+            "causation_id TEXT)",
+            "CREATE INDEX IF NOT EXISTS gam_audit_account ON gam_audit_trail (account_id, position)",
+            "CREATE INDEX IF NOT EXISTS gam_audit_entity ON gam_audit_trail (entity_id, position)",
+            "CREATE INDEX IF NOT EXISTS gam_audit_actor ON gam_audit_trail (actor, position)",
+            "CREATE INDEX IF NOT EXISTS gam_audit_type ON gam_audit_trail (event_type, position)",
+            "CREATE INDEX IF NOT EXISTS gam_audit_time ON gam_audit_trail (occurred_at)",
+        ]
+
+    def _insert_tracking(self, c: SQLiteCursor, tracking: Tracking) -> None:
+        if tracking.application_name != self.table_migration_identifier:
+            tracking = Tracking(self.tracking_name(tracking.application_name), tracking.notification_id)
+        super()._insert_tracking(c, tracking)
+
+    def _max_tracking_id(self, application_name: str, c: SQLiteCursor) -> int | None:
+        if application_name != self.table_migration_identifier:
+            application_name = self.tracking_name(application_name)
+        return super()._max_tracking_id(application_name, c)
+
+    def record(self, change: ViewChange, tracking: Tracking) -> None:
+        with self.datastore.transaction(commit=True) as c:
+            for key, body in change.documents.items():
+                if body is None:
+                    c.execute("DELETE FROM gam_view_documents WHERE view = ? AND key = ?", (self.view_name, key))
+                else:
+                    c.execute(
+                        "INSERT INTO gam_view_documents (view, key, body) VALUES (?, ?, ?) "
+                        "ON CONFLICT (view, key) DO UPDATE SET body = excluded.body",
+                        (self.view_name, key, dumps(body)),
+                    )
+            for row in change.audit_rows:
+                c.execute(_INSERT_AUDIT, _row(row))
+            self._insert_tracking(c, tracking)
+
+    def documents(self, keys: Sequence[str]) -> dict[str, Document]:
+        if not keys:
+            return {}
+        marks = ",".join("?" * len(keys))
+        with self.datastore.transaction(commit=False) as c:
+            c.execute(
+                f"SELECT key, body FROM gam_view_documents WHERE view = ? AND key IN ({marks})",  # noqa: S608
+                (self.view_name, *keys),
+            )
+            return {r["key"]: loads(r["body"]) for r in c.fetchall()}
+
+    def documents_with_prefix(self, prefix: str) -> dict[str, Document]:
+        with self.datastore.transaction(commit=False) as c:
+            c.execute(
+                "SELECT key, body FROM gam_view_documents WHERE view = ? AND key >= ? AND key < ? ORDER BY key",
+                (self.view_name, prefix, prefix + "\U0010ffff"),
+            )
+            return {r["key"]: loads(r["body"]) for r in c.fetchall()}
+
+    def select_audit(self, query: AuditQuery) -> list[AuditRow]:
+        where: list[str] = ["position > ?"]
+        params: list[object] = [query.after_position]
+        for column, value in (
+            ("account_id", query.account_id),
+            ("entity_id", query.entity_id),
+            ("actor", query.actor),
+            ("event_type", query.event_type),
+        ):
+            if value is not None:
+                where.append(f"{column} = ?")
+                params.append(str(value))
+        if query.since is not None:
+            where.append("occurred_at >= ?")
+            params.append(format_time(query.since))
+        if query.until is not None:
+            where.append("occurred_at < ?")
+            params.append(format_time(query.until))
+        sql = f"SELECT {_AUDIT_COLUMNS} FROM gam_audit_trail WHERE {' AND '.join(where)} ORDER BY position LIMIT ?"  # noqa: S608
+        with self.datastore.transaction(commit=False) as c:
+            c.execute(sql, (*params, query.limit))
+            return [_audit_row(r) for r in c.fetchall()]
+
+    def reset(self, *, audit_rows: bool) -> None:
+        with self.datastore.transaction(commit=True) as c:
+            c.execute("DELETE FROM gam_view_documents WHERE view = ?", (self.view_name,))
+            if audit_rows:
+                c.execute("DELETE FROM gam_audit_trail")
+            c.execute("DELETE FROM tracking WHERE application_name LIKE ?", (f"%::{self.view_name}",))
+
+
+def _row(row: AuditRow) -> tuple[Any, ...]:
+    return (
+        row.position,
+        format_time(row.occurred_at),
+        row.actor,
+        None if row.account_id is None else str(row.account_id),
+        row.entity_type,
+        str(row.entity_id),
+        row.version,
+        row.event_type,
+        dumps(list(row.changes)),
+        row.reason,
+        str(row.correlation_id),
+        None if row.causation_id is None else str(row.causation_id),
+    )
+
+
+def _audit_row(r: Any) -> AuditRow:
+    return AuditRow(
+        position=r["position"],
+        occurred_at=parse_time(r["occurred_at"]),
+        actor=r["actor"],
+        account_id=None if r["account_id"] is None else UUID(r["account_id"]),
+        entity_type=r["entity_type"],
+        entity_id=UUID(r["entity_id"]),
+        version=r["version"],
+        event_type=r["event_type"],
+        changes=tuple(loads(r["changes"])),
+        reason=r["reason"],
+        correlation_id=UUID(r["correlation_id"]),
+        causation_id=None if r["causation_id"] is None else UUID(r["causation_id"]),
+    )

@@ -1,0 +1,95 @@
+"""What a projection needs from storage: documents, audit rows and a tracking
+position, all written in one transaction.
+
+The adapters (``infra/views_*.py``) implement :class:`ViewRecorder` on top of
+``eventsourcing``'s tracking recorders for SQLite, PostgreSQL and memory, in the
+same database as the events. Because a view's rows and its tracking record are
+committed together, a crash can neither skip an event nor apply one twice: the
+tracking upsert refuses a position that is not past the stored one.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, ClassVar
+from uuid import UUID
+
+from eventsourcing.persistence import Tracking, TrackingRecorder
+
+Document = dict[str, Any]
+"""A JSON-native view document (str, int, bool, None, lists, dicts)."""
+
+TRACKING_SEPARATOR = "::"
+"""Tracking rows are stored as ``<application>::<view>`` so several views share one table."""
+
+
+@dataclass(frozen=True)
+class AuditRow:
+    """One event as the audit trail shows it."""
+
+    position: int
+    occurred_at: datetime
+    actor: str
+    account_id: UUID | None
+    entity_type: str
+    entity_id: UUID
+    version: int
+    event_type: str
+    changes: tuple[Mapping[str, Any], ...]
+    reason: str | None
+    correlation_id: UUID
+    causation_id: UUID | None
+
+
+@dataclass(frozen=True)
+class AuditQuery:
+    """Filters for the audit trail; results come in position order after ``after_position``."""
+
+    account_id: UUID | None = None
+    entity_id: UUID | None = None
+    actor: str | None = None
+    event_type: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+    after_position: int = 0
+    limit: int = 100
+
+
+@dataclass(frozen=True)
+class ViewChange:
+    """What one event does to a view: documents to write (``None`` deletes) and audit rows."""
+
+    documents: Mapping[str, Document | None] = field(default_factory=dict)
+    audit_rows: Sequence[AuditRow] = ()
+
+
+class ViewRecorder(TrackingRecorder, ABC):
+    """Storage of one view; ``view_name`` namespaces its documents and tracking."""
+
+    view_name: ClassVar[str] = "view"
+
+    def tracking_name(self, application_name: str) -> str:
+        return f"{application_name}{TRACKING_SEPARATOR}{self.view_name}"
+
+    @abstractmethod
+    def record(self, change: ViewChange, tracking: Tracking) -> None:
+        """Write the change and the tracking position in one transaction."""
+
+    @abstractmethod
+    def documents(self, keys: Sequence[str]) -> dict[str, Document]:
+        """The stored documents among ``keys`` (missing keys are absent)."""
+
+    @abstractmethod
+    def documents_with_prefix(self, prefix: str) -> dict[str, Document]:
+        """Every document whose key starts with ``prefix``, by key."""
+
+    @abstractmethod
+    def select_audit(self, query: AuditQuery) -> list[AuditRow]:
+        """Audit rows matching the query, in position order."""
+
+    @abstractmethod
+    def reset(self, *, audit_rows: bool) -> None:
+        """Forget the view (documents, tracking and, if asked, audit rows) before a rebuild."""

@@ -1,0 +1,168 @@
+"""Runs the views: catch up from the log, rebuild from the first event, follow new
+events with ``eventsourcing``'s ``ProjectionRunner``, and wait (bounded) until a
+view has reached a position (read-your-writes).
+
+Catch-up and the runner call the same ``process_event``, so a view built either
+way is the same.
+"""
+
+from __future__ import annotations
+
+import functools
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from eventsourcing.persistence import InfrastructureFactory, Tracking
+from eventsourcing.projection import ProjectionRunner
+from eventsourcing.utils import Environment
+
+from infra.settings import Settings
+from infra.views_memory import MemoryViewRecorder
+from infra.views_postgres import PostgresViewRecorder
+from infra.views_sqlite import SQLiteViewRecorder
+from projections.account_view import AccountViewProjection
+from projections.audit_trail import AuditTrailProjection
+from projections.base import ViewProjection
+from projections.ports import ViewRecorder
+from projections.strategy_flow import StrategyFlowProjection
+from services.app import GamApplication
+
+PROJECTIONS: dict[str, type[ViewProjection]] = {
+    p.view_name: p for p in (AccountViewProjection, AuditTrailProjection, StrategyFlowProjection)
+}
+"""Every view gam maintains, by name."""
+
+Progress = Callable[[str, int, int], None]
+"""Called as (view name, position reached, last position in the log)."""
+
+CATCH_UP_BATCH = 500
+
+
+@functools.cache
+def view_recorder_class(store: str, view_name: str) -> type[ViewRecorder]:
+    """A recorder class bound to one view, for the configured store."""
+    bases: dict[str, type[ViewRecorder]] = {
+        "sqlite": SQLiteViewRecorder,
+        "postgres": PostgresViewRecorder,
+        "memory": MemoryViewRecorder,
+    }
+    base = bases[store]
+    return type(f"{base.__name__}_{view_name}", (base,), {"view_name": view_name})
+
+
+def open_view(settings: Settings, view_name: str) -> ViewRecorder:
+    """The view's storage, in the same database (and schema) as the events."""
+    cls = view_recorder_class(settings.store, view_name)
+    if settings.store == "memory":
+        return cls()
+    env = Environment(PROJECTIONS[view_name].name, settings.eventsourcing_env())
+    factory: InfrastructureFactory[Any] = InfrastructureFactory.construct(env)
+    recorder: ViewRecorder = factory.tracking_recorder(cls)
+    return recorder
+
+
+class ViewNotReady(TimeoutError):
+    """A view did not reach the asked position within the time allowed."""
+
+    def __init__(self, view_name: str, wanted: int, reached: int) -> None:
+        super().__init__(f"view {view_name} is at position {reached}, not yet {wanted}")
+        self.view_name = view_name
+        self.wanted = wanted
+        self.reached = reached
+
+
+@dataclass
+class Projector:
+    """The application and the views it feeds, in one process."""
+
+    app: GamApplication
+    projections: dict[str, ViewProjection]
+
+    @classmethod
+    def open(cls, app: GamApplication, settings: Settings, names: Iterable[str] | None = None) -> Projector:
+        chosen = list(names or PROJECTIONS)
+        return cls(app, {n: PROJECTIONS[n](view=open_view(settings, n)) for n in chosen})
+
+    @classmethod
+    def in_memory(cls, app: GamApplication, names: Iterable[str] | None = None) -> Projector:
+        return cls.open(app, Settings(store="memory"), names)
+
+    def view(self, name: str) -> ViewRecorder:
+        return self.projections[name].view
+
+    def position(self, name: str) -> int:
+        return self.view(name).max_tracking_id(self.app.name) or 0
+
+    def positions(self) -> dict[str, int]:
+        return {name: self.position(name) for name in self.projections}
+
+    def catch_up(self, progress: Progress | None = None, batch: int = CATCH_UP_BATCH) -> int:
+        """Process every event stored after each view's position; returns events processed."""
+        positions = self.positions()
+        start = min(positions.values(), default=0)
+        last = self.app.recorder.max_notification_id() or 0
+        processed = 0
+        while start < last:
+            notifications = self.app.recorder.select_notifications(start=start + 1, limit=batch)
+            if not notifications:
+                break
+            for notification in notifications:
+                event = self.app.mapper.to_domain_event(notification)
+                tracking = Tracking(self.app.name, notification.id)
+                for name, projection in self.projections.items():
+                    if notification.id > positions[name]:
+                        projection.process_event(event, tracking)
+                        positions[name] = notification.id
+                        processed += 1
+            start = notifications[-1].id
+            if progress:
+                for name in self.projections:
+                    progress(name, positions[name], last)
+        return processed
+
+    def rebuild(self, names: Iterable[str] | None = None, progress: Progress | None = None) -> int:
+        """Forget the named views and build them again from the first event."""
+        chosen = list(names or self.projections)
+        for name in chosen:
+            self.projections[name].reset()
+        return Projector(self.app, {n: self.projections[n] for n in chosen}).catch_up(progress)
+
+    def wait(self, name: str, position: int, timeout: float = 5.0) -> None:
+        """Return once the view has processed ``position``; raise :class:`ViewNotReady` after ``timeout``."""
+        deadline = time.monotonic() + timeout
+        delay = 0.005
+        while (reached := self.position(name)) < position:
+            if time.monotonic() >= deadline:
+                raise ViewNotReady(name, position, reached)
+            time.sleep(delay)
+            delay = min(delay * 2, 0.1)
+
+    def close(self) -> None:
+        for projection in self.projections.values():
+            close = getattr(projection.view, "close", None)
+            if close:
+                close()
+
+
+def follow(settings: Settings, names: Iterable[str] | None = None, timeout: float | None = None) -> None:
+    """Follow new events into the named views until interrupted (or ``timeout`` s),
+    one ``eventsourcing`` ProjectionRunner per view; a runner's error is raised here."""
+    runners = [
+        ProjectionRunner(
+            application_class=GamApplication,
+            projection_class=PROJECTIONS[name],
+            view_class=view_recorder_class(settings.store, name),
+            env=settings.eventsourcing_env(),
+        )
+        for name in (names or PROJECTIONS)
+    ]
+    try:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while deadline is None or time.monotonic() < deadline:
+            for runner in runners:
+                runner.run_forever(timeout=0.2)
+    finally:
+        for runner in runners:
+            runner.__exit__(None, None, None)
