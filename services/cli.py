@@ -12,12 +12,14 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
 from domain.plan import plan_id_for
 from infra.settings import Settings
 from services.app import GamApplication
 from services.demo import FISCAL_PERIOD, demo_id, seed_account
+from services.projector import PROJECTIONS, Projector, follow
 from services.summary import AccountSummary, summarise_account
 
 cli = typer.Typer(
@@ -76,6 +78,52 @@ def store() -> None:
     try:
         console.print(f"events stored: {app.recorder.max_notification_id() or 0}")
     finally:
+        app.close()
+
+
+@cli.command()
+def project(
+    follow_new: Annotated[bool, typer.Option("--follow/--no-follow", help="Keep following new events.")] = True,
+    seconds: Annotated[float | None, typer.Option(help="Stop following after this many seconds.")] = None,
+) -> None:
+    """Bring every view (account view, audit trail, strategy flow) up to date with the event log,
+    then follow new events as they are stored (Ctrl-C stops)."""
+    settings, app = _open_store()
+    projector = Projector.open(app, settings)
+    try:
+        processed = projector.catch_up()
+        console.print(f"caught up: {processed} view updates; positions {projector.positions()}")
+    finally:
+        projector.close()
+        app.close()
+    if follow_new:
+        console.print("following new events …")
+        try:
+            follow(settings, timeout=seconds)
+        except KeyboardInterrupt:
+            console.print("stopped")
+
+
+@cli.command()
+def rebuild(
+    view: Annotated[str | None, typer.Argument(help=f"One of: {', '.join(PROJECTIONS)} (default: all).")] = None,
+) -> None:
+    """Drop a view (or all) and rebuild it from the first event, with a progress bar."""
+    if view is not None and view not in PROJECTIONS:
+        raise typer.BadParameter(f"unknown view {view!r}; choose from {', '.join(PROJECTIONS)}")
+    settings, app = _open_store()
+    projector = Projector.open(app, settings)
+    names = [view] if view else list(PROJECTIONS)
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+    try:
+        with Progress(*columns, console=console) as bar:
+            tasks = {n: bar.add_task(n, total=app.recorder.max_notification_id() or 0) for n in names}
+            started = time.perf_counter()
+            projector.rebuild(names, progress=lambda name, done, total: bar.update(tasks[name], completed=done))
+            elapsed = time.perf_counter() - started
+        console.print(f"rebuilt {', '.join(names)} in {elapsed:.2f} s; positions {projector.positions()}")
+    finally:
+        projector.close()
         app.close()
 
 

@@ -146,9 +146,27 @@ class Projector:
                 close()
 
 
+POLL_SECONDS = 0.2
+"""How often the SQLite follower looks for new events."""
+
+
 def follow(settings: Settings, names: Iterable[str] | None = None, timeout: float | None = None) -> None:
-    """Follow new events into the named views until interrupted (or ``timeout`` s),
-    one ``eventsourcing`` ProjectionRunner per view; a runner's error is raised here."""
+    """Follow new events into the named views until interrupted (or ``timeout`` s).
+
+    On PostgreSQL this is one ``eventsourcing`` ProjectionRunner per view (the
+    recorder's LISTEN/NOTIFY subscription); a runner's error is raised here. The
+    library's SQLite recorder offers no subscription, so on SQLite we poll the log
+    with :meth:`Projector.catch_up`, which runs the same ``process_event``.
+    """
+    chosen = list(names or PROJECTIONS)
+    deadline = None if timeout is None else time.monotonic() + timeout
+    if settings.store == "postgres":
+        _follow_with_runners(settings, chosen, deadline)
+    else:
+        _follow_by_polling(settings, chosen, deadline)
+
+
+def _follow_with_runners(settings: Settings, names: list[str], deadline: float | None) -> None:
     runners = [
         ProjectionRunner(
             application_class=GamApplication,
@@ -156,13 +174,24 @@ def follow(settings: Settings, names: Iterable[str] | None = None, timeout: floa
             view_class=view_recorder_class(settings.store, name),
             env=settings.eventsourcing_env(),
         )
-        for name in (names or PROJECTIONS)
+        for name in names
     ]
     try:
-        deadline = None if timeout is None else time.monotonic() + timeout
         while deadline is None or time.monotonic() < deadline:
             for runner in runners:
-                runner.run_forever(timeout=0.2)
+                runner.run_forever(timeout=POLL_SECONDS)
     finally:
         for runner in runners:
             runner.__exit__(None, None, None)
+
+
+def _follow_by_polling(settings: Settings, names: list[str], deadline: float | None) -> None:
+    app = GamApplication(settings.eventsourcing_env())
+    projector = Projector.open(app, settings, names)
+    try:
+        while deadline is None or time.monotonic() < deadline:
+            if not projector.catch_up():
+                time.sleep(POLL_SECONDS)
+    finally:
+        projector.close()
+        app.close()

@@ -1,0 +1,63 @@
+"""The read side the API uses: each answer comes with the position its view had
+reached, and any read can first wait (bounded) for a position the caller wrote.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Generic, TypeVar
+from uuid import UUID
+
+from projections import account_view, strategy_flow
+from projections.audit_trail import audit_trail, entity_history
+from projections.ports import AuditQuery, AuditRow
+from services.projector import Projector
+
+T = TypeVar("T")
+
+DEFAULT_WAIT_SECONDS = 5.0
+
+
+@dataclass(frozen=True)
+class ViewResult(Generic[T]):
+    """What a view said, and the log position it had processed when it said it."""
+
+    data: T
+    position: int
+
+
+class ReadModels:
+    def __init__(self, projector: Projector, wait_seconds: float = DEFAULT_WAIT_SECONDS) -> None:
+        self.projector = projector
+        self.wait_seconds = wait_seconds
+
+    def _ready(self, view: str, min_position: int | None) -> int:
+        if min_position:
+            self.projector.wait(view, min_position, self.wait_seconds)
+        return self.projector.position(view)
+
+    def account_view(
+        self, account_id: UUID, *, now: datetime, min_position: int | None = None
+    ) -> ViewResult[dict[str, object] | None]:
+        position = self._ready("account_view", min_position)
+        data = account_view.account_view(self.projector.view("account_view"), account_id, now=now)
+        return ViewResult(data, position)
+
+    def strategy_flow(
+        self, plan_id: UUID, *, now: datetime, min_position: int | None = None
+    ) -> ViewResult[dict[str, object] | None]:
+        position = self._ready("strategy_flow", min_position)
+        data = strategy_flow.read_strategy_flow(self.projector.view("strategy_flow"), plan_id, now=now)
+        return ViewResult(data, position)
+
+    def audit_trail(self, query: AuditQuery, *, min_position: int | None = None) -> ViewResult[list[AuditRow]]:
+        position = self._ready("audit_trail", min_position)
+        return ViewResult(audit_trail(self.projector.view("audit_trail"), query), position)
+
+    def entity_history(
+        self, entity_id: UUID, *, after_position: int = 0, limit: int = 100, min_position: int | None = None
+    ) -> ViewResult[list[AuditRow]]:
+        position = self._ready("audit_trail", min_position)
+        rows = entity_history(self.projector.view("audit_trail"), entity_id, after_position, limit)
+        return ViewResult(rows, position)
