@@ -34,7 +34,9 @@ def test_postgres_dsn_from_the_environment_is_split_for_eventsourcing(monkeypatc
 
 
 def test_a_unix_socket_uri_keeps_the_socket_directory_as_host() -> None:
-    env = Settings(store="postgres", postgres_dsn="postgresql://postgres:@/postgres?host=/tmp/pgsock").eventsourcing_env()
+    env = Settings(
+        store="postgres", postgres_dsn="postgresql://postgres:@/postgres?host=/tmp/pgsock"
+    ).eventsourcing_env()
     assert env["POSTGRES_HOST"] == "/tmp/pgsock"
 
 
