@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any, Self
-from uuid import UUID
+from uuid import UUID, uuid5
 
 from eventsourcing.domain import Aggregate, Snapshot
 
@@ -27,6 +27,12 @@ class GamEvent(Aggregate.Event):
     causation_id: UUID | None
     reason: str | None
 
+    @property
+    def event_id(self) -> UUID:
+        """A stable id for this event: the same wherever and however often it is
+        published, so downstream consumers can drop duplicates by it."""
+        return event_id_for(self.originator_id, self.originator_version)
+
     def __post_init__(self) -> None:
         super().__post_init__()
         # JSON has no tuples: a stored tuple comes back as a list. Normalising
@@ -34,6 +40,14 @@ class GamEvent(Aggregate.Event):
         for name, value in vars(self).items():
             if isinstance(value, list):
                 object.__setattr__(self, name, _deep_tuple(value))
+
+
+_EVENT_NAMESPACE = UUID("5b1d3c4e-9f0a-4c2b-8e7d-6a5f4b3c2d1e")
+
+
+def event_id_for(entity_id: UUID, version: int) -> UUID:
+    """Events are identified by their entity and version; this names that pair with one UUID."""
+    return uuid5(_EVENT_NAMESPACE, f"{entity_id}/{version}")
 
 
 def _deep_tuple(value: Any) -> Any:

@@ -10,6 +10,10 @@ Environment variables (all optional):
 ``GAM_POSTGRES_POOL_SIZE`` connections kept open (default 5)
 ``GAM_SNAPSHOT_INTERVAL`` take a snapshot every N events of an aggregate (default 50,
                        0 turns snapshots off)
+``GAM_KAFKA_BOOTSTRAP_SERVERS`` Kafka brokers for the relay and subscribers
+                       (default ``localhost:9092``)
+``GAM_KAFKA_TOPIC``    topic the relay publishes to (default ``gam.events``)
+``GAM_KAFKA_MAX_POLL_INTERVAL_MS`` consumer rebalance timeout (default 300000)
 =====================  ==========================================================
 """
 
@@ -34,6 +38,9 @@ class Settings(BaseSettings):
     postgres_schema: str | None = None
     postgres_pool_size: int = Field(default=5, ge=1)
     snapshot_interval: int = Field(default=50, ge=0)
+    kafka_bootstrap_servers: str = "localhost:9092"
+    kafka_topic: str = Field(default="gam.events", pattern=r"^[A-Za-z0-9._-]{1,249}$")
+    kafka_max_poll_interval_ms: int = Field(default=300_000, ge=1_000)
 
     def describe_store(self) -> str:
         """A line for humans (the CLI prints it): which store, where."""

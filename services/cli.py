@@ -127,6 +127,85 @@ def rebuild(
         app.close()
 
 
+@cli.command()
+def relay(
+    bootstrap_servers: Annotated[
+        str | None, typer.Option(help="Kafka brokers, host:port[,…] (default GAM_KAFKA_BOOTSTRAP_SERVERS).")
+    ] = None,
+    topic: Annotated[
+        str | None, typer.Option(help="Topic to publish to (default GAM_KAFKA_TOPIC, gam.events).")
+    ] = None,
+    from_position: Annotated[
+        int | None, typer.Option("--from", min=1, help="Republish from this log position (backfill a new topic).")
+    ] = None,
+    seconds: Annotated[float | None, typer.Option(help="Stop after this many seconds.")] = None,
+    until_caught_up: Annotated[bool, typer.Option(help="Stop once every stored event is published.")] = False,
+) -> None:
+    """Publish every event to Kafka as a CloudEvent, in order per account, at least once.
+    The relay's position is kept in the event store and advanced only after the broker acknowledges."""
+    from infra.kafka import create_producer
+    from services.relay import Relay
+
+    settings, app = _open_store()
+    if bootstrap_servers:
+        settings = settings.model_copy(update={"kafka_bootstrap_servers": bootstrap_servers})
+    producer = create_producer(settings)
+    publisher = Relay(app, settings, producer, topic)
+    try:
+        if from_position is not None:
+            publisher.start_from(from_position)
+        where = f"{publisher.topic} on {settings.kafka_bootstrap_servers}"
+        console.print(f"relaying to {where} from position {publisher.position() + 1}")
+        published = publisher.run(seconds=seconds, until_caught_up=until_caught_up)
+        console.print(f"published {published} events; position {publisher.position()}")
+    except KeyboardInterrupt:
+        console.print(f"stopped at position {publisher.position()}")
+    finally:
+        producer.close()
+        publisher.close()
+        app.close()
+
+
+@cli.command()
+def subscribe(
+    group: Annotated[str, typer.Option(help="Consumer group id.")],
+    account: Annotated[str | None, typer.Option(help="Only this account's events.")] = None,
+    topic: Annotated[str | None, typer.Option(help="Topic (default GAM_KAFKA_TOPIC).")] = None,
+    bootstrap_servers: Annotated[str | None, typer.Option(help="Kafka brokers (default from the environment).")] = None,
+    seconds: Annotated[float | None, typer.Option(help="Stop after this many seconds.")] = None,
+    max_events: Annotated[int | None, typer.Option(help="Stop after this many events.")] = None,
+) -> None:
+    """A reference downstream consumer: prints each event readably, drops duplicates, commits after processing."""
+    from services.subscriber import describe
+    from services.subscriber import subscribe as consume
+
+    settings = Settings()
+    if bootstrap_servers:
+        settings = settings.model_copy(update={"kafka_bootstrap_servers": bootstrap_servers})
+    try:
+        handled = consume(
+            settings,
+            group=group,
+            account=account,
+            topic=topic,
+            seconds=seconds,
+            max_events=max_events,
+            handle=lambda envelope: print(describe(envelope), flush=True),
+        )
+        console.print(f"{handled} events")
+    except KeyboardInterrupt:
+        console.print("stopped")
+
+
+@cli.command()
+def schemas() -> None:
+    """Regenerate the JSON Schemas of the published events (schemas/events/)."""
+    from services.event_schemas import write_schemas
+
+    paths = write_schemas()
+    console.print(f"wrote {len(paths)} schemas to {paths[0].parent}")
+
+
 def _print_summary(s: AccountSummary) -> None:
     console.rule(f"[bold]{s.name}[/bold]  ·  {s.governance_model}  ·  reports in {s.reporting_currency}")
     tree = Table(title="Units", show_header=True)

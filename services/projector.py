@@ -9,6 +9,7 @@ way is the same.
 from __future__ import annotations
 
 import functools
+import re
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -57,7 +58,7 @@ def open_view(settings: Settings, view_name: str) -> ViewRecorder:
     cls = view_recorder_class(settings.store, view_name)
     if settings.store == "memory":
         return cls()
-    env = Environment(PROJECTIONS[view_name].name, settings.eventsourcing_env())
+    env = Environment(re.sub(r"[^a-z0-9_]", "_", view_name.lower())[:40], settings.eventsourcing_env())
     factory: InfrastructureFactory[Any] = InfrastructureFactory.construct(env)
     recorder: ViewRecorder = factory.tracking_recorder(cls)
     return recorder

@@ -1,0 +1,22 @@
+"""Every aggregate and event type of the model, in one place (for schemas,
+projections that must handle them all, and tests that check coverage)."""
+
+from __future__ import annotations
+
+from domain.account import GlobalAccount
+from domain.base import GamAggregate, GamEvent
+from domain.deal import Deal
+from domain.plan import AccountPlan
+from domain.stakeholder import Stakeholder
+
+AGGREGATES: tuple[type[GamAggregate], ...] = (GlobalAccount, AccountPlan, Stakeholder, Deal)
+
+
+def event_classes() -> list[type[GamEvent]]:
+    """The event classes each aggregate declares, in declaration order."""
+    found: list[type[GamEvent]] = []
+    for aggregate in AGGREGATES:
+        for value in vars(aggregate).values():
+            if isinstance(value, type) and issubclass(value, GamEvent) and value not in found:
+                found.append(value)
+    return found

@@ -1,0 +1,152 @@
+"""JSON Schemas (draft 2020-12) for every published event, generated from the
+event classes' type hints and committed under ``schemas/events/``.
+
+``python -m services.event_schemas`` (or ``gam schemas``) rewrites them; a test
+fails when a schema is missing or differs from what the code generates, so the
+published contract cannot drift from the code silently.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+import types
+import typing
+from datetime import date, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+from uuid import UUID
+
+from domain.base import GamEvent
+from domain.catalog import event_classes
+from projections.base import METADATA_FIELDS
+from projections.encoding import dumps
+from services.envelope import PERSONAL_FIELDS, REDACTED, SPEC_VERSION
+
+SCHEMA_DIR = Path(__file__).resolve().parents[1] / "schemas" / "events"
+DECIMAL_PATTERN = r"^-?\d+(\.\d+)?([eE][-+]?\d+)?$"
+UUID_PATTERN = r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
+TIME_PATTERN = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z$"
+
+
+def type_schema(hint: Any) -> dict[str, Any]:
+    """The JSON Schema of a value of this type as published (see projections.encoding.to_json_value)."""
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        return {"anyOf": [type_schema(arg) for arg in typing.get_args(hint)]}
+    if origin is tuple:
+        return {"type": "array", "items": type_schema(typing.get_args(hint)[0])}
+    simple: dict[Any, dict[str, Any]] = {
+        type(None): {"type": "null"},
+        str: {"type": "string"},
+        bool: {"type": "boolean"},
+        int: {"type": "integer"},
+        Decimal: {"type": "string", "pattern": DECIMAL_PATTERN},
+        UUID: {"type": "string", "pattern": UUID_PATTERN},
+        datetime: {"type": "string", "pattern": TIME_PATTERN},
+        date: {"type": "string", "format": "date"},
+    }
+    if hint in simple:
+        return simple[hint]
+    if dataclasses.is_dataclass(hint):
+        hints = typing.get_type_hints(hint)
+        fields = [f.name for f in dataclasses.fields(hint)]
+        return {
+            "type": "object",
+            "properties": {name: type_schema(hints[name]) for name in fields},
+            "required": fields,
+            "additionalProperties": False,
+        }
+    msg = f"no JSON Schema for {hint!r}"
+    raise TypeError(msg)
+
+
+def data_schema(event_class: type[GamEvent]) -> dict[str, Any]:
+    hints = typing.get_type_hints(event_class)
+    personal = PERSONAL_FIELDS.get(event_class.__qualname__, frozenset())
+    names = [f.name for f in dataclasses.fields(event_class) if f.name not in METADATA_FIELDS]
+    properties = {n: {"const": REDACTED} if n in personal else type_schema(hints[n]) for n in names}
+    properties |= {
+        "actor": {"type": "string"},
+        "reason": {"anyOf": [{"type": "string"}, {"type": "null"}]},
+        "version": {"type": "integer", "minimum": 1},
+    }
+    return {
+        "type": "object",
+        "properties": properties,
+        "required": [*names, "actor", "reason", "version"],
+        "additionalProperties": False,
+    }
+
+
+def cloud_event_type_of(event_class: type[GamEvent]) -> str:
+    return f"gam.{entity_type_of_class(event_class)}.{event_class.__name__}"
+
+
+def entity_type_of_class(event_class: type[GamEvent]) -> str:
+    outer = getattr(sys.modules[event_class.__module__], event_class.__qualname__.split(".")[0])
+    return str(outer.entity_type)
+
+
+def event_schema(event_class: type[GamEvent]) -> dict[str, Any]:
+    """The whole CloudEvent (envelope and data) for one event type."""
+    ce_type = cloud_event_type_of(event_class)
+    version = int(getattr(event_class, "class_version", 1))
+    nullable_uuid = {"anyOf": [{"type": "string", "pattern": UUID_PATTERN}, {"type": "null"}]}
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "$id": f"urn:gam:schema:{ce_type}:v{version}",
+        "title": ce_type,
+        "description": (event_class.__doc__ or "").strip(),
+        "type": "object",
+        "properties": {
+            "specversion": {"const": SPEC_VERSION},
+            "id": {"type": "string", "pattern": UUID_PATTERN},
+            "source": {"type": "string", "minLength": 1},
+            "type": {"const": ce_type},
+            "subject": {"type": "string", "pattern": f"^{entity_type_of_class(event_class)}/"},
+            "time": {"type": "string", "pattern": TIME_PATTERN},
+            "datacontenttype": {"const": "application/json"},
+            "dataschema": {"const": f"urn:gam:schema:{ce_type}:v{version}"},
+            "gamaccount": nullable_uuid,
+            "gamposition": {"type": "integer", "minimum": 1},
+            "gamcorrelation": {"type": "string", "pattern": UUID_PATTERN},
+            "gamcausation": nullable_uuid,
+            "data": data_schema(event_class),
+        },
+        "required": [
+            "specversion", "id", "source", "type", "subject", "time", "datacontenttype", "dataschema",
+            "gamaccount", "gamposition", "gamcorrelation", "gamcausation", "data",
+        ],
+        "additionalProperties": False,
+    }  # fmt: skip
+
+
+def generated_schemas() -> dict[str, str]:
+    """File name → schema text, for every event type."""
+    return {
+        f"{cloud_event_type_of(cls)}.json": _pretty(event_schema(cls)) for cls in event_classes() if cls is not GamEvent
+    }
+
+
+def _pretty(schema: dict[str, Any]) -> str:
+    import json
+
+    assert dumps(schema)  # canonical JSON must be possible
+    return json.dumps(schema, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+
+
+def write_schemas(directory: Path = SCHEMA_DIR) -> list[Path]:
+    directory.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name, text in generated_schemas().items():
+        path = directory / name
+        path.write_text(text, encoding="utf-8")
+        written.append(path)
+    return written
+
+
+if __name__ == "__main__":
+    for path in write_schemas():
+        print(path)

@@ -1,0 +1,116 @@
+"""The Kafka relay: a tracked subscription to the event log that publishes every
+event, in order, at least once.
+
+Its position is kept in the event store's database (a tracking record, like a
+view's) and advanced only after the broker has acknowledged every record up to
+it. A relay killed between publishing and recording publishes those events
+again, with the same ids, and never skips one.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import OrderedDict
+from uuid import UUID
+
+from eventsourcing.persistence import Tracking
+from kafka import KafkaProducer
+from kafka.errors import KafkaError
+
+from domain.account import GlobalAccount
+from domain.base import GamEvent
+from infra.settings import Settings
+from projections.ports import ViewRecorder
+from services.app import GamApplication
+from services.envelope import to_message
+from services.projector import open_view
+
+log = logging.getLogger(__name__)
+
+BATCH = 500
+POLL_SECONDS = 0.05
+ACK_TIMEOUT_SECONDS = 60.0
+OWNER_CACHE_SIZE = 100_000
+RETRY_SECONDS = 1.0
+
+
+def relay_view_name(topic: str) -> str:
+    """The relay's tracking is kept per topic, so a backfill to a new topic has its own position."""
+    return f"relay_{topic}"
+
+
+class Relay:
+    def __init__(self, app: GamApplication, settings: Settings, producer: KafkaProducer, topic: str | None = None):
+        self.app = app
+        self.topic = topic or settings.kafka_topic
+        self.producer = producer
+        self.tracking: ViewRecorder = open_view(settings, relay_view_name(self.topic))
+        self._owners: OrderedDict[UUID, UUID | None] = OrderedDict()
+
+    def position(self) -> int:
+        return self.tracking.max_tracking_id(self.app.name) or 0
+
+    def start_from(self, position: int) -> None:
+        """Republish from ``position`` (inclusive) on: forget this topic's stored position."""
+        self.tracking.reset(audit_rows=False)
+        if position > 1:
+            self.tracking.insert_tracking(Tracking(self.app.name, position - 1))
+
+    def publish_batch(self, limit: int = BATCH) -> int:
+        """Publish the next events after the stored position; returns how many."""
+        notifications = self.app.recorder.select_notifications(start=self.position() + 1, limit=limit)
+        if not notifications:
+            return 0
+        futures = []
+        for notification in notifications:
+            event = self.app.mapper.to_domain_event(notification)
+            if not isinstance(event, GamEvent):
+                continue
+            message = to_message(event, account_id=self.account_of(event), position=notification.id)
+            futures.append(
+                self.producer.send(self.topic, key=message.key, value=message.value, headers=message.headers)
+            )
+        self.producer.flush(timeout=ACK_TIMEOUT_SECONDS)
+        for future in futures:
+            future.get(timeout=ACK_TIMEOUT_SECONDS)  # raises if any record was not acknowledged
+        self.tracking.insert_tracking(Tracking(self.app.name, notifications[-1].id))
+        return len(notifications)
+
+    def run(self, *, seconds: float | None = None, until_caught_up: bool = False) -> int:
+        """Publish until stopped (or ``seconds`` pass, or the log is exhausted if asked)."""
+        deadline = None if seconds is None else time.monotonic() + seconds
+        published = 0
+        while deadline is None or time.monotonic() < deadline:
+            try:
+                count = self.publish_batch()
+            except KafkaError as error:
+                # Nothing after the stored position counts as published: retry it all.
+                log.warning("publishing failed (%s); retrying from position %d", error, self.position() + 1)
+                time.sleep(RETRY_SECONDS)
+                continue
+            published += count
+            if count == 0:
+                if until_caught_up:
+                    break
+                time.sleep(POLL_SECONDS)
+        return published
+
+    def account_of(self, event: GamEvent) -> UUID | None:
+        """The account an event belongs to: from the event, or from its entity's first event."""
+        if isinstance(event, GlobalAccount.Event):
+            return event.originator_id
+        account_id = getattr(event, "account_id", None)
+        if isinstance(account_id, UUID):
+            return account_id
+        if event.originator_id not in self._owners:
+            first = next(iter(self.app.events.get(event.originator_id, lte=1)), None)
+            self._owners[event.originator_id] = getattr(first, "account_id", None)
+            if len(self._owners) > OWNER_CACHE_SIZE:
+                self._owners.popitem(last=False)
+        return self._owners[event.originator_id]
+
+    def close(self) -> None:
+        close = getattr(self.tracking, "close", None)
+        if close:
+            close()
