@@ -26,8 +26,8 @@ def create_producer(settings: Settings, **overrides: Any) -> KafkaProducer:
         "acks": "all",
         "retries": 2_147_483_647,
         "linger_ms": 5,
-        "max_in_flight_requests_per_connection": 5,
-        "enable_idempotence": True,
+        "max_in_flight_requests_per_connection": 5 if settings.kafka_idempotence else 1,
+        "enable_idempotence": settings.kafka_idempotence,
         "request_timeout_ms": 15_000,
         **overrides,
     }

@@ -14,6 +14,10 @@ Environment variables (all optional):
                        (default ``localhost:9092``)
 ``GAM_KAFKA_TOPIC``    topic the relay publishes to (default ``gam.events``)
 ``GAM_KAFKA_MAX_POLL_INTERVAL_MS`` consumer rebalance timeout (default 300000)
+``GAM_KAFKA_IDEMPOTENCE`` idempotent producer (default true). Turn it off for brokers
+                       that lose acknowledged batches of an idempotent producer on a crash
+                       (seen with tansu 0.6 on S3 after kill -9); ordering is then kept by one
+                       request in flight, and a retry may duplicate (consumers drop duplicates).
 =====================  ==========================================================
 """
 
@@ -41,6 +45,7 @@ class Settings(BaseSettings):
     kafka_bootstrap_servers: str = "localhost:9092"
     kafka_topic: str = Field(default="gam.events", pattern=r"^[A-Za-z0-9._-]{1,249}$")
     kafka_max_poll_interval_ms: int = Field(default=300_000, ge=1_000)
+    kafka_idempotence: bool = True
 
     def describe_store(self) -> str:
         """A line for humans (the CLI prints it): which store, where."""

@@ -10,6 +10,7 @@ again, with the same ids, and never skips one.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections import OrderedDict
 from uuid import UUID
@@ -47,6 +48,7 @@ class Relay:
         self.producer = producer
         self.tracking: ViewRecorder = open_view(settings, relay_view_name(self.topic))
         self._owners: OrderedDict[UUID, UUID | None] = OrderedDict()
+        self._stopping = threading.Event()
 
     def position(self) -> int:
         return self.tracking.max_tracking_id(self.app.name) or 0
@@ -81,20 +83,24 @@ class Relay:
         """Publish until stopped (or ``seconds`` pass, or the log is exhausted if asked)."""
         deadline = None if seconds is None else time.monotonic() + seconds
         published = 0
-        while deadline is None or time.monotonic() < deadline:
+        while (deadline is None or time.monotonic() < deadline) and not self._stopping.is_set():
             try:
                 count = self.publish_batch()
             except KafkaError as error:
                 # Nothing after the stored position counts as published: retry it all.
                 log.warning("publishing failed (%s); retrying from position %d", error, self.position() + 1)
-                time.sleep(RETRY_SECONDS)
+                self._stopping.wait(RETRY_SECONDS)
                 continue
             published += count
             if count == 0:
                 if until_caught_up:
                     break
-                time.sleep(POLL_SECONDS)
+                self._stopping.wait(POLL_SECONDS)
         return published
+
+    def stop(self) -> None:
+        """Ask a running :meth:`run` (in another thread) to return."""
+        self._stopping.set()
 
     def account_of(self, event: GamEvent) -> UUID | None:
         """The account an event belongs to: from the event, or from its entity's first event."""

@@ -33,6 +33,19 @@ def postgres_dsn(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     yield server.get_uri()
 
 
+@pytest.fixture(scope="session")
+def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real Kafka-protocol broker: ``GAM_TEST_KAFKA_BOOTSTRAP``, or tansu started here."""
+    address = os.environ.get("GAM_TEST_KAFKA_BOOTSTRAP")
+    if address:
+        yield address
+        return
+    from tests.kafka_broker import tansu_in_memory
+
+    with tansu_in_memory(tmp_path_factory.mktemp("kafka")) as broker:
+        yield broker.bootstrap
+
+
 @pytest.fixture
 def postgres_schema(postgres_dsn: str) -> Iterator[str]:
     schema = f"t_{uuid.uuid4().hex[:12]}"
