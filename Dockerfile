@@ -1,0 +1,15 @@
+# The gam image: one image for the projector, the relay (and, later, the API).
+FROM python:3.11-slim
+
+ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1
+WORKDIR /app
+COPY pyproject.toml README.md ./
+COPY domain ./domain
+COPY projections ./projections
+COPY services ./services
+COPY infra ./infra
+COPY schemas ./schemas
+RUN pip install . && useradd --create-home --uid 10001 gam
+USER gam
+ENTRYPOINT ["gam"]
+CMD ["--help"]

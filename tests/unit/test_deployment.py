@@ -1,0 +1,73 @@
+"""The docker-compose deployment is well formed: parsed by ``docker compose config``
+where Docker Compose is installed, otherwise loaded as YAML and checked."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from infra.settings import Settings
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _compose() -> dict[str, Any]:
+    loaded: dict[str, Any] = yaml.safe_load((ROOT / "docker-compose.yml").read_text(encoding="utf-8"))
+    return loaded
+
+
+def test_compose_file_parses_with_docker_compose_when_present() -> None:
+    docker = shutil.which("docker")
+    probe = subprocess.run([docker, "compose", "version"], capture_output=True, check=False) if docker else None
+    if probe is not None and probe.returncode == 0:
+        result = subprocess.run(
+            [docker, "compose", "-f", str(ROOT / "docker-compose.yml"), "config", "--quiet"],  # type: ignore[list-item]
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert result.returncode == 0, result.stderr
+    services = _compose()["services"]
+    assert {"postgres", "kafka", "projector", "relay"} <= set(services)
+
+
+def test_services_use_the_official_images_and_this_repository_image() -> None:
+    services = _compose()["services"]
+    assert services["postgres"]["image"].startswith("postgres:")
+    assert services["kafka"]["image"].startswith("apache/kafka:")
+    assert services["projector"]["build"] == "."
+    assert services["relay"]["image"] == services["projector"]["image"]
+    assert (ROOT / "Dockerfile").read_text(encoding="utf-8").count("ENTRYPOINT") == 1
+
+
+def test_kafka_runs_kraft_single_node() -> None:
+    env = _compose()["services"]["kafka"]["environment"]
+    assert env["KAFKA_PROCESS_ROLES"] == "broker,controller"
+    assert env["KAFKA_CONTROLLER_QUORUM_VOTERS"] == "1@kafka:9093"
+    assert "zookeeper" not in (ROOT / "docker-compose.yml").read_text(encoding="utf-8").lower()
+
+
+def test_every_service_has_a_health_check_or_is_a_one_off() -> None:
+    for name, service in _compose()["services"].items():
+        assert "healthcheck" in service or service.get("profiles"), name
+
+
+def test_gam_services_get_a_complete_configuration() -> None:
+    services = _compose()["services"]
+    for name, command in (("projector", ["project"]), ("relay", ["relay"])):
+        service = services[name]
+        assert service["command"] == command
+        settings = Settings(**{k.removeprefix("GAM_").lower(): v for k, v in service["environment"].items()})
+        assert settings.store == "postgres"
+        env = settings.eventsourcing_env()
+        assert (env["POSTGRES_HOST"], env["POSTGRES_USER"], env["POSTGRES_DBNAME"]) == ("postgres", "gam", "gam")
+        assert settings.kafka_bootstrap_servers == "kafka:9092"
+        assert service["depends_on"]["postgres"]["condition"] == "service_healthy"
+    assert services["relay"]["depends_on"]["kafka"]["condition"] == "service_healthy"
+    postgres_env = services["postgres"]["environment"]
+    dsn = services["projector"]["environment"]["GAM_POSTGRES_DSN"]
+    assert f"{postgres_env['POSTGRES_USER']}:{postgres_env['POSTGRES_PASSWORD']}@" in dsn

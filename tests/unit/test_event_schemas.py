@@ -1,0 +1,75 @@
+"""The published contract: a committed JSON Schema for every event type, equal to
+what the code generates, and every published message valid against it, with no
+personal data in clear."""
+
+from __future__ import annotations
+
+import json
+
+import jsonschema
+import pytest
+
+from domain.base import GamEvent
+from domain.catalog import event_classes
+from domain.stakeholder import Stakeholder
+from services.app import GamApplication
+from services.demo import seed_account
+from services.envelope import REDACTED, cloud_event_type, to_message
+from services.event_schemas import SCHEMA_DIR, cloud_event_type_of, generated_schemas
+
+
+def test_every_event_type_has_a_committed_schema_equal_to_the_generated_one() -> None:
+    generated = generated_schemas()
+    committed = {p.name: p.read_text(encoding="utf-8") for p in SCHEMA_DIR.glob("*.json")}
+    assert len(generated) == len(event_classes()) == 45
+    missing = sorted(set(generated) - set(committed))
+    stale = sorted(name for name in generated if name in committed and committed[name] != generated[name])
+    extra = sorted(set(committed) - set(generated))
+    assert (missing, stale, extra) == ([], [], []), "run `gam schemas` and commit schemas/events/"
+
+
+@pytest.fixture(scope="module")
+def published() -> list[tuple[GamEvent, dict[str, object]]]:
+    """Every event of a seeded demo account, as the relay would publish it."""
+    from infra.settings import Settings
+
+    app = GamApplication(Settings(store="memory").eventsourcing_env())
+    seed_account(app, 0)
+    out = []
+    for notification in app.recorder.select_notifications(start=1, limit=10**6):
+        event = app.mapper.to_domain_event(notification)
+        assert isinstance(event, GamEvent)
+        message = to_message(event, account_id=None, position=notification.id)
+        out.append((event, json.loads(message.value)))
+    return out
+
+
+def test_every_published_message_validates_against_its_schema(published: list) -> None:  # type: ignore[type-arg]
+    schemas = {p.stem: json.loads(p.read_text(encoding="utf-8")) for p in SCHEMA_DIR.glob("*.json")}
+    for event, envelope in published:
+        schema = schemas[cloud_event_type(event)]
+        jsonschema.Draft202012Validator(schema, format_checker=jsonschema.FormatChecker()).validate(envelope)
+        assert envelope["id"] == str(event.event_id)
+
+
+def test_a_message_that_breaks_the_schema_is_caught(published: list) -> None:  # type: ignore[type-arg]
+    event, envelope = next((e, m) for e, m in published if type(e).__name__ == "StageAdvanced")
+    schema = json.loads((SCHEMA_DIR / f"{cloud_event_type_of(type(event))}.json").read_text(encoding="utf-8"))
+    broken = {**envelope, "data": {**envelope["data"], "probability": "high"}}  # type: ignore[dict-item]
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(broken, schema)
+
+
+def test_personal_data_never_leaves_in_clear(published: list) -> None:  # type: ignore[type-arg]
+    secrets: set[str] = set()
+    for event, _ in published:
+        if isinstance(event, Stakeholder.Identified):
+            secrets |= {v for v in (event.personal.name, event.personal.email, event.personal.phone) if v}
+        if isinstance(event, Stakeholder.InteractionLogged):
+            secrets.add(event.summary)
+    assert len(secrets) > 40
+    for event, envelope in published:
+        text = json.dumps(envelope, ensure_ascii=False)
+        assert not any(secret in text for secret in secrets), type(event).__qualname__
+        if isinstance(event, Stakeholder.Identified):
+            assert envelope["data"]["personal"] == REDACTED  # type: ignore[index]
