@@ -148,6 +148,7 @@ def main() -> None:
 
             dsn = get_server(tmp / "pg", cleanup_mode="stop").get_uri()
         bootstrap = os.environ.get("GAM_BENCH_KAFKA_BOOTSTRAP")
+        external_broker = bool(bootstrap)
         if not bootstrap:
             from tests.kafka_broker import tansu_in_memory
 
@@ -177,7 +178,7 @@ def main() -> None:
     result = {
         "benchmark": "relay",
         "date": datetime.now(UTC).isoformat(),
-        "machine": {"cores": os.cpu_count(), "broker": "tansu (memory)" if "GAM_BENCH_KAFKA_BOOTSTRAP" not in os.environ else bootstrap},
+        "machine": {"cores": os.cpu_count(), "broker": bootstrap if external_broker else "tansu (memory)"},
         "events": events,
         "mean_message_bytes": round(mean_size),
         "repeats": args.repeats,
