@@ -64,10 +64,12 @@ class Settings(BaseSettings):
             env["PERSISTENCE_MODULE"] = "eventsourcing.popo"
         elif self.store == "sqlite":
             env["PERSISTENCE_MODULE"] = "eventsourcing.sqlite"
+            env["APPLICATION_RECORDER_TOPIC"] = "infra.hash_chain:SQLiteChainedRecorder"
             env["SQLITE_DBNAME"] = str(self.sqlite_path)
             env["SQLITE_LOCK_TIMEOUT"] = "10"
         else:
             env["PERSISTENCE_MODULE"] = "eventsourcing.postgres"
+            env["APPLICATION_RECORDER_TOPIC"] = "infra.hash_chain:PostgresChainedRecorder"
             env.update(_postgres_env(self._require_dsn()))
             env["POSTGRES_POOL_SIZE"] = str(self.postgres_pool_size)
             if self.postgres_schema:

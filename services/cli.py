@@ -206,6 +206,45 @@ def schemas() -> None:
     console.print(f"wrote {len(paths)} schemas to {paths[0].parent}")
 
 
+audit_cli = typer.Typer(help="Compliance: verify the tamper-evident hash chain over the stored events.")
+cli.add_typer(audit_cli, name="audit")
+
+
+@audit_cli.command("verify")
+def audit_verify(
+    account: Annotated[
+        str | None, typer.Option(help="Also name the first of this account's events that is affected.")
+    ] = None,
+) -> None:
+    """Recompute the hash chain over every stored event; report the first broken position (exit 1 if broken)."""
+    from uuid import UUID
+
+    from infra.hash_chain import verify_chain
+    from projections.ports import AuditQuery
+
+    settings, app = _open_store()
+    try:
+        started = time.perf_counter()
+        report = verify_chain(app.recorder)
+        elapsed = time.perf_counter() - started
+        if report.intact:
+            console.print(f"chain intact: {report.checked} events verified in {elapsed:.2f} s")
+            return
+        console.print(f"[red]chain broken at position {report.first_broken}[/red]: {report.problem}")
+        if account is not None and report.first_broken is not None:
+            projector = Projector.open(app, settings, ["audit_trail"])
+            projector.catch_up()
+            rows = projector.view("audit_trail").select_audit(
+                AuditQuery(account_id=UUID(account), after_position=report.first_broken - 1, limit=1)
+            )
+            projector.close()
+            where = f"position {rows[0].position}" if rows else "none of its events"
+            console.print(f"first affected event of account {account}: {where}")
+        raise typer.Exit(1)
+    finally:
+        app.close()
+
+
 def _print_summary(s: AccountSummary) -> None:
     console.rule(f"[bold]{s.name}[/bold]  ·  {s.governance_model}  ·  reports in {s.reporting_currency}")
     tree = Table(title="Units", show_header=True)

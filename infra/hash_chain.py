@@ -1,0 +1,176 @@
+"""Tamper evidence: a hash chain over the stored events, written by the same
+transaction that stores them.
+
+Link ``n`` is SHA-256 over link ``n-1`` and the stored event at position ``n``
+(position, entity id, version, topic and the stored state, which holds the
+payload and the metadata: actor, time, correlation, causation, reason). Editing
+or deleting an event row, or a link, breaks the chain from that position on;
+:func:`verify_chain` recomputes it and names the first broken position.
+
+The recorders subclass ``eventsourcing``'s application recorders and are chosen
+through its ``APPLICATION_RECORDER_TOPIC`` setting (see ``infra.settings``).
+PostgreSQL's recorder locks the events table for each insert, so the previous
+link read inside the transaction is the true predecessor.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+from uuid import UUID
+
+from eventsourcing.persistence import ApplicationRecorder, Notification, StoredEvent
+from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastore
+from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteCursor, SQLiteDatastore
+from psycopg import Cursor
+from psycopg.rows import DictRow
+from psycopg.sql import SQL, Composed, Identifier
+
+GENESIS = bytes(32)
+CHAIN_TABLE = "gam_event_chain"
+VERIFY_BATCH = 2_000
+
+
+def link_for(
+    previous: bytes, position: int, originator_id: UUID | str, version: int, topic: str, state: bytes
+) -> bytes:
+    digest = hashlib.sha256(previous)
+    header = f"{position}\x1f{originator_id}\x1f{version}\x1f{topic}\x1f{len(state)}\x1f".encode()
+    digest.update(header)
+    digest.update(state)
+    return digest.digest()
+
+
+class SQLiteChainedRecorder(SQLiteApplicationRecorder):
+    def construct_create_table_statements(self) -> list[str]:
+        return [
+            *super().construct_create_table_statements(),
+            f"CREATE TABLE IF NOT EXISTS {CHAIN_TABLE} (position INTEGER PRIMARY KEY, link BLOB NOT NULL)",
+        ]
+
+    def _insert_events(
+        self, c: SQLiteCursor, stored_events: Sequence[StoredEvent], **kwargs: Any
+    ) -> Sequence[int] | None:
+        ids = super()._insert_events(c, stored_events, **kwargs)
+        if ids:
+            c.execute(f"SELECT link FROM {CHAIN_TABLE} ORDER BY position DESC LIMIT 1")  # noqa: S608
+            row = c.fetchone()
+            previous = bytes(row[0]) if row else GENESIS
+            for position, event in zip(ids, stored_events, strict=True):
+                previous = link_for(previous, position, _id(event.originator_id), event.originator_version,
+                                    event.topic, event.state)  # fmt: skip
+                c.execute(f"INSERT INTO {CHAIN_TABLE} (position, link) VALUES (?, ?)", (position, previous))  # noqa: S608
+        return ids
+
+    def select_links(self, start: int, stop: int) -> dict[int, bytes]:
+        with self.datastore.transaction(commit=False) as c:
+            c.execute(f"SELECT position, link FROM {CHAIN_TABLE} WHERE position >= ? AND position <= ?", (start, stop))  # noqa: S608
+            return {r[0]: bytes(r[1]) for r in c.fetchall()}
+
+    def max_link_position(self) -> int:
+        with self.datastore.transaction(commit=False) as c:
+            c.execute(f"SELECT MAX(position) FROM {CHAIN_TABLE}")  # noqa: S608
+            return int(c.fetchone()[0] or 0)
+
+
+class PostgresChainedRecorder(PostgresApplicationRecorder):
+    def __init__(self, datastore: PostgresDatastore, **kwargs: Any) -> None:
+        super().__init__(datastore, **kwargs)
+        self.chain_table = Composed([Identifier(self.datastore.schema), SQL("."), Identifier(CHAIN_TABLE)])
+        self.sql_create_statements.append(
+            SQL("CREATE TABLE IF NOT EXISTS {0} (position bigint PRIMARY KEY, link bytea NOT NULL)").format(
+                self.chain_table
+            )
+        )
+
+    def _fetch_ids_after_insert_events(
+        self, curs: Cursor[DictRow], stored_events: Sequence[StoredEvent], **kwargs: Any
+    ) -> Sequence[int] | None:
+        ids = super()._fetch_ids_after_insert_events(curs, stored_events, **kwargs)
+        if ids:
+            curs.execute(SQL("SELECT link FROM {0} ORDER BY position DESC LIMIT 1").format(self.chain_table))
+            row = curs.fetchone()
+            previous = bytes(row["link"]) if row else GENESIS
+            links = []
+            for position, event in zip(ids, stored_events, strict=True):
+                previous = link_for(previous, position, _id(event.originator_id), event.originator_version,
+                                    event.topic, event.state)  # fmt: skip
+                links.append((position, previous))
+            curs.executemany(SQL("INSERT INTO {0} (position, link) VALUES (%s, %s)").format(self.chain_table), links)
+        return ids
+
+    def select_links(self, start: int, stop: int) -> dict[int, bytes]:
+        with self.datastore.transaction(commit=False) as curs:
+            curs.execute(
+                SQL("SELECT position, link FROM {0} WHERE position >= %s AND position <= %s").format(self.chain_table),
+                (start, stop),
+            )
+            return {r["position"]: bytes(r["link"]) for r in curs.fetchall()}
+
+    def max_link_position(self) -> int:
+        with self.datastore.transaction(commit=False) as curs:
+            curs.execute(SQL("SELECT MAX(position) AS m FROM {0}").format(self.chain_table))
+            row = curs.fetchone()
+            return int(row["m"] or 0) if row else 0
+
+
+def _id(originator_id: UUID | str) -> str:
+    return originator_id.hex if isinstance(originator_id, UUID) else str(originator_id)
+
+
+@dataclass(frozen=True)
+class ChainReport:
+    """``first_broken`` is the first position whose event or link does not match (None: intact)."""
+
+    checked: int
+    first_broken: int | None
+    problem: str | None
+
+    @property
+    def intact(self) -> bool:
+        return self.first_broken is None
+
+
+def chain_links(notifications: Iterator[Notification]) -> Iterator[tuple[int, bytes]]:
+    previous = GENESIS
+    for n in notifications:
+        previous = link_for(previous, n.id, _id(n.originator_id), n.originator_version, n.topic, n.state)
+        yield n.id, previous
+
+
+def verify_chain(recorder: ApplicationRecorder) -> ChainReport:
+    """Recompute every link from the stored events and compare with the stored links.
+
+    Positions need not be contiguous (PostgreSQL's sequence skips the ids of
+    rolled-back inserts), but every event must have its link and every link its
+    event: a deleted event leaves its link behind, and deleting both breaks the
+    next link. Removing the newest events together with their links is only
+    detectable against a head link kept elsewhere (the audit export carries it).
+    """
+    if not isinstance(recorder, SQLiteChainedRecorder | PostgresChainedRecorder):
+        return ChainReport(0, None, "this store keeps no hash chain")
+    last = max(recorder.max_notification_id() or 0, recorder.max_link_position())
+    previous, start, checked = GENESIS, 1, 0
+    while start <= last:
+        stop = min(last, start + VERIFY_BATCH - 1)
+        events = {n.id: n for n in recorder.select_notifications(start=start, limit=VERIFY_BATCH, stop=stop)}
+        links = recorder.select_links(start, stop)
+        for position in sorted(set(events) | set(links)):
+            event = events.get(position)
+            if event is None:
+                return ChainReport(checked, position, "event missing (its row was deleted)")
+            previous = link_for(previous, position, _id(event.originator_id), event.originator_version,
+                                event.topic, event.state)  # fmt: skip
+            stored = links.get(position)
+            if stored is None:
+                return ChainReport(checked, position, "chain link missing")
+            if stored != previous:
+                return ChainReport(checked, position, "event or link altered")
+            checked += 1
+        start = stop + 1
+    return ChainReport(checked, None, None)
+
+
+__all__ = ["PostgresChainedRecorder", "SQLiteChainedRecorder", "SQLiteDatastore", "verify_chain"]
