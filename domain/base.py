@@ -105,3 +105,20 @@ class GamAggregate(Aggregate):
 
     def _record(self, event_class: type[GamEvent], meta: EventMetadata, **payload: Any) -> None:
         self.trigger_event(event_class, **meta.event_fields(), **payload)
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> Self:
+        """Copy the containers, share the values.
+
+        Aggregate state is held as dicts and lists of frozen values (frozen
+        dataclasses, tuples, str, UUID, Decimal) that ``apply`` replaces rather
+        than mutates, so new containers make an independent copy. The repository
+        cache copies every aggregate it hands out; this keeps that cheap.
+        """
+        clone = object.__new__(type(self))
+        for name, value in self.__dict__.items():
+            if isinstance(value, dict):
+                value = dict(value)
+            elif isinstance(value, list):
+                value = list(value)
+            clone.__dict__[name] = value
+        return clone

@@ -10,6 +10,9 @@ Environment variables (all optional):
 ``GAM_POSTGRES_POOL_SIZE`` connections kept open (default 5)
 ``GAM_SNAPSHOT_INTERVAL`` take a snapshot every N events of an aggregate (default 50,
                        0 turns snapshots off)
+``GAM_AGGREGATE_CACHE_SIZE`` aggregates kept in memory between commands (default 1000,
+                       0 turns the cache off); a cached aggregate is fast-forwarded with
+                       the events stored after it, so other writers are never missed
 ``GAM_KAFKA_BOOTSTRAP_SERVERS`` Kafka brokers for the relay and subscribers
                        (default ``localhost:9092``)
 ``GAM_KAFKA_TOPIC``    topic the relay publishes to (default ``gam.events``)
@@ -42,6 +45,7 @@ class Settings(BaseSettings):
     postgres_schema: str | None = None
     postgres_pool_size: int = Field(default=5, ge=1)
     snapshot_interval: int = Field(default=50, ge=0)
+    aggregate_cache_size: int = Field(default=1000, ge=0)
     kafka_bootstrap_servers: str = "localhost:9092"
     kafka_topic: str = Field(default="gam.events", pattern=r"^[A-Za-z0-9._-]{1,249}$")
     kafka_max_poll_interval_ms: int = Field(default=300_000, ge=1_000)
@@ -60,6 +64,10 @@ class Settings(BaseSettings):
     def eventsourcing_env(self) -> dict[str, str]:
         """The ``eventsourcing`` library's own settings for this store."""
         env = {"IS_SNAPSHOTTING_ENABLED": "y" if self.snapshot_interval else "n"}
+        if self.aggregate_cache_size:
+            # eventsourcing's repository cache; fast-forward reads newer events on every get.
+            env["AGGREGATE_CACHE_MAXSIZE"] = str(self.aggregate_cache_size)
+            env["AGGREGATE_CACHE_FASTFORWARD"] = "y"
         if self.store == "memory":
             env["PERSISTENCE_MODULE"] = "eventsourcing.popo"
         elif self.store == "sqlite":

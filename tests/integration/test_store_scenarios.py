@@ -168,3 +168,24 @@ def test_every_aggregate_kind_reloads_with_unicode_and_large_decimals(app_factor
     reloaded = other.load(Deal, deal_id)
     assert str(reloaded.amount.amount) == "123456789012345678901234567890.123456789"
     assert list(other.events.get(deal_id))[-1].reason == "Ünïcödé reason"
+
+
+def test_a_cached_aggregate_still_sees_what_another_process_wrote(app_factory: AppFactory) -> None:
+    reader, writer = app_factory(), app_factory()
+    _, deal_id = _account_with_deal(writer)
+    assert reader.load(Deal, deal_id).version == 1  # now in reader's cache
+    h.change_deal_probability(writer, meta(), deal_id=deal_id, probability=42)
+    seen = reader.load(Deal, deal_id)
+    assert (seen.version, seen.probability) == (2, 42)
+
+
+def test_deciding_on_a_loaded_aggregate_leaves_the_cached_copy_untouched(app_factory: AppFactory) -> None:
+    app = app_factory()
+    _, deal_id = _account_with_deal(app)
+    decided = app.load(Deal, deal_id)
+    decided.move_stage(to_stage="qualification", meta=meta())
+    decided.attach_buying_influence(
+        stakeholder_id=uuid4(), stakeholder_account_id=decided.account_id, role="coach", degree="low", meta=meta()
+    )
+    again = app.load(Deal, deal_id)  # nothing committed
+    assert (again.version, again.stage, again.influences) == (1, "prospecting", {})
