@@ -104,7 +104,8 @@ def test_account_creation_validates_its_facts(w: World, field: str, value: str) 
 def test_an_archived_account_refuses_every_change(w: World) -> None:
     h.archive_account(w.app, meta(), account_id=w.account)
     account_commands = [
-        (h.add_unit, {"account_id": w.account, "unit_id": uuid4(), "name": "X", "level": "region", "parent_id": w.hq, "code": "X"}),
+        (h.add_unit, {"account_id": w.account, "unit_id": uuid4(), "name": "X", "level": "region",
+                      "parent_id": w.hq, "code": "X"}),
         (h.rename_unit, {"account_id": w.account, "unit_id": w.emea, "name": "Y"}),
         (h.assign_team_member, {"account_id": w.account, "member": "z", "unit_id": w.hq, "role": "gam"}),
         (h.archive_account, {"account_id": w.account}),

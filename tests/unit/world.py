@@ -54,7 +54,8 @@ def build_world(app: GamApplication) -> World:
     units = {name: uuid4() for name in ("emea", "france", "paris", "amer", "us")}
     for name, level, parent, code in (
         ("emea", "region", hq, "EMEA"), ("france", "country", units["emea"], "FR"),
-        ("paris", "local", units["france"], "FR"), ("amer", "region", hq, "AMER"), ("us", "country", units["amer"], "US"),
+        ("paris", "local", units["france"], "FR"), ("amer", "region", hq, "AMER"),
+        ("us", "country", units["amer"], "US"),
     ):  # fmt: skip
         h.add_unit(app, meta(), account_id=account, unit_id=units[name], name=name.title(), level=level,
                    parent_id=parent, code=code)  # fmt: skip
