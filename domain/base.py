@@ -35,11 +35,12 @@ class GamEvent(Aggregate.Event):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        # JSON has no tuples: a stored tuple comes back as a list. Normalising
-        # here makes a reloaded event equal to the one that was saved.
+        # Sequences in events are tuples, whatever the caller passed, so events
+        # are immutable and compare equal after a reload (infra.mapping restores
+        # tuples there, since the library rebuilds events without this method).
         for name, value in vars(self).items():
             if isinstance(value, list):
-                object.__setattr__(self, name, _deep_tuple(value))
+                object.__setattr__(self, name, deep_tuple(value))
 
 
 _EVENT_NAMESPACE = UUID("5b1d3c4e-9f0a-4c2b-8e7d-6a5f4b3c2d1e")
@@ -50,18 +51,20 @@ def event_id_for(entity_id: UUID, version: int) -> UUID:
     return uuid5(_EVENT_NAMESPACE, f"{entity_id}/{version}")
 
 
-def _deep_tuple(value: Any) -> Any:
+def deep_tuple(value: Any) -> Any:
     if isinstance(value, list | tuple):
-        return tuple(_deep_tuple(v) for v in value)
+        return tuple(deep_tuple(v) for v in value)
     return value
 
 
 _PAIRS = "__pairs__"
+_TUPLE = "__tuple__"
 
 
 class GamSnapshot(Snapshot):
     """A snapshot whose state survives JSON although our aggregates key their
-    collections by UUID or tuple: such dicts are stored as key/value pairs."""
+    collections by UUID or tuple (such dicts are stored as key/value pairs) and
+    hold tuples as well as lists (tuples are marked so they come back as tuples)."""
 
     @classmethod
     def take(cls, aggregate: Any) -> Self:
@@ -83,12 +86,16 @@ class GamSnapshot(Snapshot):
 def _to_pairs(value: Any) -> Any:
     if isinstance(value, dict) and any(not isinstance(k, str) for k in value):
         return {_PAIRS: [[k, v] for k, v in value.items()]}
+    if isinstance(value, tuple):  # JSON would make it a list; lists stay lists
+        return {_TUPLE: list(value)}
     return value
 
 
 def _from_pairs(value: Any) -> Any:
     if isinstance(value, Mapping) and set(value) == {_PAIRS}:
-        return {_deep_tuple(k): v for k, v in value[_PAIRS]}
+        return {deep_tuple(k): v for k, v in value[_PAIRS]}
+    if isinstance(value, Mapping) and set(value) == {_TUPLE}:
+        return deep_tuple(value[_TUPLE])
     return value
 
 

@@ -45,6 +45,7 @@ class GamApplication(Application[UUID]):
     """Event store, repository and notification log for global accounts."""
 
     name = "gam"
+    env: ClassVar[dict[str, str]] = {"MAPPER_TOPIC": "infra.mapping:GamMapper"}
     snapshotting_intervals: ClassVar[dict[type[Any], int]] = {
         GlobalAccount: DEFAULT_SNAPSHOT_INTERVAL,
         AccountPlan: DEFAULT_SNAPSHOT_INTERVAL,

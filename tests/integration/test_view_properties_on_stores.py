@@ -2,25 +2,15 @@
 
 from __future__ import annotations
 
-import psycopg
 import pytest
 from hypothesis import HealthCheck, given, settings
 
 from infra.settings import Settings
 from services.app import GamApplication
 from services.projector import Projector
+from tests.fresh_store import drop_store, fresh_store
 from tests.random_commands import World, steps
 from tests.views import dump_views
-
-
-def _fresh(settings: Settings, n: int) -> Settings:
-    """A new, empty store for each hypothesis example."""
-    if settings.store == "sqlite":
-        return settings.model_copy(update={"sqlite_path": settings.sqlite_path.with_name(f"example{n}.db")})
-    schema = f"{settings.postgres_schema}_{n}"
-    with psycopg.connect(settings.postgres_dsn or "", autocommit=True) as conn:
-        conn.execute(f'CREATE SCHEMA "{schema}"')
-    return settings.model_copy(update={"postgres_schema": schema})
 
 
 @pytest.mark.parametrize("examples", [8])
@@ -30,7 +20,7 @@ def test_incremental_views_equal_a_rebuild_on_durable_stores(durable_settings: S
     @settings(max_examples=examples, deadline=None, suppress_health_check=list(HealthCheck))
     @given(steps=steps)
     def check(steps: list[tuple[str, int, int, int]]) -> None:
-        store = _fresh(durable_settings, next(counter))
+        store = fresh_store(durable_settings, next(counter))
         app = GamApplication(store.eventsourcing_env())
         world = World(app)
         world.start()
@@ -47,8 +37,6 @@ def test_incremental_views_equal_a_rebuild_on_durable_stores(durable_settings: S
         for projector in (incremental, rebuilt):
             projector.close()
         app.close()
-        if store.store == "postgres":
-            with psycopg.connect(store.postgres_dsn or "", autocommit=True) as conn:
-                conn.execute(f'DROP SCHEMA "{store.postgres_schema}" CASCADE')
+        drop_store(store)
 
     check()
