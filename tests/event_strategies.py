@@ -49,7 +49,7 @@ SIMPLE: dict[Any, st.SearchStrategy[Any]] = {
         metric=st.text(min_size=1, max_size=30).filter(str.strip),
         value=decimals.map(abs),
         currency=st.none() | currencies,
-    ),  # fmt: skip
+    ),
     PersonalData: st.builds(
         PersonalData,
         name=st.text(min_size=1, max_size=60).filter(str.strip),

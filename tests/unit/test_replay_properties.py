@@ -31,6 +31,6 @@ def _without_snapshots(app: GamApplication) -> GamApplication:
     from eventsourcing.application import Repository
 
     reader = GamApplication(Settings(store="memory", snapshot_interval=0, aggregate_cache_size=0).eventsourcing_env())
-    reader._repository = Repository(event_store=app.events, snapshot_store=None)  # noqa: SLF001
+    reader._repository = Repository(event_store=app.events, snapshot_store=None)
     reader.events = app.events
     return reader
