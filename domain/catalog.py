@@ -20,3 +20,13 @@ def event_classes() -> list[type[GamEvent]]:
             if isinstance(value, type) and issubclass(value, GamEvent) and value not in found:
                 found.append(value)
     return found
+
+
+PERSONAL_DATA_FIELDS: dict[str, frozenset[str]] = {
+    "Stakeholder.Identified": frozenset({"personal"}),
+    "Stakeholder.PersonalDataCorrected": frozenset({"personal"}),
+    "Stakeholder.InteractionLogged": frozenset({"summary"}),
+}
+"""Event fields that hold a person's data (name, contact details, free-text notes
+about them), by event type. They are kept apart so they can be redacted in the
+audit trail and on Kafka, and erased."""

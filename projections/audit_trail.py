@@ -15,11 +15,13 @@ from uuid import UUID
 from eventsourcing.domain import DomainEventProtocol
 
 from domain.base import GamEvent
+from domain.catalog import PERSONAL_DATA_FIELDS
 from projections.base import ViewProjection, entity_type_of, event_type_of, owner_of, payload_of
 from projections.encoding import to_json_value
 from projections.ports import AuditQuery, AuditRow, Document, ViewChange, ViewRecorder
 
 STATE_PREFIX = "state:"
+PERSONAL_DATA = "[personal data]"
 
 ITEM_KEYS: dict[str, tuple[str, ...]] = {
     "GlobalAccount.UnitAdded": ("unit_id",),
@@ -103,7 +105,10 @@ class AuditTrailProjection(ViewProjection):
         state_key = STATE_PREFIX + str(event.originator_id)
         state = self.view.documents([state_key]).get(state_key, {})
         event_type = event_type_of(event)
-        changes, new_state = field_changes(event_type, payload_of(event), state)
+        payload = payload_of(event)
+        for field in PERSONAL_DATA_FIELDS.get(event_type, ()):
+            payload[field] = PERSONAL_DATA  # the trail says that it changed, not what it says
+        changes, new_state = field_changes(event_type, payload, state)
         row = AuditRow(
             position=position,
             occurred_at=event.timestamp,

@@ -8,19 +8,21 @@ their data went. The store comes from the ``GAM_*`` environment (see
 from __future__ import annotations
 
 import time
+from datetime import UTC, datetime
 from typing import Annotated
 
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-from rich.table import Table
 
 from domain.plan import plan_id_for
 from infra.settings import Settings
+from projections.ports import AuditQuery
 from services.app import GamApplication
 from services.demo import FISCAL_PERIOD, demo_id, seed_account
+from services.demo_views import show_account_view, show_audit_trail, show_strategy_flow
 from services.projector import PROJECTIONS, Projector, follow
-from services.summary import AccountSummary, summarise_account
+from services.read_models import ReadModels
 
 cli = typer.Typer(
     help="gam: an event-sourced backend for global account plans.\n\n"
@@ -39,14 +41,14 @@ def _open_store() -> tuple[Settings, GamApplication]:
 
 @cli.command()
 def demo(
-    accounts: Annotated[int, typer.Option(min=1, help="How many demo accounts to seed (the first is printed).")] = 1,
+    accounts: Annotated[int, typer.Option(min=1, help="How many demo accounts to seed (the first is shown).")] = 1,
 ) -> None:
     """Seed a realistic global account (HQ, 3 regions, 6 countries, 10 local units, 20 stakeholders,
-    30 deals in 6 currencies, 10 HQ objectives cascaded and answered) and print a summary.
-    Safe to re-run: an account that is already there is left as it is."""
-    _, app = _open_store()
+    30 deals in 6 currencies, 10 HQ objectives cascaded and answered), bring the views up to date,
+    and show the account view, the strategy flow and the audit trail. Safe to re-run."""
+    settings, app = _open_store()
+    projector = Projector.open(app, settings)
     try:
-        seeded = None
         for index in range(accounts):
             if app.exists(demo_id(index, "account")):
                 console.print(f"demo account #{index} is already in the store; leaving it as it is")
@@ -58,16 +60,15 @@ def demo(
                 f"seeded demo account #{index}: {result.commands} commands in {elapsed:.2f} s "
                 f"({result.commands / elapsed:,.0f} commands/s)"
             )
-            seeded = seeded or result
-        summary = summarise_account(
-            app,
-            demo_id(0, "account"),
-            plan_id_for(demo_id(0, "account"), FISCAL_PERIOD),
-            [demo_id(0, "stakeholder", n) for n in range(20)],
-            [demo_id(0, "deal", n) for n in range(30)],
-        )
-        _print_summary(summary)
+        projector.catch_up()
+        account_id = demo_id(0, "account")
+        reads = ReadModels(projector)
+        now = datetime.now(UTC)
+        show_account_view(console, reads.account_view(account_id, now=now))
+        show_strategy_flow(console, reads.strategy_flow(plan_id_for(account_id, FISCAL_PERIOD), now=now))
+        show_audit_trail(console, reads.audit_trail(AuditQuery(account_id=account_id, limit=10**6)))
     finally:
+        projector.close()
         app.close()
 
 
@@ -243,43 +244,6 @@ def audit_verify(
         raise typer.Exit(1)
     finally:
         app.close()
-
-
-def _print_summary(s: AccountSummary) -> None:
-    console.rule(f"[bold]{s.name}[/bold]  ·  {s.governance_model}  ·  reports in {s.reporting_currency}")
-    tree = Table(title="Units", show_header=True)
-    tree.add_column("unit")
-    tree.add_column("code")
-    for depth, name, code in s.unit_tree:
-        tree.add_row("  " * depth + name, code)
-    console.print(tree)
-    plan = Table(title=f"Plan {s.plan_status}", min_width=44)
-    plan.add_column("what")
-    plan.add_column("count", justify="right")
-    plan.add_row("objectives", str(s.objectives))
-    for answer, n in sorted(s.cascade_answers.items()):
-        plan.add_row(f"cascades {answer}", str(n))
-    for status, n in sorted(s.actions_by_status.items()):
-        plan.add_row(f"actions {status}", str(n))
-    console.print(plan)
-    people = Table(title=f"Stakeholders ({s.stakeholders_left} left the customer)", min_width=44)
-    people.add_column("buying role")
-    people.add_column("people", justify="right")
-    for role, n in sorted(s.stakeholders_by_role.items()):
-        people.add_row(role, str(n))
-    console.print(people)
-    deals = Table(title="Pipeline by currency " + ", ".join(f"{k} {v}" for k, v in sorted(s.deals_by_status.items())))
-    deals.add_column("currency")
-    deals.add_column("open", justify="right")
-    deals.add_column("won", justify="right")
-    for currency in sorted(set(s.open_pipeline_by_currency) | set(s.won_by_currency)):
-        deals.add_row(
-            currency,
-            f"{s.open_pipeline_by_currency.get(currency, 0):,.2f}",
-            f"{s.won_by_currency.get(currency, 0):,.2f}",
-        )
-    console.print(deals)
-    console.print(f"team members: {s.team_size}   events behind this summary: {s.events}")
 
 
 def main() -> None:

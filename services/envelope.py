@@ -15,6 +15,7 @@ from typing import Any
 from uuid import UUID
 
 from domain.base import GamEvent
+from domain.catalog import PERSONAL_DATA_FIELDS
 from projections.base import entity_type_of, event_type_of, payload_of
 from projections.encoding import dumps, format_time, to_json_value
 
@@ -22,11 +23,7 @@ SPEC_VERSION = "1.0"
 SOURCE = "urn:gam:event-store"
 CONTENT_TYPE = "application/cloudevents+json; charset=utf-8"
 REDACTED = "[redacted]"
-PERSONAL_FIELDS: dict[str, frozenset[str]] = {
-    "Stakeholder.Identified": frozenset({"personal"}),
-    "Stakeholder.PersonalDataCorrected": frozenset({"personal"}),
-    "Stakeholder.InteractionLogged": frozenset({"summary"}),
-}
+PERSONAL_FIELDS = PERSONAL_DATA_FIELDS
 """Fields that hold personal data, by event type; they are published redacted."""
 
 

@@ -116,3 +116,16 @@ def test_changes_name_before_and_after(seeded: tuple) -> None:  # type: ignore[t
     assert history[-1].event_type == "Deal.Reopened"
     assert history[-1].reason == "Customer re-opened the tender"
     assert deal.version == history[-1].version
+
+
+def test_personal_data_is_recorded_as_changed_but_not_copied(seeded: tuple) -> None:  # type: ignore[type-arg]
+    app, projector, first, _ = seeded
+    from domain.stakeholder import Stakeholder
+
+    person = app.load(Stakeholder, first.stakeholder_ids[0])
+    history = _all(projector, entity_id=person.id)
+    identified = history[0]
+    assert {"field": "personal", "before": None, "after": "[personal data]"} in identified.changes
+    text = repr([r.changes for r in history])
+    assert person.personal.name not in text
+    assert person.interactions[0].summary not in text

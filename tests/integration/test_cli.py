@@ -35,8 +35,11 @@ def test_demo_seeds_the_sqlite_default_once_and_says_where(tmp_path: Path) -> No
     assert first.returncode == 0, first.stderr
     assert f"store: SQLite file {tmp_path / 'gam.db'}" in first.stdout
     assert "seeded demo account #0: 579 commands" in first.stdout
-    assert "Nordwind Industrial Group" in first.stdout
-    assert "cascades declined" in first.stdout
+    assert "Account view: Nordwind Industrial Group" in first.stdout
+    assert "Strategy flow: plan FY2027 (approved)" in first.stdout
+    assert "declined by Americas: Win the global MRO framework agreement" in first.stdout
+    assert "Audit trail: 580 events for the account" in first.stdout
+    assert "win rate: 60.0% by count" in first.stdout
     count = _event_count(_gam("store", cwd=tmp_path).stdout)
     assert count == 580
 
