@@ -62,7 +62,7 @@ def demo(
             )
         projector.catch_up()
         account_id = demo_id(0, "account")
-        reads = ReadModels(projector)
+        reads = ReadModels.from_settings(projector, settings)
         now = datetime.now(UTC)
         show_account_view(console, reads.account_view(account_id, now=now))
         show_strategy_flow(console, reads.strategy_flow(plan_id_for(account_id, FISCAL_PERIOD), now=now))

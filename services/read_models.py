@@ -9,8 +9,10 @@ from datetime import datetime
 from typing import Generic, TypeVar
 from uuid import UUID
 
+from infra.settings import Settings
 from projections import account_view, strategy_flow
 from projections.audit_trail import audit_trail, entity_history
+from projections.exchange_rates import PLANNING_RATES, ExchangeRates, load_rates
 from projections.ports import AuditQuery, AuditRow
 from services.projector import Projector
 
@@ -28,9 +30,17 @@ class ViewResult(Generic[T]):
 
 
 class ReadModels:
-    def __init__(self, projector: Projector, wait_seconds: float = DEFAULT_WAIT_SECONDS) -> None:
+    def __init__(
+        self, projector: Projector, wait_seconds: float = DEFAULT_WAIT_SECONDS, rates: ExchangeRates = PLANNING_RATES
+    ) -> None:
         self.projector = projector
         self.wait_seconds = wait_seconds
+        self.rates = rates
+
+    @classmethod
+    def from_settings(cls, projector: Projector, settings: Settings) -> ReadModels:
+        rates = load_rates(settings.fx_rates_file) if settings.fx_rates_file else PLANNING_RATES
+        return cls(projector, rates=rates)
 
     def _ready(self, view: str, min_position: int | None) -> int:
         if min_position:
@@ -41,7 +51,7 @@ class ReadModels:
         self, account_id: UUID, *, now: datetime, min_position: int | None = None
     ) -> ViewResult[dict[str, object] | None]:
         position = self._ready("account_view", min_position)
-        data = account_view.account_view(self.projector.view("account_view"), account_id, now=now)
+        data = account_view.account_view(self.projector.view("account_view"), account_id, now=now, rates=self.rates)
         return ViewResult(data, position)
 
     def strategy_flow(
