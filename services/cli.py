@@ -246,6 +246,21 @@ def audit_verify(
         app.close()
 
 
+@cli.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=1, max=65535, help="Port to listen on.")] = 8000,
+) -> None:
+    """Serve the HTTP API (OpenAPI at /docs): health, readiness and the views, kept up to date in process."""
+    import uvicorn
+
+    from services.api.app import create_app
+
+    settings = Settings()
+    console.print(f"[dim]store:[/dim] {settings.describe_store()}")
+    uvicorn.run(create_app(settings), host=host, port=port)
+
+
 def main() -> None:
     cli()
 

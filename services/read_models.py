@@ -40,7 +40,7 @@ class ReadModels:
     @classmethod
     def from_settings(cls, projector: Projector, settings: Settings) -> ReadModels:
         rates = load_rates(settings.fx_rates_file) if settings.fx_rates_file else PLANNING_RATES
-        return cls(projector, rates=rates)
+        return cls(projector, wait_seconds=settings.read_wait_seconds, rates=rates)
 
     def _ready(self, view: str, min_position: int | None) -> int:
         if min_position:

@@ -62,5 +62,5 @@ def test_demo_runs_on_postgres_by_configuration(tmp_path: Path, postgres_dsn: st
 def test_help_lists_every_command(tmp_path: Path) -> None:
     result = _gam("--help", cwd=tmp_path)
     assert result.returncode == 0
-    for command in ("demo", "store"):
+    for command in ("demo", "store", "project", "rebuild", "relay", "subscribe", "schemas", "audit", "serve"):
         assert command in result.stdout

@@ -32,15 +32,15 @@ def test_compose_file_parses_with_docker_compose_when_present() -> None:
         )
         assert result.returncode == 0, result.stderr
     services = _compose()["services"]
-    assert {"postgres", "kafka", "projector", "relay"} <= set(services)
+    assert {"postgres", "kafka", "api", "projector", "relay"} <= set(services)
 
 
 def test_services_use_the_official_images_and_this_repository_image() -> None:
     services = _compose()["services"]
     assert services["postgres"]["image"].startswith("postgres:")
     assert services["kafka"]["image"].startswith("apache/kafka:")
-    assert services["projector"]["build"] == "."
-    assert services["relay"]["image"] == services["projector"]["image"]
+    assert services["api"]["build"] == "."
+    assert services["relay"]["image"] == services["projector"]["image"] == services["api"]["image"]
     assert (ROOT / "Dockerfile").read_text(encoding="utf-8").count("ENTRYPOINT") == 1
 
 
@@ -58,7 +58,12 @@ def test_every_service_has_a_health_check_or_is_a_one_off() -> None:
 
 def test_gam_services_get_a_complete_configuration() -> None:
     services = _compose()["services"]
-    for name, command in (("projector", ["project"]), ("relay", ["relay"])):
+    commands = (
+        ("api", ["serve", "--host", "0.0.0.0", "--port", "8000"]),
+        ("projector", ["project"]),
+        ("relay", ["relay"]),
+    )
+    for name, command in commands:
         service = services[name]
         assert service["command"] == command
         settings = Settings(**{k.removeprefix("GAM_").lower(): v for k, v in service["environment"].items()})
@@ -67,6 +72,7 @@ def test_gam_services_get_a_complete_configuration() -> None:
         assert (env["POSTGRES_HOST"], env["POSTGRES_USER"], env["POSTGRES_DBNAME"]) == ("postgres", "gam", "gam")
         assert settings.kafka_bootstrap_servers == "kafka:9092"
         assert service["depends_on"]["postgres"]["condition"] == "service_healthy"
+    assert "/readyz" in " ".join(services["api"]["healthcheck"]["test"])
     assert services["relay"]["depends_on"]["kafka"]["condition"] == "service_healthy"
     postgres_env = services["postgres"]["environment"]
     dsn = services["projector"]["environment"]["GAM_POSTGRES_DSN"]

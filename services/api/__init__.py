@@ -1,0 +1,1 @@
+"""The HTTP API (FastAPI). So far: health, readiness and the read side."""
