@@ -38,20 +38,20 @@ def w(memory_app: GamApplication) -> World:
 def test_units_form_the_four_level_tree_with_valid_codes(
     w: World, level: str, parent: str, code: str, error: type
 ) -> None:
-    w.refuses(error, h.add_unit, account_id=w.account, unit_id=uuid4(), name="X", level=level,
+    w.assert_refused(error, h.add_unit, account_id=w.account, unit_id=uuid4(), name="X", level=level,
               parent_id=getattr(w, parent), code=code)  # fmt: skip
 
 
 def test_unit_ids_are_unique_and_parents_must_exist(w: World) -> None:
-    w.refuses(errors.AlreadyExists, h.add_unit, account_id=w.account, unit_id=w.paris, name="Again", level="local",
+    w.assert_refused(errors.AlreadyExists, h.add_unit, account_id=w.account, unit_id=w.paris, name="Again", level="local",
               parent_id=w.france, code="FR")  # fmt: skip
-    w.refuses(errors.InvalidValue, h.add_unit, account_id=w.account, unit_id=uuid4(), name="Orphan", level="region",
+    w.assert_refused(errors.InvalidValue, h.add_unit, account_id=w.account, unit_id=uuid4(), name="Orphan", level="region",
               parent_id=uuid4(), code="EMEA")  # fmt: skip
 
 
 def test_closing_needs_closed_children_and_never_hits_hq(w: World) -> None:
-    w.refuses(errors.UnitHasOpenChildren, h.close_unit, account_id=w.account, unit_id=w.france)
-    w.refuses(errors.InvalidUnitHierarchy, h.close_unit, account_id=w.account, unit_id=w.hq)
+    w.assert_refused(errors.UnitHasOpenChildren, h.close_unit, account_id=w.account, unit_id=w.france)
+    w.assert_refused(errors.InvalidUnitHierarchy, h.close_unit, account_id=w.account, unit_id=w.hq)
     h.close_unit(w.app, meta(), account_id=w.account, unit_id=w.paris)
     h.close_unit(w.app, meta(), account_id=w.account, unit_id=w.france)
     assert w.app.load(GlobalAccount, w.account).units[w.france].closed
@@ -59,27 +59,31 @@ def test_closing_needs_closed_children_and_never_hits_hq(w: World) -> None:
 
 def test_a_closed_unit_takes_nothing_new(w: World) -> None:
     h.close_unit(w.app, meta(), account_id=w.account, unit_id=w.paris)
-    w.refuses(errors.UnitClosed, h.add_unit, account_id=w.account, unit_id=uuid4(), name="X", level="local",
+    w.assert_refused(errors.UnitClosed, h.add_unit, account_id=w.account, unit_id=uuid4(), name="X", level="local",
               parent_id=w.paris, code="FR")  # fmt: skip
-    w.refuses(errors.UnitClosed, h.rename_unit, account_id=w.account, unit_id=w.paris, name="Y")
-    w.refuses(errors.UnitClosed, h.close_unit, account_id=w.account, unit_id=w.paris)
-    w.refuses(errors.UnitClosed, h.assign_team_member, account_id=w.account, member="a", unit_id=w.paris, role="gam")
-    w.refuses(errors.UnitClosed, h.open_deal, deal_id=uuid4(), account_id=w.account, unit_id=w.paris, title="D",
+    w.assert_refused(errors.UnitClosed, h.rename_unit, account_id=w.account, unit_id=w.paris, name="Y")
+    w.assert_refused(errors.UnitClosed, h.close_unit, account_id=w.account, unit_id=w.paris)
+    w.assert_refused(
+        errors.UnitClosed, h.assign_team_member, account_id=w.account, member="a", unit_id=w.paris, role="gam"
+    )
+    w.assert_refused(errors.UnitClosed, h.open_deal, deal_id=uuid4(), account_id=w.account, unit_id=w.paris, title="D",
               amount=Money(Decimal(1), "EUR"), expected_close=date(2027, 1, 1), owner="bob")  # fmt: skip
-    w.refuses(errors.UnitClosed, h.identify_stakeholder, stakeholder_id=uuid4(), account_id=w.account,
+    w.assert_refused(errors.UnitClosed, h.identify_stakeholder, stakeholder_id=uuid4(), account_id=w.account,
               unit_id=w.paris, title="CEO", personal=PersonalData("X"))  # fmt: skip
-    w.refuses(errors.UnitClosed, h.set_objective, plan_id=w.plan, objective_id=uuid4(), unit_id=w.paris, title="O",
+    w.assert_refused(errors.UnitClosed, h.set_objective, plan_id=w.plan, objective_id=uuid4(), unit_id=w.paris, title="O",
               description="", target=Target("n", Decimal(1)), due_date=date(2027, 1, 1))  # fmt: skip
 
 
 def test_team_assignments_are_unique_and_removal_needs_one(w: World) -> None:
     h.assign_team_member(w.app, meta(), account_id=w.account, member="ann", unit_id=w.emea, role="regional_am")
-    w.refuses(errors.AlreadyExists, h.assign_team_member, account_id=w.account, member="ann", unit_id=w.emea,
+    w.assert_refused(errors.AlreadyExists, h.assign_team_member, account_id=w.account, member="ann", unit_id=w.emea,
               role="regional_am")  # fmt: skip
-    w.refuses(
+    w.assert_refused(
         errors.InvalidValue, h.assign_team_member, account_id=w.account, member="ann", unit_id=w.emea, role="boss"
     )
-    w.refuses(errors.NotFound, h.remove_team_member, account_id=w.account, member="bob", unit_id=w.emea, role="gam")
+    w.assert_refused(
+        errors.NotFound, h.remove_team_member, account_id=w.account, member="bob", unit_id=w.emea, role="gam"
+    )
     h.remove_team_member(w.app, meta(), account_id=w.account, member="ann", unit_id=w.emea, role="regional_am")
     assert w.app.load(GlobalAccount, w.account).team == {}
 
@@ -97,7 +101,7 @@ def test_team_assignments_are_unique_and_removal_needs_one(w: World) -> None:
 def test_account_creation_validates_its_facts(w: World, field: str, value: str) -> None:
     facts = {"name": "New", "industry": "x", "hq_country": "FR", "reporting_currency": "EUR", "tier": "tier_2",
              "governance_model": "separate", field: value}  # fmt: skip
-    error = w.refuses(errors.InvalidValue, h.create_account, account_id=uuid4(), hq_unit_id=uuid4(), **facts)
+    error = w.assert_refused(errors.InvalidValue, h.create_account, account_id=uuid4(), hq_unit_id=uuid4(), **facts)
     assert error.field == field  # type: ignore[attr-defined]
 
 
@@ -117,11 +121,11 @@ def test_an_archived_account_refuses_every_change(w: World) -> None:
         (h.start_plan, {"account_id": w.account, "fiscal_period": "FY2028"}),
     ]  # fmt: skip
     for handler, kwargs in account_commands:
-        w.refuses(errors.AccountArchived, handler, **kwargs)
+        w.assert_refused(errors.AccountArchived, handler, **kwargs)
 
 
 def test_unknown_accounts_are_not_found(w: World) -> None:
-    w.refuses(errors.NotFound, h.rename_unit, account_id=uuid4(), unit_id=w.hq, name="X")
-    w.refuses(
+    w.assert_refused(errors.NotFound, h.rename_unit, account_id=uuid4(), unit_id=w.hq, name="X")
+    w.assert_refused(
         errors.NotFound, h.rename_unit, account_id=w.deal, unit_id=w.hq, name="X"
     )  # a deal's id, not an account's

@@ -30,57 +30,59 @@ def cascade(w: World, to: tuple[UUID, ...], source: UUID | None = None) -> None:
 
 def test_fiscal_periods_look_like_fy_and_one_plan_per_account_and_period(w: World) -> None:
     for period in ("2027", "FY27", "FY2027-Q5", "fy2027"):
-        w.refuses(errors.InvalidValue, h.start_plan, account_id=w.account, fiscal_period=period)
-    w.refuses(errors.AlreadyExists, h.start_plan, account_id=w.account, fiscal_period="FY2027")
+        w.assert_refused(errors.InvalidValue, h.start_plan, account_id=w.account, fiscal_period=period)
+    w.assert_refused(errors.AlreadyExists, h.start_plan, account_id=w.account, fiscal_period="FY2027")
     h.start_plan(w.app, meta(), account_id=w.account, fiscal_period="FY2028-H1")
 
 
 def test_cascade_goes_only_strictly_below_the_source(w: World) -> None:
-    w.refuses(errors.CascadeNotBelowSource, h.cascade_objective, plan_id=w.plan, objective_id=w.objective,
+    w.assert_refused(errors.CascadeNotBelowSource, h.cascade_objective, plan_id=w.plan, objective_id=w.objective,
               from_unit_id=w.hq, to_unit_ids=(w.hq,))  # fmt: skip
     cascade(w, (w.emea,))
     h.respond_to_cascade(w.app, meta(), plan_id=w.plan, objective_id=w.objective, unit_id=w.emea, answer="adopted")
-    w.refuses(errors.CascadeNotBelowSource, h.cascade_objective, plan_id=w.plan, objective_id=w.objective,
+    w.assert_refused(errors.CascadeNotBelowSource, h.cascade_objective, plan_id=w.plan, objective_id=w.objective,
               from_unit_id=w.emea, to_unit_ids=(w.us,))  # another region's country  # fmt: skip
     cascade(w, (w.france, w.paris), source=w.emea)  # two levels down is still below
 
 
 def test_only_the_owner_or_a_unit_that_took_it_on_cascades(w: World) -> None:
     cascade(w, (w.emea, w.amer))
-    w.refuses(errors.CascadeSourceNotEntitled, h.cascade_objective, plan_id=w.plan, objective_id=w.objective,
+    w.assert_refused(errors.CascadeSourceNotEntitled, h.cascade_objective, plan_id=w.plan, objective_id=w.objective,
               from_unit_id=w.emea, to_unit_ids=(w.france,))  # not answered yet  # fmt: skip
     h.respond_to_cascade(w.app, meta(), plan_id=w.plan, objective_id=w.objective, unit_id=w.amer, answer="declined",
                          rationale="No budget")  # fmt: skip
-    w.refuses(errors.CascadeSourceNotEntitled, h.cascade_objective, plan_id=w.plan, objective_id=w.objective,
+    w.assert_refused(errors.CascadeSourceNotEntitled, h.cascade_objective, plan_id=w.plan, objective_id=w.objective,
               from_unit_id=w.amer, to_unit_ids=(w.us,))  # declined it  # fmt: skip
 
 
 def test_each_unit_receives_an_objective_once(w: World) -> None:
     cascade(w, (w.emea,))
-    w.refuses(errors.AlreadyCascaded, h.cascade_objective, plan_id=w.plan, objective_id=w.objective,
+    w.assert_refused(errors.AlreadyCascaded, h.cascade_objective, plan_id=w.plan, objective_id=w.objective,
               from_unit_id=w.hq, to_unit_ids=(w.amer, w.emea))  # fmt: skip
-    w.refuses(errors.InvalidValue, h.cascade_objective, plan_id=w.plan, objective_id=w.objective,
+    w.assert_refused(errors.InvalidValue, h.cascade_objective, plan_id=w.plan, objective_id=w.objective,
               from_unit_id=w.hq, to_unit_ids=())  # fmt: skip
 
 
 def test_only_addressed_units_answer_and_only_once(w: World) -> None:
     cascade(w, (w.emea,))
-    w.refuses(errors.CascadeNotAddressedToUnit, h.respond_to_cascade, plan_id=w.plan, objective_id=w.objective,
+    w.assert_refused(errors.CascadeNotAddressedToUnit, h.respond_to_cascade, plan_id=w.plan, objective_id=w.objective,
               unit_id=w.amer, answer="adopted")  # fmt: skip
     h.respond_to_cascade(w.app, meta(), plan_id=w.plan, objective_id=w.objective, unit_id=w.emea, answer="adopted")
     for answer in ("adopted", "declined"):
-        w.refuses(errors.CascadeAlreadyAnswered, h.respond_to_cascade, plan_id=w.plan, objective_id=w.objective,
+        w.assert_refused(errors.CascadeAlreadyAnswered, h.respond_to_cascade, plan_id=w.plan, objective_id=w.objective,
                   unit_id=w.emea, answer=answer, rationale="changed my mind")  # fmt: skip
 
 
 def test_adapting_needs_a_local_target_and_rationale_and_declining_a_rationale(w: World) -> None:
     cascade(w, (w.emea,))
     ids = {"plan_id": w.plan, "objective_id": w.objective, "unit_id": w.emea}
-    w.refuses(errors.InvalidValue, h.respond_to_cascade, **ids, answer="adapted", rationale="smaller", local_title="L")
-    w.refuses(errors.InvalidValue, h.respond_to_cascade, **ids, answer="adapted", local_title="L",
+    w.assert_refused(
+        errors.InvalidValue, h.respond_to_cascade, **ids, answer="adapted", rationale="smaller", local_title="L"
+    )
+    w.assert_refused(errors.InvalidValue, h.respond_to_cascade, **ids, answer="adapted", local_title="L",
               local_target=Target("revenue", Decimal(5), "EUR"))  # fmt: skip
-    w.refuses(errors.InvalidValue, h.respond_to_cascade, **ids, answer="declined")
-    w.refuses(errors.InvalidValue, h.respond_to_cascade, **ids, answer="maybe")
+    w.assert_refused(errors.InvalidValue, h.respond_to_cascade, **ids, answer="declined")
+    w.assert_refused(errors.InvalidValue, h.respond_to_cascade, **ids, answer="maybe")
     h.respond_to_cascade(w.app, meta(), **ids, answer="adapted", rationale="smaller", local_title="Grow EMEA",
                          local_target=Target("revenue", Decimal(5), "EUR"))  # fmt: skip
     directive = w.app.load(AccountPlan, w.plan).directives[(w.objective, w.emea)]
@@ -92,14 +94,14 @@ def test_actions_and_progress_only_from_entitled_units(w: World) -> None:
     h.respond_to_cascade(w.app, meta(), plan_id=w.plan, objective_id=w.objective, unit_id=w.amer, answer="declined",
                          rationale="no")  # fmt: skip
     for unit in (w.amer, w.emea, w.france):  # declined, unanswered, never addressed
-        w.refuses(errors.ProgressNotEntitled, h.report_progress, plan_id=w.plan, objective_id=w.objective,
+        w.assert_refused(errors.ProgressNotEntitled, h.report_progress, plan_id=w.plan, objective_id=w.objective,
                   unit_id=unit, percent=10)  # fmt: skip
-        w.refuses(errors.ProgressNotEntitled, h.add_action, plan_id=w.plan, action_id=uuid4(), objective_id=w.objective,
+        w.assert_refused(errors.ProgressNotEntitled, h.add_action, plan_id=w.plan, action_id=uuid4(), objective_id=w.objective,
                   unit_id=unit, title="A", owner="o", due_date=date(2027, 1, 1))  # fmt: skip
     for percent in (-1, 101, True):
-        w.refuses(errors.InvalidValue, h.report_progress, plan_id=w.plan, objective_id=w.objective, unit_id=w.hq,
+        w.assert_refused(errors.InvalidValue, h.report_progress, plan_id=w.plan, objective_id=w.objective, unit_id=w.hq,
                   percent=percent)  # fmt: skip
-    w.refuses(errors.NotFound, h.report_progress, plan_id=w.plan, objective_id=uuid4(), unit_id=w.hq, percent=1)
+    w.assert_refused(errors.NotFound, h.report_progress, plan_id=w.plan, objective_id=uuid4(), unit_id=w.hq, percent=1)
 
 
 @pytest.mark.parametrize(
@@ -123,21 +125,25 @@ def test_action_status_follows_the_allowed_transitions(w: World, path: tuple[str
     if allowed:
         h.change_action_status(w.app, meta(), plan_id=w.plan, action_id=action, status=last)
     else:
-        w.refuses(errors.InvalidActionTransition, h.change_action_status, plan_id=w.plan, action_id=action, status=last)
+        w.assert_refused(
+            errors.InvalidActionTransition, h.change_action_status, plan_id=w.plan, action_id=action, status=last
+        )
 
 
 def test_submitted_and_approved_plans_freeze_strategy_until_reopened(w: World) -> None:
     objective = {"objective_id": uuid4(), "unit_id": w.hq, "title": "New", "description": "",
                  "target": Target("n", Decimal(1)), "due_date": date(2027, 1, 1)}  # fmt: skip
-    w.refuses(errors.InvalidPlanTransition, h.approve_plan, plan_id=w.plan)
-    w.refuses(errors.InvalidPlanTransition, h.reopen_plan, plan_id=w.plan)
+    w.assert_refused(errors.InvalidPlanTransition, h.approve_plan, plan_id=w.plan)
+    w.assert_refused(errors.InvalidPlanTransition, h.reopen_plan, plan_id=w.plan)
     h.submit_plan(w.app, meta(), plan_id=w.plan)
-    w.refuses(errors.InvalidPlanTransition, h.submit_plan, plan_id=w.plan)
-    w.refuses(errors.PlanNotEditable, h.set_objective, plan_id=w.plan, **objective)
+    w.assert_refused(errors.InvalidPlanTransition, h.submit_plan, plan_id=w.plan)
+    w.assert_refused(errors.PlanNotEditable, h.set_objective, plan_id=w.plan, **objective)
     h.approve_plan(w.app, meta(), plan_id=w.plan)
     plan = w.app.load(AccountPlan, w.plan)
     assert (plan.status, plan.baseline_version) == ("approved", plan.version)
-    w.refuses(errors.PlanNotEditable, h.add_swot_entry, plan_id=w.plan, entry_id=uuid4(), kind="threat", text="t")
+    w.assert_refused(
+        errors.PlanNotEditable, h.add_swot_entry, plan_id=w.plan, entry_id=uuid4(), kind="threat", text="t"
+    )
     h.report_progress(
         w.app, meta(), plan_id=w.plan, objective_id=w.objective, unit_id=w.hq, percent=20
     )  # execution goes on
@@ -149,7 +155,7 @@ def test_an_empty_plan_cannot_be_submitted(w: World) -> None:
     h.start_plan(w.app, meta(), account_id=w.account, fiscal_period="FY2029")
     from domain.plan import plan_id_for
 
-    w.refuses(errors.InvalidPlanTransition, h.submit_plan, plan_id=plan_id_for(w.account, "FY2029"))
+    w.assert_refused(errors.InvalidPlanTransition, h.submit_plan, plan_id=plan_id_for(w.account, "FY2029"))
 
 
 def test_linked_objectives_must_belong_to_a_unit_above(w: World) -> None:
@@ -158,11 +164,11 @@ def test_linked_objectives_must_belong_to_a_unit_above(w: World) -> None:
     h.set_objective(w.app, meta(), objective_id=uuid4(), unit_id=w.france, linked_objective_id=w.objective, **base)
     paris_objective = uuid4()
     h.set_objective(w.app, meta(), objective_id=paris_objective, unit_id=w.paris, **base)
-    w.refuses(errors.InvalidValue, h.set_objective, objective_id=uuid4(), unit_id=w.france,
+    w.assert_refused(errors.InvalidValue, h.set_objective, objective_id=uuid4(), unit_id=w.france,
               linked_objective_id=paris_objective, **base)  # fmt: skip
-    w.refuses(errors.InvalidValue, h.set_objective, objective_id=uuid4(), unit_id=w.france,
+    w.assert_refused(errors.InvalidValue, h.set_objective, objective_id=uuid4(), unit_id=w.france,
               linked_objective_id=uuid4(), **base)  # fmt: skip
-    w.refuses(errors.AlreadyExists, h.set_objective, objective_id=paris_objective, unit_id=w.paris, **base)
+    w.assert_refused(errors.AlreadyExists, h.set_objective, objective_id=paris_objective, unit_id=w.paris, **base)
 
 
 def test_money_targets_are_never_negative_and_need_a_real_currency() -> None:

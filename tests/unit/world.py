@@ -36,7 +36,7 @@ class World:
     def events(self) -> int:
         return self.app.recorder.max_notification_id() or 0
 
-    def refuses(self, error: type[Exception], handler: object, **kwargs: object) -> Exception:
+    def assert_refused(self, error: type[Exception], handler: object, **kwargs: object) -> Exception:
         """The command raises ``error`` and stores nothing."""
         before = self.events()
         with pytest.raises(error) as raised:
