@@ -38,15 +38,39 @@ def w(memory_app: GamApplication) -> World:
 def test_units_form_the_four_level_tree_with_valid_codes(
     w: World, level: str, parent: str, code: str, error: type
 ) -> None:
-    w.assert_refused(error, h.add_unit, account_id=w.account, unit_id=uuid4(), name="X", level=level,
-              parent_id=getattr(w, parent), code=code)  # fmt: skip
+    w.assert_refused(
+        error,
+        h.add_unit,
+        account_id=w.account,
+        unit_id=uuid4(),
+        name="X",
+        level=level,
+        parent_id=getattr(w, parent),
+        code=code,
+    )
 
 
 def test_unit_ids_are_unique_and_parents_must_exist(w: World) -> None:
-    w.assert_refused(errors.AlreadyExists, h.add_unit, account_id=w.account, unit_id=w.paris, name="Again", level="local",
-              parent_id=w.france, code="FR")  # fmt: skip
-    w.assert_refused(errors.InvalidValue, h.add_unit, account_id=w.account, unit_id=uuid4(), name="Orphan", level="region",
-              parent_id=uuid4(), code="EMEA")  # fmt: skip
+    w.assert_refused(
+        errors.AlreadyExists,
+        h.add_unit,
+        account_id=w.account,
+        unit_id=w.paris,
+        name="Again",
+        level="local",
+        parent_id=w.france,
+        code="FR",
+    )
+    w.assert_refused(
+        errors.InvalidValue,
+        h.add_unit,
+        account_id=w.account,
+        unit_id=uuid4(),
+        name="Orphan",
+        level="region",
+        parent_id=uuid4(),
+        code="EMEA",
+    )
 
 
 def test_closing_needs_closed_children_and_never_hits_hq(w: World) -> None:
@@ -59,25 +83,64 @@ def test_closing_needs_closed_children_and_never_hits_hq(w: World) -> None:
 
 def test_a_closed_unit_takes_nothing_new(w: World) -> None:
     h.close_unit(w.app, meta(), account_id=w.account, unit_id=w.paris)
-    w.assert_refused(errors.UnitClosed, h.add_unit, account_id=w.account, unit_id=uuid4(), name="X", level="local",
-              parent_id=w.paris, code="FR")  # fmt: skip
+    w.assert_refused(
+        errors.UnitClosed,
+        h.add_unit,
+        account_id=w.account,
+        unit_id=uuid4(),
+        name="X",
+        level="local",
+        parent_id=w.paris,
+        code="FR",
+    )
     w.assert_refused(errors.UnitClosed, h.rename_unit, account_id=w.account, unit_id=w.paris, name="Y")
     w.assert_refused(errors.UnitClosed, h.close_unit, account_id=w.account, unit_id=w.paris)
     w.assert_refused(
         errors.UnitClosed, h.assign_team_member, account_id=w.account, member="a", unit_id=w.paris, role="gam"
     )
-    w.assert_refused(errors.UnitClosed, h.open_deal, deal_id=uuid4(), account_id=w.account, unit_id=w.paris, title="D",
-              amount=Money(Decimal(1), "EUR"), expected_close=date(2027, 1, 1), owner="bob")  # fmt: skip
-    w.assert_refused(errors.UnitClosed, h.identify_stakeholder, stakeholder_id=uuid4(), account_id=w.account,
-              unit_id=w.paris, title="CEO", personal=PersonalData("X"))  # fmt: skip
-    w.assert_refused(errors.UnitClosed, h.set_objective, plan_id=w.plan, objective_id=uuid4(), unit_id=w.paris, title="O",
-              description="", target=Target("n", Decimal(1)), due_date=date(2027, 1, 1))  # fmt: skip
+    w.assert_refused(
+        errors.UnitClosed,
+        h.open_deal,
+        deal_id=uuid4(),
+        account_id=w.account,
+        unit_id=w.paris,
+        title="D",
+        amount=Money(Decimal(1), "EUR"),
+        expected_close=date(2027, 1, 1),
+        owner="bob",
+    )
+    w.assert_refused(
+        errors.UnitClosed,
+        h.identify_stakeholder,
+        stakeholder_id=uuid4(),
+        account_id=w.account,
+        unit_id=w.paris,
+        title="CEO",
+        personal=PersonalData("X"),
+    )
+    w.assert_refused(
+        errors.UnitClosed,
+        h.set_objective,
+        plan_id=w.plan,
+        objective_id=uuid4(),
+        unit_id=w.paris,
+        title="O",
+        description="",
+        target=Target("n", Decimal(1)),
+        due_date=date(2027, 1, 1),
+    )
 
 
 def test_team_assignments_are_unique_and_removal_needs_one(w: World) -> None:
     h.assign_team_member(w.app, meta(), account_id=w.account, member="ann", unit_id=w.emea, role="regional_am")
-    w.assert_refused(errors.AlreadyExists, h.assign_team_member, account_id=w.account, member="ann", unit_id=w.emea,
-              role="regional_am")  # fmt: skip
+    w.assert_refused(
+        errors.AlreadyExists,
+        h.assign_team_member,
+        account_id=w.account,
+        member="ann",
+        unit_id=w.emea,
+        role="regional_am",
+    )
     w.assert_refused(
         errors.InvalidValue, h.assign_team_member, account_id=w.account, member="ann", unit_id=w.emea, role="boss"
     )
@@ -99,8 +162,15 @@ def test_team_assignments_are_unique_and_removal_needs_one(w: World) -> None:
     ],
 )
 def test_account_creation_validates_its_facts(w: World, field: str, value: str) -> None:
-    facts = {"name": "New", "industry": "x", "hq_country": "FR", "reporting_currency": "EUR", "tier": "tier_2",
-             "governance_model": "separate", field: value}  # fmt: skip
+    facts = {
+        "name": "New",
+        "industry": "x",
+        "hq_country": "FR",
+        "reporting_currency": "EUR",
+        "tier": "tier_2",
+        "governance_model": "separate",
+        field: value,
+    }
     error = w.assert_refused(errors.InvalidValue, h.create_account, account_id=uuid4(), hq_unit_id=uuid4(), **facts)
     assert error.field == field  # type: ignore[attr-defined]
 
@@ -108,8 +178,17 @@ def test_account_creation_validates_its_facts(w: World, field: str, value: str) 
 def test_an_archived_account_refuses_every_change(w: World) -> None:
     h.archive_account(w.app, meta(), account_id=w.account)
     account_commands = [
-        (h.add_unit, {"account_id": w.account, "unit_id": uuid4(), "name": "X", "level": "region",
-                      "parent_id": w.hq, "code": "X"}),
+        (
+            h.add_unit,
+            {
+                "account_id": w.account,
+                "unit_id": uuid4(),
+                "name": "X",
+                "level": "region",
+                "parent_id": w.hq,
+                "code": "X",
+            },
+        ),
         (h.rename_unit, {"account_id": w.account, "unit_id": w.emea, "name": "Y"}),
         (h.assign_team_member, {"account_id": w.account, "member": "z", "unit_id": w.hq, "role": "gam"}),
         (h.archive_account, {"account_id": w.account}),
@@ -119,7 +198,7 @@ def test_an_archived_account_refuses_every_change(w: World) -> None:
         (h.rate_influence, {"stakeholder_id": w.person, "influence": 3}),
         (h.move_deal_stage, {"deal_id": w.deal, "to_stage": "qualification"}),
         (h.start_plan, {"account_id": w.account, "fiscal_period": "FY2028"}),
-    ]  # fmt: skip
+    ]
     for handler, kwargs in account_commands:
         w.assert_refused(errors.AccountArchived, handler, **kwargs)
 

@@ -26,8 +26,15 @@ def w(memory_app: GamApplication) -> World:
 
 def person(w: World, account: UUID | None = None, unit: UUID | None = None) -> UUID:
     new = uuid4()
-    h.identify_stakeholder(w.app, meta(), stakeholder_id=new, account_id=account or w.account, unit_id=unit or w.hq,
-                           title="VP", personal=PersonalData("Someone"))  # fmt: skip
+    h.identify_stakeholder(
+        w.app,
+        meta(),
+        stakeholder_id=new,
+        account_id=account or w.account,
+        unit_id=unit or w.hq,
+        title="VP",
+        personal=PersonalData("Someone"),
+    )
     return new
 
 
@@ -76,15 +83,37 @@ def test_a_leaver_is_history(w: World) -> None:
 
 def test_interactions_are_not_logged_ahead_of_time_or_twice(w: World) -> None:
     m = meta()
-    w.assert_refused(errors.InvalidValue, h.log_interaction, stakeholder_id=w.person, interaction_id=uuid4(),
-              occurred_at=m.at + timedelta(days=1), channel="call", summary="Future")  # fmt: skip
+    w.assert_refused(
+        errors.InvalidValue,
+        h.log_interaction,
+        stakeholder_id=w.person,
+        interaction_id=uuid4(),
+        occurred_at=m.at + timedelta(days=1),
+        channel="call",
+        summary="Future",
+    )
     interaction = uuid4()
-    h.log_interaction(w.app, m, stakeholder_id=w.person, interaction_id=interaction, occurred_at=m.at, channel="call",
-                      summary="Met")  # fmt: skip
-    w.assert_refused(errors.AlreadyExists, h.log_interaction, stakeholder_id=w.person, interaction_id=interaction,
-              occurred_at=m.at, channel="call", summary="Again")  # fmt: skip
-    w.assert_refused(errors.InvalidValue, h.log_interaction, stakeholder_id=w.person, interaction_id=uuid4(),
-              occurred_at=m.at, channel="telepathy", summary="Hm")  # fmt: skip
+    h.log_interaction(
+        w.app, m, stakeholder_id=w.person, interaction_id=interaction, occurred_at=m.at, channel="call", summary="Met"
+    )
+    w.assert_refused(
+        errors.AlreadyExists,
+        h.log_interaction,
+        stakeholder_id=w.person,
+        interaction_id=interaction,
+        occurred_at=m.at,
+        channel="call",
+        summary="Again",
+    )
+    w.assert_refused(
+        errors.InvalidValue,
+        h.log_interaction,
+        stakeholder_id=w.person,
+        interaction_id=uuid4(),
+        occurred_at=m.at,
+        channel="telepathy",
+        summary="Hm",
+    )
 
 
 def test_personal_data_is_validated() -> None:
@@ -95,8 +124,17 @@ def test_personal_data_is_validated() -> None:
 
 
 def test_amounts_are_never_negative_and_keep_their_currency(w: World) -> None:
-    w.assert_refused(errors.NegativeAmount, h.open_deal, deal_id=uuid4(), account_id=w.account, unit_id=w.paris, title="D",
-              amount=Money(Decimal("-0.01"), "EUR"), expected_close=date(2027, 1, 1), owner="bob")  # fmt: skip
+    w.assert_refused(
+        errors.NegativeAmount,
+        h.open_deal,
+        deal_id=uuid4(),
+        account_id=w.account,
+        unit_id=w.paris,
+        title="D",
+        amount=Money(Decimal("-0.01"), "EUR"),
+        expected_close=date(2027, 1, 1),
+        owner="bob",
+    )
     w.assert_refused(errors.NegativeAmount, h.change_deal_amount, deal_id=w.deal, amount=Money(Decimal(-5), "EUR"))
     w.assert_refused(errors.CurrencyMismatch, h.change_deal_amount, deal_id=w.deal, amount=Money(Decimal(5), "USD"))
     with pytest.raises(errors.InvalidValue):
@@ -144,13 +182,26 @@ def test_closed_deals_change_only_after_reopening(w: World) -> None:
 
 def test_buying_influences_come_from_the_same_customer(w: World) -> None:
     other = build_world(w.app)
-    w.assert_refused(errors.UnitOfAnotherAccount, h.attach_buying_influence, deal_id=w.deal, stakeholder_id=other.person,
-              role="coach", degree="high")  # fmt: skip
-    w.assert_refused(errors.InvalidValue, h.attach_buying_influence, deal_id=w.deal, stakeholder_id=w.person,
-              role="sponsor", degree="high")  # fmt: skip
+    w.assert_refused(
+        errors.UnitOfAnotherAccount,
+        h.attach_buying_influence,
+        deal_id=w.deal,
+        stakeholder_id=other.person,
+        role="coach",
+        degree="high",
+    )
+    w.assert_refused(
+        errors.InvalidValue,
+        h.attach_buying_influence,
+        deal_id=w.deal,
+        stakeholder_id=w.person,
+        role="sponsor",
+        degree="high",
+    )
     w.assert_refused(errors.NotFound, h.detach_buying_influence, deal_id=w.deal, stakeholder_id=w.person, role="coach")
-    h.attach_buying_influence(w.app, meta(), deal_id=w.deal, stakeholder_id=w.person, role="economic_buyer",
-                              degree="high", note="Signs")  # fmt: skip
+    h.attach_buying_influence(
+        w.app, meta(), deal_id=w.deal, stakeholder_id=w.person, role="economic_buyer", degree="high", note="Signs"
+    )
     h.detach_buying_influence(w.app, meta(), deal_id=w.deal, stakeholder_id=w.person, role="economic_buyer")
     assert w.app.load(Deal, w.deal).influences == {}
 
@@ -163,15 +214,27 @@ def test_meddpicc_elements_and_statuses_are_checked(w: World) -> None:
 
 
 def test_linked_objectives_must_exist_in_the_named_plan(w: World) -> None:
-    base = {"account_id": w.account, "unit_id": w.paris, "title": "D", "amount": Money(Decimal(1), "EUR"),
-            "expected_close": date(2027, 1, 1), "owner": "bob"}  # fmt: skip
+    base = {
+        "account_id": w.account,
+        "unit_id": w.paris,
+        "title": "D",
+        "amount": Money(Decimal(1), "EUR"),
+        "expected_close": date(2027, 1, 1),
+        "owner": "bob",
+    }
     w.assert_refused(
         errors.InvalidValue, h.open_deal, deal_id=uuid4(), plan_id=w.plan, linked_objective_ids=(uuid4(),), **base
     )
     w.assert_refused(errors.InvalidValue, h.open_deal, deal_id=uuid4(), linked_objective_ids=(w.objective,), **base)
     other = build_world(w.app)
-    w.assert_refused(errors.UnitOfAnotherAccount, h.open_deal, deal_id=uuid4(), plan_id=other.plan,
-              linked_objective_ids=(other.objective,), **base)  # fmt: skip
+    w.assert_refused(
+        errors.UnitOfAnotherAccount,
+        h.open_deal,
+        deal_id=uuid4(),
+        plan_id=other.plan,
+        linked_objective_ids=(other.objective,),
+        **base,
+    )
     w.assert_refused(errors.AlreadyExists, h.open_deal, deal_id=w.deal, **base)
     for probability in (-1, 101):
         w.assert_refused(errors.InvalidValue, h.open_deal, deal_id=uuid4(), probability=probability, **base)

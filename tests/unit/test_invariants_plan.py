@@ -24,8 +24,9 @@ def w(memory_app: GamApplication) -> World:
 
 
 def cascade(w: World, to: tuple[UUID, ...], source: UUID | None = None) -> None:
-    h.cascade_objective(w.app, meta(), plan_id=w.plan, objective_id=w.objective, from_unit_id=source or w.hq,
-                        to_unit_ids=to)  # fmt: skip
+    h.cascade_objective(
+        w.app, meta(), plan_id=w.plan, objective_id=w.objective, from_unit_id=source or w.hq, to_unit_ids=to
+    )
 
 
 def test_fiscal_periods_look_like_fy_and_one_plan_per_account_and_period(w: World) -> None:
@@ -36,41 +37,97 @@ def test_fiscal_periods_look_like_fy_and_one_plan_per_account_and_period(w: Worl
 
 
 def test_cascade_goes_only_strictly_below_the_source(w: World) -> None:
-    w.assert_refused(errors.CascadeNotBelowSource, h.cascade_objective, plan_id=w.plan, objective_id=w.objective,
-              from_unit_id=w.hq, to_unit_ids=(w.hq,))  # fmt: skip
+    w.assert_refused(
+        errors.CascadeNotBelowSource,
+        h.cascade_objective,
+        plan_id=w.plan,
+        objective_id=w.objective,
+        from_unit_id=w.hq,
+        to_unit_ids=(w.hq,),
+    )
     cascade(w, (w.emea,))
     h.respond_to_cascade(w.app, meta(), plan_id=w.plan, objective_id=w.objective, unit_id=w.emea, answer="adopted")
-    w.assert_refused(errors.CascadeNotBelowSource, h.cascade_objective, plan_id=w.plan, objective_id=w.objective,
-              from_unit_id=w.emea, to_unit_ids=(w.us,))  # another region's country  # fmt: skip
+    w.assert_refused(
+        errors.CascadeNotBelowSource,
+        h.cascade_objective,
+        plan_id=w.plan,
+        objective_id=w.objective,
+        from_unit_id=w.emea,
+        to_unit_ids=(w.us,),
+    )  # another region's country
     cascade(w, (w.france, w.paris), source=w.emea)  # two levels down is still below
 
 
 def test_only_the_owner_or_a_unit_that_took_it_on_cascades(w: World) -> None:
     cascade(w, (w.emea, w.amer))
-    w.assert_refused(errors.CascadeSourceNotEntitled, h.cascade_objective, plan_id=w.plan, objective_id=w.objective,
-              from_unit_id=w.emea, to_unit_ids=(w.france,))  # not answered yet  # fmt: skip
-    h.respond_to_cascade(w.app, meta(), plan_id=w.plan, objective_id=w.objective, unit_id=w.amer, answer="declined",
-                         rationale="No budget")  # fmt: skip
-    w.assert_refused(errors.CascadeSourceNotEntitled, h.cascade_objective, plan_id=w.plan, objective_id=w.objective,
-              from_unit_id=w.amer, to_unit_ids=(w.us,))  # declined it  # fmt: skip
+    w.assert_refused(
+        errors.CascadeSourceNotEntitled,
+        h.cascade_objective,
+        plan_id=w.plan,
+        objective_id=w.objective,
+        from_unit_id=w.emea,
+        to_unit_ids=(w.france,),
+    )  # not answered yet
+    h.respond_to_cascade(
+        w.app,
+        meta(),
+        plan_id=w.plan,
+        objective_id=w.objective,
+        unit_id=w.amer,
+        answer="declined",
+        rationale="No budget",
+    )
+    w.assert_refused(
+        errors.CascadeSourceNotEntitled,
+        h.cascade_objective,
+        plan_id=w.plan,
+        objective_id=w.objective,
+        from_unit_id=w.amer,
+        to_unit_ids=(w.us,),
+    )  # declined it
 
 
 def test_each_unit_receives_an_objective_once(w: World) -> None:
     cascade(w, (w.emea,))
-    w.assert_refused(errors.AlreadyCascaded, h.cascade_objective, plan_id=w.plan, objective_id=w.objective,
-              from_unit_id=w.hq, to_unit_ids=(w.amer, w.emea))  # fmt: skip
-    w.assert_refused(errors.InvalidValue, h.cascade_objective, plan_id=w.plan, objective_id=w.objective,
-              from_unit_id=w.hq, to_unit_ids=())  # fmt: skip
+    w.assert_refused(
+        errors.AlreadyCascaded,
+        h.cascade_objective,
+        plan_id=w.plan,
+        objective_id=w.objective,
+        from_unit_id=w.hq,
+        to_unit_ids=(w.amer, w.emea),
+    )
+    w.assert_refused(
+        errors.InvalidValue,
+        h.cascade_objective,
+        plan_id=w.plan,
+        objective_id=w.objective,
+        from_unit_id=w.hq,
+        to_unit_ids=(),
+    )
 
 
 def test_only_addressed_units_answer_and_only_once(w: World) -> None:
     cascade(w, (w.emea,))
-    w.assert_refused(errors.CascadeNotAddressedToUnit, h.respond_to_cascade, plan_id=w.plan, objective_id=w.objective,
-              unit_id=w.amer, answer="adopted")  # fmt: skip
+    w.assert_refused(
+        errors.CascadeNotAddressedToUnit,
+        h.respond_to_cascade,
+        plan_id=w.plan,
+        objective_id=w.objective,
+        unit_id=w.amer,
+        answer="adopted",
+    )
     h.respond_to_cascade(w.app, meta(), plan_id=w.plan, objective_id=w.objective, unit_id=w.emea, answer="adopted")
     for answer in ("adopted", "declined"):
-        w.assert_refused(errors.CascadeAlreadyAnswered, h.respond_to_cascade, plan_id=w.plan, objective_id=w.objective,
-                  unit_id=w.emea, answer=answer, rationale="changed my mind")  # fmt: skip
+        w.assert_refused(
+            errors.CascadeAlreadyAnswered,
+            h.respond_to_cascade,
+            plan_id=w.plan,
+            objective_id=w.objective,
+            unit_id=w.emea,
+            answer=answer,
+            rationale="changed my mind",
+        )
 
 
 def test_adapting_needs_a_local_target_and_rationale_and_declining_a_rationale(w: World) -> None:
@@ -79,28 +136,63 @@ def test_adapting_needs_a_local_target_and_rationale_and_declining_a_rationale(w
     w.assert_refused(
         errors.InvalidValue, h.respond_to_cascade, **ids, answer="adapted", rationale="smaller", local_title="L"
     )
-    w.assert_refused(errors.InvalidValue, h.respond_to_cascade, **ids, answer="adapted", local_title="L",
-              local_target=Target("revenue", Decimal(5), "EUR"))  # fmt: skip
+    w.assert_refused(
+        errors.InvalidValue,
+        h.respond_to_cascade,
+        **ids,
+        answer="adapted",
+        local_title="L",
+        local_target=Target("revenue", Decimal(5), "EUR"),
+    )
     w.assert_refused(errors.InvalidValue, h.respond_to_cascade, **ids, answer="declined")
     w.assert_refused(errors.InvalidValue, h.respond_to_cascade, **ids, answer="maybe")
-    h.respond_to_cascade(w.app, meta(), **ids, answer="adapted", rationale="smaller", local_title="Grow EMEA",
-                         local_target=Target("revenue", Decimal(5), "EUR"))  # fmt: skip
+    h.respond_to_cascade(
+        w.app,
+        meta(),
+        **ids,
+        answer="adapted",
+        rationale="smaller",
+        local_title="Grow EMEA",
+        local_target=Target("revenue", Decimal(5), "EUR"),
+    )
     directive = w.app.load(AccountPlan, w.plan).directives[(w.objective, w.emea)]
     assert (directive.answer, directive.local_title, directive.rationale) == ("adapted", "Grow EMEA", "smaller")
 
 
 def test_actions_and_progress_only_from_entitled_units(w: World) -> None:
     cascade(w, (w.emea, w.amer))
-    h.respond_to_cascade(w.app, meta(), plan_id=w.plan, objective_id=w.objective, unit_id=w.amer, answer="declined",
-                         rationale="no")  # fmt: skip
+    h.respond_to_cascade(
+        w.app, meta(), plan_id=w.plan, objective_id=w.objective, unit_id=w.amer, answer="declined", rationale="no"
+    )
     for unit in (w.amer, w.emea, w.france):  # declined, unanswered, never addressed
-        w.assert_refused(errors.ProgressNotEntitled, h.report_progress, plan_id=w.plan, objective_id=w.objective,
-                  unit_id=unit, percent=10)  # fmt: skip
-        w.assert_refused(errors.ProgressNotEntitled, h.add_action, plan_id=w.plan, action_id=uuid4(), objective_id=w.objective,
-                  unit_id=unit, title="A", owner="o", due_date=date(2027, 1, 1))  # fmt: skip
+        w.assert_refused(
+            errors.ProgressNotEntitled,
+            h.report_progress,
+            plan_id=w.plan,
+            objective_id=w.objective,
+            unit_id=unit,
+            percent=10,
+        )
+        w.assert_refused(
+            errors.ProgressNotEntitled,
+            h.add_action,
+            plan_id=w.plan,
+            action_id=uuid4(),
+            objective_id=w.objective,
+            unit_id=unit,
+            title="A",
+            owner="o",
+            due_date=date(2027, 1, 1),
+        )
     for percent in (-1, 101, True):
-        w.assert_refused(errors.InvalidValue, h.report_progress, plan_id=w.plan, objective_id=w.objective, unit_id=w.hq,
-                  percent=percent)  # fmt: skip
+        w.assert_refused(
+            errors.InvalidValue,
+            h.report_progress,
+            plan_id=w.plan,
+            objective_id=w.objective,
+            unit_id=w.hq,
+            percent=percent,
+        )
     w.assert_refused(errors.NotFound, h.report_progress, plan_id=w.plan, objective_id=uuid4(), unit_id=w.hq, percent=1)
 
 
@@ -117,8 +209,17 @@ def test_actions_and_progress_only_from_entitled_units(w: World) -> None:
 )
 def test_action_status_follows_the_allowed_transitions(w: World, path: tuple[str, ...], allowed: bool) -> None:
     action = uuid4()
-    h.add_action(w.app, meta(), plan_id=w.plan, action_id=action, objective_id=w.objective, unit_id=w.hq, title="A",
-                 owner="o", due_date=date(2027, 1, 1))  # fmt: skip
+    h.add_action(
+        w.app,
+        meta(),
+        plan_id=w.plan,
+        action_id=action,
+        objective_id=w.objective,
+        unit_id=w.hq,
+        title="A",
+        owner="o",
+        due_date=date(2027, 1, 1),
+    )
     *fine, last = path
     for status in fine:
         h.change_action_status(w.app, meta(), plan_id=w.plan, action_id=action, status=status)
@@ -131,8 +232,14 @@ def test_action_status_follows_the_allowed_transitions(w: World, path: tuple[str
 
 
 def test_submitted_and_approved_plans_freeze_strategy_until_reopened(w: World) -> None:
-    objective = {"objective_id": uuid4(), "unit_id": w.hq, "title": "New", "description": "",
-                 "target": Target("n", Decimal(1)), "due_date": date(2027, 1, 1)}  # fmt: skip
+    objective = {
+        "objective_id": uuid4(),
+        "unit_id": w.hq,
+        "title": "New",
+        "description": "",
+        "target": Target("n", Decimal(1)),
+        "due_date": date(2027, 1, 1),
+    }
     w.assert_refused(errors.InvalidPlanTransition, h.approve_plan, plan_id=w.plan)
     w.assert_refused(errors.InvalidPlanTransition, h.reopen_plan, plan_id=w.plan)
     h.submit_plan(w.app, meta(), plan_id=w.plan)
@@ -159,15 +266,32 @@ def test_an_empty_plan_cannot_be_submitted(w: World) -> None:
 
 
 def test_linked_objectives_must_belong_to_a_unit_above(w: World) -> None:
-    base = {"plan_id": w.plan, "title": "Local", "description": "", "target": Target("n", Decimal(1)),
-            "due_date": date(2027, 1, 1)}  # fmt: skip
+    base = {
+        "plan_id": w.plan,
+        "title": "Local",
+        "description": "",
+        "target": Target("n", Decimal(1)),
+        "due_date": date(2027, 1, 1),
+    }
     h.set_objective(w.app, meta(), objective_id=uuid4(), unit_id=w.france, linked_objective_id=w.objective, **base)
     paris_objective = uuid4()
     h.set_objective(w.app, meta(), objective_id=paris_objective, unit_id=w.paris, **base)
-    w.assert_refused(errors.InvalidValue, h.set_objective, objective_id=uuid4(), unit_id=w.france,
-              linked_objective_id=paris_objective, **base)  # fmt: skip
-    w.assert_refused(errors.InvalidValue, h.set_objective, objective_id=uuid4(), unit_id=w.france,
-              linked_objective_id=uuid4(), **base)  # fmt: skip
+    w.assert_refused(
+        errors.InvalidValue,
+        h.set_objective,
+        objective_id=uuid4(),
+        unit_id=w.france,
+        linked_objective_id=paris_objective,
+        **base,
+    )
+    w.assert_refused(
+        errors.InvalidValue,
+        h.set_objective,
+        objective_id=uuid4(),
+        unit_id=w.france,
+        linked_objective_id=uuid4(),
+        **base,
+    )
     w.assert_refused(errors.AlreadyExists, h.set_objective, objective_id=paris_objective, unit_id=w.paris, **base)
 
 
@@ -185,6 +309,7 @@ def test_a_plan_refuses_another_accounts_unit_tree(w: World) -> None:
     plan = w.app.load(AccountPlan, w.plan)
     foreign = UnitTree(uuid4(), ())
     with pytest.raises(errors.UnitOfAnotherAccount):
-        plan.cascade_objective(objective_id=w.objective, from_unit_id=w.hq, to_unit_ids=(w.emea,), tree=foreign,
-                               meta=meta())  # fmt: skip
+        plan.cascade_objective(
+            objective_id=w.objective, from_unit_id=w.hq, to_unit_ids=(w.emea,), tree=foreign, meta=meta()
+        )
     assert plan.pending_events == []
