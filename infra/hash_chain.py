@@ -36,11 +36,19 @@ VERIFY_BATCH = 2_000
 def link_for(
     previous: bytes, position: int, originator_id: UUID | str, version: int, topic: str, state: bytes
 ) -> bytes:
-    digest = hashlib.sha256(previous)
-    header = f"{position}\x1f{originator_id}\x1f{version}\x1f{topic}\x1f{len(state)}\x1f".encode()
-    digest.update(header)
-    digest.update(state)
-    return digest.digest()
+    return link_from_digest(previous, position, originator_id, version, topic, hashlib.sha256(state).digest())
+
+
+def link_from_digest(
+    previous: bytes, position: int, originator_id: UUID | str, version: int, topic: str, state_sha256: bytes
+) -> bytes:
+    """``SHA-256(previous link ‖ position, entity, version, topic ‖ SHA-256(stored state))``.
+
+    Linking the state's digest rather than the state lets an audit export carry
+    what an auditor needs to check every link without copying event contents.
+    """
+    header = f"{position}\x1f{_id(originator_id)}\x1f{version}\x1f{topic}\x1f".encode()
+    return hashlib.sha256(previous + header + state_sha256).digest()
 
 
 class SQLiteChainedRecorder(SQLiteApplicationRecorder):
@@ -68,6 +76,12 @@ class SQLiteChainedRecorder(SQLiteApplicationRecorder):
         with self.datastore.transaction(commit=False) as c:
             c.execute(f"SELECT position, link FROM {CHAIN_TABLE} WHERE position >= ? AND position <= ?", (start, stop))  # noqa: S608
             return {r[0]: bytes(r[1]) for r in c.fetchall()}
+
+    def link_before(self, position: int) -> bytes:
+        with self.datastore.transaction(commit=False) as c:
+            c.execute(f"SELECT link FROM {CHAIN_TABLE} WHERE position < ? ORDER BY position DESC LIMIT 1", (position,))  # noqa: S608
+            row = c.fetchone()
+            return bytes(row[0]) if row else GENESIS
 
     def max_link_position(self) -> int:
         with self.datastore.transaction(commit=False) as c:
@@ -109,6 +123,15 @@ class PostgresChainedRecorder(PostgresApplicationRecorder):
             )
             return {r["position"]: bytes(r["link"]) for r in curs.fetchall()}
 
+    def link_before(self, position: int) -> bytes:
+        with self.datastore.transaction(commit=False) as curs:
+            curs.execute(
+                SQL("SELECT link FROM {0} WHERE position < %s ORDER BY position DESC LIMIT 1").format(self.chain_table),
+                (position,),
+            )
+            row = curs.fetchone()
+            return bytes(row["link"]) if row else GENESIS
+
     def max_link_position(self) -> int:
         with self.datastore.transaction(commit=False) as curs:
             curs.execute(SQL("SELECT MAX(position) AS m FROM {0}").format(self.chain_table))
@@ -118,6 +141,46 @@ class PostgresChainedRecorder(PostgresApplicationRecorder):
 
 def _id(originator_id: UUID | str) -> str:
     return originator_id.hex if isinstance(originator_id, UUID) else str(originator_id)
+
+
+@dataclass(frozen=True)
+class ChainEntry:
+    """What an auditor needs to check one link: its inputs and its predecessor's link."""
+
+    position: int
+    entity_id: str
+    version: int
+    topic: str
+    state_sha256: str
+    previous_link: str
+    link: str
+
+
+def chain_entries(recorder: ApplicationRecorder, positions: Sequence[int]) -> dict[int, ChainEntry]:
+    """Chain entries for the given positions (a filtered export's rows)."""
+    if not positions or not isinstance(recorder, SQLiteChainedRecorder | PostgresChainedRecorder):
+        return {}
+    low, high = min(positions), max(positions)
+    links = recorder.select_links(low, high)
+    ordered = sorted(links)
+    before_low = recorder.link_before(low)  # positions may have gaps: the predecessor is the last link before
+    previous_of = {p: (links[ordered[i - 1]] if i else before_low) for i, p in enumerate(ordered)}
+    wanted = set(positions)
+    notifications = recorder.select_notifications(start=low, limit=high - low + 1, stop=high)
+    events = {n.id: n for n in notifications if n.id in wanted}
+    return {
+        p: ChainEntry(
+            position=p,
+            entity_id=_id(events[p].originator_id),
+            version=events[p].originator_version,
+            topic=events[p].topic,
+            state_sha256=hashlib.sha256(events[p].state).hexdigest(),
+            previous_link=previous_of[p].hex(),
+            link=links[p].hex(),
+        )
+        for p in positions
+        if p in events and p in links
+    }
 
 
 @dataclass(frozen=True)

@@ -7,8 +7,11 @@ their data went. The store comes from the ``GAM_*`` environment (see
 
 from __future__ import annotations
 
+import sys
 import time
+from contextlib import nullcontext
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -243,6 +246,38 @@ def audit_verify(
             console.print(f"first affected event of account {account}: {where}")
         raise typer.Exit(1)
     finally:
+        app.close()
+
+
+@audit_cli.command("export")
+def audit_export(
+    account: Annotated[str | None, typer.Option(help="Only this account's events (default: every event).")] = None,
+    from_time: Annotated[datetime | None, typer.Option("--from", help="From this UTC time (inclusive).")] = None,
+    to_time: Annotated[datetime | None, typer.Option("--to", help="Until this UTC time (exclusive).")] = None,
+    fmt: Annotated[str, typer.Option("--format", help="jsonl or csv.")] = "jsonl",
+    output: Annotated[Path | None, typer.Option(help="Write to this file (default: standard output).")] = None,
+) -> None:
+    """Stream the audit trail with each row's hash-chain link, for checking outside the system."""
+    from uuid import UUID
+
+    from services.audit_export import export_rows, render
+
+    if fmt not in ("jsonl", "csv"):
+        raise typer.BadParameter("choose jsonl or csv", param_hint="--format")
+    settings = Settings()
+    err = Console(stderr=True)
+    err.print(f"[dim]store:[/dim] {settings.describe_store()}")
+    app = GamApplication(settings.eventsourcing_env())
+    projector = Projector.open(app, settings, ["audit_trail"])
+    since, until = (t if t is None or t.tzinfo else t.replace(tzinfo=UTC) for t in (from_time, to_time))
+    try:
+        projector.catch_up()
+        rows = export_rows(projector, account_id=UUID(account) if account else None, since=since, until=until)
+        with output.open("w", encoding="utf-8", newline="") if output else nullcontext(sys.stdout) as sink:
+            for line in render(rows, fmt):  # type: ignore[arg-type]
+                sink.write(line)
+    finally:
+        projector.close()
         app.close()
 
 
