@@ -49,8 +49,8 @@ def show_account_view(console: Console, result: ViewResult[dict[str, Any] | None
     people = Table(title="Relationships per unit (health 0–100)")
     for column in ("unit", "people", "mean sentiment", "health"):
         people.add_column(column, justify="left" if column == "unit" else "right")
-    for unit, row in view["stakeholders"]["per_unit"].items():
-        people.add_row(unit, str(row["people"]), row["mean_sentiment"] or "–", str(row["health"]))
+    for row in view["stakeholders"]["per_unit"].values():
+        people.add_row(row["unit"], str(row["people"]), row["mean_sentiment"] or "–", str(row["health"]))
     console.print(people)
     win = view["win_rate"]
     console.print(

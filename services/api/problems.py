@@ -9,6 +9,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
+from projections.exchange_rates import UnknownCurrency
 from services.projector import ViewNotReady
 
 PROBLEM = "application/problem+json"
@@ -32,6 +33,11 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(ViewNotReady)
     async def not_ready(_: Request, error: ViewNotReady) -> JSONResponse:
         return problem(503, "View not up to date yet", str(error), view=error.view_name, position=error.reached)
+
+    @app.exception_handler(UnknownCurrency)
+    async def no_rate(_: Request, error: UnknownCurrency) -> JSONResponse:
+        # Configuration, not the caller's input: the rate table (GAM_FX_RATES_FILE) lacks a currency.
+        return problem(500, "No exchange rate", str(error), rule="exchange_rate_missing")
 
     @app.exception_handler(HTTPException)
     async def http(_: Request, error: HTTPException) -> JSONResponse:
