@@ -11,7 +11,8 @@ from __future__ import annotations
 import functools
 import re
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,7 +27,7 @@ from infra.views_sqlite import SQLiteViewRecorder
 from projections.account_view import AccountViewProjection
 from projections.audit_trail import AuditTrailProjection
 from projections.base import ViewProjection
-from projections.ports import ViewRecorder
+from projections.ports import AuditRow, Document, ViewChange, ViewRecorder
 from projections.strategy_flow import StrategyFlowProjection
 from services.app import GamApplication
 
@@ -74,6 +75,57 @@ class ViewNotReady(TimeoutError):
         self.reached = reached
 
 
+class _Batch:
+    """Stands in for a view during one batch of catch-up: reads see the batch's own
+    writes, and :meth:`flush` stores every change with the batch's last tracking
+    position in one transaction, so a crash loses the whole batch or nothing."""
+
+    def __init__(self, view: ViewRecorder) -> None:
+        self.view = view
+        self.pending: dict[str, Document | None] = {}
+        self.audit_rows: list[AuditRow] = []
+        self.tracking: Tracking | None = None
+
+    def documents(self, keys: Sequence[str]) -> dict[str, Document]:
+        found = {k: v for k in keys if (v := self.pending.get(k)) is not None}
+        found.update(self.view.documents([k for k in keys if k not in self.pending]))
+        return found
+
+    def documents_with_prefix(self, prefix: str) -> dict[str, Document]:
+        merged = {
+            **self.view.documents_with_prefix(prefix),
+            **{k: v for k, v in self.pending.items() if k.startswith(prefix)},
+        }
+        return {k: v for k, v in sorted(merged.items()) if v is not None}
+
+    def record(self, change: ViewChange, tracking: Tracking) -> None:
+        self.pending.update(change.documents)
+        self.audit_rows.extend(change.audit_rows)
+        self.tracking = tracking
+
+    def flush(self) -> None:
+        if self.tracking is not None:
+            self.view.record(ViewChange(documents=self.pending, audit_rows=self.audit_rows), self.tracking)
+
+
+@contextmanager
+def batched(projections: Iterable[ViewProjection]) -> Iterator[None]:
+    """Run the projections against batches; flush each view's batch if the block succeeds."""
+    swapped = [(projection, projection.view) for projection in projections]
+    batches = []
+    for projection, view in swapped:
+        batch = _Batch(view)
+        batches.append(batch)
+        projection._view = batch  # type: ignore[assignment]
+    try:
+        yield
+        for batch in batches:
+            batch.flush()
+    finally:
+        for projection, view in swapped:
+            projection._view = view
+
+
 @dataclass
 class Projector:
     """The application and the views it feeds, in one process."""
@@ -109,14 +161,15 @@ class Projector:
             notifications = self.app.recorder.select_notifications(start=start + 1, limit=batch)
             if not notifications:
                 break
-            for notification in notifications:
-                event = self.app.mapper.to_domain_event(notification)
-                tracking = Tracking(self.app.name, notification.id)
-                for name, projection in self.projections.items():
-                    if notification.id > positions[name]:
-                        projection.process_event(event, tracking)
-                        positions[name] = notification.id
-                        processed += 1
+            with batched(self.projections.values()):
+                for notification in notifications:
+                    event = self.app.mapper.to_domain_event(notification)
+                    tracking = Tracking(self.app.name, notification.id)
+                    for name, projection in self.projections.items():
+                        if notification.id > positions[name]:
+                            projection.process_event(event, tracking)
+                            positions[name] = notification.id
+                            processed += 1
             start = notifications[-1].id
             if progress:
                 for name in self.projections:
