@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
+from uuid import UUID
 
 from eventsourcing.persistence import Tracking
 from eventsourcing.popo import POPOTrackingRecorder
@@ -41,6 +43,14 @@ class MemoryViewRecorder(POPOTrackingRecorder, ViewRecorder):
             rows = [r for _, r in sorted(self._audit.items()) if r.position > query.after_position]
         rows = [r for r in rows if _matches(r, query)]
         return rows[: query.limit]
+
+    def versions_at(self, account_id: UUID, moment: datetime) -> dict[UUID, int]:
+        with self._database_lock:
+            rows = [r for r in self._audit.values() if r.account_id == account_id and r.occurred_at <= moment]
+        versions: dict[UUID, int] = {}
+        for row in rows:
+            versions[row.entity_id] = max(row.version, versions.get(row.entity_id, 0))
+        return versions
 
     def reset(self, *, audit_rows: bool) -> None:
         with self._database_lock:

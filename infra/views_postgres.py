@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
+from uuid import UUID
 
 from eventsourcing.persistence import Tracking
 from eventsourcing.postgres import PostgresDatastore, PostgresTrackingRecorder
@@ -150,6 +152,17 @@ class PostgresViewRecorder(PostgresTrackingRecorder, ViewRecorder):
         with self.datastore.transaction(commit=False) as curs:
             curs.execute(statement, (*params, query.limit))
             return [_audit_row(r) for r in curs.fetchall()]
+
+    def versions_at(self, account_id: UUID, moment: datetime) -> dict[UUID, int]:
+        with self.datastore.transaction(commit=False) as curs:
+            curs.execute(
+                SQL(
+                    "SELECT entity_id, MAX(version) AS version FROM {0} "
+                    "WHERE account_id = %s AND occurred_at <= %s GROUP BY entity_id"
+                ).format(self.audit_table),
+                (account_id, moment),
+            )
+            return {r["entity_id"]: r["version"] for r in curs.fetchall()}
 
     def reset(self, *, audit_rows: bool) -> None:
         with self.datastore.transaction(commit=True) as curs:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 from uuid import UUID
 
@@ -108,6 +109,15 @@ class SQLiteViewRecorder(SQLiteTrackingRecorder, ViewRecorder):
         with self.datastore.transaction(commit=False) as c:
             c.execute(sql, (*params, query.limit))
             return [_audit_row(r) for r in c.fetchall()]
+
+    def versions_at(self, account_id: UUID, moment: datetime) -> dict[UUID, int]:
+        with self.datastore.transaction(commit=False) as c:
+            c.execute(
+                "SELECT entity_id, MAX(version) AS version FROM gam_audit_trail "
+                "WHERE account_id = ? AND occurred_at <= ? GROUP BY entity_id",
+                (str(account_id), format_time(moment)),
+            )
+            return {UUID(r["entity_id"]): r["version"] for r in c.fetchall()}
 
     def reset(self, *, audit_rows: bool) -> None:
         with self.datastore.transaction(commit=True) as c:

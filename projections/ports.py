@@ -91,5 +91,10 @@ class ViewRecorder(TrackingRecorder, ABC):
         """Audit rows matching the query, in position order."""
 
     @abstractmethod
+    def versions_at(self, account_id: UUID, moment: datetime) -> dict[UUID, int]:
+        """Each entity of the account and its last version recorded at or before ``moment``
+        (from the audit trail; the time travel reads it)."""
+
+    @abstractmethod
     def reset(self, *, audit_rows: bool) -> None:
         """Forget the view (documents, tracking and, if asked, audit rows) before a rebuild."""

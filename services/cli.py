@@ -7,8 +7,10 @@ their data went. The store comes from the ``GAM_*`` environment (see
 
 from __future__ import annotations
 
+import json
 import sys
 import time
+from collections import Counter
 from contextlib import nullcontext
 from datetime import UTC, datetime
 from pathlib import Path
@@ -26,6 +28,7 @@ from services.demo import FISCAL_PERIOD, demo_id, seed_account
 from services.demo_views import show_account_view, show_audit_trail, show_strategy_flow
 from services.projector import PROJECTIONS, Projector, follow
 from services.read_models import ReadModels
+from services.read_models import ViewResult as ReadModelsResult
 
 cli = typer.Typer(
     help="gam: an event-sourced backend for global account plans.\n\n"
@@ -276,6 +279,72 @@ def audit_export(
         with output.open("w", encoding="utf-8", newline="") if output else nullcontext(sys.stdout) as sink:
             for line in render(rows, fmt):  # type: ignore[arg-type]
                 sink.write(line)
+    finally:
+        projector.close()
+        app.close()
+
+
+def _moment(value: datetime) -> datetime:
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+@cli.command()
+def replay(
+    account: Annotated[str, typer.Option(help="The account's id.")],
+    as_of: Annotated[datetime, typer.Option("--as-of", help="The moment (UTC unless it says otherwise).")],
+    as_json: Annotated[bool, typer.Option("--json", help="Everything as JSON instead of a summary.")] = False,
+) -> None:
+    """The account (plan, stakeholders, deals and the account view) as it stood at a moment."""
+    from uuid import UUID
+
+    from services.time_travel import account_as_of
+
+    settings, app = _open_store()
+    projector = Projector.open(app, settings, ["audit_trail"])
+    try:
+        projector.catch_up()
+        started = time.perf_counter()
+        state = account_as_of(app, projector, UUID(account), _moment(as_of))
+        elapsed = time.perf_counter() - started
+        if as_json:
+            print(json.dumps(state.as_json(), indent=2, ensure_ascii=False, sort_keys=True))
+            return
+        view = state.view()
+        if view is None:
+            console.print(f"account {account} did not exist at {as_of.isoformat()}")
+            raise typer.Exit(1)
+        kinds = Counter(a.entity_type for a in state.aggregates.values())
+        console.print(
+            f"as of {state.as_of.isoformat()}: {dict(kinds)}, {sum(state.versions.values())} events ({elapsed:.2f} s)"
+        )
+        show_account_view(console, ReadModelsResult(view, sum(state.versions.values())))
+    finally:
+        projector.close()
+        app.close()
+
+
+@cli.command("diff")
+def diff_command(
+    account: Annotated[str, typer.Option(help="The account's id.")],
+    from_time: Annotated[datetime, typer.Option("--from", help="The earlier moment.")],
+    to_time: Annotated[datetime, typer.Option("--to", help="The later moment.")],
+) -> None:
+    """What changed in an account between two moments: objectives, answers, stakeholders, deals."""
+    from uuid import UUID
+
+    from services.time_travel import account_as_of, describe, diff, names_in
+
+    settings, app = _open_store()
+    projector = Projector.open(app, settings, ["audit_trail"])
+    try:
+        projector.catch_up()
+        before = account_as_of(app, projector, UUID(account), _moment(from_time)).document
+        after = account_as_of(app, projector, UUID(account), _moment(to_time)).document
+        changes = diff(before, after)
+        names = names_in(after) | names_in(before)
+        for change in changes:
+            console.print(describe(change, names), highlight=False)
+        console.print(f"{len(changes)} changes")
     finally:
         projector.close()
         app.close()

@@ -1,0 +1,130 @@
+"""Time travel: an account as it stood at a moment, and what changed between two.
+
+Which version of each entity existed at the moment comes from the audit trail
+(indexed by account and time); each aggregate is then loaded at that version
+through ``eventsourcing``'s repository, which starts from the nearest snapshot,
+so long histories stay fast. The account view as of the moment is rebuilt from
+just that account's events up to those versions, with the same projection code
+that builds the live view.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from eventsourcing.persistence import Tracking
+
+from domain.base import GamAggregate, GamEvent
+from projections.account_view import AccountViewProjection, account_key, read_account_view
+from projections.encoding import format_time, to_json_value
+from projections.exchange_rates import PLANNING_RATES, ExchangeRates
+from projections.ports import Document
+from services.app import GamApplication
+from services.projector import Projector, view_recorder_class
+
+
+@dataclass(frozen=True)
+class AccountAsOf:
+    account_id: UUID
+    as_of: datetime
+    versions: dict[UUID, int]
+    aggregates: dict[UUID, GamAggregate]
+    document: Document | None
+
+    def view(self, *, rates: ExchangeRates = PLANNING_RATES) -> dict[str, Any] | None:
+        """The account view as it read at that moment (its 'now' is the moment itself)."""
+        if self.document is None:
+            return None
+        return read_account_view(self.document, now=self.as_of, rates=rates)
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "account_id": str(self.account_id),
+            "as_of": format_time(self.as_of),
+            "entities": {
+                str(entity_id): {
+                    "type": aggregate.entity_type,
+                    "version": aggregate.version,
+                    "state": _state(aggregate),
+                }
+                for entity_id, aggregate in sorted(self.aggregates.items(), key=lambda item: str(item[0]))
+            },
+            "account_view": self.view(),
+        }
+
+
+def _state(aggregate: GamAggregate) -> dict[str, Any]:
+    """The aggregate's fields as JSON (personal data included: this is for compliance)."""
+    fields = {k.lstrip("_"): v for k, v in vars(aggregate).items() if k not in ("_pending_events",)}
+    return {k: to_json_value(v) for k, v in fields.items()}
+
+
+def account_as_of(app: GamApplication, projector: Projector, account_id: UUID, moment: datetime) -> AccountAsOf:
+    """The account, its plans, stakeholders and deals, and its account view, at ``moment``."""
+    versions = projector.view("audit_trail").versions_at(account_id, moment)
+    aggregates: dict[UUID, GamAggregate] = {
+        entity: app.repository.get(entity, version=version) for entity, version in versions.items()
+    }
+    return AccountAsOf(account_id, moment, versions, aggregates, _view_document(app, account_id, versions))
+
+
+def _view_document(app: GamApplication, account_id: UUID, versions: dict[UUID, int]) -> Document | None:
+    """Replay the account's events up to the versions into a private, in-memory account view."""
+    if account_id not in versions:
+        return None
+    events: list[GamEvent] = [
+        e
+        for entity, version in versions.items()
+        for e in app.events.get(entity, lte=version)
+        if isinstance(e, GamEvent)
+    ]
+    events.sort(key=lambda e: (e.timestamp, e.originator_version))
+    projection = AccountViewProjection(view=view_recorder_class("memory", "account_view")())
+    creations = [e for e in events if e.originator_version == 1]
+    for position, event in enumerate([*creations, *(e for e in events if e.originator_version > 1)], start=1):
+        projection.process_event(event, Tracking(app.name, position))
+    return projection.view.documents([account_key(account_id)]).get(account_key(account_id))
+
+
+@dataclass(frozen=True)
+class Change:
+    path: str
+    before: Any
+    after: Any
+
+
+def diff(before: Document | None, after: Document | None, path: str = "") -> list[Change]:
+    """Every leaf that differs between two account view documents, by path."""
+    if isinstance(before, dict) and isinstance(after, dict):
+        changes: list[Change] = []
+        for key in sorted(set(before) | set(after)):
+            if key == "position":
+                continue
+            changes += diff(before.get(key), after.get(key), f"{path}/{key}")
+        return changes
+    return [] if before == after else [Change(path or "/", before, after)]
+
+
+def describe(change: Change, names: dict[str, str]) -> str:
+    """A path with ids replaced by names where the account knows them; whole
+    entities that appeared or went away are named, not dumped."""
+    readable = "/".join(names.get(part, part) for part in change.path.split("/"))
+    if change.before is None and isinstance(change.after, dict):
+        return f"{readable}: added"
+    if change.after is None and isinstance(change.before, dict):
+        return f"{readable}: removed"
+    return f"{readable}: {change.before!r} → {change.after!r}"
+
+
+def names_in(document: Document | None) -> dict[str, str]:
+    if document is None:
+        return {}
+    names = {uid: unit["name"] for uid, unit in document.get("units", {}).items()}
+    for plan in document.get("plans", {}).values():
+        names |= {oid: o["title"] for oid, o in plan.get("objectives", {}).items()}
+    names |= {did: d["title"] for did, d in document.get("deals", {}).items()}
+    names |= {sid: p["title"] for sid, p in document.get("stakeholders", {}).items()}
+    return names
