@@ -44,7 +44,8 @@ from domain.values import (
     require_text,
 )
 
-FISCAL_PERIOD = re.compile(r"^FY\d{4}(-(H[12]|Q[1-4]))?$")
+FISCAL_PERIOD = re.compile(r"^FY[0-9]{4}(-(H[12]|Q[1-4]))?$")
+"""ASCII digits only: ``\\d`` would also take other scripts' digits (FY２０２７)."""
 _PLAN_NAMESPACE = uuid5(NAMESPACE_URL, "urn:gam:account-plan")
 
 

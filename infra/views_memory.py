@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Sequence
 from datetime import datetime
 from uuid import UUID
@@ -31,12 +32,13 @@ class MemoryViewRecorder(POPOTrackingRecorder, ViewRecorder):
             self._insert_tracking(tracking)
 
     def documents(self, keys: Sequence[str]) -> dict[str, Document]:
+        """Copies, as a database would hand out: changing one must not change the view."""
         with self._database_lock:
-            return {k: self._documents[k] for k in keys if k in self._documents}
+            return {k: copy.deepcopy(self._documents[k]) for k in keys if k in self._documents}
 
     def documents_with_prefix(self, prefix: str) -> dict[str, Document]:
         with self._database_lock:
-            return {k: v for k, v in sorted(self._documents.items()) if k.startswith(prefix)}
+            return {k: copy.deepcopy(v) for k, v in sorted(self._documents.items()) if k.startswith(prefix)}
 
     def select_audit(self, query: AuditQuery) -> list[AuditRow]:
         with self._database_lock:

@@ -1,76 +1,159 @@
 """Strategy flow: how each HQ objective travels down the account and how
 execution comes back up.
 
-Stored: per plan (``plan:<id>``) its objectives with every directive (from unit →
-to unit, answer, timing, who), the actions and progress reports of the units,
-and the flows in time order, each with an explicit direction: ``down`` for
-directives, ``up`` for answers, progress and action changes (an action turning
-``blocked`` is an escalation). Per account (``units:<id>``) the unit tree.
-Derived at read time by :func:`strategy_flow`: the cascade tree per HQ
-objective, time to respond, roll-ups, and the gaps.
+Stored (facts only, evolved event by event on a private copy of each document):
+
+* ``units:<account id>``: the account's unit tree and the ids of its plans. A plan
+  needs the tree to tell HQ objectives from local ones and to name units, and
+  units change after a plan starts (added, renamed, closed), so every unit event
+  is also copied into each plan of the account.
+* ``plan:<plan id>``: the plan's status, its copy of the unit tree, its objectives
+  (owner unit, title, target, linked objective) each with its directives (one per
+  unit it was cascaded to: from which unit, when, the answer, the local variant
+  or rationale), the units' actions and progress reports, and the flows in log
+  order, each with an explicit direction: ``down`` for directives, ``up`` for
+  answers, new actions, action status changes (an action turning ``blocked`` is
+  an ``escalation``) and progress reports.
+
+Everything that depends on *when* one reads is derived at read time by
+:func:`strategy_flow`: the nested cascade tree per HQ objective, time to respond,
+roll-ups, and the gaps (late answers, local objectives linked to no HQ objective,
+declined directives). The plan document alone is enough for that.
 """
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable
 from datetime import datetime, timedelta
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Any, ClassVar
 from uuid import UUID
 
 from eventsourcing.domain import DomainEventProtocol
 
 from domain.base import GamEvent
-from projections.base import ViewProjection, event_type_of, payload_of
+from domain.values import ActionStatus, CascadeAnswer, PlanStatus, UnitLevel
+from projections.base import ViewProjection, event_type_of, owner_of, payload_of
 from projections.encoding import format_time, parse_time, to_json_value
 from projections.ports import Document, ViewChange, ViewRecorder
 
-Evolve = Callable[[Document, dict[str, Any], GamEvent], None]
+PLAN_PREFIX = "plan:"
+UNITS_PREFIX = "units:"
+DOWN, UP = "down", "up"
+AWAITING = "awaiting_response"
+OWNER = "owner"
+"""The state of the objective's own unit at the root of its cascade tree."""
+TAKEN_ON = frozenset({CascadeAnswer.ADOPTED.value, CascadeAnswer.ADAPTED.value})
+STARTED = "AccountPlan.Started"
+
+PlanEvolve = Callable[[Document, dict[str, Any], GamEvent], None]
+"""Changes a plan document (a private copy) in place, given the event's JSON payload and the event."""
+UnitEvolve = Callable[[dict[str, Document], dict[str, Any]], None]
+"""Changes an account's units (a private copy) in place, given the event's JSON payload."""
 
 
 def plan_key(plan_id: UUID | str) -> str:
-    return f"plan:{plan_id}"
+    return f"{PLAN_PREFIX}{plan_id}"
 
 
 def units_key(account_id: UUID | str) -> str:
-    return f"units:{account_id}"
+    return f"{UNITS_PREFIX}{account_id}"
+
+
+# --- evolve: units ---------------------------------------------------------------------
+
+
+def _unit(name: str, level: str, parent_id: str | None) -> Document:
+    return {"name": name, "level": level, "parent_id": parent_id, "closed": False}
+
+
+def _account_created(units: dict[str, Document], p: dict[str, Any]) -> None:
+    units[p["hq_unit_id"]] = _unit(p["hq_unit_name"], UnitLevel.HQ.value, None)
+
+
+def _unit_added(units: dict[str, Document], p: dict[str, Any]) -> None:
+    units[p["unit_id"]] = _unit(p["name"], p["level"], p["parent_id"])
+
+
+def _unit_renamed(units: dict[str, Document], p: dict[str, Any]) -> None:
+    units[p["unit_id"]]["name"] = p["name"]
+
+
+def _unit_closed(units: dict[str, Document], p: dict[str, Any]) -> None:
+    units[p["unit_id"]]["closed"] = True
+
+
+UNIT_EVOLVE: dict[str, UnitEvolve] = {
+    "GlobalAccount.Created": _account_created,
+    "GlobalAccount.UnitAdded": _unit_added,
+    "GlobalAccount.UnitRenamed": _unit_renamed,
+    "GlobalAccount.UnitClosed": _unit_closed,
+}
+
+
+# --- evolve: plans ---------------------------------------------------------------------
+
+
+def _directive_source(plan: Document, objective_id: str, unit_id: str) -> str | None:
+    """The unit an ``up`` flow goes back to: the one that cascaded the objective to
+    ``unit_id`` (``None`` for the objective's own unit, which reports to no one)."""
+    directive = plan["objectives"][objective_id]["directives"].get(unit_id)
+    return directive["from_unit_id"] if directive else None
 
 
 def _flow(
-    plan: Document, e: GamEvent, direction: str, kind: str, objective_id: str, unit_id: str, **detail: Any
+    plan: Document,
+    e: GamEvent,
+    direction: str,
+    kind: str,
+    objective_id: str,
+    unit_id: str,
+    other: str | None,
+    **detail: Any,
 ) -> None:
+    """Record one flow. ``unit_id`` is the lower unit (the addressed one going down,
+    the answering or reporting one going up), ``other`` the unit above it (if any);
+    ``from_unit_id``/``to_unit_id`` spell out which way it went."""
     plan["flows"].append({
         "direction": direction, "kind": kind, "objective_id": objective_id, "unit_id": unit_id,
+        "from_unit_id": other if direction == DOWN else unit_id, "to_unit_id": unit_id if direction == DOWN else other,
         "at": format_time(e.timestamp), "actor": e.actor, **detail,
     })  # fmt: skip
+
+
+def _up(plan: Document, e: GamEvent, kind: str, objective_id: str, unit_id: str, **detail: Any) -> None:
+    source = _directive_source(plan, objective_id, unit_id)
+    _flow(plan, e, UP, kind, objective_id, unit_id, source, **detail)
 
 
 def _objective_set(plan: Document, p: dict[str, Any], e: GamEvent) -> None:
     plan["objectives"][p["objective_id"]] = {
         "unit_id": p["unit_id"], "title": p["title"], "target": p["target"], "due_date": p["due_date"],
-        "linked_objective_id": p["linked_objective_id"], "set_at": format_time(e.timestamp),
+        "linked_objective_id": p["linked_objective_id"], "set_at": format_time(e.timestamp), "set_by": e.actor,
         "directives": {}, "actions": {}, "progress": {},
     }  # fmt: skip
 
 
 def _cascaded(plan: Document, p: dict[str, Any], e: GamEvent) -> None:
-    objective = plan["objectives"][p["objective_id"]]
-    for unit in p["to_unit_ids"]:
-        objective["directives"][unit] = {
+    directives = plan["objectives"][p["objective_id"]]["directives"]
+    for unit_id in p["to_unit_ids"]:
+        directives[unit_id] = {
             "from_unit_id": p["from_unit_id"], "cascaded_at": format_time(e.timestamp), "cascaded_by": e.actor,
-            "answer": None, "answered_at": None, "answered_by": None, "rationale": None, "local_title": None,
-            "local_target": None,
+            "answer": None, "answered_at": None, "answered_by": None,
+            "local_title": None, "local_target": None, "rationale": None,
         }  # fmt: skip
-        _flow(plan, e, "down", "directive", p["objective_id"], unit, from_unit_id=p["from_unit_id"])
+        _flow(plan, e, DOWN, "directive", p["objective_id"], unit_id, p["from_unit_id"])
 
 
-def _answered(answer: str) -> Evolve:
+def _answered(answer: CascadeAnswer) -> PlanEvolve:
     def evolve(plan: Document, p: dict[str, Any], e: GamEvent) -> None:
         directive = plan["objectives"][p["objective_id"]]["directives"][p["unit_id"]]
-        directive.update(answer=answer, answered_at=format_time(e.timestamp), answered_by=e.actor,
-                         rationale=p.get("rationale"), local_title=p.get("local_title"),
-                         local_target=p.get("local_target"))  # fmt: skip
-        _flow(plan, e, "up", answer, p["objective_id"], p["unit_id"], rationale=p.get("rationale"))
+        directive.update(
+            answer=answer.value, answered_at=format_time(e.timestamp), answered_by=e.actor,
+            local_title=p.get("local_title"), local_target=p.get("local_target"), rationale=p.get("rationale"),
+        )  # fmt: skip
+        _up(plan, e, answer.value, p["objective_id"], p["unit_id"], rationale=p.get("rationale"))
 
     return evolve
 
@@ -78,65 +161,65 @@ def _answered(answer: str) -> Evolve:
 def _action_added(plan: Document, p: dict[str, Any], e: GamEvent) -> None:
     plan["objectives"][p["objective_id"]]["actions"][p["action_id"]] = {
         "unit_id": p["unit_id"], "title": p["title"], "owner": p["owner"], "due_date": p["due_date"],
-        "status": "planned",
+        "status": ActionStatus.PLANNED.value, "added_at": format_time(e.timestamp),
+        "status_at": format_time(e.timestamp),
     }  # fmt: skip
     plan["action_objective"][p["action_id"]] = p["objective_id"]
-    _flow(plan, e, "up", "action_added", p["objective_id"], p["unit_id"], action_id=p["action_id"])
+    _up(plan, e, "action_added", p["objective_id"], p["unit_id"], action_id=p["action_id"], title=p["title"])
 
 
 def _action_status(plan: Document, p: dict[str, Any], e: GamEvent) -> None:
+    """A blocked action is the unit asking for help: it flows up as an escalation."""
     objective_id = plan["action_objective"][p["action_id"]]
     action = plan["objectives"][objective_id]["actions"][p["action_id"]]
-    action["status"] = p["to_status"]
-    kind = "escalation" if p["to_status"] == "blocked" else "action_status"
-    _flow(plan, e, "up", kind, objective_id, action["unit_id"], action_id=p["action_id"], status=p["to_status"])
+    action.update(status=p["to_status"], status_at=format_time(e.timestamp))
+    kind = "escalation" if p["to_status"] == ActionStatus.BLOCKED.value else "action_status"
+    _up(plan, e, kind, objective_id, action["unit_id"], action_id=p["action_id"], from_status=p["from_status"],
+        status=p["to_status"])  # fmt: skip
 
 
 def _progress(plan: Document, p: dict[str, Any], e: GamEvent) -> None:
     reports = plan["objectives"][p["objective_id"]]["progress"].setdefault(p["unit_id"], [])
     reports.append({"percent": p["percent"], "comment": p["comment"], "at": format_time(e.timestamp), "by": e.actor})
-    _flow(plan, e, "up", "progress", p["objective_id"], p["unit_id"], percent=p["percent"])
+    _up(plan, e, "progress", p["objective_id"], p["unit_id"], percent=p["percent"], comment=p["comment"])
 
 
-def _status(status: str) -> Evolve:
+def _status(status: PlanStatus) -> PlanEvolve:
     def evolve(plan: Document, p: dict[str, Any], e: GamEvent) -> None:
-        plan["status"] = status
+        plan["status"] = status.value
 
     return evolve
 
 
-PLAN_EVOLVE: dict[str, Evolve] = {
+PLAN_EVOLVE: dict[str, PlanEvolve] = {
     "AccountPlan.ObjectiveSet": _objective_set,
     "AccountPlan.ObjectiveCascaded": _cascaded,
-    "AccountPlan.ObjectiveAdopted": _answered("adopted"),
-    "AccountPlan.ObjectiveAdapted": _answered("adapted"),
-    "AccountPlan.ObjectiveDeclined": _answered("declined"),
+    "AccountPlan.ObjectiveAdopted": _answered(CascadeAnswer.ADOPTED),
+    "AccountPlan.ObjectiveAdapted": _answered(CascadeAnswer.ADAPTED),
+    "AccountPlan.ObjectiveDeclined": _answered(CascadeAnswer.DECLINED),
     "AccountPlan.ActionAdded": _action_added,
     "AccountPlan.ActionStatusChanged": _action_status,
     "AccountPlan.ProgressReported": _progress,
-    "AccountPlan.Submitted": _status("submitted"),
-    "AccountPlan.Approved": _status("approved"),
-    "AccountPlan.Reopened": _status("draft"),
+    "AccountPlan.Submitted": _status(PlanStatus.SUBMITTED),
+    "AccountPlan.Approved": _status(PlanStatus.APPROVED),
+    "AccountPlan.Reopened": _status(PlanStatus.DRAFT),
 }
+"""Plan events after ``AccountPlan.Started`` (which creates the document, see the projection)."""
 
-UNIT_EVOLVE: dict[str, Callable[[Document, dict[str, Any]], None]] = {
-    "GlobalAccount.Created": lambda units, p: units.update(
-        {p["hq_unit_id"]: {"name": p["hq_unit_name"], "level": "hq", "parent_id": None, "closed": False}}
-    ),
-    "GlobalAccount.UnitAdded": lambda units, p: units.update(
-        {p["unit_id"]: {"name": p["name"], "level": p["level"], "parent_id": p["parent_id"], "closed": False}}
-    ),
-    "GlobalAccount.UnitRenamed": lambda units, p: units[p["unit_id"]].update(name=p["name"]),
-    "GlobalAccount.UnitClosed": lambda units, p: units[p["unit_id"]].update(closed=True),
-}
-
-IGNORED = frozenset({
-    "GlobalAccount.TeamMemberAssigned", "GlobalAccount.TeamMemberRemoved", "GlobalAccount.Archived",
-    "AccountPlan.SwotEntryAdded", "AccountPlan.SwotEntryRemoved", "AccountPlan.WhitespaceCellSet",
+IGNORED: tuple[str, ...] = (
+    "GlobalAccount.TeamMemberAssigned",
+    "GlobalAccount.TeamMemberRemoved",
+    "GlobalAccount.Archived",
+    "AccountPlan.SwotEntryAdded",
+    "AccountPlan.SwotEntryRemoved",
+    "AccountPlan.WhitespaceCellSet",
     "AccountPlan.BusinessReviewHeld",
-})  # fmt: skip
-"""Account and plan events that say nothing about the flow of strategy (Stakeholder
-and Deal events are ignored wholesale)."""
+)
+"""Account and plan events that say nothing about how strategy flows (who is on
+the team, SWOT, whitespace, reviews; an archived account's plans keep their flow)."""
+
+IGNORED_AGGREGATES: tuple[str, ...] = ("Stakeholder", "Deal")
+"""Aggregates whose events this view ignores wholesale (their position is still tracked)."""
 
 
 class StrategyFlowProjection(ViewProjection):
@@ -147,150 +230,304 @@ class StrategyFlowProjection(ViewProjection):
             return ViewChange()
         event_type = event_type_of(event)
         if event_type in UNIT_EVOLVE:
-            key = units_key(event.originator_id)
-            document = self.view.documents([key]).get(key) or {"units": {}}
-            UNIT_EVOLVE[event_type](document["units"], to_json_value(payload_of(event)))
-            return ViewChange(documents={key: document})
-        if event_type == "AccountPlan.Started":
-            plan: Document = {
-                "plan_id": str(event.originator_id), "account_id": str(getattr(event, "account_id", "")),
-                "fiscal_period": getattr(event, "fiscal_period", ""), "status": "draft", "objectives": {},
-                "action_objective": {}, "flows": [],
-            }  # fmt: skip
-            return ViewChange(documents={plan_key(event.originator_id): plan})
+            return self._unit_change(event, UNIT_EVOLVE[event_type])
+        if event_type == STARTED:
+            return self._plan_started(event)
         if event_type in PLAN_EVOLVE:
-            key = plan_key(event.originator_id)
-            stored = self.view.documents([key]).get(key)
-            if stored is None:
-                return ViewChange()
-            PLAN_EVOLVE[event_type](stored, to_json_value(payload_of(event)), event)
-            return ViewChange(documents={key: stored})
-        return ViewChange()
+            return self._plan_change(event, PLAN_EVOLVE[event_type])
+        return ViewChange()  # IGNORED, and every event of IGNORED_AGGREGATES
+
+    def _read(self, key: str) -> Document | None:
+        """A private copy: stores may hand out the stored object itself, and a
+        change must touch nothing until it is recorded with its position."""
+        found = self.view.documents([key]).get(key)
+        return None if found is None else copy.deepcopy(found)
+
+    def _unit_change(self, event: GamEvent, evolve: UnitEvolve) -> ViewChange:
+        key = units_key(event.originator_id)
+        account = self._read(key) or _new_units_document(event.originator_id)
+        evolve(account["units"], to_json_value(payload_of(event)))
+        documents: dict[str, Document | None] = {key: account}
+        for plan_id in account["plan_ids"]:
+            plan = self._read(plan_key(plan_id))
+            if plan is not None:
+                plan["units"] = copy.deepcopy(account["units"])
+                documents[plan_key(plan_id)] = plan
+        return ViewChange(documents=documents)
+
+    def _plan_started(self, event: GamEvent) -> ViewChange:
+        """The plan starts with a copy of its account's units; the account document
+        learns the plan, so later unit events reach it."""
+        account_id, index = owner_of(self.view, event)
+        key = units_key(str(account_id))
+        account = self._read(key) or _new_units_document(str(account_id))
+        if str(event.originator_id) not in account["plan_ids"]:
+            account["plan_ids"].append(str(event.originator_id))
+        plan: Document = {
+            "plan_id": str(event.originator_id), "account_id": str(account_id),
+            "fiscal_period": getattr(event, "fiscal_period", None), "status": PlanStatus.DRAFT.value,
+            "units": copy.deepcopy(account["units"]), "objectives": {}, "action_objective": {}, "flows": [],
+        }  # fmt: skip
+        return ViewChange(documents={**index, key: account, plan_key(event.originator_id): plan})
+
+    def _plan_change(self, event: GamEvent, evolve: PlanEvolve) -> ViewChange:
+        key = plan_key(event.originator_id)
+        plan = self._read(key)
+        if plan is None:  # only a view rebuilt from the middle of the log; nothing to attach to
+            return ViewChange()
+        evolve(plan, to_json_value(payload_of(event)), event)
+        return ViewChange(documents={key: plan})
 
 
-# --- read ------------------------------------------------------------------------------
+def _new_units_document(account_id: UUID | str) -> Document:
+    return {"account_id": str(account_id), "units": {}, "plan_ids": []}
+
+
+# --- read --------------------------------------------------------------------------------
 
 
 def read_strategy_flow(
-    view: ViewRecorder, plan_id: UUID, *, now: datetime, answer_within_days: int = 14
+    view: ViewRecorder, plan_id: UUID | str, *, now: datetime, answer_within_days: int = 14
 ) -> dict[str, Any] | None:
-    plan = view.documents([plan_key(plan_id)]).get(plan_key(plan_id))
-    if plan is None:
-        return None
-    units = view.documents([units_key(plan["account_id"])]).get(units_key(plan["account_id"]), {"units": {}})["units"]
-    return strategy_flow(plan, units, now=now, answer_within_days=answer_within_days)
+    """The strategy flow of one plan, or ``None`` if the view does not know the plan."""
+    key = plan_key(plan_id)
+    document = view.documents([key]).get(key)
+    return None if document is None else strategy_flow(document, now=now, answer_within_days=answer_within_days)
 
 
-def strategy_flow(
-    plan: Document, units: dict[str, Document], *, now: datetime, answer_within_days: int = 14
-) -> dict[str, Any]:
-    objectives: dict[str, Document] = plan["objectives"]
-    hq_objectives = {oid: o for oid, o in objectives.items() if units.get(o["unit_id"], {}).get("level") == "hq"}
+def strategy_flow(document: Document, *, now: datetime, answer_within_days: int = 14) -> dict[str, Any]:
+    """The plan's strategy flow as of ``now``.
+
+    Per HQ objective (one set at the HQ unit), oldest first: the nested cascade
+    tree from the HQ unit to every unit the objective reached, each node with its
+    state (``owner``, ``awaiting_response``, ``adopted``, ``adapted``,
+    ``declined``), hours to respond (answered) or hours waiting (not yet), its
+    local variant or rationale, its actions and its progress reports; the local
+    objectives that support it through their links; and the roll-up:
+
+    * ``share_taken_on``: 100 × (adopted + adapted) / addressed units, where the
+      addressed units are every unit that received the objective, at any depth
+      (a region that cascades it on to its countries adds them). ``None`` when
+      the objective was not cascaded.
+    * ``weighted_progress``: the mean, over the units holding the objective (its
+      owner and every unit that adopted or adapted it), of each unit's latest
+      reported percent. Each holding unit weighs the same (1), whatever its level
+      or how often it reported; a holder that has not reported counts as 0, so
+      silence never looks like progress (``units_reporting`` says how many did).
+
+    Percentages are decimal strings with one digit (half up). Gaps, over all of
+    the plan's objectives: directives not answered more than
+    ``answer_within_days`` days after they were cascaded, objectives below HQ
+    whose chain of links reaches no HQ objective, and declined directives with
+    their rationale. ``flows`` lists every flow in time order (log order within
+    the same instant).
+    """
+    units: dict[str, Document] = document["units"]
+    objectives: dict[str, Document] = document["objectives"]
+    allowed = timedelta(days=answer_within_days)
+    hq_ids = {oid for oid, o in objectives.items() if _level(units, o["unit_id"]) == UnitLevel.HQ.value}
+    roots = {oid: hq_root(oid, objectives, hq_ids) for oid in objectives}
     return {
-        "plan_id": plan["plan_id"],
-        "fiscal_period": plan["fiscal_period"],
-        "status": plan["status"],
+        "plan_id": document["plan_id"],
+        "account_id": document["account_id"],
+        "fiscal_period": document["fiscal_period"],
+        "status": document["status"],
+        "as_of": format_time(now),
+        "answer_within_days": answer_within_days,
         "objectives": [
-            _objective_flow(oid, objective, units) for oid, objective in sorted(hq_objectives.items(), key=_by_set_at)
+            _hq_objective(oid, objectives, units, roots, now, allowed)
+            for oid in sorted(hq_ids, key=lambda oid: (objectives[oid]["set_at"], oid))
         ],
         "gaps": {
-            "unanswered": _unanswered(objectives, units, now, answer_within_days),
-            "unlinked_local_objectives": _unlinked(objectives, set(hq_objectives), units),
-            "declined": [
-                {"objective": o["title"], "unit": _name(units, u), "rationale": d["rationale"], "at": d["answered_at"]}
-                for o in objectives.values()
-                for u, d in sorted(o["directives"].items())
-                if d["answer"] == "declined"
+            "unanswered": _unanswered(objectives, units, now, allowed),
+            "unlinked_local_objectives": [
+                _objective_ref(oid, objectives[oid], units) | {"linked_objective_id": o["linked_objective_id"]}
+                for oid, o in sorted(objectives.items(), key=lambda item: (item[1]["set_at"], item[0]))
+                if oid not in hq_ids and roots[oid] is None
             ],
+            "declined": _declined(objectives, units),
         },
-        "answer_within_days": answer_within_days,
-        "flows": plan["flows"],
+        "flows": [
+            {**flow, "unit": _name(units, flow["unit_id"])}
+            for flow in sorted(document["flows"], key=lambda flow: str(flow["at"]))
+        ],
     }
 
 
-def _by_set_at(item: tuple[str, Document]) -> str:
-    return str(item[1]["set_at"])
+def hq_root(objective_id: str, objectives: dict[str, Document], hq_ids: set[str]) -> str | None:
+    """The HQ objective an objective serves, following its chain of links (itself
+    if it is one); ``None`` when the chain ends, or loops, before reaching HQ."""
+    seen: set[str] = set()
+    current: str | None = objective_id
+    while current is not None and current in objectives and current not in seen:
+        if current in hq_ids:
+            return current
+        seen.add(current)
+        current = objectives[current]["linked_objective_id"]
+    return None
+
+
+def _hq_objective(
+    objective_id: str,
+    objectives: dict[str, Document],
+    units: dict[str, Document],
+    roots: dict[str, str | None],
+    now: datetime,
+    allowed: timedelta,
+) -> dict[str, Any]:
+    objective = objectives[objective_id]
+    return {
+        "objective_id": objective_id,
+        "title": objective["title"],
+        "target": objective["target"],
+        "due_date": objective["due_date"],
+        "owner_unit_id": objective["unit_id"],
+        "owner_unit": _name(units, objective["unit_id"]),
+        "set_at": objective["set_at"],
+        "cascade": _node(objective["unit_id"], objective, units, now, allowed),
+        "supporting_objectives": [
+            _objective_ref(oid, o, units) | {"linked_objective_id": o["linked_objective_id"]}
+            for oid, o in sorted(objectives.items(), key=lambda item: (item[1]["set_at"], item[0]))
+            if oid != objective_id and roots[oid] == objective_id
+        ],
+        "rollup": rollup(objective),
+    }
+
+
+def _node(
+    unit_id: str, objective: Document, units: dict[str, Document], now: datetime, allowed: timedelta
+) -> dict[str, Any]:
+    """One unit of the cascade tree and, nested, the units it passed the objective to."""
+    directive: Document | None = objective["directives"].get(unit_id)
+    reports: list[Document] = objective["progress"].get(unit_id, [])
+    children = sorted(
+        (child for child, d in objective["directives"].items() if d["from_unit_id"] == unit_id),
+        key=lambda child: (_name(units, child), child),
+    )
+    node: dict[str, Any] = {
+        "unit_id": unit_id,
+        "unit": _name(units, unit_id),
+        "level": _level(units, unit_id),
+        "closed": bool(units.get(unit_id, {}).get("closed", False)),
+        "state": OWNER if directive is None else state_of(directive),
+        **_directive_fields(directive, now, allowed),
+        "actions": [
+            {"action_id": action_id, **action}
+            for action_id, action in objective["actions"].items()
+            if action["unit_id"] == unit_id
+        ],
+        "progress": reports,
+        "latest_progress": latest_percent(reports),
+        "children": [_node(child, objective, units, now, allowed) for child in children],
+    }
+    return node
+
+
+def _directive_fields(directive: Document | None, now: datetime, allowed: timedelta) -> dict[str, Any]:
+    """The directive's timing and answer as a node shows them (all ``None`` for the owner)."""
+    names = ("from_unit_id", "cascaded_at", "cascaded_by", "answered_at", "answered_by", "local_title",
+             "local_target", "rationale")  # fmt: skip
+    if directive is None:
+        return dict.fromkeys((*names, "hours_to_respond", "hours_waiting", "overdue"))
+    answered = directive["answered_at"] is not None
+    cascaded = parse_time(directive["cascaded_at"])
+    return {
+        **{name: directive[name] for name in names},
+        "hours_to_respond": hours_between(cascaded, parse_time(directive["answered_at"])) if answered else None,
+        "hours_waiting": None if answered else hours_between(cascaded, now),
+        "overdue": is_overdue(directive, now, allowed),
+    }
+
+
+def state_of(directive: Document) -> str:
+    return str(directive["answer"] or AWAITING)
+
+
+def hours_between(start: datetime, end: datetime) -> float:
+    return round((end - start).total_seconds() / 3600, 2)
+
+
+def is_overdue(directive: Document, now: datetime, allowed: timedelta) -> bool:
+    """Unanswered for longer than the units are given to answer."""
+    return directive["answer"] is None and now - parse_time(directive["cascaded_at"]) > allowed
+
+
+def latest_percent(reports: list[Document]) -> int | None:
+    """The last report in log order is the unit's current word on its progress."""
+    return int(reports[-1]["percent"]) if reports else None
+
+
+def rollup(objective: Document) -> dict[str, Any]:
+    """Counts per state, the share taken on and the weighted progress (rules in :func:`strategy_flow`)."""
+    directives: dict[str, Document] = objective["directives"]
+    counts = dict.fromkeys((*(a.value for a in CascadeAnswer), AWAITING), 0)
+    for directive in directives.values():
+        counts[state_of(directive)] += 1
+    holders = [objective["unit_id"], *(u for u, d in directives.items() if d["answer"] in TAKEN_ON)]
+    latest = [latest_percent(objective["progress"].get(unit, [])) for unit in holders]
+    blocked = sum(1 for a in objective["actions"].values() if a["status"] == ActionStatus.BLOCKED.value)
+    return {
+        "addressed_units": len(directives),
+        **counts,
+        "share_taken_on": percent(counts["adopted"] + counts["adapted"], len(directives)),
+        "units_holding": len(holders),
+        "units_reporting": sum(1 for p in latest if p is not None),
+        "weighted_progress": percent(sum(p or 0 for p in latest), 100 * len(holders)),
+        "blocked_actions": blocked,
+    }
+
+
+def percent(part: int, whole: int) -> str | None:
+    """``100 × part / whole`` with one decimal (half up), or ``None`` when there is no whole."""
+    if whole == 0:
+        return None
+    return str((Decimal(100 * part) / whole).quantize(Decimal("0.1"), rounding=ROUND_HALF_UP))
+
+
+def _unanswered(
+    objectives: dict[str, Document], units: dict[str, Document], now: datetime, allowed: timedelta
+) -> list[dict[str, Any]]:
+    late = [
+        {
+            "objective_id": oid, "objective": o["title"], "unit_id": unit_id, "unit": _name(units, unit_id),
+            "from_unit_id": d["from_unit_id"], "cascaded_at": d["cascaded_at"],
+            "days_waiting": (now - parse_time(d["cascaded_at"])).days,
+        }
+        for oid, o in objectives.items()
+        for unit_id, d in o["directives"].items()
+        if is_overdue(d, now, allowed)
+    ]  # fmt: skip
+    return sorted(late, key=lambda gap: (gap["cascaded_at"], gap["unit"], gap["objective_id"]))
+
+
+def _declined(objectives: dict[str, Document], units: dict[str, Document]) -> list[dict[str, Any]]:
+    declined = [
+        {
+            "objective_id": oid, "objective": o["title"], "unit_id": unit_id, "unit": _name(units, unit_id),
+            "from_unit_id": d["from_unit_id"], "rationale": d["rationale"], "answered_at": d["answered_at"],
+            "answered_by": d["answered_by"],
+        }
+        for oid, o in objectives.items()
+        for unit_id, d in o["directives"].items()
+        if d["answer"] == CascadeAnswer.DECLINED.value
+    ]  # fmt: skip
+    return sorted(declined, key=lambda gap: (gap["answered_at"], gap["unit"], gap["objective_id"]))
+
+
+def _objective_ref(objective_id: str, objective: Document, units: dict[str, Document]) -> dict[str, Any]:
+    return {
+        "objective_id": objective_id,
+        "title": objective["title"],
+        "unit_id": objective["unit_id"],
+        "unit": _name(units, objective["unit_id"]),
+        "level": _level(units, objective["unit_id"]),
+    }
 
 
 def _name(units: dict[str, Document], unit_id: str) -> str:
     return str(units.get(unit_id, {}).get("name", unit_id))
 
 
-def _latest(reports: list[Document]) -> int | None:
-    return int(reports[-1]["percent"]) if reports else None
-
-
-def _objective_flow(objective_id: str, objective: Document, units: dict[str, Document]) -> dict[str, Any]:
-    directives: dict[str, Document] = objective["directives"]
-
-    def node(unit_id: str, directive: Document | None) -> dict[str, Any]:
-        hours = None
-        if directive and directive["answered_at"]:
-            delta = parse_time(directive["answered_at"]) - parse_time(directive["cascaded_at"])
-            hours = round(delta.total_seconds() / 3600, 2)
-        return {
-            "unit_id": unit_id, "unit": _name(units, unit_id), "level": units.get(unit_id, {}).get("level"),
-            "state": "owner" if directive is None else (directive["answer"] or "awaiting_response"),
-            "cascaded_at": directive and directive["cascaded_at"],
-            "answered_at": directive and directive["answered_at"],
-            "hours_to_respond": hours, "rationale": directive and directive["rationale"],
-            "local_title": directive and directive["local_title"],
-            "actions": [a for a in objective["actions"].values() if a["unit_id"] == unit_id],
-            "progress": _latest(objective["progress"].get(unit_id, [])),
-            "children": [node(child, d) for child, d in sorted(directives.items()) if d["from_unit_id"] == unit_id],
-        }  # fmt: skip
-
-    counts = dict.fromkeys(("adopted", "adapted", "declined", "awaiting_response"), 0)
-    for directive in directives.values():
-        counts[directive["answer"] or "awaiting_response"] += 1
-    holders = [objective["unit_id"], *(u for u, d in directives.items() if d["answer"] in ("adopted", "adapted"))]
-    progress = [_latest(objective["progress"].get(u, [])) or 0 for u in holders]
-    addressed = len(directives)
-    return {
-        "objective_id": objective_id,
-        "title": objective["title"],
-        "target": objective["target"],
-        "owner_unit": _name(units, objective["unit_id"]),
-        "cascade": node(objective["unit_id"], None),
-        "rollup": {
-            "addressed_units": addressed,
-            **counts,
-            "share_taken_on": None if not addressed else _percent(counts["adopted"] + counts["adapted"], addressed),
-            "weighted_progress": _percent(sum(progress), 100 * len(progress)),
-        },
-    }
-
-
-def _percent(part: int, whole: int) -> str:
-    """Weighted progress: the mean of the latest percent reported by each unit that
-    holds the objective (its owner and every unit that adopted or adapted it), each
-    unit counting once and a unit that has not reported counting as 0."""
-    return str((Decimal(100 * part) / whole).quantize(Decimal("0.1")))
-
-
-def _unanswered(
-    objectives: dict[str, Document], units: dict[str, Document], now: datetime, days: int
-) -> list[dict[str, Any]]:
-    cutoff = now - timedelta(days=days)
-    return [
-        {"objective": o["title"], "unit": _name(units, u), "cascaded_at": d["cascaded_at"],
-         "days_waiting": (now - parse_time(d["cascaded_at"])).days}
-        for o in objectives.values()
-        for u, d in sorted(o["directives"].items())
-        if d["answer"] is None and parse_time(d["cascaded_at"]) < cutoff
-    ]  # fmt: skip
-
-
-def _unlinked(objectives: dict[str, Document], hq: set[str], units: dict[str, Document]) -> list[dict[str, Any]]:
-    """Objectives below HQ whose chain of links does not reach an HQ objective."""
-
-    def reaches_hq(objective_id: str | None, seen: frozenset[str] = frozenset()) -> bool:
-        if objective_id is None or objective_id in seen or objective_id not in objectives:
-            return False
-        return objective_id in hq or reaches_hq(objectives[objective_id]["linked_objective_id"], seen | {objective_id})
-
-    return [
-        {"objective_id": oid, "title": o["title"], "unit": _name(units, o["unit_id"])}
-        for oid, o in sorted(objectives.items())
-        if oid not in hq and not reaches_hq(o["linked_objective_id"])
-    ]
+def _level(units: dict[str, Document], unit_id: str) -> str | None:
+    level = units.get(unit_id, {}).get("level")
+    return None if level is None else str(level)

@@ -143,7 +143,9 @@ class Projector:
         return cls.open(app, Settings(store="memory"), names)
 
     def view(self, name: str) -> ViewRecorder:
-        return self.projections[name].view
+        """The view's committed storage (never a catch-up batch in progress)."""
+        view = self.projections[name].view
+        return view.view if isinstance(view, _Batch) else view
 
     def position(self, name: str) -> int:
         return self.view(name).max_tracking_id(self.app.name) or 0
