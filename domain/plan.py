@@ -45,7 +45,7 @@ from domain.values import (
 )
 
 FISCAL_PERIOD = re.compile(r"^FY[0-9]{4}(-(H[12]|Q[1-4]))?$")
-"""ASCII digits only: ``\\d`` would also take other scripts' digits (FY２０２７)."""
+"""ASCII digits only: ``\\d`` would also take other scripts' digits (full-width, Arabic-Indic)."""
 _PLAN_NAMESPACE = uuid5(NAMESPACE_URL, "urn:gam:account-plan")
 
 
