@@ -149,6 +149,12 @@ class StakeholderHasLeft(DomainError):
     rule = "stakeholder_has_left"
 
 
+class SubjectErased(DomainError):
+    """A person whose data was erased gets no new personal data (name, contacts, notes)."""
+
+    rule = "personal_data_erased"
+
+
 class InvalidStageTransition(DomainError):
     """Deals advance one stage at a time, move back to any earlier stage, and close
     (won) only from the late stages."""

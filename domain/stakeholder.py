@@ -3,16 +3,24 @@ the org chart, and our relationship with them."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, Self
 from uuid import UUID
 
 from domain.account import UnitTree
 from domain.base import GamAggregate, GamEvent
-from domain.errors import AlreadyExists, InvalidValue, ReportsToCycle, StakeholderHasLeft, UnitOfAnotherAccount
+from domain.errors import (
+    AlreadyExists,
+    InvalidValue,
+    ReportsToCycle,
+    StakeholderHasLeft,
+    SubjectErased,
+    UnitOfAnotherAccount,
+)
 from domain.metadata import EventMetadata
 from domain.values import (
+    ERASED,
     MAX_TEXT,
     BuyingRole,
     InteractionChannel,
@@ -54,6 +62,7 @@ class Stakeholder(GamAggregate):
         reports_to: UUID | None
         interactions: list[Interaction]
         left_on: date | None
+        erased: bool
 
     class Identified(GamAggregate.Created, GamEvent):
         """A person at a unit of the customer was identified as a stakeholder.
@@ -76,6 +85,7 @@ class Stakeholder(GamAggregate):
             person.reports_to = None
             person.interactions = []
             person.left_on = None
+            person.erased = False
 
     class PersonalDataCorrected(GamEvent):
         """The person's name or contact details were corrected (right to rectification)."""
@@ -161,6 +171,18 @@ class Stakeholder(GamAggregate):
         def apply(self, person: Stakeholder) -> None:
             person.left_on = self.left_on
 
+    class PersonalDataErased(GamEvent):
+        """The person's personal data was erased (right to erasure): their key was
+        destroyed, so their name, contact details and interaction notes can no
+        longer be read anywhere; every business fact about them stays."""
+
+        legal_basis: str
+
+        def apply(self, person: Stakeholder) -> None:
+            person.personal = PersonalData(ERASED)
+            person.interactions = [replace(i, summary=ERASED) for i in person.interactions]
+            person.erased = True
+
     # --- commands -------------------------------------------------------------------
 
     @classmethod
@@ -189,6 +211,7 @@ class Stakeholder(GamAggregate):
 
     def correct_personal_data(self, *, personal: PersonalData, meta: EventMetadata) -> None:
         self._require_present()
+        self._require_not_erased()
         if not isinstance(personal, PersonalData):
             raise InvalidValue("personal", "must be personal data")
         self._record(self.PersonalDataCorrected, meta, personal=personal)
@@ -243,6 +266,7 @@ class Stakeholder(GamAggregate):
         self, *, interaction_id: UUID, occurred_at: datetime, channel: str, summary: str, meta: EventMetadata
     ) -> None:
         self._require_present()
+        self._require_not_erased()
         if any(i.interaction_id == interaction_id for i in self.interactions):
             raise AlreadyExists("interaction", interaction_id)
         occurred_at = require_aware("occurred_at", occurred_at).astimezone(UTC)
@@ -260,6 +284,17 @@ class Stakeholder(GamAggregate):
     def record_departure(self, *, left_on: date, meta: EventMetadata) -> None:
         self._require_present()
         self._record(self.Left, meta, left_on=require_date("left_on", left_on))
+
+    def erase_personal_data(self, *, legal_basis: str, meta: EventMetadata) -> None:
+        """Erasure is allowed for leavers too: the right to erasure does not end with the job."""
+        if self.erased:
+            raise SubjectErased(f"the personal data of stakeholder {self.id} is already erased")
+        basis = require_text("legal_basis", legal_basis, max_len=MAX_TEXT)
+        self._record(self.PersonalDataErased, meta, legal_basis=basis)
+
+    def _require_not_erased(self) -> None:
+        if self.erased:
+            raise SubjectErased(f"the personal data of stakeholder {self.id} was erased")
 
     def _require_present(self) -> None:
         if self.left_on is not None:

@@ -25,6 +25,9 @@ MAX_TEXT: Final = 10_000
 MAX_NAME: Final = 300
 """Longest name or title accepted."""
 
+ERASED: Final = "[erased]"
+"""What stands where a person's erased data was."""
+
 
 class GovernanceModel(StrEnum):
     """How much HQ steers the local units (the three models of global account management)."""

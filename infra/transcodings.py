@@ -17,6 +17,7 @@ from eventsourcing.domain import Aggregate, DomainEvent
 from eventsourcing.persistence import JSONTranscoder, Transcoding
 
 from domain import account, deal, plan, stakeholder, values
+from infra.personal_keys import Sealed
 
 DOMAIN_MODULES: tuple[ModuleType, ...] = (values, account, plan, stakeholder, deal)
 
@@ -64,3 +65,4 @@ def register_domain_transcodings(transcoder: JSONTranscoder) -> None:
     transcoder.register(DateAsISO())
     for cls in value_types():
         transcoder.register(DataclassAsDict(cls))
+    transcoder.register(DataclassAsDict(Sealed))

@@ -29,7 +29,7 @@ from uuid import UUID
 from eventsourcing.domain import DomainEventProtocol
 
 from domain.base import GamEvent
-from domain.values import PIPELINE, BuyingRole, CascadeAnswer, SwotKind, UnitLevel
+from domain.values import ERASED, PIPELINE, BuyingRole, CascadeAnswer, SwotKind, UnitLevel
 from projections.base import ViewProjection, event_type_of, owner_of, payload_of
 from projections.encoding import format_time, parse_time, to_json_value
 from projections.exchange_rates import PLANNING_RATES, ExchangeRates
@@ -189,6 +189,12 @@ def _personal_corrected(doc: Document, p: dict[str, Any], e: GamEvent) -> None:
     _person(doc, e)["personal"] = {"name": p["personal"]["name"]}
 
 
+def _personal_erased(doc: Document, p: dict[str, Any], e: GamEvent) -> None:
+    person = _person(doc, e)
+    person["personal"] = {"name": ERASED}
+    person["erased"] = True
+
+
 def _person_field(field: str, source: str) -> Evolve:
     def evolve(doc: Document, p: dict[str, Any], e: GamEvent) -> None:
         _person(doc, e)[field] = p[source]
@@ -273,6 +279,7 @@ EVOLVE: dict[str, Evolve] = {
     "AccountPlan.Reopened": _plan_status("draft"),
     "Stakeholder.Identified": _identified,
     "Stakeholder.PersonalDataCorrected": _personal_corrected,
+    "Stakeholder.PersonalDataErased": _personal_erased,
     "Stakeholder.TitleChanged": _person_field("title", "to_title"),
     "Stakeholder.BuyingRoleChanged": _person_field("buying_role", "to_role"),
     "Stakeholder.InfluenceRated": _person_field("influence", "to_influence"),

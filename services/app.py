@@ -16,14 +16,15 @@ from typing import Any, ClassVar, TypeVar
 from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError, Application
-from eventsourcing.persistence import IntegrityError, JSONTranscoder
+from eventsourcing.persistence import IntegrityError, JSONTranscoder, Mapper
 
 from domain.account import GlobalAccount
 from domain.base import GamAggregate
 from domain.deal import Deal
 from domain.errors import AlreadyExists, ConcurrencyConflict, NotFound
 from domain.plan import AccountPlan
-from domain.stakeholder import Stakeholder
+from infra.mapping import GamMapper
+from infra.personal_keys import keys_for
 from infra.transcodings import register_domain_transcodings
 
 A = TypeVar("A", bound=GamAggregate)
@@ -49,9 +50,9 @@ class GamApplication(Application[UUID]):
     snapshotting_intervals: ClassVar[dict[type[Any], int]] = {
         GlobalAccount: DEFAULT_SNAPSHOT_INTERVAL,
         AccountPlan: DEFAULT_SNAPSHOT_INTERVAL,
-        Stakeholder: DEFAULT_SNAPSHOT_INTERVAL,
         Deal: DEFAULT_SNAPSHOT_INTERVAL,
     }
+    """No snapshots of stakeholders: a snapshot would hold their personal data unsealed."""
 
     def __init__(self, env: dict[str, str] | None = None, snapshot_interval: int | None = None) -> None:
         super().__init__(env)
@@ -60,6 +61,13 @@ class GamApplication(Application[UUID]):
             # The library reads the class variable through ``self``; shadowing it is intended.
             intervals = dict.fromkeys(type(self).snapshotting_intervals, snapshot_interval)
             self.snapshotting_intervals = intervals if snapshot_interval > 0 else {}  # type: ignore[misc]
+
+    def construct_mapper(self) -> Mapper[UUID]:
+        mapper = super().construct_mapper()
+        self.personal_keys = keys_for(self.env)
+        if isinstance(mapper, GamMapper):
+            mapper.keys = self.personal_keys
+        return mapper
 
     def register_transcodings(self, transcoder: JSONTranscoder) -> None:
         super().register_transcodings(transcoder)

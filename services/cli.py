@@ -350,6 +350,32 @@ def diff_command(
         app.close()
 
 
+erase_cli = typer.Typer(help="Compliance: erase a person's personal data (crypto-shredding).")
+cli.add_typer(erase_cli, name="erase")
+
+
+@erase_cli.command("stakeholder")
+def erase_stakeholder(
+    stakeholder_id: Annotated[str, typer.Argument(help="The stakeholder's id.")],
+    legal_basis: Annotated[str, typer.Option(help="Why, e.g. 'GDPR Art. 17 request #4711'.")],
+    actor: Annotated[str, typer.Option(envvar="GAM_ACTOR", help="Who asks (default: $GAM_ACTOR).")],
+) -> None:
+    """Destroy the person's key and record the erasure: their name, contact details and
+    interaction notes can no longer be read anywhere; every other fact stays."""
+    from uuid import UUID, uuid4
+
+    from domain.metadata import EventMetadata
+    from services.handlers import erase_personal_data
+
+    _, app = _open_store()
+    try:
+        meta = EventMetadata(actor=actor, at=datetime.now(UTC), correlation_id=uuid4(), reason=legal_basis)
+        result = erase_personal_data(app, meta, stakeholder_id=UUID(stakeholder_id), legal_basis=legal_basis)
+        console.print(f"erased the personal data of {stakeholder_id} (position {result.position})")
+    finally:
+        app.close()
+
+
 @cli.command()
 def serve(
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",

@@ -160,3 +160,17 @@ def record_departure(
     person = _person(app, stakeholder_id, expected_version)
     person.record_departure(left_on=left_on, meta=meta)
     return app.commit(person)
+
+
+def erase_personal_data(
+    app: GamApplication, meta: EventMetadata, *, stakeholder_id: UUID, legal_basis: str
+) -> CommandResult:
+    """Record the erasure, then destroy the person's key. Re-running it after a
+    failure between the two finishes the job (the key is destroyed again)."""
+    person = app.load(Stakeholder, stakeholder_id)
+    result = None
+    if not person.erased:
+        person.erase_personal_data(legal_basis=legal_basis, meta=meta)
+        result = app.commit(person)
+    app.personal_keys.destroy(stakeholder_id, erased_by=meta.actor, erased_at=meta.at, legal_basis=legal_basis)
+    return result or CommandResult(person.id, person.version, app.recorder.max_notification_id() or 0)

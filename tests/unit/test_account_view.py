@@ -108,6 +108,7 @@ def exercise_the_rest(app: GamApplication, account: SeededAccount) -> None:
     h.move_deal_stage(app, meta(), deal_id=deals[2], to_stage="prospecting")
     h.detach_buying_influence(app, meta(), deal_id=deals[1], stakeholder_id=people[1], role="economic_buyer")
     h.close_unit(app, meta(), account_id=account_id, unit_id=demo_id(0, "unit", "SG", "Jurong site"))
+    h.erase_personal_data(app, meta(), stakeholder_id=people[2], legal_basis="GDPR Art. 17 request")
     h.archive_account(app, meta(), account_id=account_id)
 
 
@@ -461,3 +462,16 @@ def test_rates_load_from_a_file_and_bad_files_are_refused(tmp_path: Path) -> Non
 def test_a_naive_now_is_refused(seeded: Seeded) -> None:
     with pytest.raises(ValueError, match="timezone"):
         read_account_view(seeded.document(), now=datetime(2026, 11, 24))
+
+
+def test_an_erased_person_reads_as_erased_in_the_view(memory_app: GamApplication) -> None:
+    account = seed_account(memory_app, 0)
+    person = account.stakeholder_ids[4]
+    h.erase_personal_data(memory_app, meta(), stakeholder_id=person, legal_basis="GDPR Art. 17")
+    for projector in (Projector.in_memory(memory_app, ["account_view"]),):
+        projector.catch_up()
+        live = projector.view("account_view").documents([account_key(account.account_id)])
+        assert live[account_key(account.account_id)]["stakeholders"][str(person)]["personal"] == {"name": "[erased]"}
+        projector.rebuild()  # rebuilt after the key is gone: the identified event itself reads as erased
+        rebuilt = projector.view("account_view").documents([account_key(account.account_id)])
+        assert rebuilt[account_key(account.account_id)]["stakeholders"][str(person)]["personal"] == {"name": "[erased]"}
