@@ -322,10 +322,11 @@ ENTITY_COLLECTIONS = {"AccountPlan": "plans", "Stakeholder": "stakeholders", "De
 
 
 def evolve_document(stored: Document | None, event: GamEvent) -> Document | None:
-    """The account's document after ``event`` (a new object; ``stored`` stays as it
-    was, since a store may hand out its own copy), or ``None`` when the event does
-    not change this view: its type is ignored, or it concerns an account or entity
-    the document does not know (then only the tracking position is recorded)."""
+    """The account's document after ``event`` (``stored`` is changed in place: every
+    view storage hands out a document the caller owns, and copying a large account
+    per event made replays quadratic), or ``None`` when the event does not change
+    this view: its type is ignored, or it concerns an account or entity the
+    document does not know (then only the tracking position is recorded)."""
     event_type = event_type_of(event)
     evolve = EVOLVE.get(event_type)
     if evolve is None or event_type in IGNORED:
@@ -335,7 +336,7 @@ def evolve_document(stored: Document | None, event: GamEvent) -> Document | None
             return None
         document: Document = {}
     else:
-        document = copy.deepcopy(stored)
+        document = stored
         collection = ENTITY_COLLECTIONS.get(event_type.split(".")[0])
         if collection and event.originator_version > 1 and str(event.originator_id) not in document[collection]:
             return None

@@ -23,7 +23,7 @@ from projections.encoding import format_time, to_json_value
 from projections.exchange_rates import PLANNING_RATES, ExchangeRates
 from projections.ports import Document
 from services.app import GamApplication
-from services.projector import Projector, view_recorder_class
+from services.projector import Projector, batched, view_recorder_class
 
 
 @dataclass(frozen=True)
@@ -62,13 +62,17 @@ def _state(aggregate: GamAggregate) -> dict[str, Any]:
     return {k: to_json_value(v) for k, v in fields.items()}
 
 
-def account_as_of(app: GamApplication, projector: Projector, account_id: UUID, moment: datetime) -> AccountAsOf:
-    """The account, its plans, stakeholders and deals, and its account view, at ``moment``."""
+def account_as_of(
+    app: GamApplication, projector: Projector, account_id: UUID, moment: datetime, *, with_view: bool = True
+) -> AccountAsOf:
+    """The account, its plans, stakeholders and deals, and (unless ``with_view`` is
+    false: it replays every event of the account) its account view, at ``moment``."""
     versions = projector.view("audit_trail").versions_at(account_id, moment)
     aggregates: dict[UUID, GamAggregate] = {
         entity: app.repository.get(entity, version=version) for entity, version in versions.items()
     }
-    return AccountAsOf(account_id, moment, versions, aggregates, _view_document(app, account_id, versions))
+    document = _view_document(app, account_id, versions) if with_view else None
+    return AccountAsOf(account_id, moment, versions, aggregates, document)
 
 
 def _view_document(app: GamApplication, account_id: UUID, versions: dict[UUID, int]) -> Document | None:
@@ -84,8 +88,10 @@ def _view_document(app: GamApplication, account_id: UUID, versions: dict[UUID, i
     events.sort(key=lambda e: (e.timestamp, e.originator_version))
     projection = AccountViewProjection(view=view_recorder_class("memory", "account_view")())
     creations = [e for e in events if e.originator_version == 1]
-    for position, event in enumerate([*creations, *(e for e in events if e.originator_version > 1)], start=1):
-        projection.process_event(event, Tracking(app.name, position))
+    ordered = [*creations, *(e for e in events if e.originator_version > 1)]
+    with batched([projection]):  # one in-memory batch: no per-event copies or commits
+        for position, event in enumerate(ordered, start=1):
+            projection.process_event(event, Tracking(app.name, position))
     return projection.view.documents([account_key(account_id)]).get(account_key(account_id))
 
 
