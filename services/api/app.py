@@ -21,10 +21,11 @@ from fastapi.responses import JSONResponse
 from infra.settings import Settings
 from projections.encoding import to_json_value
 from projections.ports import AuditQuery, AuditRow
-from services.api import problems
+from services.api import compliance, problems
 from services.app import GamApplication
 from services.projector import Projector
 from services.read_models import ReadModels
+from services.time_travel import account_as_of
 
 FOLLOW_SECONDS = 0.2
 MinPosition = Annotated[int | None, Query(ge=1, description="Wait (bounded) until the view has this log position.")]
@@ -79,6 +80,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     problems.install(api)
+    api.state.runtime = runtime
+    api.state.jwt_secret = runtime.settings.jwt_secret
+    api.include_router(compliance.router)
 
     @api.get("/healthz", tags=["operations"])
     def healthz() -> dict[str, str]:
@@ -102,7 +106,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return JSONResponse(body)
 
     @api.get("/accounts/{account_id}/view", tags=["views"])
-    def get_account_view(account_id: UUID, min_position: MinPosition = None) -> dict[str, Any]:
+    def get_account_view(
+        account_id: UUID,
+        min_position: MinPosition = None,
+        as_of: Annotated[datetime | None, Query(description="The view as it stood at this moment (UTC).")] = None,
+    ) -> dict[str, Any]:
+        if as_of is not None:
+            moment = as_of if as_of.tzinfo else as_of.replace(tzinfo=UTC)
+            state = account_as_of(runtime.app, runtime.projector, account_id, moment)
+            if state.document is None:
+                raise HTTPException(404, f"account {account_id} did not exist at {as_of.isoformat()}")
+            return {"as_of": moment.isoformat(), "events": sum(state.versions.values()), "view": state.view()}
         result = runtime.reads.account_view(account_id, now=datetime.now(UTC), min_position=min_position)
         if result.data is None:
             raise HTTPException(404, f"account {account_id} not found")

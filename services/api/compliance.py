@@ -1,0 +1,93 @@
+"""Compliance over HTTP: the account as it stood, what changed, the audit export
+with its hash-chain links, chain verification, and erasure (compliance and admin
+roles only; the token's subject is the actor of the erasure)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
+from uuid import UUID, uuid4
+
+from fastapi import APIRouter, HTTPException, Query, Request
+from fastapi.responses import StreamingResponse
+from pydantic import BaseModel, Field
+
+from domain.metadata import EventMetadata
+from infra.hash_chain import verify_chain
+from services.api.auth import Compliance
+from services.audit_export import export_rows, render
+from services.handlers import erase_personal_data
+from services.time_travel import account_as_of, diff
+
+router = APIRouter(prefix="/compliance", tags=["compliance"])
+
+
+def _utc(moment: datetime) -> datetime:
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+@router.get("/accounts/{account_id}/as-of")
+def get_account_as_of(
+    request: Request, account_id: UUID, at: Annotated[datetime, Query(description="The moment (UTC)")], _: Compliance
+) -> dict[str, Any]:
+    """The account, its plan, stakeholders and deals, and its account view, as they stood at ``at``."""
+    runtime = request.app.state.runtime
+    state = account_as_of(runtime.app, runtime.projector, account_id, _utc(at))
+    if state.document is None:
+        raise HTTPException(404, f"account {account_id} did not exist at {at.isoformat()}")
+    return state.as_json()
+
+
+@router.get("/accounts/{account_id}/diff")
+def get_account_diff(
+    request: Request,
+    account_id: UUID,
+    from_time: Annotated[datetime, Query(alias="from")],
+    to_time: Annotated[datetime, Query(alias="to")],
+    _: Compliance,
+) -> dict[str, Any]:
+    """Every field of the account view that differs between two moments."""
+    runtime = request.app.state.runtime
+    before = account_as_of(runtime.app, runtime.projector, account_id, _utc(from_time)).document
+    after = account_as_of(runtime.app, runtime.projector, account_id, _utc(to_time)).document
+    return {"changes": [{"path": c.path, "before": c.before, "after": c.after} for c in diff(before, after)]}
+
+
+@router.get("/audit/export", response_class=StreamingResponse)
+def export_audit(
+    request: Request,
+    _: Compliance,
+    account_id: UUID | None = None,
+    from_time: Annotated[datetime | None, Query(alias="from")] = None,
+    to_time: Annotated[datetime | None, Query(alias="to")] = None,
+    format: Literal["jsonl", "csv"] = "jsonl",
+) -> StreamingResponse:
+    """The audit trail with each row's hash-chain link, streamed."""
+    runtime = request.app.state.runtime
+    rows = export_rows(
+        runtime.projector, account_id=account_id, since=from_time and _utc(from_time), until=to_time and _utc(to_time)
+    )
+    media = "application/x-ndjson" if format == "jsonl" else "text/csv"
+    return StreamingResponse(render(rows, format), media_type=media)
+
+
+@router.get("/audit/verify")
+def verify(request: Request, _: Compliance) -> dict[str, Any]:
+    """Recompute the hash chain over every stored event."""
+    report = verify_chain(request.app.state.runtime.app.recorder)
+    return {"intact": report.intact, "checked": report.checked, "first_broken": report.first_broken,
+            "problem": report.problem}  # fmt: skip
+
+
+class ErasureRequest(BaseModel):
+    legal_basis: str = Field(min_length=1, max_length=2000, examples=["GDPR Art. 17 request #4711"])
+
+
+@router.post("/stakeholders/{stakeholder_id}/erasure")
+def erase(request: Request, stakeholder_id: UUID, body: ErasureRequest, principal: Compliance) -> dict[str, Any]:
+    """Destroy the person's key and record who erased them, when, and on what legal basis."""
+    meta = EventMetadata(actor=principal.subject, at=datetime.now(UTC), correlation_id=uuid4(), reason=body.legal_basis)
+    result = erase_personal_data(
+        request.app.state.runtime.app, meta, stakeholder_id=stakeholder_id, legal_basis=body.legal_basis
+    )
+    return {"stakeholder_id": str(stakeholder_id), "version": result.version, "position": result.position}
