@@ -140,7 +140,8 @@ def main() -> None:
         f"Account with {args.events:,} extra events on one deal; as-of near the end; "
         f"median (min–max) of {args.repeats}",
         "",
-        "| store | events | as-of, snapshots | as-of, no snapshots | ratio | as-of with account view | verify | export |",
+        "| store | events | as-of, snapshots | as-of, no snapshots | ratio | as-of with account view "
+        "| verify | export |",
         "| --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for store, r in results.items():
