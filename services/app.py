@@ -21,10 +21,10 @@ from eventsourcing.persistence import IntegrityError, JSONTranscoder, Mapper
 from domain.account import GlobalAccount
 from domain.base import GamAggregate
 from domain.deal import Deal
-from domain.errors import AlreadyExists, ConcurrencyConflict, NotFound
+from domain.errors import AlreadyExists, ConcurrencyConflict, NotFound, SubjectErased
 from domain.plan import AccountPlan
 from infra.mapping import GamMapper
-from infra.personal_keys import keys_for
+from infra.personal_keys import KeyErased, keys_for
 from infra.transcodings import register_domain_transcodings
 
 A = TypeVar("A", bound=GamAggregate)
@@ -100,6 +100,8 @@ class GamApplication(Application[UUID]):
             recordings = self.save(*aggregates)
         except IntegrityError:
             raise self._conflict(aggregates, expected) from None
+        except KeyErased as erased:
+            raise SubjectErased(str(erased)) from None
         position = max((r.notification.id for r in recordings), default=0)
         return CommandResult(primary.id, primary.version, position)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from uuid import UUID
 
+from domain.errors import AlreadyExists
 from domain.metadata import EventMetadata
 from domain.stakeholder import Stakeholder
 from domain.values import PersonalData
@@ -22,6 +23,8 @@ def identify_stakeholder(
     title: str,
     personal: PersonalData,
 ) -> CommandResult:
+    if app.exists(stakeholder_id):  # before sealing: an erased person's id has no key to seal with
+        raise AlreadyExists("stakeholder", stakeholder_id)
     person = Stakeholder.identify(
         stakeholder_id=stakeholder_id,
         unit_id=unit_id,
