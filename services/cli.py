@@ -213,7 +213,7 @@ def schemas() -> None:
     console.print(f"wrote {len(paths)} schemas to {paths[0].parent}")
 
 
-audit_cli = typer.Typer(help="Compliance: verify the tamper-evident hash chain over the stored events.")
+audit_cli = typer.Typer(help="Compliance: verify the tamper-evident hash chain, export the audit trail with its links.")
 cli.add_typer(audit_cli, name="audit")
 
 
@@ -381,7 +381,7 @@ def serve(
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(min=1, max=65535, help="Port to listen on.")] = 8000,
 ) -> None:
-    """Serve the HTTP API (OpenAPI at /docs): health, readiness and the views, kept up to date in process."""
+    """Serve the HTTP API (OpenAPI at /docs): health, the views (kept up to date in process), compliance."""
     import uvicorn
 
     from services.api.app import create_app
