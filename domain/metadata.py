@@ -14,7 +14,7 @@ from typing import Any
 from uuid import UUID
 
 from domain.errors import InvalidValue
-from domain.values import MAX_NAME, MAX_TEXT, require_aware
+from domain.values import MAX_NAME, MAX_TEXT, reject_nul, require_aware
 
 
 @dataclass(frozen=True)
@@ -31,10 +31,13 @@ class EventMetadata:
     def __post_init__(self) -> None:
         if not isinstance(self.actor, str) or not self.actor.strip() or len(self.actor) > MAX_NAME:
             raise InvalidValue("actor", "must name the acting principal")
+        reject_nul("actor", self.actor)
         require_aware("at", self.at)
         object.__setattr__(self, "at", self.at.astimezone(UTC))
         if self.reason is not None and len(self.reason) > MAX_TEXT:
             raise InvalidValue("reason", f"must be at most {MAX_TEXT} characters")
+        if self.reason is not None:
+            reject_nul("reason", self.reason)
 
     def event_fields(self) -> dict[str, Any]:
         """The keyword arguments every :class:`~domain.base.GamEvent` takes."""

@@ -210,15 +210,23 @@ class QualificationStatus(StrEnum):
 
 
 def require_text(field: str, value: str, *, max_len: int = MAX_NAME, allow_empty: bool = False) -> str:
-    """Trimmed, bounded text; names and titles must not be blank."""
+    """Trimmed, bounded text; names and titles must not be blank. NUL is refused:
+    PostgreSQL's ``text`` cannot hold it, so a NUL accepted here would poison every
+    read model and key table that stores the text later."""
     if not isinstance(value, str):
         raise InvalidValue(field, "must be text")
+    reject_nul(field, value)
     stripped = value.strip()
     if not stripped and not allow_empty:
         raise InvalidValue(field, "must not be blank")
     if len(value) > max_len:
         raise InvalidValue(field, f"must be at most {max_len} characters")
     return stripped
+
+
+def reject_nul(field: str, value: str) -> None:
+    if "\x00" in value:
+        raise InvalidValue(field, "must not contain the NUL character")
 
 
 def optional_text(field: str, value: str | None, *, max_len: int = MAX_TEXT) -> str | None:
