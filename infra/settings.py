@@ -15,8 +15,12 @@ Environment variables (all optional):
                        the events stored after it, so other writers are never missed
 ``GAM_READ_WAIT_SECONDS`` how long a read waits for a view to reach a caller's position
                        before answering 503 (default 5)
-``GAM_JWT_SECRET``     key that signs the API's bearer tokens (HS256); unset, the
-                       API's protected endpoints refuse every call
+``GAM_JWT_SECRET``     key that signs the API's bearer tokens (HS256); unset (and no
+                       public key), the API refuses every token
+``GAM_JWT_PUBLIC_KEY_FILE`` PEM public key of an identity provider (RS256/ES256); when
+                       set, it is used instead of the secret
+``GAM_API_KEYS_FILE``  JSON list of services' API keys, as SHA-256 digests with their
+                       claims: ``[{"sha256": ..., "sub": ..., "roles": [...], "accounts": [...]}]``
 ``GAM_FX_RATES_FILE``  JSON exchange rates for the account view's conversions (default:
                        the built-in FY2027 planning rates; see projections.exchange_rates)
 ``GAM_KAFKA_BOOTSTRAP_SERVERS`` Kafka brokers for the relay and subscribers
@@ -55,6 +59,8 @@ class Settings(BaseSettings):
     fx_rates_file: Path | None = None
     read_wait_seconds: float = Field(default=5.0, gt=0, le=60)
     jwt_secret: str | None = None
+    jwt_public_key_file: Path | None = None
+    api_keys_file: Path | None = None
     kafka_bootstrap_servers: str = "localhost:9092"
     kafka_topic: str = Field(default="gam.events", pattern=r"^[A-Za-z0-9._-]{1,249}$")
     kafka_max_poll_interval_ms: int = Field(default=300_000, ge=1_000)

@@ -48,7 +48,7 @@ class AccountAsOf:
                 str(entity_id): {
                     "type": aggregate.entity_type,
                     "version": aggregate.version,
-                    "state": _state(aggregate),
+                    "state": aggregate_state(aggregate),
                 }
                 for entity_id, aggregate in sorted(self.aggregates.items(), key=lambda item: str(item[0]))
             },
@@ -56,7 +56,7 @@ class AccountAsOf:
         }
 
 
-def _state(aggregate: GamAggregate) -> dict[str, Any]:
+def aggregate_state(aggregate: GamAggregate) -> dict[str, Any]:
     """The aggregate's fields as JSON (personal data included: this is for compliance)."""
     fields = {k.lstrip("_"): v for k, v in vars(aggregate).items() if k not in ("_pending_events",)}
     return {k: to_json_value(v) for k, v in fields.items()}

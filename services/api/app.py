@@ -11,21 +11,19 @@ from __future__ import annotations
 import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime
-from typing import Annotated, Any
-from uuid import UUID
+from typing import Annotated
 
-from fastapi import FastAPI, HTTPException, Query
+from fastapi import FastAPI, Query
 from fastapi.responses import JSONResponse
 
+from infra.idempotency import idempotency_for
 from infra.settings import Settings
-from projections.encoding import to_json_value
-from projections.ports import AuditQuery, AuditRow
 from services.api import compliance, problems
+from services.api.auth import Verifier
+from services.api.routes import accounts, deals, plans, queries, stakeholders
 from services.app import GamApplication
 from services.projector import Projector
 from services.read_models import ReadModels
-from services.time_travel import account_as_of
 
 FOLLOW_SECONDS = 0.2
 MinPosition = Annotated[int | None, Query(ge=1, description="Wait (bounded) until the view has this log position.")]
@@ -39,6 +37,7 @@ class Runtime:
         self.app = GamApplication(settings.eventsourcing_env())
         self.projector = Projector.open(self.app, settings)
         self.reads = ReadModels.from_settings(self.projector, settings)
+        self.idempotency = idempotency_for(settings.eventsourcing_env())
         self.stopping = threading.Event()
         self.follower = threading.Thread(target=self._follow, name="gam-views", daemon=True)
 
@@ -57,11 +56,8 @@ class Runtime:
         self.stopping.set()
         self.follower.join(timeout=5)
         self.projector.close()
+        self.idempotency.close()
         self.app.close()
-
-
-def _rows(rows: list[AuditRow]) -> list[dict[str, Any]]:
-    return [to_json_value(row) for row in rows]
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -75,13 +71,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     api = FastAPI(
         title="gam",
-        version="0.1.0",
-        summary="Global account plans: the account view, the strategy flow and the audit trail.",
+        version="0.2.0",
+        summary="Global account plans: commands on accounts, plans, stakeholders and deals; "
+        "the account view, the strategy flow and the audit trail.",
+        description=API_DESCRIPTION,
         lifespan=lifespan,
     )
     problems.install(api)
     api.state.runtime = runtime
-    api.state.jwt_secret = runtime.settings.jwt_secret
+    api.state.verifier = Verifier.from_settings(runtime.settings)
+    for router in (accounts.router, plans.router, stakeholders.router, deals.router, queries.router):
+        api.include_router(router)
     api.include_router(compliance.router)
 
     @api.get("/healthz", tags=["operations"])
@@ -105,58 +105,21 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         }
         return JSONResponse(body)
 
-    @api.get("/accounts/{account_id}/view", tags=["views"])
-    def get_account_view(
-        account_id: UUID,
-        min_position: MinPosition = None,
-        as_of: Annotated[datetime | None, Query(description="The view as it stood at this moment (UTC).")] = None,
-    ) -> dict[str, Any]:
-        if as_of is not None:
-            moment = as_of if as_of.tzinfo else as_of.replace(tzinfo=UTC)
-            state = account_as_of(runtime.app, runtime.projector, account_id, moment)
-            if state.document is None:
-                raise HTTPException(404, f"account {account_id} did not exist at {as_of.isoformat()}")
-            return {"as_of": moment.isoformat(), "events": sum(state.versions.values()), "view": state.view()}
-        result = runtime.reads.account_view(account_id, now=datetime.now(UTC), min_position=min_position)
-        if result.data is None:
-            raise HTTPException(404, f"account {account_id} not found")
-        return {"position": result.position, "view": result.data}
-
-    @api.get("/plans/{plan_id}/strategy-flow", tags=["views"])
-    def get_strategy_flow(plan_id: UUID, min_position: MinPosition = None) -> dict[str, Any]:
-        result = runtime.reads.strategy_flow(plan_id, now=datetime.now(UTC), min_position=min_position)
-        if result.data is None:
-            raise HTTPException(404, f"plan {plan_id} not found")
-        return {"position": result.position, "flow": result.data}
-
-    @api.get("/audit", tags=["views"])
-    def get_audit_trail(
-        account_id: UUID | None = None,
-        entity_id: UUID | None = None,
-        actor: Annotated[str | None, Query(max_length=300)] = None,
-        event_type: Annotated[str | None, Query(max_length=100)] = None,
-        since: datetime | None = None,
-        until: datetime | None = None,
-        after: Annotated[int, Query(ge=0, description="Position cursor: the last position of the previous page.")] = 0,
-        limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-        min_position: MinPosition = None,
-    ) -> dict[str, Any]:
-        query = AuditQuery(account_id, entity_id, actor, event_type, since, until, after, limit)
-        result = runtime.reads.audit_trail(query, min_position=min_position)
-        rows = _rows(result.data)
-        next_cursor = rows[-1]["position"] if len(rows) == limit else None
-        return {"position": result.position, "rows": rows, "next": next_cursor}
-
-    @api.get("/entities/{entity_id}/history", tags=["views"])
-    def get_entity_history(
-        entity_id: UUID,
-        after: Annotated[int, Query(ge=0)] = 0,
-        limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-        min_position: MinPosition = None,
-    ) -> dict[str, Any]:
-        result = runtime.reads.entity_history(entity_id, after_position=after, limit=limit, min_position=min_position)
-        if not result.data and after == 0:
-            raise HTTPException(404, f"entity {entity_id} has no history")
-        return {"position": result.position, "rows": _rows(result.data)}
-
     return api
+
+
+API_DESCRIPTION = """
+Every change is a command that stores immutable events; every read comes from the
+projections or the stored entity.
+
+* **Auth**: `Authorization: Bearer <JWT>` (claims `sub`, `roles`, `accounts`, `units`, `exp`)
+  or `X-API-Key`. 401 without a valid credential, 403 without the right.
+* **Concurrency**: entity responses carry an `ETag` (the version); every change needs
+  `If-Match` with it (428 when missing, 412 with `current_version` when stale).
+* **Retries**: send `Idempotency-Key` on POSTs; a retry with the same key and body returns
+  the first answer (`Idempotent-Replayed: true`) and stores nothing new.
+* **Read your writes**: a command answers its log `position`; pass it as `min_position` to a
+  query, which waits (bounded) and then answers 503 with `Retry-After`.
+* **Errors**: RFC 9457 `application/problem+json`; validation errors list field `path`s;
+  a refusal by a domain rule names the `rule`. A refused request stores nothing.
+"""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from http import HTTPStatus
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -10,6 +11,15 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
+from domain.errors import (
+    AlreadyExists,
+    ConcurrencyConflict,
+    CurrencyMismatch,
+    DomainError,
+    InvalidValue,
+    NegativeAmount,
+    NotFound,
+)
 from projections.exchange_rates import UnknownCurrency
 from services.projector import ViewNotReady
 
@@ -27,6 +37,38 @@ def problem(
     return JSONResponse(body, status_code=status, media_type=PROBLEM, headers=headers or None)
 
 
+INPUT_RULES = (InvalidValue, NegativeAmount, CurrencyMismatch)
+"""Rules about the values sent (422); every other rule is about the state the
+entity is in (409)."""
+
+
+def domain_problem(error: DomainError) -> JSONResponse:
+    """A refusal by the domain, named by its rule so clients can act on it."""
+    rule_type = f"/problems/{error.rule}"
+    if isinstance(error, ConcurrencyConflict):
+        current = error.actual_version
+        headers = {"ETag": f'"{current}"'} if current is not None else None
+        return problem(
+            412, "Version mismatch", str(error), headers, type=rule_type, rule=error.rule, current_version=current
+        )
+    if isinstance(error, NotFound):
+        return problem(404, "Not found", str(error), type=rule_type, rule=error.rule)
+    if isinstance(error, AlreadyExists):
+        return problem(409, "Already exists", str(error), type=rule_type, rule=error.rule)
+    if isinstance(error, InvalidValue):
+        errors = [{"path": f"body/{error.field.replace('.', '/')}", "message": str(error), "type": error.rule}]
+        return problem(422, "Invalid value", str(error), type=rule_type, rule=error.rule, errors=errors)
+    status = 422 if isinstance(error, INPUT_RULES) else 409
+    return problem(status, "Refused by a rule", str(error), type=rule_type, rule=error.rule)
+
+
+def _phrase(status: int) -> str:
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return "Error"
+
+
 def install(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def invalid(_: Request, error: RequestValidationError) -> JSONResponse:
@@ -34,6 +76,10 @@ def install(app: FastAPI) -> None:
             {"path": "/".join(str(p) for p in e["loc"]), "message": e["msg"], "type": e["type"]} for e in error.errors()
         ]
         return problem(422, "Invalid request", f"{len(errors)} field(s) are invalid", errors=errors)
+
+    @app.exception_handler(DomainError)
+    async def refused(_: Request, error: DomainError) -> JSONResponse:
+        return domain_problem(error)
 
     @app.exception_handler(ViewNotReady)
     async def not_ready(_: Request, error: ViewNotReady) -> JSONResponse:
@@ -46,4 +92,4 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(HTTPException)
     async def http(_: Request, error: HTTPException) -> JSONResponse:
-        return problem(error.status_code, str(error.detail), str(error.detail), headers=error.headers)
+        return problem(error.status_code, _phrase(error.status_code), str(error.detail), headers=error.headers)

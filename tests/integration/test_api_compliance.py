@@ -10,7 +10,6 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import jwt
 import pytest
 from fastapi.testclient import TestClient
 
@@ -20,12 +19,7 @@ from infra.settings import Settings
 from services.api.app import create_app
 from services.app import GamApplication
 from services.demo import SeededAccount, seed_account
-
-SECRET = "test-secret-that-is-long-enough-for-hs256"
-
-
-def token(subject: str, *roles: str, secret: str = SECRET) -> dict[str, str]:
-    return {"Authorization": "Bearer " + jwt.encode({"sub": subject, "roles": list(roles)}, secret, algorithm="HS256")}
+from tests.api_support import SECRET, token
 
 
 @pytest.fixture
@@ -64,7 +58,9 @@ def test_as_of_diff_export_and_verify(api: tuple) -> None:  # type: ignore[type-
     as_of = client.get(f"/compliance/accounts/{account.account_id}/as-of?at=2026-09-02T00:00:00Z", headers=auditor)
     entities = as_of.json()["entities"]
     assert {e["type"] for e in entities.values()} == {"account", "plan"}  # no deals yet on the 2nd of September
-    view = client.get(f"/accounts/{account.account_id}/view", params={"as_of": "2026-09-02T00:00:00Z"}).json()
+    view = client.get(
+        f"/accounts/{account.account_id}/view", params={"as_of": "2026-09-02T00:00:00Z"}, headers=auditor
+    ).json()
     assert view["events"] == sum(e["version"] for e in entities.values())
     changes = client.get(
         f"/compliance/accounts/{account.account_id}/diff",

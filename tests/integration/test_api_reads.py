@@ -14,15 +14,16 @@ from services import handlers as h
 from services.api.app import create_app
 from services.app import GamApplication
 from services.demo import SeededAccount, demo_id, seed_account
+from tests.api_support import ADMIN, SECRET
 from tests.support import meta
 
 
 @pytest.fixture
 def seeded(tmp_path: Path) -> Iterator[tuple[TestClient, GamApplication, SeededAccount]]:
-    settings = Settings(store="sqlite", sqlite_path=tmp_path / "gam.db", read_wait_seconds=1.0)
+    settings = Settings(store="sqlite", sqlite_path=tmp_path / "gam.db", read_wait_seconds=1.0, jwt_secret=SECRET)
     writer = GamApplication(settings.eventsourcing_env())
     account = seed_account(writer, 0)
-    with TestClient(create_app(settings)) as client:
+    with TestClient(create_app(settings), headers=ADMIN) as client:
         deadline = time.monotonic() + 60
         while any(v["lag"] for v in client.get("/readyz").json()["views"].values()):
             assert time.monotonic() < deadline, "views never caught up"

@@ -1,0 +1,244 @@
+"""Remembered answers for HTTP ``Idempotency-Key``s, kept beside the events.
+
+A request with a key first *reserves* it (one row per caller and key, inserted
+with ``ON CONFLICT DO NOTHING`` so two racing retries cannot both run), then
+either *completes* it with the response it gave or *releases* it when it was
+refused (a refused request stored nothing, so running it again is harmless).
+A reservation whose process died is taken over after ``LEASE``; answers are kept
+for ``RETENTION`` (the window in which clients are expected to retry).
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from psycopg.sql import SQL, Identifier
+from psycopg_pool import ConnectionPool
+
+from infra.personal_keys import CONNINFO_KEYS
+
+TABLE = "gam_idempotency"
+LEASE = timedelta(seconds=30)
+RETENTION = timedelta(hours=24)
+
+
+@dataclass(frozen=True)
+class StoredResponse:
+    status: int
+    body: bytes
+    headers: dict[str, str]
+
+
+@dataclass(frozen=True)
+class Reserved:
+    """Go ahead: this caller now holds the key."""
+
+
+@dataclass(frozen=True)
+class Replay:
+    """The key was used for this very request: answer what was answered then."""
+
+    response: StoredResponse
+
+
+@dataclass(frozen=True)
+class KeyReused:
+    """The key was used for a different request."""
+
+
+@dataclass(frozen=True)
+class InProgress:
+    """The first request with this key is still running."""
+
+
+Reservation = Reserved | Replay | KeyReused | InProgress
+
+
+def _decide(fingerprint: str, row: tuple[str, int | None, bytes | None, str | None]) -> Reservation:
+    stored_fingerprint, status, body, headers = row
+    if stored_fingerprint != fingerprint:
+        return KeyReused()
+    if status is None or body is None:
+        return InProgress()
+    return Replay(StoredResponse(status, bytes(body), json.loads(headers or "{}")))
+
+
+class IdempotencyStore(ABC):
+    @abstractmethod
+    def reserve(self, owner: str, key: str, fingerprint: str) -> Reservation: ...
+
+    @abstractmethod
+    def complete(self, owner: str, key: str, response: StoredResponse) -> None: ...
+
+    @abstractmethod
+    def release(self, owner: str, key: str) -> None: ...
+
+    def close(self) -> None:  # noqa: B027 - only stores holding connections close anything
+        """Nothing to close unless the store holds connections."""
+
+
+class MemoryIdempotency(IdempotencyStore):
+    def __init__(self) -> None:
+        self._rows: dict[tuple[str, str], tuple[str, int | None, bytes | None, str | None, datetime]] = {}
+        self._lock = threading.Lock()
+
+    def reserve(self, owner: str, key: str, fingerprint: str) -> Reservation:
+        now = datetime.now(UTC)
+        with self._lock:
+            row = self._rows.get((owner, key))
+            expired = row is not None and (now - row[4] > RETENTION or (row[1] is None and now - row[4] > LEASE))
+            if row is None or expired:
+                self._rows[(owner, key)] = (fingerprint, None, None, None, now)
+                return Reserved()
+            return _decide(fingerprint, row[:4])
+
+    def complete(self, owner: str, key: str, response: StoredResponse) -> None:
+        with self._lock:
+            fingerprint, *_ = self._rows[(owner, key)]
+            self._rows[(owner, key)] = (
+                fingerprint,
+                response.status,
+                response.body,
+                json.dumps(response.headers),
+                datetime.now(UTC),
+            )
+
+    def release(self, owner: str, key: str) -> None:
+        with self._lock:
+            self._rows.pop((owner, key), None)
+
+
+class SQLiteIdempotency(IdempotencyStore):
+    def __init__(self, path: str) -> None:
+        self.path = path
+        with self._connect() as conn:
+            conn.execute(
+                f"CREATE TABLE IF NOT EXISTS {TABLE} (owner TEXT NOT NULL, key TEXT NOT NULL, "
+                "fingerprint TEXT NOT NULL, status INTEGER, body BLOB, headers TEXT, "
+                "created_at TEXT NOT NULL, PRIMARY KEY (owner, key))"
+            )
+
+    def _connect(self) -> sqlite3.Connection:
+        return sqlite3.connect(self.path, timeout=10, isolation_level=None)
+
+    def reserve(self, owner: str, key: str, fingerprint: str) -> Reservation:
+        now = datetime.now(UTC)
+        with self._connect() as conn:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                conn.execute(
+                    f"DELETE FROM {TABLE} WHERE owner = ? AND key = ? AND (created_at < ? "  # noqa: S608
+                    "OR (status IS NULL AND created_at < ?))",
+                    (owner, key, (now - RETENTION).isoformat(), (now - LEASE).isoformat()),
+                )
+                inserted = conn.execute(
+                    f"INSERT INTO {TABLE} (owner, key, fingerprint, created_at) VALUES (?, ?, ?, ?) "  # noqa: S608
+                    "ON CONFLICT (owner, key) DO NOTHING",
+                    (owner, key, fingerprint, now.isoformat()),
+                ).rowcount
+                row = conn.execute(
+                    f"SELECT fingerprint, status, body, headers FROM {TABLE} WHERE owner = ? AND key = ?",  # noqa: S608
+                    (owner, key),
+                ).fetchone()
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+        return Reserved() if inserted else _decide(fingerprint, row)
+
+    def complete(self, owner: str, key: str, response: StoredResponse) -> None:
+        with self._connect() as conn:
+            conn.execute(
+                f"UPDATE {TABLE} SET status = ?, body = ?, headers = ?, created_at = ? "  # noqa: S608
+                "WHERE owner = ? AND key = ?",
+                (
+                    response.status,
+                    response.body,
+                    json.dumps(response.headers),
+                    datetime.now(UTC).isoformat(),
+                    owner,
+                    key,
+                ),
+            )
+
+    def release(self, owner: str, key: str) -> None:
+        with self._connect() as conn:
+            conn.execute(f"DELETE FROM {TABLE} WHERE owner = ? AND key = ? AND status IS NULL", (owner, key))  # noqa: S608
+
+
+class PostgresIdempotency(IdempotencyStore):
+    def __init__(self, conninfo: str, schema: str) -> None:
+        self.table = SQL("{0}.{1}").format(Identifier(schema), Identifier(TABLE))
+        self.pool = ConnectionPool(conninfo, min_size=1, max_size=4, open=True)
+        with self.pool.connection() as conn:
+            conn.execute(
+                SQL(
+                    "CREATE TABLE IF NOT EXISTS {0} (owner text NOT NULL, key text NOT NULL, "
+                    "fingerprint text NOT NULL, status integer, body bytea, headers text, "
+                    "created_at timestamptz NOT NULL DEFAULT now(), PRIMARY KEY (owner, key))"
+                ).format(self.table)
+            )
+
+    def reserve(self, owner: str, key: str, fingerprint: str) -> Reservation:
+        with self.pool.connection() as conn, conn.transaction():
+            conn.execute(
+                SQL(
+                    "DELETE FROM {0} WHERE owner = %s AND key = %s AND (created_at < now() - %s "
+                    "OR (status IS NULL AND created_at < now() - %s))"
+                ).format(self.table),
+                (owner, key, RETENTION, LEASE),
+            )
+            inserted = conn.execute(
+                SQL("INSERT INTO {0} (owner, key, fingerprint) VALUES (%s, %s, %s) ON CONFLICT DO NOTHING").format(
+                    self.table
+                ),
+                (owner, key, fingerprint),
+            ).rowcount
+            row = conn.execute(
+                SQL("SELECT fingerprint, status, body, headers FROM {0} WHERE owner = %s AND key = %s").format(
+                    self.table
+                ),
+                (owner, key),
+            ).fetchone()
+        if inserted:
+            return Reserved()
+        if row is None:  # taken over and released between our statements
+            return InProgress()
+        return _decide(fingerprint, row)
+
+    def complete(self, owner: str, key: str, response: StoredResponse) -> None:
+        with self.pool.connection() as conn:
+            conn.execute(
+                SQL(
+                    "UPDATE {0} SET status = %s, body = %s, headers = %s, created_at = now() "
+                    "WHERE owner = %s AND key = %s"
+                ).format(self.table),
+                (response.status, response.body, json.dumps(response.headers), owner, key),
+            )
+
+    def release(self, owner: str, key: str) -> None:
+        with self.pool.connection() as conn:
+            conn.execute(
+                SQL("DELETE FROM {0} WHERE owner = %s AND key = %s AND status IS NULL").format(self.table),
+                (owner, key),
+            )
+
+    def close(self) -> None:
+        self.pool.close()
+
+
+def idempotency_for(env: Mapping[str, str]) -> IdempotencyStore:
+    """The store beside the events the ``eventsourcing`` settings point at."""
+    module = env.get("PERSISTENCE_MODULE", "")
+    if module.endswith("sqlite"):
+        return SQLiteIdempotency(env["SQLITE_DBNAME"])
+    if module.endswith("postgres"):
+        conninfo = " ".join(f"{name}='{env[key]}'" for name, key in CONNINFO_KEYS if env.get(key))
+        return PostgresIdempotency(conninfo, env.get("POSTGRES_SCHEMA") or "public")
+    return MemoryIdempotency()

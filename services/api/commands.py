@@ -1,0 +1,245 @@
+"""How every command travels through HTTP, in one place, so the routers only say
+what a command is: its body, what it touches, and which handler decides it.
+
+The order of checks is the contract: who is calling (401), whether the entity
+exists (404), whether they may change it (403), whether they said which version
+they saw (If-Match, 428), then the domain decides (412 stale version, 409/422
+rule broken) and the events are stored. ``Idempotency-Key`` wraps it all: the
+first answer is remembered and replayed for a retry of the same request; a
+refused request stores nothing and forgets its key.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Annotated, Any
+from uuid import UUID, uuid4
+
+from fastapi import Depends, Header, HTTPException, Request, Response
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
+
+from domain.metadata import EventMetadata
+from infra.idempotency import IdempotencyStore, InProgress, KeyReused, Replay, StoredResponse
+from services.api.access import Scope, check_write
+from services.api.auth import Caller, Principal
+from services.app import CommandResult, GamApplication
+
+log = logging.getLogger(__name__)
+
+ETAG = re.compile(r'^\s*"(\d{1,12})"\s*$')
+KEY_PATTERN = r"^[\x21-\x7e]{1,255}$"
+
+
+class CommandBody(BaseModel):
+    """Fields every command accepts besides its own. Unknown fields are refused,
+    so a misspelt field is an error rather than silently ignored."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    reason: str | None = Field(
+        default=None,
+        max_length=2000,
+        description="Why the change is made; kept with the event for the audit trail.",
+        examples=["Agreed in the Q3 business review"],
+    )
+
+
+class CommandAccepted(BaseModel):
+    """What a command stored: the entity, its new version (also the ETag), the log
+    position to pass as ``min_position`` to read your own write, and the id of what
+    the command created inside the entity, if anything."""
+
+    entity_id: UUID
+    version: int
+    position: int
+    created_id: UUID | None = None
+
+
+def etag(version: int) -> str:
+    return f'"{version}"'
+
+
+def parse_if_match(value: str | None) -> int:
+    if value is None:
+        raise HTTPException(428, "this change needs If-Match with the entity's ETag (its version)")
+    match = ETAG.match(value)
+    if match is None:
+        raise HTTPException(400, 'If-Match must be one strong entity tag, such as "7"')
+    return int(match.group(1))
+
+
+def fingerprint(request: Request, raw_body: bytes, if_match: str | None) -> str:
+    """The request as far as its effect goes: method, path, body (key order ignored)
+    and the version it was made against."""
+    try:
+        body = json.dumps(json.loads(raw_body), sort_keys=True, separators=(",", ":"))
+    except ValueError:
+        body = raw_body.hex()
+    text = json.dumps([request.method, request.url.path, request.url.query, body, if_match])
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _correlation_id(value: str | None) -> UUID:
+    try:
+        return UUID(value) if value else uuid4()
+    except ValueError:
+        return uuid4()
+
+
+@dataclass
+class CommandGate:
+    """One command request: the caller, their headers, and the way to the store."""
+
+    request: Request
+    principal: Principal
+    app: GamApplication
+    idempotency: IdempotencyStore
+    idempotency_key: str | None
+    if_match: str | None
+    correlation_id: UUID
+    fingerprint: str
+
+    def create(
+        self,
+        body: CommandBody,
+        *,
+        scope: Callable[[], Scope],
+        run: Callable[[EventMetadata], CommandResult],
+        location: str,
+        created_id: UUID | None = None,
+    ) -> Response:
+        """A new entity: no version to match; an id already taken is 409."""
+        return self._once(lambda: self._decide(body, scope, lambda meta: run(meta), 201, location, created_id))
+
+    def change(
+        self,
+        body: CommandBody,
+        *,
+        scope: Callable[[], Scope],
+        run: Callable[[EventMetadata, int], CommandResult],
+        created_id: UUID | None = None,
+    ) -> Response:
+        """A change to an existing entity, made against the version the caller saw."""
+
+        def decide() -> Response:
+            def guarded(meta: EventMetadata) -> CommandResult:
+                return run(meta, parse_if_match(self.if_match))
+
+            return self._decide(body, scope, guarded, 200, None, created_id)
+
+        return self._once(decide)
+
+    def _decide(
+        self,
+        body: CommandBody,
+        scope: Callable[[], Scope],
+        run: Callable[[EventMetadata], CommandResult],
+        status: int,
+        location: str | None,
+        created_id: UUID | None,
+    ) -> Response:
+        check_write(self.principal, self.app, scope())
+        meta = EventMetadata(
+            actor=self.principal.subject,
+            at=datetime.now(UTC),
+            correlation_id=self.correlation_id,
+            reason=body.reason,
+        )
+        result = run(meta)
+        accepted = CommandAccepted(
+            entity_id=result.entity_id, version=result.version, position=result.position, created_id=created_id
+        )
+        headers = {"ETag": etag(result.version), "X-Correlation-ID": str(self.correlation_id)}
+        if location is not None:
+            headers["Location"] = location
+        return JSONResponse(accepted.model_dump(mode="json"), status_code=status, headers=headers)
+
+    def _once(self, decide: Callable[[], Response]) -> Response:
+        key = self.idempotency_key
+        if key is None:
+            return decide()
+        owner = self.principal.subject
+        reservation = self.idempotency.reserve(owner, key, self.fingerprint)
+        if isinstance(reservation, Replay):
+            stored = reservation.response
+            headers = {**stored.headers, "Idempotent-Replayed": "true"}
+            return Response(stored.body, status_code=stored.status, headers=headers, media_type="application/json")
+        if isinstance(reservation, KeyReused):
+            raise HTTPException(422, "this Idempotency-Key was used for a different request")
+        if isinstance(reservation, InProgress):
+            raise HTTPException(409, "a request with this Idempotency-Key is still in progress; retry later")
+        try:
+            response = decide()
+        except BaseException:
+            self._release(owner, key)
+            raise
+        kept = {name: value for name, value in response.headers.items() if name.lower() in _KEPT_HEADERS}
+        self.idempotency.complete(owner, key, StoredResponse(response.status_code, bytes(response.body), kept))
+        return response
+
+    def _release(self, owner: str, key: str) -> None:
+        try:
+            self.idempotency.release(owner, key)
+        except Exception:  # the lease expires on its own; the original error matters more
+            log.exception("could not release Idempotency-Key %r", key)
+
+
+_KEPT_HEADERS = {"etag", "location", "x-correlation-id"}
+
+
+async def command_gate(
+    request: Request,
+    principal: Caller,
+    idempotency_key: Annotated[
+        str | None,
+        Header(
+            alias="Idempotency-Key",
+            pattern=KEY_PATTERN,
+            description="Makes a retry safe: the same key and body give the first answer and store nothing new.",
+        ),
+    ] = None,
+    if_match: Annotated[
+        str | None,
+        Header(
+            alias="If-Match",
+            max_length=40,
+            description='Required on changes: the ETag (version) the change was made against, e.g. "7".',
+        ),
+    ] = None,
+    correlation_id: Annotated[str | None, Header(alias="X-Correlation-ID", max_length=100)] = None,
+) -> CommandGate:
+    raw_body = await request.body()
+    runtime: Any = request.app.state.runtime
+    return CommandGate(
+        request=request,
+        principal=principal,
+        app=runtime.app,
+        idempotency=runtime.idempotency,
+        idempotency_key=idempotency_key,
+        if_match=if_match,
+        correlation_id=_correlation_id(correlation_id),
+        fingerprint=fingerprint(request, raw_body, if_match),
+    )
+
+
+Gate = Annotated[CommandGate, Depends(command_gate)]
+
+CREATE_RESPONSES: dict[int | str, dict[str, Any]] = {
+    401: {"description": "No valid credential"},
+    403: {"description": "The caller may not write here"},
+    404: {"description": "Something the command refers to does not exist"},
+    409: {"description": "A rule of the domain refuses it (the problem names the rule), or the id is taken"},
+    422: {"description": "Invalid input (field paths in ``errors``) or a key reused for another request"},
+}
+CHANGE_RESPONSES: dict[int | str, dict[str, Any]] = {
+    **CREATE_RESPONSES,
+    412: {"description": "The entity changed since the version in If-Match; ``current_version`` says where it is"},
+    428: {"description": "If-Match is missing"},
+}

@@ -1,0 +1,196 @@
+"""Reads: the entities as stored (with their ETag, for the next change), and the
+projections (account view, stakeholder map, pipeline, strategy flow, audit
+trail, one entity's history). A caller reads only the accounts they may read."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated, Any
+from uuid import UUID
+
+from fastapi import APIRouter, HTTPException, Query, Request
+from fastapi.responses import JSONResponse
+from pydantic import AwareDatetime
+
+from domain.account import GlobalAccount
+from domain.base import GamAggregate
+from domain.deal import Deal
+from domain.errors import NotFound
+from domain.plan import AccountPlan
+from domain.stakeholder import Stakeholder
+from projections.encoding import to_json_value
+from projections.ports import AuditQuery
+from services.api.access import check_read
+from services.api.auth import Caller, Principal
+from services.api.commands import etag
+from services.app import GamApplication
+from services.time_travel import account_as_of, aggregate_state
+
+router = APIRouter()
+
+MinPosition = Annotated[
+    int | None, Query(ge=1, le=2**62, description="Wait (bounded) until the view has this log position.")
+]
+NOT_FOUND: dict[int | str, dict[str, Any]] = {
+    401: {"description": "No valid credential"},
+    403: {"description": "The caller may not read this account"},
+    404: {"description": "Not found"},
+}
+
+
+def _runtime(request: Request) -> Any:
+    return request.app.state.runtime
+
+
+def account_of(aggregate: GamAggregate) -> UUID:
+    return aggregate.id if isinstance(aggregate, GlobalAccount) else aggregate.account_id  # type: ignore[attr-defined]
+
+
+def _entity(request: Request, principal: Principal, kind: type[GamAggregate], entity_id: UUID) -> JSONResponse:
+    app: GamApplication = _runtime(request).app
+    aggregate = app.load(kind, entity_id)
+    check_read(principal, app, account_of(aggregate))
+    body = {"id": str(entity_id), "version": aggregate.version, "state": aggregate_state(aggregate)}
+    return JSONResponse(body, headers={"ETag": etag(aggregate.version)})
+
+
+@router.get("/accounts/{account_id}", tags=["accounts"], responses=NOT_FOUND)
+def get_account(request: Request, account_id: UUID, principal: Caller) -> JSONResponse:
+    """The account as stored; its ETag is the version to send as If-Match."""
+    return _entity(request, principal, GlobalAccount, account_id)
+
+
+@router.get("/plans/{plan_id}", tags=["plans"], responses=NOT_FOUND)
+def get_plan(request: Request, plan_id: UUID, principal: Caller) -> JSONResponse:
+    """The plan as stored (objectives, cascade, actions, SWOT, whitespace, reviews), with its ETag."""
+    return _entity(request, principal, AccountPlan, plan_id)
+
+
+@router.get("/stakeholders/{stakeholder_id}", tags=["stakeholders"], responses=NOT_FOUND)
+def get_stakeholder(request: Request, stakeholder_id: UUID, principal: Caller) -> JSONResponse:
+    """The person as stored, with their ETag; personal data reads ``[erased]`` after erasure."""
+    return _entity(request, principal, Stakeholder, stakeholder_id)
+
+
+@router.get("/deals/{deal_id}", tags=["deals"], responses=NOT_FOUND)
+def get_deal(request: Request, deal_id: UUID, principal: Caller) -> JSONResponse:
+    """The deal as stored, with its ETag."""
+    return _entity(request, principal, Deal, deal_id)
+
+
+def _account_view(request: Request, principal: Principal, account_id: UUID, min_position: int | None) -> Any:
+    runtime = _runtime(request)
+    check_read(principal, runtime.app, account_id)
+    result = runtime.reads.account_view(account_id, now=datetime.now(UTC), min_position=min_position)
+    if result.data is None:
+        raise HTTPException(404, f"account {account_id} not found")
+    return result
+
+
+@router.get("/accounts/{account_id}/view", tags=["views"], responses=NOT_FOUND)
+def get_account_view(
+    request: Request,
+    account_id: UUID,
+    principal: Caller,
+    min_position: MinPosition = None,
+    as_of: Annotated[AwareDatetime | None, Query(description="The view as it stood at this moment.")] = None,
+) -> dict[str, Any]:
+    """Unit tree, team, plans and their cascade, stakeholder map, whitespace, pipeline and roll-ups."""
+    runtime = _runtime(request)
+    if as_of is not None:
+        check_read(principal, runtime.app, account_id)
+        moment = as_of.astimezone(UTC)
+        state = account_as_of(runtime.app, runtime.projector, account_id, moment)
+        if state.document is None:
+            raise HTTPException(404, f"account {account_id} did not exist at {moment.isoformat()}")
+        return {"as_of": moment.isoformat(), "events": sum(state.versions.values()), "view": state.view()}
+    result = _account_view(request, principal, account_id, min_position)
+    return {"position": result.position, "view": result.data}
+
+
+@router.get("/accounts/{account_id}/stakeholder-map", tags=["views"], responses=NOT_FOUND)
+def get_stakeholder_map(
+    request: Request, account_id: UUID, principal: Caller, min_position: MinPosition = None
+) -> dict[str, Any]:
+    """People by unit and buying role, the org chart, owner coverage, who has not been contacted lately."""
+    result = _account_view(request, principal, account_id, min_position)
+    return {"position": result.position, "stakeholders": result.data["stakeholders"]}
+
+
+@router.get("/accounts/{account_id}/pipeline", tags=["views"], responses=NOT_FOUND)
+def get_pipeline(
+    request: Request, account_id: UUID, principal: Caller, min_position: MinPosition = None
+) -> dict[str, Any]:
+    """Open deals by stage, level and unit, weighted and unweighted, in the reporting currency; win rate."""
+    result = _account_view(request, principal, account_id, min_position)
+    view = result.data
+    return {"position": result.position, "pipeline": view["pipeline"], "win_rate": view["win_rate"]}
+
+
+@router.get("/plans/{plan_id}/strategy-flow", tags=["views"], responses=NOT_FOUND)
+def get_strategy_flow(
+    request: Request, plan_id: UUID, principal: Caller, min_position: MinPosition = None
+) -> dict[str, Any]:
+    """Each HQ objective's cascade down the tree, the answers and progress back up, and the gaps."""
+    runtime = _runtime(request)
+    plan = runtime.app.load(AccountPlan, plan_id)
+    check_read(principal, runtime.app, plan.account_id)
+    result = runtime.reads.strategy_flow(plan_id, now=datetime.now(UTC), min_position=min_position)
+    if result.data is None:
+        raise HTTPException(404, f"plan {plan_id} not found")
+    return {"position": result.position, "flow": result.data}
+
+
+def _load_any(app: GamApplication, entity_id: UUID) -> GamAggregate:
+    try:
+        return app.load(GamAggregate, entity_id)
+    except NotFound:
+        raise HTTPException(404, f"entity {entity_id} has no history") from None
+
+
+@router.get("/audit", tags=["views"], responses=NOT_FOUND)
+def get_audit_trail(
+    request: Request,
+    principal: Caller,
+    account_id: UUID | None = None,
+    entity_id: UUID | None = None,
+    actor: Annotated[str | None, Query(max_length=300)] = None,
+    event_type: Annotated[str | None, Query(max_length=100)] = None,
+    since: AwareDatetime | None = None,
+    until: AwareDatetime | None = None,
+    after: Annotated[int, Query(ge=0, le=2**62, description="Cursor: the ``next`` of the previous page.")] = 0,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    min_position: MinPosition = None,
+) -> dict[str, Any]:
+    """Who changed what, when and why, one row per event with before → after; pages by position."""
+    runtime = _runtime(request)
+    if not principal.has("admin", "compliance"):
+        if account_id is None and entity_id is None:
+            raise HTTPException(403, "only compliance and admin read the whole trail; name an account")
+        scope = account_id if account_id is not None else account_of(_load_any(runtime.app, entity_id))  # type: ignore[arg-type]
+        check_read(principal, runtime.app, scope)
+        if account_id is None:
+            account_id = scope
+    query = AuditQuery(account_id, entity_id, actor, event_type, since, until, after, limit)
+    result = runtime.reads.audit_trail(query, min_position=min_position)
+    rows = [to_json_value(row) for row in result.data]
+    next_cursor = rows[-1]["position"] if len(rows) == limit else None
+    return {"position": result.position, "rows": rows, "next": next_cursor}
+
+
+@router.get("/entities/{entity_id}/history", tags=["views"], responses=NOT_FOUND)
+def get_entity_history(
+    request: Request,
+    entity_id: UUID,
+    principal: Caller,
+    after: Annotated[int, Query(ge=0, le=2**62)] = 0,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    min_position: MinPosition = None,
+) -> dict[str, Any]:
+    """Every change to one account, plan, stakeholder or deal, oldest first."""
+    runtime = _runtime(request)
+    check_read(principal, runtime.app, account_of(_load_any(runtime.app, entity_id)))
+    result = runtime.reads.entity_history(entity_id, after_position=after, limit=limit, min_position=min_position)
+    rows = [to_json_value(row) for row in result.data]
+    next_cursor = rows[-1]["position"] if len(rows) == limit else None
+    return {"position": result.position, "rows": rows, "next": next_cursor}

@@ -1,0 +1,59 @@
+"""Request shapes of the domain's value objects. Each validates by building the
+domain value, so HTTP and the domain can never disagree on what is valid, and a
+refusal carries the field path of the value that was wrong."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Self
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from domain.errors import DomainError
+from domain.values import Money, PersonalData, Target
+
+AMOUNT = Field(allow_inf_nan=False, max_digits=30, decimal_places=10, examples=["250000.00"])
+CURRENCY = Field(pattern=r"^[A-Z]{3}$", description="ISO 4217 code", examples=["EUR"])
+
+
+class DomainValue(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    @model_validator(mode="after")
+    def _valid_in_the_domain(self) -> Self:
+        try:
+            self.to_domain()
+        except DomainError as refused:
+            raise ValueError(str(refused)) from None
+        return self
+
+    def to_domain(self) -> object:
+        raise NotImplementedError
+
+
+class MoneyIn(DomainValue):
+    amount: Decimal = AMOUNT
+    currency: str = CURRENCY
+
+    def to_domain(self) -> Money:
+        return Money(self.amount, self.currency)
+
+
+class TargetIn(DomainValue):
+    metric: str = Field(min_length=1, max_length=300, examples=["annual revenue"])
+    value: Decimal = AMOUNT
+    currency: str | None = Field(default=None, pattern=r"^[A-Z]{3}$", examples=["EUR"])
+
+    def to_domain(self) -> Target:
+        return Target(self.metric, self.value, self.currency)
+
+
+class PersonalDataIn(DomainValue):
+    """Encrypted at rest with a key for this person alone; erasable."""
+
+    name: str = Field(min_length=1, max_length=300, examples=["Dr. Ingrid Holm"])
+    email: str | None = Field(default=None, max_length=300, examples=["ingrid.holm@customer.example"])
+    phone: str | None = Field(default=None, max_length=40, examples=["+46 8 555 0100"])
+
+    def to_domain(self) -> PersonalData:
+        return PersonalData(self.name, self.email, self.phone)
