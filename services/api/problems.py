@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import logging
+import sqlite3
 from collections.abc import Mapping
 from http import HTTPStatus
 from typing import Any
 
+import eventsourcing.persistence as es
+import psycopg
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from psycopg_pool import PoolTimeout
 from starlette.exceptions import HTTPException
 
 from domain.errors import (
@@ -22,6 +27,8 @@ from domain.errors import (
 )
 from projections.exchange_rates import UnknownCurrency
 from services.projector import ViewNotReady
+
+log = logging.getLogger(__name__)
 
 PROBLEM = "application/problem+json"
 RETRY_AFTER_SECONDS = 1
@@ -80,6 +87,26 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(DomainError)
     async def refused(_: Request, error: DomainError) -> JSONResponse:
         return domain_problem(error)
+
+    @app.exception_handler(es.OperationalError)
+    @app.exception_handler(es.InterfaceError)
+    @app.exception_handler(es.ConnectionUnavailableError)
+    @app.exception_handler(psycopg.OperationalError)
+    @app.exception_handler(psycopg.InterfaceError)
+    @app.exception_handler(PoolTimeout)
+    @app.exception_handler(sqlite3.OperationalError)
+    async def store_unavailable(_: Request, error: Exception) -> JSONResponse:
+        # The database restarted, is unreachable or locked: nothing was acknowledged,
+        # so the caller may retry (with the same Idempotency-Key) after a moment.
+        log.warning("store unavailable: %s", error)
+        return problem(
+            503, "Store unavailable", "the event store is unavailable; retry shortly", rule="store_unavailable"
+        )
+
+    @app.exception_handler(Exception)
+    async def unexpected(_: Request, error: Exception) -> JSONResponse:
+        # A bug: answer problem+json without leaking internals; the server logs the traceback.
+        return problem(500, "Internal Server Error", "an unexpected error occurred; it has been logged")
 
     @app.exception_handler(ViewNotReady)
     async def not_ready(_: Request, error: ViewNotReady) -> JSONResponse:
