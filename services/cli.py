@@ -381,14 +381,54 @@ def serve(
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(min=1, max=65535, help="Port to listen on.")] = 8000,
 ) -> None:
-    """Serve the HTTP API (OpenAPI at /docs): health, the views (kept up to date in process), compliance."""
+    """Serve the HTTP API (OpenAPI at /docs): commands, queries (views kept up to date in process), compliance."""
     import uvicorn
 
     from services.api.app import create_app
 
     settings = Settings()
     console.print(f"[dim]store:[/dim] {settings.describe_store()}")
+    if not settings.jwt_secret and settings.jwt_public_key_file is None and settings.api_keys_file is None:
+        console.print(
+            "[yellow]no GAM_JWT_SECRET, GAM_JWT_PUBLIC_KEY_FILE or GAM_API_KEYS_FILE: every call will be 401[/]"
+        )
     uvicorn.run(create_app(settings), host=host, port=port)
+
+
+@cli.command()
+def token(
+    subject: Annotated[str, typer.Option("--sub", help="Who the caller is; the actor of their events.")],
+    role: Annotated[
+        list[str],
+        typer.Option(help="A role (repeatable): gam, regional_manager, local_manager, viewer, compliance, admin."),
+    ],
+    account: Annotated[list[str] | None, typer.Option(help="An account id assigned or granted (repeatable).")] = None,
+    unit: Annotated[list[str] | None, typer.Option(help="A unit id a manager runs (repeatable).")] = None,
+    hours: Annotated[float, typer.Option(min=0.01, max=24 * 30, help="How long the token is valid.")] = 8,
+) -> None:
+    """Mint a bearer token signed with GAM_JWT_SECRET (for development and scripts;
+    production tokens come from your identity provider)."""
+    import jwt
+
+    from services.api.auth import CredentialError, principal_from_claims
+
+    settings = Settings()
+    if not settings.jwt_secret:
+        console.print("[red]GAM_JWT_SECRET is not set[/]")
+        raise typer.Exit(2)
+    claims = {
+        "sub": subject,
+        "roles": role,
+        "accounts": account or [],
+        "units": unit or [],
+        "exp": int(datetime.now(UTC).timestamp() + hours * 3600),
+    }
+    try:
+        principal_from_claims(claims)
+    except CredentialError as error:
+        console.print(f"[red]{error}[/]")
+        raise typer.Exit(2) from None
+    print(jwt.encode(claims, settings.jwt_secret, algorithm="HS256"))
 
 
 def main() -> None:

@@ -64,3 +64,46 @@ def test_help_lists_every_command(tmp_path: Path) -> None:
     assert result.returncode == 0
     for command in ("demo", "store", "project", "rebuild", "relay", "subscribe", "schemas", "audit", "serve"):
         assert command in result.stdout
+
+
+def test_token_mints_a_bearer_token_the_api_accepts_with_its_claims(tmp_path: Path) -> None:
+    import jwt
+    from fastapi.testclient import TestClient
+
+    from infra.settings import Settings
+    from services.api.app import create_app
+
+    secret = "a-development-secret-of-enough-length"
+    account = "6f0d7c1e-3b7a-4c55-9d1e-0a4b2f3c4d5e"
+    minted = _gam("token", "--sub", "gam@vendor.example", "--role", "gam", "--account", account,
+                  cwd=tmp_path, env={"GAM_JWT_SECRET": secret})  # fmt: skip
+    assert minted.returncode == 0, minted.stderr
+    bearer = minted.stdout.strip().splitlines()[-1]
+    claims = jwt.decode(bearer, secret, algorithms=["HS256"])
+    assert claims["sub"] == "gam@vendor.example"
+    assert claims["roles"] == ["gam"]
+    assert claims["accounts"] == [account]
+    settings = Settings(store="memory", jwt_secret=secret)
+    with TestClient(create_app(settings)) as client:
+        headers = {"Authorization": f"Bearer {bearer}"}
+        created = client.post(
+            "/accounts",
+            json={"account_id": account, "name": "Acme", "industry": "Tools", "hq_country": "SE",
+                  "reporting_currency": "EUR"},
+            headers=headers,
+        )  # fmt: skip
+        assert created.status_code == 201, created.json()
+        other = client.post(
+            "/accounts", json={"name": "Other", "industry": "Tools", "hq_country": "SE", "reporting_currency": "EUR"},
+            headers=headers,
+        )  # fmt: skip
+        assert other.status_code == 403
+
+
+def test_token_refuses_an_unknown_role_and_a_missing_secret(tmp_path: Path) -> None:
+    unknown = _gam("token", "--sub", "x", "--role", "boss", cwd=tmp_path, env={"GAM_JWT_SECRET": "s" * 32})
+    assert unknown.returncode == 2
+    assert "unknown role(s): boss" in unknown.stdout
+    no_secret = _gam("token", "--sub", "x", "--role", "admin", cwd=tmp_path)
+    assert no_secret.returncode == 2
+    assert "GAM_JWT_SECRET is not set" in no_secret.stdout
