@@ -95,3 +95,32 @@ def test_erasure_over_http_records_the_caller(api: tuple) -> None:  # type: igno
     assert (last.actor, last.legal_basis) == ("dpo@vendor.example", "GDPR Art. 17")  # type: ignore[attr-defined]
     assert "history" not in json.dumps(done.json())
     fresh.close()
+
+
+def test_queries_answer_as_of_a_moment(api: tuple) -> None:  # type: ignore[type-arg]
+    """Entities, the stakeholder map and the pipeline as they stood, beside the present."""
+    client, writer, account = api
+    auditor = token("auditor@vendor.example", "compliance")
+    early, later = "2026-09-02T00:00:00Z", "2026-12-31T00:00:00Z"
+    whole = client.get(f"/compliance/accounts/{account.account_id}/as-of", params={"at": early}, headers=auditor)
+    plan_then = whole.json()["entities"][str(account.plan_id)]
+    plan = client.get(f"/plans/{account.plan_id}", params={"as_of": early}, headers=auditor)
+    assert plan.status_code == 200
+    assert plan.json()["version"] == plan_then["version"]
+    assert plan.json()["state"] == plan_then["state"]
+    assert "etag" not in plan.headers  # a past version is not something to change against
+    now = client.get(f"/plans/{account.plan_id}", headers=auditor)
+    assert now.json()["version"] > plan.json()["version"]
+    assert now.headers["etag"] == f'"{now.json()["version"]}"'
+    deal = account.deal_ids[0]
+    assert client.get(f"/deals/{deal}", params={"as_of": early}, headers=auditor).status_code == 404  # not yet opened
+    assert client.get(f"/deals/{deal}", params={"as_of": later}, headers=auditor).status_code == 200
+    pipeline_then = client.get(f"/accounts/{account.account_id}/pipeline", params={"as_of": early}, headers=auditor)
+    assert pipeline_then.json()["pipeline"]["deals"] == []
+    people_then = client.get(
+        f"/accounts/{account.account_id}/stakeholder-map", params={"as_of": early}, headers=auditor
+    ).json()
+    people_now = client.get(f"/accounts/{account.account_id}/stakeholder-map", headers=auditor).json()
+    assert len(people_then["stakeholders"]["people"]) < len(people_now["stakeholders"]["people"])
+    naive = client.get(f"/deals/{deal}", params={"as_of": "2026-12-31T00:00:00"}, headers=auditor)
+    assert naive.status_code == 422  # a moment without a time zone is ambiguous

@@ -46,85 +46,96 @@ def account_of(aggregate: GamAggregate) -> UUID:
     return aggregate.id if isinstance(aggregate, GlobalAccount) else aggregate.account_id  # type: ignore[attr-defined]
 
 
-def _entity(request: Request, principal: Principal, kind: type[GamAggregate], entity_id: UUID) -> JSONResponse:
-    app: GamApplication = _runtime(request).app
+AsOf = Annotated[AwareDatetime | None, Query(description="As it stood at this moment (time travel).")]
+
+
+def _entity(
+    request: Request, principal: Principal, kind: type[GamAggregate], entity_id: UUID, as_of: datetime | None = None
+) -> JSONResponse:
+    runtime = _runtime(request)
+    app: GamApplication = runtime.app
     aggregate = app.load(kind, entity_id)
     check_read(principal, app, account_of(aggregate))
+    if as_of is not None:
+        moment = as_of.astimezone(UTC)
+        version = runtime.projector.view("audit_trail").versions_at(account_of(aggregate), moment).get(entity_id)
+        if version is None:
+            raise HTTPException(404, f"{kind.entity_type} {entity_id} did not exist at {moment.isoformat()}")
+        aggregate = app.repository.get(entity_id, version=version)
     body = {"id": str(entity_id), "version": aggregate.version, "state": aggregate_state(aggregate)}
+    if as_of is not None:
+        return JSONResponse({**body, "as_of": as_of.astimezone(UTC).isoformat()})
     return JSONResponse(body, headers={"ETag": etag(aggregate.version)})
 
 
 @router.get("/accounts/{account_id}", tags=["accounts"], responses=NOT_FOUND)
-def get_account(request: Request, account_id: UUID, principal: Caller) -> JSONResponse:
+def get_account(request: Request, account_id: UUID, principal: Caller, as_of: AsOf = None) -> JSONResponse:
     """The account as stored; its ETag is the version to send as If-Match."""
-    return _entity(request, principal, GlobalAccount, account_id)
+    return _entity(request, principal, GlobalAccount, account_id, as_of)
 
 
 @router.get("/plans/{plan_id}", tags=["plans"], responses=NOT_FOUND)
-def get_plan(request: Request, plan_id: UUID, principal: Caller) -> JSONResponse:
+def get_plan(request: Request, plan_id: UUID, principal: Caller, as_of: AsOf = None) -> JSONResponse:
     """The plan as stored (objectives, cascade, actions, SWOT, whitespace, reviews), with its ETag."""
-    return _entity(request, principal, AccountPlan, plan_id)
+    return _entity(request, principal, AccountPlan, plan_id, as_of)
 
 
 @router.get("/stakeholders/{stakeholder_id}", tags=["stakeholders"], responses=NOT_FOUND)
-def get_stakeholder(request: Request, stakeholder_id: UUID, principal: Caller) -> JSONResponse:
+def get_stakeholder(request: Request, stakeholder_id: UUID, principal: Caller, as_of: AsOf = None) -> JSONResponse:
     """The person as stored, with their ETag; personal data reads ``[erased]`` after erasure."""
-    return _entity(request, principal, Stakeholder, stakeholder_id)
+    return _entity(request, principal, Stakeholder, stakeholder_id, as_of)
 
 
 @router.get("/deals/{deal_id}", tags=["deals"], responses=NOT_FOUND)
-def get_deal(request: Request, deal_id: UUID, principal: Caller) -> JSONResponse:
+def get_deal(request: Request, deal_id: UUID, principal: Caller, as_of: AsOf = None) -> JSONResponse:
     """The deal as stored, with its ETag."""
-    return _entity(request, principal, Deal, deal_id)
+    return _entity(request, principal, Deal, deal_id, as_of)
 
 
-def _account_view(request: Request, principal: Principal, account_id: UUID, min_position: int | None) -> Any:
+def _account_view(
+    request: Request, principal: Principal, account_id: UUID, min_position: int | None, as_of: datetime | None
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Where the answer stands (its log position, or the moment it was rebuilt at) and the view."""
     runtime = _runtime(request)
     check_read(principal, runtime.app, account_id)
+    if as_of is not None:
+        moment = as_of.astimezone(UTC)
+        state = account_as_of(runtime.app, runtime.projector, account_id, moment)
+        view = state.view()
+        if view is None:
+            raise HTTPException(404, f"account {account_id} did not exist at {moment.isoformat()}")
+        return {"as_of": moment.isoformat(), "events": sum(state.versions.values())}, view
     result = runtime.reads.account_view(account_id, now=datetime.now(UTC), min_position=min_position)
     if result.data is None:
         raise HTTPException(404, f"account {account_id} not found")
-    return result
+    return {"position": result.position}, result.data
 
 
 @router.get("/accounts/{account_id}/view", tags=["views"], responses=NOT_FOUND)
 def get_account_view(
-    request: Request,
-    account_id: UUID,
-    principal: Caller,
-    min_position: MinPosition = None,
-    as_of: Annotated[AwareDatetime | None, Query(description="The view as it stood at this moment.")] = None,
+    request: Request, account_id: UUID, principal: Caller, min_position: MinPosition = None, as_of: AsOf = None
 ) -> dict[str, Any]:
     """Unit tree, team, plans and their cascade, stakeholder map, whitespace, pipeline and roll-ups."""
-    runtime = _runtime(request)
-    if as_of is not None:
-        check_read(principal, runtime.app, account_id)
-        moment = as_of.astimezone(UTC)
-        state = account_as_of(runtime.app, runtime.projector, account_id, moment)
-        if state.document is None:
-            raise HTTPException(404, f"account {account_id} did not exist at {moment.isoformat()}")
-        return {"as_of": moment.isoformat(), "events": sum(state.versions.values()), "view": state.view()}
-    result = _account_view(request, principal, account_id, min_position)
-    return {"position": result.position, "view": result.data}
+    where, view = _account_view(request, principal, account_id, min_position, as_of)
+    return {**where, "view": view}
 
 
 @router.get("/accounts/{account_id}/stakeholder-map", tags=["views"], responses=NOT_FOUND)
 def get_stakeholder_map(
-    request: Request, account_id: UUID, principal: Caller, min_position: MinPosition = None
+    request: Request, account_id: UUID, principal: Caller, min_position: MinPosition = None, as_of: AsOf = None
 ) -> dict[str, Any]:
     """People by unit and buying role, the org chart, owner coverage, who has not been contacted lately."""
-    result = _account_view(request, principal, account_id, min_position)
-    return {"position": result.position, "stakeholders": result.data["stakeholders"]}
+    where, view = _account_view(request, principal, account_id, min_position, as_of)
+    return {**where, "stakeholders": view["stakeholders"]}
 
 
 @router.get("/accounts/{account_id}/pipeline", tags=["views"], responses=NOT_FOUND)
 def get_pipeline(
-    request: Request, account_id: UUID, principal: Caller, min_position: MinPosition = None
+    request: Request, account_id: UUID, principal: Caller, min_position: MinPosition = None, as_of: AsOf = None
 ) -> dict[str, Any]:
     """Open deals by stage, level and unit, weighted and unweighted, in the reporting currency; win rate."""
-    result = _account_view(request, principal, account_id, min_position)
-    view = result.data
-    return {"position": result.position, "pipeline": view["pipeline"], "win_rate": view["win_rate"]}
+    where, view = _account_view(request, principal, account_id, min_position, as_of)
+    return {**where, "pipeline": view["pipeline"], "win_rate": view["win_rate"]}
 
 
 @router.get("/plans/{plan_id}/strategy-flow", tags=["views"], responses=NOT_FOUND)
