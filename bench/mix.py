@@ -1,0 +1,192 @@
+"""The workloads' data, the same for every contender.
+
+``demo_commands`` records the demo's command mix (``services.demo.seed_account``)
+as a list of commands (handler name, metadata, arguments) instead of running it,
+so gam's service layer, gam over HTTP and the CRUD baseline replay exactly the
+same commands with the same ids, times and actors.
+
+``history`` is a large account's later life: deal owners revising win
+probabilities, account managers re-rating stakeholders' sentiment and reporting
+progress on the HQ objectives, one change a minute. It is what the bulk import
+loads, and what makes an account 1k, 10k or 100k events long.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from unittest import mock
+from uuid import UUID, uuid4
+
+import services.demo
+from domain.base import GamAggregate
+from domain.deal import Deal
+from domain.metadata import EventMetadata
+from domain.plan import AccountPlan
+from domain.stakeholder import Stakeholder
+from services import handlers
+from services.app import GamApplication
+from services.demo import SeededAccount, demo_id, seed_account
+
+HISTORY_START = datetime(2027, 1, 1, tzinfo=UTC)
+"""The history begins after the demo's own commands (autumn 2026)."""
+
+IMPORT_BATCH = 1_000
+"""Changes stored per transaction by a bulk import (gam and CRUD alike)."""
+
+
+@dataclass(frozen=True)
+class Command:
+    """One command of the mix: which handler, who and when, with what arguments."""
+
+    name: str
+    meta: EventMetadata
+    kwargs: dict[str, Any]
+
+
+class _Recorder:
+    """Stands in for ``services.handlers`` while the demo seeds: records, runs nothing."""
+
+    def __init__(self) -> None:
+        self.commands: list[Command] = []
+
+    def __getattr__(self, name: str) -> Callable[..., None]:
+        if not hasattr(handlers, name):
+            raise AttributeError(name)
+
+        def record(_app: object, meta: EventMetadata, **kwargs: Any) -> None:
+            self.commands.append(Command(name, meta, kwargs))
+
+        return record
+
+
+def demo_commands(index: int) -> tuple[SeededAccount, list[Command]]:
+    """The demo's command mix for account ``index``, recorded, in order."""
+    recorder = _Recorder()
+    with mock.patch.object(services.demo, "h", recorder):
+        seeded = seed_account(None, index)  # type: ignore[arg-type]  # the recorder never touches the app
+    return seeded, recorder.commands
+
+
+def run_command(app: GamApplication, command: Command) -> int:
+    """Run one command through gam's service layer; returns the log position it reached."""
+    result = getattr(handlers, command.name)(app, command.meta, **command.kwargs)
+    return int(result.position)
+
+
+def run_commands(app: GamApplication, commands: Iterable[Command]) -> int:
+    count = 0
+    for command in commands:
+        run_command(app, command)
+        count += 1
+    return count
+
+
+@dataclass(frozen=True)
+class Change:
+    """One change of a large account's later life."""
+
+    kind: str  # "deal_probability" | "stakeholder_sentiment" | "objective_progress"
+    entity_id: UUID  # the deal, the stakeholder, or the plan
+    value: int
+    meta: EventMetadata
+    objective_id: UUID | None = None
+    unit_id: UUID | None = None
+
+    def as_command(self) -> Command:
+        """The same change as a single command (what an interactive user would send)."""
+        if self.kind == "deal_probability":
+            return Command("change_deal_probability", self.meta, {"deal_id": self.entity_id, "probability": self.value})
+        if self.kind == "stakeholder_sentiment":
+            return Command("rate_sentiment", self.meta, {"stakeholder_id": self.entity_id, "sentiment": self.value})
+        return Command(
+            "report_progress",
+            self.meta,
+            {
+                "plan_id": self.entity_id,
+                "objective_id": self.objective_id,
+                "unit_id": self.unit_id,
+                "percent": self.value,
+            },
+        )
+
+
+@dataclass(frozen=True)
+class Targets:
+    """What a history may change in a seeded demo account: open deals, people still there, HQ objectives."""
+
+    open_deals: tuple[UUID, ...]
+    present_people: tuple[UUID, ...]
+    plan_id: UUID
+    hq_unit: UUID
+    hq_objectives: tuple[UUID, ...]
+
+
+def targets(seeded: SeededAccount, commands: Sequence[Command], index: int) -> Targets:
+    """Read from the recorded mix which deals stay open and who has left."""
+    closed = {c.kwargs["deal_id"] for c in commands if c.name in ("win_deal", "lose_deal")}
+    closed -= {c.kwargs["deal_id"] for c in commands if c.name == "reopen_deal"}
+    departed = {c.kwargs["stakeholder_id"] for c in commands if c.name == "record_departure"}
+    return Targets(
+        open_deals=tuple(d for d in seeded.deal_ids if d not in closed),
+        present_people=tuple(p for p in seeded.stakeholder_ids if p not in departed),
+        plan_id=seeded.plan_id,
+        hq_unit=demo_id(index, "unit", "HQ"),
+        hq_objectives=tuple(demo_id(index, "objective", n) for n in range(10)),
+    )
+
+
+def history(target: Targets, count: int, *, start: datetime = HISTORY_START, offset: int = 0) -> list[Change]:
+    """``count`` changes, one a minute from ``start``; ``offset`` continues an earlier history."""
+    changes = []
+    correlation = uuid4()
+    for n in range(offset, offset + count):
+        meta = EventMetadata(actor="owner@vendor.example", at=start + timedelta(minutes=n), correlation_id=correlation)
+        kind = n % 3
+        if kind == 0:
+            deal = target.open_deals[(n // 3) % len(target.open_deals)]
+            changes.append(Change("deal_probability", deal, (n * 7) % 101, meta))
+        elif kind == 1:
+            person = target.present_people[(n // 3) % len(target.present_people)]
+            changes.append(Change("stakeholder_sentiment", person, (n % 5) - 2, meta))
+        else:
+            objective = target.hq_objectives[(n // 3) % len(target.hq_objectives)]
+            changes.append(
+                Change(
+                    "objective_progress", target.plan_id, n % 101, meta, objective_id=objective, unit_id=target.hq_unit
+                )
+            )
+    return changes
+
+
+def gam_import(app: GamApplication, changes: Sequence[Change], batch: int = IMPORT_BATCH) -> float:
+    """Bulk import through the domain: each batch loads the aggregates it touches, lets
+    them decide every change, and stores the batch's events in one transaction.
+    Returns the seconds taken."""
+    kinds: dict[str, type[GamAggregate]] = {
+        "deal_probability": Deal,
+        "stakeholder_sentiment": Stakeholder,
+        "objective_progress": AccountPlan,
+    }
+    started = time.perf_counter()
+    for first in range(0, len(changes), batch):
+        touched: dict[UUID, GamAggregate] = {}
+        for change in changes[first : first + batch]:
+            aggregate = touched.get(change.entity_id)
+            if aggregate is None:
+                aggregate = touched[change.entity_id] = app.load(kinds[change.kind], change.entity_id)
+            if isinstance(aggregate, Deal):
+                aggregate.change_probability(probability=change.value, meta=change.meta)
+            elif isinstance(aggregate, Stakeholder):
+                aggregate.rate_sentiment(sentiment=change.value, meta=change.meta)
+            elif isinstance(aggregate, AccountPlan):
+                assert change.objective_id is not None
+                assert change.unit_id is not None
+                aggregate.report_progress(
+                    objective_id=change.objective_id, unit_id=change.unit_id, percent=change.value, meta=change.meta
+                )
+        app.commit(*touched.values())
+    return time.perf_counter() - started
