@@ -34,7 +34,7 @@ class Runtime:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.app = GamApplication(settings.eventsourcing_env())
+        self.app = GamApplication(settings.eventsourcing_env(), snapshot_interval=settings.snapshot_interval)
         self.projector = Projector.open(self.app, settings)
         self.reads = ReadModels.from_settings(self.projector, settings)
         self.idempotency = idempotency_for(settings.eventsourcing_env())
