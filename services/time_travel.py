@@ -10,6 +10,7 @@ that builds the live view.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -79,20 +80,38 @@ def _view_document(app: GamApplication, account_id: UUID, versions: dict[UUID, i
     """Replay the account's events up to the versions into a private, in-memory account view."""
     if account_id not in versions:
         return None
-    events: list[GamEvent] = [
-        e
+    histories = [
+        [e for e in app.events.get(entity, lte=version) if isinstance(e, GamEvent)]
         for entity, version in versions.items()
-        for e in app.events.get(entity, lte=version)
-        if isinstance(e, GamEvent)
     ]
-    events.sort(key=lambda e: (e.timestamp, e.originator_version))
     projection = AccountViewProjection(view=view_recorder_class("memory", "account_view")())
-    creations = [e for e in events if e.originator_version == 1]
-    ordered = [*creations, *(e for e in events if e.originator_version > 1)]
     with batched([projection]):  # one in-memory batch: no per-event copies or commits
-        for position, event in enumerate(ordered, start=1):
+        for position, event in enumerate(in_replay_order(account_id, histories), start=1):
             projection.process_event(event, Tracking(app.name, position))
     return projection.view.documents([account_key(account_id)]).get(account_key(account_id))
+
+
+def in_replay_order(account_id: UUID, histories: Iterable[Sequence[GamEvent]]) -> list[GamEvent]:
+    """The account's events (``histories``: each entity's, in version order) in the
+    order a replay applies them: the account's creation, the other creations, then
+    the rest by time.
+
+    Each event changes only its own entity's part of the account view, so entities
+    may interleave in any order, but within an entity the order is the version
+    order, as the live view (which follows the log) applied them: an event stamped
+    earlier than its predecessor (clocks of two servers disagree) sorts with that
+    predecessor. And the account comes first: its first plan is started in the same
+    command, with the same timestamp, and a plan replayed before its account is lost.
+    """
+    keyed: list[tuple[tuple[bool, bool, datetime, int], GamEvent]] = []
+    for history in histories:
+        latest: datetime | None = None
+        for event in history:
+            latest = event.timestamp if latest is None else max(latest, event.timestamp)
+            creation, not_the_account = event.originator_version == 1, event.originator_id != account_id
+            keyed.append(((not creation, not_the_account, latest, event.originator_version), event))
+    keyed.sort(key=lambda pair: pair[0])
+    return [event for _, event in keyed]
 
 
 @dataclass(frozen=True)

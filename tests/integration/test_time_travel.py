@@ -3,8 +3,11 @@ rebuild from events alone (no snapshots)."""
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, datetime, timedelta
 
+from domain.metadata import EventMetadata
+from domain.plan import plan_id_for
 from infra.settings import Settings
 from projections.account_view import account_key
 from services import handlers as h
@@ -12,6 +15,7 @@ from services.app import GamApplication
 from services.demo import seed_account
 from services.projector import Projector
 from services.time_travel import account_as_of, diff
+from tests.random_commands import World
 from tests.support import meta
 
 
@@ -66,3 +70,34 @@ def test_diff_names_what_changed_between_two_moments(durable_settings: Settings)
         (f"/deals/{deal}/probability", 20, 40),
     }
     app.close()
+
+
+def test_the_replay_applies_the_account_first_and_each_entity_in_version_order(durable_settings: Settings) -> None:
+    """Two orders the replay once got wrong: an account and its first plan share a
+    timestamp (one command), and the plan was replayed first (and lost) whenever the
+    audit trail listed it first; and a deal reopened by a server whose clock was
+    behind was replayed before it was lost."""
+    app = GamApplication(durable_settings.eventsourcing_env())
+    projector = Projector.open(app, durable_settings)
+    account_id = next(a for a in iter(uuid.uuid4, None) if str(plan_id_for(a, "FY2027")) < str(a))
+    world = World(app, account_id=account_id)
+    world.start()
+    world.run("open_deal", 0, 3, 0)
+    deal = world.deals[0]
+    lost_at = datetime(2027, 6, 1, 12, 0, tzinfo=UTC)
+    h.lose_deal(app, at(lost_at), deal_id=deal, loss_reason="Price")
+    h.reopen_deal(app, at(lost_at - timedelta(minutes=5)), deal_id=deal)  # a clock five minutes behind
+    projector.catch_up()
+
+    state = account_as_of(app, projector, account_id, lost_at + timedelta(days=1))
+    live = projector.view("account_view").documents([account_key(account_id)])[account_key(account_id)]
+    assert state.document is not None
+    assert list(state.document["plans"]) == [str(world.plan_id)]
+    assert state.document["deals"][str(deal)]["status"] == "open"
+    assert diff(state.document, live) == []
+    projector.close()
+    app.close()
+
+
+def at(moment: datetime) -> EventMetadata:
+    return EventMetadata(actor="owner@vendor.example", at=moment, correlation_id=uuid.uuid4())
