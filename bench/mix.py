@@ -6,9 +6,12 @@ so gam's service layer, gam over HTTP and the CRUD baseline replay exactly the
 same commands with the same ids, times and actors.
 
 ``history`` is a large account's later life: deal owners revising win
-probabilities, account managers re-rating stakeholders' sentiment and reporting
-progress on the HQ objectives, one change a minute. It is what the bulk import
-loads, and what makes an account 1k, 10k or 100k events long.
+probabilities and account managers re-rating stakeholders' sentiment, one change
+a minute. It is what the bulk import loads, and what makes an account 1k, 10k or
+100k events long. ``progress_reports`` is a plan's later life (progress reported
+on the HQ objectives); it is kept apart because the strategy flow view copies its
+whole plan document for every plan event, so a long plan history makes that view
+quadratic (measured on its own by the suite, see ``bench.suite``).
 """
 
 from __future__ import annotations
@@ -139,27 +142,33 @@ def targets(seeded: SeededAccount, commands: Sequence[Command], index: int) -> T
     )
 
 
+def _meta(start: datetime, n: int, correlation: UUID) -> EventMetadata:
+    return EventMetadata(actor="owner@vendor.example", at=start + timedelta(minutes=n), correlation_id=correlation)
+
+
 def history(target: Targets, count: int, *, start: datetime = HISTORY_START, offset: int = 0) -> list[Change]:
     """``count`` changes, one a minute from ``start``; ``offset`` continues an earlier history."""
     changes = []
     correlation = uuid4()
     for n in range(offset, offset + count):
-        meta = EventMetadata(actor="owner@vendor.example", at=start + timedelta(minutes=n), correlation_id=correlation)
-        kind = n % 3
-        if kind == 0:
-            deal = target.open_deals[(n // 3) % len(target.open_deals)]
+        meta = _meta(start, n, correlation)
+        if n % 2 == 0:
+            deal = target.open_deals[(n // 2) % len(target.open_deals)]
             changes.append(Change("deal_probability", deal, (n * 7) % 101, meta))
-        elif kind == 1:
-            person = target.present_people[(n // 3) % len(target.present_people)]
-            changes.append(Change("stakeholder_sentiment", person, (n % 5) - 2, meta))
         else:
-            objective = target.hq_objectives[(n // 3) % len(target.hq_objectives)]
-            changes.append(
-                Change(
-                    "objective_progress", target.plan_id, n % 101, meta, objective_id=objective, unit_id=target.hq_unit
-                )
-            )
+            person = target.present_people[(n // 2) % len(target.present_people)]
+            changes.append(Change("stakeholder_sentiment", person, (n % 5) - 2, meta))
     return changes
+
+
+def progress_reports(target: Targets, count: int, *, start: datetime = HISTORY_START) -> list[Change]:
+    """``count`` progress reports on the HQ objectives, round robin, one a minute."""
+    correlation = uuid4()
+    return [
+        Change("objective_progress", target.plan_id, n % 101, _meta(start, n, correlation),
+               objective_id=target.hq_objectives[n % len(target.hq_objectives)], unit_id=target.hq_unit)
+        for n in range(count)
+    ]  # fmt: skip
 
 
 def gam_import(app: GamApplication, changes: Sequence[Change], batch: int = IMPORT_BATCH) -> float:

@@ -186,13 +186,16 @@ def markdown(result: dict[str, Any], json_name: str, plot_paths: list[Path], bas
     m = result["machine"]
     workloads = result["workloads"]
     commands = workloads["commands"]
+    load = m["load_average_1m"]
     out = [
         "# Benchmark report",
         "",
         f"`{command}` on {m['date']}: {m['cores']} cores, {m['memory_gib']} GiB, {m['platform']}; Python "
         f"{m['python']}, PostgreSQL {m['postgresql']} (embedded unless `GAM_BENCH_POSTGRES_DSN`), broker "
         f"{m['broker']}; eventsourcing {m['eventsourcing']}, psycopg {m['psycopg']}, kafka-python "
-        f"{m['kafka-python']}. Took {result['seconds']:,.0f} s. Raw figures: `{json_name}`.",
+        f"{m['kafka-python']}. Took {result['seconds']:,.0f} s; 1-minute load average {load['start']:.1f} at the "
+        f"start, {load['end']:.1f} at the end (the machine is shared; ratios within one run are the figures to trust). "
+        f"Raw figures: `{json_name}`.",
         "",
         "Every figure is the median over repeats with (min–max); every ratio compares medians measured in the "
         "same run and is a **speed**: above 1× gam is faster, 0.25× means gam takes four times as long. "
@@ -228,8 +231,8 @@ def markdown(result: dict[str, Any], json_name: str, plot_paths: list[Path], bas
     out += ["", "## Scaling", ""]
     scaling = result["scaling"]
     out += [
-        "One account, growing history (gam events per account; the history is deal probability revisions, "
-        "stakeholder sentiment ratings and HQ progress reports):",
+        "One account, growing history (gam events per account; the history is deal probability revisions and "
+        "stakeholder sentiment ratings, alternating):",
         "",
         scaling_table(scaling["events_per_account"], "events"),
         "",
@@ -239,6 +242,23 @@ def markdown(result: dict[str, Any], json_name: str, plot_paths: list[Path], bas
         scaling_table(scaling["accounts"], "accounts"),
         "",
     ]
+    flow = result.get("strategy_flow_build", [])
+    if flow:
+        out += [
+            "## Finding: the strategy flow view grows quadratically with a plan's history",
+            "",
+            "Building the views from the demo account plus N progress reports on its plan (one catch-up from "
+            "position 0, one sample each). The strategy flow copies its whole plan document for every plan event, "
+            "and that document keeps every progress report, so each report costs more than the one before. The "
+            "history of the scaling runs above holds no plan events for this reason: at 100k events the strategy "
+            "flow alone would not finish in the time of this run.",
+            "",
+            "| progress reports | events | strategy flow, s | account view + audit trail, s |",
+            "| --- | --- | --- | --- |",
+            *(f"| {p['progress_reports']:,} | {p['events']:,} | {number(p['strategy_flow_s'])} "
+              f"| {number(p['account_view_and_audit_trail_s'])} |" for p in flow),
+            "",
+        ]  # fmt: skip
     for path in plot_paths:
         out.append(f"![{path.stem}]({path.relative_to(base).as_posix()})")
     out.append("")

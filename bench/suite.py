@@ -22,6 +22,7 @@ the same run and are speeds (``gam_vs_crud`` 0.5 = gam takes twice as long).
 from __future__ import annotations
 
 import json
+import os
 import statistics
 import time
 import uuid
@@ -36,7 +37,18 @@ from bench.ceiling import START, Ceiling
 from bench.common import machine_facts, new_schema, postgres_settings, spread
 from bench.core_commands import measure_raw
 from bench.crud import CrudStore
-from bench.mix import Change, Command, Targets, demo_commands, gam_import, history, run_command, run_commands, targets
+from bench.mix import (
+    Change,
+    Command,
+    Targets,
+    demo_commands,
+    gam_import,
+    history,
+    progress_reports,
+    run_command,
+    run_commands,
+    targets,
+)  # fmt: skip
 from bench.relay import bare_producer_rate, relay_rate
 from infra.kafka import create_producer
 from infra.settings import Settings
@@ -66,6 +78,10 @@ class Sizes:
     """Events per account at each scaling point; the largest is the 'large account' of the table."""
     scale_accounts: tuple[int, ...]
     """Numbers of accounts (of the smallest events-per-account size) at each scaling point."""
+    progress_reports: tuple[int, ...] = (250, 500, 1_000)
+    """Progress reports on one plan at each point of the strategy flow measurement."""
+    mix_commands: int | None = None
+    """Cut each account's command mix to its first N commands (the smoke test's tiny size only)."""
     probes: int = 50
     """Commands timed one by one for a latency figure."""
     reads: int = 20
@@ -78,10 +94,13 @@ class Sizes:
 
 
 FULL = Sizes(accounts=4, repeats=5, slow_repeats=3, scale_events=(1_000, 10_000, 100_000), scale_accounts=(1, 4, 16))
-QUICK = Sizes(accounts=1, repeats=2, slow_repeats=2, scale_events=(1_000, 5_000), scale_accounts=(1, 2), probes=20)
+QUICK = Sizes(
+    accounts=1, repeats=2, slow_repeats=2, scale_events=(1_000, 5_000), scale_accounts=(1, 2),
+    progress_reports=(100, 200), probes=20,
+)  # fmt: skip
 TINY = Sizes(
-    accounts=1, repeats=1, slow_repeats=1, scale_events=(700,), scale_accounts=(1,), probes=3, reads=2,
-    http_concurrency=1,
+    accounts=1, repeats=1, slow_repeats=1, scale_events=(700,), scale_accounts=(1,), progress_reports=(10,),
+    mix_commands=100, probes=3, reads=2, http_concurrency=1,
 )  # fmt: skip
 """For the smoke test: every workload and contender, in seconds."""
 
@@ -152,7 +171,7 @@ class Kept:
 
 def commands_workload(run: Run) -> tuple[dict[str, Any], Kept]:
     sizes = run.sizes
-    traces = [run.mix(index)[1] for index in range(sizes.accounts)]
+    traces = [run.mix(index)[1][: sizes.mix_commands] for index in range(sizes.accounts)]
     commands = [command for trace in traces for command in trace]
     samples: dict[str, list[float]] = {"gam": [], "gam_http": [], "crud": [], "raw_eventsourcing": [], "ceiling": []}
     kept: Kept | None = None
@@ -377,6 +396,31 @@ def measure_point(run: Run, built: Built) -> dict[str, Any]:
     return point
 
 
+def strategy_flow_points(run: Run) -> list[dict[str, Any]]:
+    """How building the strategy flow grows with one plan's progress reports, beside
+    the account view and audit trail built from the same log."""
+    points = []
+    settings = run.settings()
+    app = GamApplication(settings.eventsourcing_env())
+    run_commands(app, run.mix(0)[1])
+    projector = Projector.open(app, settings)
+    reports = progress_reports(run.targets(0), max(run.sizes.progress_reports))
+    done = 0
+    for count in sorted(run.sizes.progress_reports):
+        run.log(f"strategy flow: a plan with {count:,} progress reports")
+        gam_import(app, reports[done:count])
+        done = count
+        point: dict[str, Any] = {"progress_reports": count, "events": app.recorder.max_notification_id() or 0}
+        for views in (("strategy_flow",), ("account_view", "audit_trail")):
+            started = time.perf_counter()
+            projector.rebuild(views)
+            point["_and_".join(views) + "_s"] = time.perf_counter() - started
+        points.append(point)
+    projector.close()
+    app.close()
+    return points
+
+
 def _time_command(function: Callable[[], object]) -> float:
     started = time.perf_counter()
     function()
@@ -421,6 +465,7 @@ def run_suite(
     """Every workload and contender at ``sizes``; returns the result document."""
     run = Run(dsn, bootstrap, broker, sizes, log)
     begun = time.perf_counter()
+    load_before = os.getloadavg()
     workloads: dict[str, Any] = {}
     commands, kept = commands_workload(run)
     workloads["commands"] = summarise(commands, "commands")
@@ -444,6 +489,7 @@ def run_suite(
             points[(accounts, small)] = summarise_point(measure_point(run, built))
             built.close()
 
+    strategy_flow = strategy_flow_points(run)
     top = points[(1, sizes.large)]
     for name, metric, unit in (("view_read", "view_read_ms", "ms per read"), ("as_of", "as_of_s", "s per query"),
                                ("rebuild", "rebuild_s", "s per rebuild")):  # fmt: skip
@@ -456,7 +502,7 @@ def run_suite(
     return {
         "benchmark": "gam",
         "machine": machine_facts(dsn, ("fastapi", "uvicorn", "httpx", "kafka-python", "matplotlib"))
-        | {"broker": broker},
+        | {"broker": broker, "load_average_1m": {"start": load_before[0], "end": os.getloadavg()[0]}},
         "sizes": asdict(sizes),
         "seconds": round(time.perf_counter() - begun, 1),
         "workloads": {name: workloads[name] for name in WORKLOAD_ORDER},
@@ -465,6 +511,7 @@ def run_suite(
             "events_per_account": [points[(1, e)] for e in sorted(sizes.scale_events)],
             "accounts": [points[(a, small)] for a in sorted(sizes.scale_accounts)],
         },
+        "strategy_flow_build": strategy_flow,
     }
 
 

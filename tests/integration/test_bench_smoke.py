@@ -59,6 +59,10 @@ def test_every_workload_and_contender_yields_sane_figures(
                 assert {"gam", "crud", "ceiling"} <= set(figures), metric
                 assert all(sane(f) for f in figures.values()), (metric, figures)
 
+    for point in result["strategy_flow_build"]:
+        assert point["strategy_flow_s"] > 0
+        assert point["account_view_and_audit_trail_s"] > 0
+
     machine = result["machine"]
     assert machine["cores"] >= 1
     assert machine["memory_gib"] > 0
