@@ -111,7 +111,9 @@ class MemoryIdempotency(IdempotencyStore):
 
     def release(self, owner: str, key: str) -> None:
         with self._lock:
-            self._rows.pop((owner, key), None)
+            row = self._rows.get((owner, key))
+            if row is not None and row[1] is None:  # an answer once given is kept, as in SQL
+                del self._rows[(owner, key)]
 
 
 class SQLiteIdempotency(IdempotencyStore):
