@@ -181,7 +181,10 @@ class CommandGate:
             self._release(owner, key)
             raise
         kept = {name: value for name, value in response.headers.items() if name.lower() in _KEPT_HEADERS}
-        self.idempotency.complete(owner, key, StoredResponse(response.status_code, bytes(response.body), kept))
+        try:
+            self.idempotency.complete(owner, key, StoredResponse(response.status_code, bytes(response.body), kept))
+        except Exception:  # the events are stored: say so; a retry meets the reservation until its lease ends
+            log.exception("could not remember the answer for Idempotency-Key %r", key)
         return response
 
     def _release(self, owner: str, key: str) -> None:
