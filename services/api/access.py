@@ -32,6 +32,14 @@ class Scope:
     unit_id: UUID | None = None
 
 
+def on_account(app: GamApplication, account_id: UUID, unit_id: UUID | None = None) -> Scope:
+    """The scope of a command on an account that must exist already: an unknown
+    account is 404 before the caller's rights (403) or If-Match (428) are checked,
+    as for plans, stakeholders and deals, whose scope loads them."""
+    app.load(GlobalAccount, account_id)
+    return Scope(account_id, unit_id)
+
+
 def _tree(app: GamApplication, account_id: UUID) -> UnitTree:
     return app.load(GlobalAccount, account_id).tree()
 

@@ -11,14 +11,15 @@ from pydantic import Field
 from domain.plan import plan_id_for
 from domain.values import AccountTier, GovernanceModel, TeamRole, UnitLevel
 from services import handlers as h
-from services.api.access import Scope
+from services.api.access import Scope, on_account
 from services.api.commands import CHANGE_RESPONSES, CREATE_RESPONSES, CommandAccepted, CommandBody, Gate
+from services.app import GamApplication
 
 router = APIRouter(prefix="/accounts", tags=["accounts"])
 
 
-def account_scope(account_id: UUID, unit_id: UUID | None = None) -> Callable[[], Scope]:
-    return lambda: Scope(account_id, unit_id)
+def account_scope(app: GamApplication, account_id: UUID, unit_id: UUID | None = None) -> Callable[[], Scope]:
+    return lambda: on_account(app, account_id, unit_id)
 
 
 class CreateAccount(CommandBody):
@@ -38,7 +39,7 @@ def create_account(body: CreateAccount, gate: Gate) -> Response:
     """Take on a global account, with its HQ as the root of the unit tree."""
     return gate.create(
         body,
-        scope=account_scope(body.account_id),
+        scope=lambda: Scope(body.account_id),
         run=lambda meta: h.create_account(
             gate.app,
             meta,
@@ -69,7 +70,7 @@ def onboard_account(body: OnboardAccount, gate: Gate) -> Response:
     plan_id = plan_id_for(body.account_id, body.fiscal_period.strip())
     return gate.create(
         body,
-        scope=account_scope(body.account_id),
+        scope=lambda: Scope(body.account_id),
         run=lambda meta: h.onboard_account(
             gate.app,
             meta,
@@ -101,7 +102,7 @@ def add_unit(account_id: UUID, body: AddUnit, gate: Gate) -> Response:
     """Add a unit below an open unit (``created_id`` is the new unit)."""
     return gate.change(
         body,
-        scope=account_scope(account_id, body.parent_id),
+        scope=account_scope(gate.app, account_id, body.parent_id),
         run=lambda meta, v: h.add_unit(
             gate.app,
             meta,
@@ -126,7 +127,7 @@ def rename_unit(account_id: UUID, unit_id: UUID, body: RenameUnit, gate: Gate) -
     """Rename a unit."""
     return gate.change(
         body,
-        scope=account_scope(account_id, unit_id),
+        scope=account_scope(gate.app, account_id, unit_id),
         run=lambda meta, v: h.rename_unit(
             gate.app, meta, account_id=account_id, unit_id=unit_id, name=body.name, expected_version=v
         ),
@@ -138,7 +139,7 @@ def close_unit(account_id: UUID, unit_id: UUID, body: CommandBody, gate: Gate) -
     """Close a unit with no open units below it; its history stays."""
     return gate.change(
         body,
-        scope=account_scope(account_id, unit_id),
+        scope=account_scope(gate.app, account_id, unit_id),
         run=lambda meta, v: h.close_unit(gate.app, meta, account_id=account_id, unit_id=unit_id, expected_version=v),
     )
 
@@ -154,7 +155,7 @@ def assign_team_member(account_id: UUID, body: TeamMember, gate: Gate) -> Respon
     """Put one of our people on a unit of the account, in a role."""
     return gate.change(
         body,
-        scope=account_scope(account_id, body.unit_id),
+        scope=account_scope(gate.app, account_id, body.unit_id),
         run=lambda meta, v: h.assign_team_member(
             gate.app,
             meta,
@@ -172,7 +173,7 @@ def remove_team_member(account_id: UUID, body: TeamMember, gate: Gate) -> Respon
     """Take one of our people off a unit."""
     return gate.change(
         body,
-        scope=account_scope(account_id, body.unit_id),
+        scope=account_scope(gate.app, account_id, body.unit_id),
         run=lambda meta, v: h.remove_team_member(
             gate.app,
             meta,
@@ -190,6 +191,6 @@ def archive_account(account_id: UUID, body: CommandBody, gate: Gate) -> Response
     """Archive the account: read-only from now on, its history kept."""
     return gate.change(
         body,
-        scope=account_scope(account_id),
+        scope=account_scope(gate.app, account_id),
         run=lambda meta, v: h.archive_account(gate.app, meta, account_id=account_id, expected_version=v),
     )

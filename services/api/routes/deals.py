@@ -12,7 +12,7 @@ from pydantic import Field
 from domain.deal import Deal
 from domain.values import BuyingInfluenceRole, DealStage, InfluenceDegree, MeddpiccElement, QualificationStatus
 from services import handlers as h
-from services.api.access import Scope
+from services.api.access import Scope, on_account
 from services.api.commands import CHANGE_RESPONSES, CREATE_RESPONSES, CommandAccepted, CommandBody, Gate
 from services.api.values import MoneyIn
 from services.app import GamApplication
@@ -48,7 +48,7 @@ def open_deal(body: OpenDeal, gate: Gate) -> Response:
     """Open a deal at a unit of the account, optionally supporting plan objectives."""
     return gate.create(
         body,
-        scope=lambda: Scope(body.account_id, body.unit_id),
+        scope=lambda: on_account(gate.app, body.account_id, body.unit_id),
         run=lambda meta: h.open_deal(
             gate.app,
             meta,

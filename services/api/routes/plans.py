@@ -15,7 +15,7 @@ from domain.errors import NotFound
 from domain.plan import AccountPlan, plan_id_for
 from domain.values import ActionStatus, CascadeAnswer, SwotKind, WhitespaceStatus
 from services import handlers as h
-from services.api.access import Scope
+from services.api.access import Scope, on_account
 from services.api.commands import CHANGE_RESPONSES, CREATE_RESPONSES, CommandAccepted, CommandBody, Gate
 from services.api.values import TargetIn
 from services.app import GamApplication
@@ -49,7 +49,7 @@ def start_plan(account_id: UUID, body: StartPlan, gate: Gate) -> Response:
     plan_id = plan_id_for(account_id, body.fiscal_period.strip())
     return gate.create(
         body,
-        scope=lambda: Scope(account_id),
+        scope=lambda: on_account(gate.app, account_id),
         run=lambda meta: h.start_plan(gate.app, meta, account_id=account_id, fiscal_period=body.fiscal_period),
         location=f"/plans/{plan_id}",
     )

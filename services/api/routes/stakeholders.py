@@ -15,7 +15,7 @@ from pydantic import AwareDatetime, Field
 from domain.stakeholder import Stakeholder
 from domain.values import BuyingRole, InteractionChannel
 from services import handlers as h
-from services.api.access import Scope
+from services.api.access import Scope, on_account
 from services.api.commands import CHANGE_RESPONSES, CREATE_RESPONSES, CommandAccepted, CommandBody, Gate
 from services.api.values import PersonalDataIn
 from services.app import GamApplication
@@ -44,7 +44,7 @@ def identify_stakeholder(body: IdentifyStakeholder, gate: Gate) -> Response:
     """Put a person at the customer on the map."""
     return gate.create(
         body,
-        scope=lambda: Scope(body.account_id, body.unit_id),
+        scope=lambda: on_account(gate.app, body.account_id, body.unit_id),
         run=lambda meta: h.identify_stakeholder(
             gate.app,
             meta,
