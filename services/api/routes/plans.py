@@ -56,7 +56,7 @@ def start_plan(account_id: UUID, body: StartPlan, gate: Gate) -> Response:
 
 
 class SetObjective(CommandBody):
-    objective_id: UUID = Field(default_factory=uuid4, description="A new id adds; an existing one revises.")
+    objective_id: UUID = Field(default_factory=uuid4, description="A new objective's id; an id already set is 409.")
     unit_id: UUID = Field(description="The unit that owns the objective.")
     title: str = Field(min_length=1, max_length=300, examples=["Become preferred automation partner in the Nordics"])
     description: str = Field(default="", max_length=10_000)
@@ -67,7 +67,7 @@ class SetObjective(CommandBody):
 
 @router.post("/plans/{plan_id}/objectives", response_model=CommandAccepted, responses=CHANGE_RESPONSES)
 def set_objective(plan_id: UUID, body: SetObjective, gate: Gate) -> Response:
-    """Add or revise an objective of a unit (``created_id`` is the objective)."""
+    """Add an objective of a unit (``created_id`` is the objective); objectives are not revised in place."""
     return gate.change(
         body,
         scope=plan_scope(gate.app, plan_id, lambda _: body.unit_id),
