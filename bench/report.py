@@ -29,6 +29,15 @@ CEILINGS = {
     "rebuild": "reading every event-sized row once",
     "relay": "bare kafka-python producer, same messages",
 }
+GAM_DOES = {
+    "commands": "the handlers in `services.handlers`, one command per transaction (HTTP: the same commands as POSTs)",
+    "bulk_import": "the aggregates decide each change, one save of all touched aggregates per 1,000 changes",
+    "view_read": "`ReadModels.account_view` on the caught-up account view",
+    "as_of": "`account_as_of` with the account view replayed (entities only: the `gam_entities_only` samples)",
+    "rebuild": "every view (account view, audit trail, strategy flow) from position 0; the first build is a sample "
+    "(the only one for stores of 50k events or more)",
+    "relay": "`services.relay.Relay` from position 0 to a new topic",
+}
 CRUD_DOES = {
     "commands": "one transaction per command: lock the owning row, check, write row + audit image",
     "bulk_import": "1,000 changes per transaction, pipelined update + audit statements",
@@ -208,8 +217,8 @@ def markdown(result: dict[str, Any], json_name: str, plot_paths: list[Path], bas
     ]
     for name, w in workloads.items():
         out.append(
-            f"- **{WORKLOAD_TITLES[name]}**: {sizes_line(name, w)}; CRUD+audit: {CRUD_DOES[name]}; "
-            f"ceiling: {CEILINGS[name]}."
+            f"- **{WORKLOAD_TITLES[name]}**: {sizes_line(name, w)}; gam: {GAM_DOES[name]}; "
+            f"CRUD+audit: {CRUD_DOES[name]}; ceiling: {CEILINGS[name]}."
         )
     raw = commands["figures"].get("raw_eventsourcing")
     out += [

@@ -62,6 +62,9 @@ from services.time_travel import account_as_of
 SEEDED_EVENTS = 580
 """Events gam stores for one demo account (579 commands; onboarding stores two)."""
 
+LARGE_REBUILD_EVENTS = 50_000
+"""Stores this large are rebuilt once (the first build of their views), not ``slow_repeats`` times."""
+
 AS_OF_BEFORE_END = timedelta(minutes=10)
 """The as-of moment: ten changes before the end of the history, the costliest case."""
 
@@ -78,7 +81,7 @@ class Sizes:
     """Events per account at each scaling point; the largest is the 'large account' of the table."""
     scale_accounts: tuple[int, ...]
     """Numbers of accounts (of the smallest events-per-account size) at each scaling point."""
-    progress_reports: tuple[int, ...] = (250, 500, 1_000)
+    progress_reports: tuple[int, ...] = (200, 400, 800)
     """Progress reports on one plan at each point of the strategy flow measurement."""
     mix_commands: int | None = None
     """Cut each account's command mix to its first N commands (the smoke test's tiny size only)."""
@@ -93,7 +96,10 @@ class Sizes:
         return max(self.scale_events)
 
 
-FULL = Sizes(accounts=4, repeats=5, slow_repeats=3, scale_events=(1_000, 10_000, 100_000), scale_accounts=(1, 4, 16))
+FULL = Sizes(
+    accounts=3, repeats=4, slow_repeats=2, scale_events=(1_000, 10_000, 100_000), scale_accounts=(1, 3, 9),
+    progress_reports=(200, 400, 800),
+)  # fmt: skip
 QUICK = Sizes(
     accounts=1, repeats=2, slow_repeats=2, scale_events=(1_000, 5_000), scale_accounts=(1, 2),
     progress_reports=(100, 200), probes=20,
@@ -327,7 +333,7 @@ def measure_point(run: Run, built: Built) -> dict[str, Any]:
     started = time.perf_counter()
     projector.catch_up()
     rebuild["gam"].append(time.perf_counter() - started)
-    for _ in range(sizes.slow_repeats - 1):
+    for _ in range(sizes.slow_repeats - 1 if built.events < LARGE_REBUILD_EVENTS else 0):
         started = time.perf_counter()
         projector.rebuild()
         rebuild["gam"].append(time.perf_counter() - started)
