@@ -11,6 +11,8 @@ cores; ``--quick`` takes about a minute and writes under ``bench/results/quick/`
 from __future__ import annotations
 
 import argparse
+import os
+import subprocess
 import sys
 import tempfile
 import time
@@ -36,6 +38,17 @@ def outputs(out: Path, quick: bool) -> tuple[Path, Path, Path]:
     return out / "results" / f"{stamp}.json", out / "REPORT.md", out / "plots"
 
 
+def source_commit() -> str | None:
+    """The commit measured: ``GAM_BENCH_COMMIT`` (a run from an exported tree), else git's HEAD."""
+    if os.environ.get("GAM_BENCH_COMMIT"):
+        return os.environ["GAM_BENCH_COMMIT"]
+    try:
+        done = subprocess.run(["git", "rev-parse", "HEAD"], cwd=BENCH, capture_output=True, text=True, check=True)
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return done.stdout.strip()
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="about a minute: small sizes, two repeats")
@@ -53,6 +66,7 @@ def main(argv: list[str] | None = None) -> None:
         dsn = stack.enter_context(postgres(tmp))
         bootstrap, broker = stack.enter_context(kafka_bootstrap(tmp))
         result = run_suite(dsn, bootstrap, broker, sizes, log)
+    result["commit"] = source_commit()
     write_json(result, json_path)
     plot_paths = [] if args.no_plots else report.plots(result, plot_dir)
     command = "python -m bench" + (" --quick" if args.quick else "")

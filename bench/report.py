@@ -199,7 +199,8 @@ def markdown(result: dict[str, Any], json_name: str, plot_paths: list[Path], bas
     out = [
         "# Benchmark report",
         "",
-        f"`{command}` on {m['date']}: {m['cores']} cores, {m['memory_gib']} GiB, {m['platform']}; Python "
+        f"`{command}` at commit {str(result.get('commit'))[:10]}, {m['date']}: {m['cores']} cores, "
+        f"{m['memory_gib']} GiB, {m['platform']}; Python "
         f"{m['python']}, PostgreSQL {m['postgresql']} (embedded unless `GAM_BENCH_POSTGRES_DSN`), broker "
         f"{m['broker']}; eventsourcing {m['eventsourcing']}, psycopg {m['psycopg']}, kafka-python "
         f"{m['kafka-python']}. Took {result['seconds']:,.0f} s; 1-minute load average {load['start']:.1f} at the "
@@ -229,9 +230,10 @@ def markdown(result: dict[str, Any], json_name: str, plot_paths: list[Path], bas
         f"{commands['event_bytes']} bytes; the ceilings write rows of that size.",
         "",
     ]
+    in_flight = min(result["sizes"]["http_concurrency"], result["sizes"]["accounts"])
     if "gam_http" in commands["figures"]:
         out.append(
-            f"gam over HTTP (uvicorn, httpx, {result['sizes']['http_concurrency']} accounts in flight, JWT, If-Match "
+            f"gam over HTTP (uvicorn, httpx, {in_flight} account(s) in flight, JWT, If-Match "
             f"on every change) runs at {ratio(commands['ratios'].get('gam_http_vs_gam'))} of the service layer's rate."
         )
     else:
