@@ -89,7 +89,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         """The process is alive."""
         return {"status": "ok"}
 
-    @api.get("/readyz", tags=["operations"], responses={503: {"description": "store unreachable"}})
+    @api.get("/readyz", tags=["operations"], responses=problems.problem_responses({503: "The store is unreachable"}))
     def readyz() -> JSONResponse:
         """The store answers; each view's position and how far it lags the log."""
         try:

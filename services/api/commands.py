@@ -29,6 +29,7 @@ from domain.metadata import EventMetadata
 from infra.idempotency import IdempotencyStore, InProgress, KeyReused, Replay, StoredResponse
 from services.api.access import Scope, check_write
 from services.api.auth import Caller, Principal
+from services.api.problems import problem_responses
 from services.app import CommandResult, GamApplication
 
 log = logging.getLogger(__name__)
@@ -234,15 +235,42 @@ async def command_gate(
 
 Gate = Annotated[CommandGate, Depends(command_gate)]
 
+_COMMAND_HEADERS = {
+    "ETag": {"description": "The entity's new version, for the next If-Match.", "schema": {"type": "string"}},
+    "X-Correlation-ID": {"description": "Ties the stored events to this request.", "schema": {"type": "string"}},
+    "Idempotent-Replayed": {
+        "description": "``true`` when this is the remembered answer to an earlier request with the same key.",
+        "schema": {"type": "string", "enum": ["true"]},
+    },
+}
+_REFUSALS = {
+    400: "The body cannot be read (it is not UTF-8)",
+    401: "No valid credential",
+    403: "The caller may not write here",
+    404: "Something the command refers to does not exist",
+    409: "A rule of the domain refuses it (the problem names the rule), the id is taken, "
+    "or a request with the same Idempotency-Key is still in progress",
+    422: "Invalid input (field paths in ``errors``) or a key reused for another request",
+    503: "The store is unavailable; nothing was stored, retry with the same Idempotency-Key",
+}
 CREATE_RESPONSES: dict[int | str, dict[str, Any]] = {
-    401: {"description": "No valid credential"},
-    403: {"description": "The caller may not write here"},
-    404: {"description": "Something the command refers to does not exist"},
-    409: {"description": "A rule of the domain refuses it (the problem names the rule), or the id is taken"},
-    422: {"description": "Invalid input (field paths in ``errors``) or a key reused for another request"},
+    201: {
+        "description": "Created; ``Location`` names the new entity.",
+        "headers": {
+            **_COMMAND_HEADERS,
+            "Location": {"description": "The new entity.", "schema": {"type": "string"}},
+        },
+    },
+    **problem_responses(_REFUSALS),
 }
 CHANGE_RESPONSES: dict[int | str, dict[str, Any]] = {
-    **CREATE_RESPONSES,
-    412: {"description": "The entity changed since the version in If-Match; ``current_version`` says where it is"},
-    428: {"description": "If-Match is missing"},
+    200: {"description": "Changed.", "headers": _COMMAND_HEADERS},
+    **problem_responses(
+        {
+            **_REFUSALS,
+            400: 'If-Match is not one strong entity tag, such as "7", or the body cannot be read (not UTF-8)',
+            412: "The entity changed since the version in If-Match; ``current_version`` says where it is",
+            428: "If-Match is missing",
+        }
+    ),
 }

@@ -15,18 +15,31 @@ from pydantic import BaseModel, Field
 from domain.metadata import EventMetadata
 from infra.hash_chain import verify_chain
 from services.api.auth import Compliance
+from services.api.problems import problem_responses
 from services.audit_export import export_rows, render
 from services.handlers import erase_personal_data
 from services.time_travel import account_as_of, diff
 
-router = APIRouter(prefix="/compliance", tags=["compliance"])
+router = APIRouter(
+    prefix="/compliance",
+    tags=["compliance"],
+    responses=problem_responses(
+        {
+            401: "No valid credential",
+            403: "Only the compliance and admin roles may do this",
+            422: "Invalid parameters or body (field paths in ``errors``)",
+            503: "The store is unavailable; retry after Retry-After",
+        }
+    ),
+)
+NOT_THEN = problem_responses({404: "The account did not exist at that moment"})
 
 
 def _utc(moment: datetime) -> datetime:
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
-@router.get("/accounts/{account_id}/as-of")
+@router.get("/accounts/{account_id}/as-of", responses=NOT_THEN)
 def get_account_as_of(
     request: Request, account_id: UUID, at: Annotated[datetime, Query(description="The moment (UTC)")], _: Compliance
 ) -> dict[str, Any]:
@@ -83,7 +96,15 @@ class ErasureRequest(BaseModel):
     legal_basis: str = Field(min_length=1, max_length=2000, examples=["GDPR Art. 17 request #4711"])
 
 
-@router.post("/stakeholders/{stakeholder_id}/erasure")
+@router.post(
+    "/stakeholders/{stakeholder_id}/erasure",
+    responses=problem_responses(
+        {
+            400: "The body cannot be read (it is not UTF-8)",
+            404: "No such stakeholder",
+        }
+    ),
+)
 def erase(request: Request, stakeholder_id: UUID, body: ErasureRequest, principal: Compliance) -> dict[str, Any]:
     """Destroy the person's key and record who erased them, when, and on what legal basis."""
     meta = EventMetadata(actor=principal.subject, at=datetime.now(UTC), correlation_id=uuid4(), reason=body.legal_basis)

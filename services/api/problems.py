@@ -12,8 +12,10 @@ import eventsourcing.persistence as es
 import psycopg
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
 from psycopg_pool import PoolTimeout
+from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException
 
 from domain.errors import (
@@ -32,6 +34,53 @@ log = logging.getLogger(__name__)
 
 PROBLEM = "application/problem+json"
 RETRY_AFTER_SECONDS = 1
+
+
+class FieldError(BaseModel):
+    path: str = Field(description="Where the bad value is, e.g. ``body/target/value`` or ``query/limit``.")
+    message: str
+    type: str = Field(description="What is wrong with it, e.g. ``missing``, ``string_too_long``, a rule's name.")
+
+
+class Problem(BaseModel):
+    """An error, as RFC 9457 problem details. Besides the standard members, a refusal
+    by a rule names the ``rule``; invalid input lists the ``errors`` by field path; a
+    stale If-Match says the ``current_version``; a view not caught up yet names the
+    ``view`` and the ``position`` it reached."""
+
+    model_config = ConfigDict(extra="allow")
+
+    type: str = Field(description="``about:blank`` or ``/problems/<rule>``.")
+    title: str
+    status: int = Field(ge=400, le=599)
+    detail: str
+    rule: str | None = None
+    errors: list[FieldError] | None = None
+    current_version: int | None = None
+    view: str | None = None
+    position: int | None = None
+
+
+PROBLEM_SCHEMA = {"$ref": "#/components/schemas/Problem"}
+_STRING = {"schema": {"type": "string"}}
+PROBLEM_HEADERS: dict[int, dict[str, Any]] = {
+    401: {"WWW-Authenticate": {"description": "How to authenticate: ``Bearer``.", **_STRING}},
+    412: {"ETag": {"description": "The entity's current version.", **_STRING}},
+    503: {"Retry-After": {"description": "Seconds to wait before retrying.", **_STRING}},
+}
+
+
+def problem_responses(described: Mapping[int, str]) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI responses for these error statuses: each with its description, a
+    problem+json body and the headers that come with it (``Retry-After`` on 503...)."""
+    return {
+        status: {
+            "description": description,
+            "content": {PROBLEM: {"schema": PROBLEM_SCHEMA}},
+            **({"headers": PROBLEM_HEADERS[status]} if status in PROBLEM_HEADERS else {}),
+        }
+        for status, description in described.items()
+    }
 
 
 def problem(
@@ -76,7 +125,31 @@ def _phrase(status: int) -> str:
         return "Error"
 
 
+def _openapi_with_problems(app: FastAPI) -> dict[str, Any]:
+    """FastAPI's document, plus the ``Problem`` schema that the problem+json responses
+    declared with :func:`problem_responses` refer to."""
+    if app.openapi_schema is None:
+        document = get_openapi(
+            title=app.title,
+            version=app.version,
+            openapi_version=app.openapi_version,
+            summary=app.summary,
+            description=app.description,
+            routes=app.routes,
+            tags=app.openapi_tags,
+            servers=app.servers,
+        )
+        schema = Problem.model_json_schema(ref_template="#/components/schemas/{model}")
+        schemas = document.setdefault("components", {}).setdefault("schemas", {})
+        schemas.update(schema.pop("$defs", {}))
+        schemas["Problem"] = schema
+        app.openapi_schema = document
+    return app.openapi_schema
+
+
 def install(app: FastAPI) -> None:
+    app.openapi = lambda: _openapi_with_problems(app)  # type: ignore[method-assign]
+
     @app.exception_handler(RequestValidationError)
     async def invalid(_: Request, error: RequestValidationError) -> JSONResponse:
         errors = [

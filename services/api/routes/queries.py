@@ -23,6 +23,7 @@ from projections.ports import AuditQuery
 from services.api.access import check_read
 from services.api.auth import Caller, Principal
 from services.api.commands import etag
+from services.api.problems import problem_responses
 from services.app import GamApplication
 from services.time_travel import account_as_of, aggregate_state
 
@@ -31,11 +32,15 @@ router = APIRouter()
 MinPosition = Annotated[
     int | None, Query(ge=1, le=2**62, description="Wait (bounded) until the view has this log position.")
 ]
-NOT_FOUND: dict[int | str, dict[str, Any]] = {
-    401: {"description": "No valid credential"},
-    403: {"description": "The caller may not read this account"},
-    404: {"description": "Not found"},
-}
+NOT_FOUND = problem_responses(
+    {
+        401: "No valid credential",
+        403: "The caller may not read this account",
+        404: "Not found (or, with ``as_of``, not yet in existence then)",
+        422: "Invalid parameters (field paths in ``errors``)",
+        503: "The store is unavailable, or the view has not reached ``min_position`` yet; retry after Retry-After",
+    }
+)
 
 
 def _runtime(request: Request) -> Any:
