@@ -15,6 +15,8 @@ Environment variables (all optional):
                        the events stored after it, so other writers are never missed
 ``GAM_READ_WAIT_SECONDS`` how long a read waits for a view to reach a caller's position
                        before answering 503 (default 5)
+``GAM_MAX_BODY_BYTES`` the largest request body the API reads (default 1048576, 1 MiB);
+                       a larger one is refused with 413 before anything is stored
 ``GAM_JWT_SECRET``     key that signs the API's bearer tokens (HS256); unset (and no
                        public key), the API refuses every token
 ``GAM_JWT_PUBLIC_KEY_FILE`` PEM public key of an identity provider (RS256/ES256); when
@@ -58,6 +60,7 @@ class Settings(BaseSettings):
     aggregate_cache_size: int = Field(default=1000, ge=0)
     fx_rates_file: Path | None = None
     read_wait_seconds: float = Field(default=5.0, gt=0, le=60)
+    max_body_bytes: int = Field(default=1_048_576, gt=0)
     jwt_secret: str | None = None
     jwt_public_key_file: Path | None = None
     api_keys_file: Path | None = None

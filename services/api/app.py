@@ -20,6 +20,7 @@ from infra.idempotency import idempotency_for
 from infra.settings import Settings
 from services.api import compliance, problems
 from services.api.auth import Verifier
+from services.api.body_limit import BodySizeLimit
 from services.api.routes import accounts, deals, plans, queries, stakeholders
 from services.app import GamApplication
 from services.projector import Projector
@@ -78,6 +79,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     problems.install(api)
+    api.add_middleware(BodySizeLimit, max_bytes=runtime.settings.max_body_bytes)
     api.state.runtime = runtime
     api.state.verifier = Verifier.from_settings(runtime.settings)
     for router in (accounts.router, plans.router, stakeholders.router, deals.router, queries.router):

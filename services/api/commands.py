@@ -250,6 +250,7 @@ _REFUSALS = {
     404: "Something the command refers to does not exist",
     409: "A rule of the domain refuses it (the problem names the rule), the id is taken, "
     "or a request with the same Idempotency-Key is still in progress",
+    413: "The body is larger than the server accepts (GAM_MAX_BODY_BYTES)",
     422: "Invalid input (field paths in ``errors``) or a key reused for another request",
     503: "The store is unavailable; nothing was stored, retry with the same Idempotency-Key",
 }

@@ -102,6 +102,7 @@ class ErasureRequest(BaseModel):
         {
             400: "The body cannot be read (it is not UTF-8)",
             404: "No such stakeholder",
+            413: "The body is larger than the server accepts (GAM_MAX_BODY_BYTES)",
         }
     ),
 )
