@@ -54,12 +54,28 @@ def view_recorder_class(store: str, view_name: str) -> type[ViewRecorder]:
     return type(f"{base.__name__}_{view_name}", (base,), {"view_name": view_name})
 
 
+FOLLOWER_POOL_SIZE = 1
+"""PostgreSQL connections a view's storage, or a follower's own application, keeps open;
+its pool opens up to ``POSTGRES_MAX_OVERFLOW`` (10) more while busy and closes them when
+idle. Each view and each follower has a pool of its own, so the pool size of the
+settings for every one of them kept 62 connections open in ``gam project`` alone, and
+gam's three processes needed more than PostgreSQL's default ``max_connections`` (100)."""
+
+
+def follower_env(settings: Settings) -> dict[str, str]:
+    """The ``eventsourcing`` settings for a view's storage or a follower: a small pool.
+    (An application reads ``GAM_POSTGRES_POOL_SIZE`` from the environment before
+    ``POSTGRES_POOL_SIZE``, since ``gam`` is its name: both are set.)"""
+    size = str(FOLLOWER_POOL_SIZE)
+    return {**settings.eventsourcing_env(), "POSTGRES_POOL_SIZE": size, "GAM_POSTGRES_POOL_SIZE": size}
+
+
 def open_view(settings: Settings, view_name: str) -> ViewRecorder:
     """The view's storage, in the same database (and schema) as the events."""
     cls = view_recorder_class(settings.store, view_name)
     if settings.store == "memory":
         return cls()
-    env = Environment(re.sub(r"[^a-z0-9_]", "_", view_name.lower())[:40], settings.eventsourcing_env())
+    env = Environment(re.sub(r"[^a-z0-9_]", "_", view_name.lower())[:40], follower_env(settings))
     factory: InfrastructureFactory[Any] = InfrastructureFactory.construct(env)
     recorder: ViewRecorder = factory.tracking_recorder(cls)
     return recorder
@@ -228,7 +244,7 @@ def _follow_with_runners(settings: Settings, names: list[str], deadline: float |
             application_class=GamApplication,
             projection_class=PROJECTIONS[name],
             view_class=view_recorder_class(settings.store, name),
-            env=settings.eventsourcing_env(),
+            env=follower_env(settings),
         )
         for name in names
     ]
