@@ -40,8 +40,10 @@ def to_json_value(value: Any) -> Any:
 
 
 def format_time(moment: datetime) -> str:
-    """UTC with microseconds, so stored times sort as text too."""
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    """UTC with microseconds and a four-digit year, so stored times sort as text too
+    and :func:`parse_time` reads every one back (``strftime("%Y")`` writes the year
+    208 as ``208``)."""
+    return moment.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
 
 
 def parse_time(text: str) -> datetime:

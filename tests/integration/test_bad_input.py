@@ -15,8 +15,10 @@ a representative subset runs on PostgreSQL too.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -25,8 +27,9 @@ import pytest
 from fastapi.testclient import TestClient
 
 from infra.settings import Settings
+from projections.encoding import format_time, parse_time
 from services.api.app import create_app
-from tests.api_support import ADMIN, SECRET
+from tests.api_support import ADMIN, SECRET, wait_for_views
 
 PROBLEM = "application/problem+json"
 JSON = {"Content-Type": "application/json"}
@@ -159,3 +162,33 @@ def test_the_limit_comes_from_gam_max_body_bytes(tmp_path: Path, monkeypatch: py
         assert small.client.post("/accounts", json={**ACCOUNT, "reason": "r" * 1900}).status_code == 201
         # Within the limit this body would be a 422 (reason longer than 2000): the size is checked first.
         refused(small, "POST", "/accounts", 413, json={**ACCOUNT, "reason": "r" * 5000})
+
+
+# --- dates and moments at the edges of the calendar ---------------------------------
+
+
+@pytest.mark.parametrize("year", [1, 208, 999, 9999])
+def test_stored_times_keep_a_four_digit_year(year: int) -> None:
+    moment = datetime(year, 2, 17, 12, 6, 45, 966629, tzinfo=UTC)
+    assert format_time(moment) == f"{year:04d}-02-17T12:06:45.966629Z"
+    assert parse_time(format_time(moment)) == moment
+
+
+def test_an_interaction_in_the_year_208_leaves_the_account_readable(world_on_store: World) -> None:
+    """Regression: the year was stored as ``208``, which the account view could not
+    read back, so every read of that account's view answered 500 from then on."""
+    world = world_on_store
+    path = world.fill("/stakeholders/{stakeholder}")
+    logged = world.client.post(
+        f"{path}/interactions",
+        json={"occurred_at": "0208-02-17T12:06:45Z", "channel": "meeting", "summary": "Very early"},
+        headers={"If-Match": world.etag(path)},
+    )
+    assert logged.status_code == 200, logged.text
+    wait_for_views(world.client)
+    for read in ("/accounts/{account}/view", "/accounts/{account}/stakeholder-map"):
+        assert world.client.get(world.fill(read)).status_code == 200, read
+    as_of = world.client.get(world.fill("/compliance/accounts/{account}/as-of"), params={"at": "2100-01-01T00:00:00Z"})
+    assert as_of.status_code == 200, as_of.text
+    people = world.client.get(world.fill("/accounts/{account}/stakeholder-map")).json()["stakeholders"]
+    assert "0208-02-17T12:06:45.000000Z" in json.dumps(people)
