@@ -12,7 +12,7 @@ import functools
 import re
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -239,22 +239,21 @@ def follow(settings: Settings, names: Iterable[str] | None = None, timeout: floa
 
 
 def _follow_with_runners(settings: Settings, names: list[str], deadline: float | None) -> None:
-    runners = [
-        ProjectionRunner(
-            application_class=GamApplication,
-            projection_class=PROJECTIONS[name],
-            view_class=view_recorder_class(settings.store, name),
-            env=follower_env(settings),
-        )
-        for name in names
-    ]
-    try:
+    with ExitStack() as running:
+        runners = [
+            running.enter_context(
+                ProjectionRunner(
+                    application_class=GamApplication,
+                    projection_class=PROJECTIONS[name],
+                    view_class=view_recorder_class(settings.store, name),
+                    env=follower_env(settings),
+                )
+            )
+            for name in names
+        ]
         while deadline is None or time.monotonic() < deadline:
             for runner in runners:
                 runner.run_forever(timeout=POLL_SECONDS)
-    finally:
-        for runner in runners:
-            runner.__exit__(None, None, None)
 
 
 def _follow_by_polling(settings: Settings, names: list[str], deadline: float | None) -> None:

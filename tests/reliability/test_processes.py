@@ -1,8 +1,9 @@
 """gam's processes as an operator runs them together on one PostgreSQL: they fit in
-its default connection limit."""
+its default connection limit, and ``gam project`` stops cleanly on Ctrl-C."""
 
 from __future__ import annotations
 
+import signal
 import time
 import uuid
 from collections.abc import Iterator
@@ -12,6 +13,7 @@ import psycopg
 import pytest
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
+from infra.settings import Settings
 from services.app import GamApplication
 from tests.reliability.conftest import fresh_settings
 from tests.reliability.harness import ApiServer, Client, GamProcess, Ledger, Load, gam_env, small_account, wait_for
@@ -76,3 +78,19 @@ def test_api_projector_and_relay_together_stay_well_inside_postgresql_default_co
             process.stop()
     assert opened <= 60, f"{opened} connections open with the API, the projector and the relay running"
     assert opened < DEFAULT_MAX_CONNECTIONS - 3 - 20  # room for a migration, a psql, a second API
+
+
+def test_gam_project_on_postgresql_stops_cleanly_on_ctrl_c(settings: Settings, tmp_path: Path) -> None:
+    """It used to end with a traceback (``Not already entered subscription context manager``)."""
+    app = GamApplication(settings.eventsourcing_env())
+    small_account(app)
+    app.close()
+    projector = GamProcess("projector", ["project"], gam_env(settings), tmp_path)
+    projector.start()
+    wait_for(lambda: "following new events" in projector.log.read_text(), 60, "the projector to follow")
+    time.sleep(0.5)
+    assert projector.process is not None
+    projector.process.send_signal(signal.SIGINT)
+    assert projector.process.wait(timeout=30) == 0, projector.tail()
+    assert "stopped" in projector.tail(5)
+    assert "Traceback" not in projector.log.read_text()
