@@ -16,6 +16,7 @@ from domain.metadata import EventMetadata
 from infra.hash_chain import verify_chain
 from services.api.auth import Compliance
 from services.api.problems import problem_responses
+from services.api.values import MomentOrUtc
 from services.audit_export import export_rows, render
 from services.handlers import erase_personal_data
 from services.time_travel import account_as_of, diff
@@ -41,7 +42,7 @@ def _utc(moment: datetime) -> datetime:
 
 @router.get("/accounts/{account_id}/as-of", responses=NOT_THEN)
 def get_account_as_of(
-    request: Request, account_id: UUID, at: Annotated[datetime, Query(description="The moment (UTC)")], _: Compliance
+    request: Request, account_id: UUID, at: Annotated[MomentOrUtc, Query(description="The moment (UTC)")], _: Compliance
 ) -> dict[str, Any]:
     """The account, its plan, stakeholders and deals, and its account view, as they stood at ``at``."""
     runtime = request.app.state.runtime
@@ -55,8 +56,8 @@ def get_account_as_of(
 def get_account_diff(
     request: Request,
     account_id: UUID,
-    from_time: Annotated[datetime, Query(alias="from")],
-    to_time: Annotated[datetime, Query(alias="to")],
+    from_time: Annotated[MomentOrUtc, Query(alias="from")],
+    to_time: Annotated[MomentOrUtc, Query(alias="to")],
     _: Compliance,
 ) -> dict[str, Any]:
     """Every field of the account view that differs between two moments."""
@@ -71,8 +72,8 @@ def export_audit(
     request: Request,
     _: Compliance,
     account_id: UUID | None = None,
-    from_time: Annotated[datetime | None, Query(alias="from")] = None,
-    to_time: Annotated[datetime | None, Query(alias="to")] = None,
+    from_time: Annotated[MomentOrUtc | None, Query(alias="from")] = None,
+    to_time: Annotated[MomentOrUtc | None, Query(alias="to")] = None,
     format: Literal["jsonl", "csv"] = "jsonl",
 ) -> StreamingResponse:
     """The audit trail with each row's hash-chain link, streamed."""

@@ -4,10 +4,11 @@ refusal carries the field path of the value that was wrong."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Self
+from typing import Annotated, Self
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
 from domain.errors import DomainError
 from domain.values import Money, PersonalData, Target
@@ -57,3 +58,20 @@ class PersonalDataIn(DomainValue):
 
     def to_domain(self) -> PersonalData:
         return PersonalData(self.name, self.email, self.phone)
+
+
+def _representable_in_utc(moment: datetime) -> datetime:
+    """Refuse, as invalid input, a moment whose UTC time falls outside the years 1 to
+    9999 (``9999-12-31T23:59:59-23:59``): it cannot be compared, stored or shown."""
+    if moment.tzinfo is not None:
+        try:
+            moment.astimezone(UTC)
+        except OverflowError:
+            raise ValueError("the moment is outside the years 1 to 9999 in UTC") from None
+    return moment
+
+
+Moment = Annotated[AwareDatetime, AfterValidator(_representable_in_utc)]
+"""A moment with its UTC offset."""
+MomentOrUtc = Annotated[datetime, AfterValidator(_representable_in_utc)]
+"""A moment; one without an offset is read as UTC."""

@@ -192,3 +192,39 @@ def test_an_interaction_in_the_year_208_leaves_the_account_readable(world_on_sto
     assert as_of.status_code == 200, as_of.text
     people = world.client.get(world.fill("/accounts/{account}/stakeholder-map")).json()["stakeholders"]
     assert "0208-02-17T12:06:45.000000Z" in json.dumps(people)
+
+
+BEYOND_UTC = ["9999-12-31T23:59:59-23:59", "0001-01-01T00:00:00+23:59"]
+"""Valid ISO 8601, but their UTC time falls in the year 10000 or 0."""
+
+
+@pytest.mark.parametrize("moment", BEYOND_UTC)
+@pytest.mark.parametrize(
+    ("path", "parameter"),
+    [
+        ("/accounts/{account}", "as_of"),
+        ("/deals/{deal}", "as_of"),
+        ("/accounts/{account}/view", "as_of"),
+        ("/accounts/{account}/pipeline", "as_of"),
+        ("/audit", "since"),
+        ("/audit", "until"),
+        ("/compliance/accounts/{account}/as-of", "at"),
+        ("/compliance/accounts/{account}/diff", "from"),
+        ("/compliance/audit/export", "to"),
+    ],
+)
+def test_a_moment_beyond_the_calendar_in_utc_is_invalid_input(
+    world: World, path: str, parameter: str, moment: str
+) -> None:
+    """Regression: these were 500 (OverflowError converting to UTC)."""
+    params = {"from": "2027-01-01T00:00:00Z", "to": "2027-01-01T00:00:00Z", parameter: moment}
+    problem = refused(world, "GET", path, 422, params=params)
+    assert [e["path"] for e in problem["errors"]] == [f"query/{parameter}"]
+
+
+@pytest.mark.parametrize("moment", BEYOND_UTC)
+def test_an_interaction_beyond_the_calendar_in_utc_is_invalid_input(world: World, moment: str) -> None:
+    path = world.fill("/stakeholders/{stakeholder}")
+    body = {"occurred_at": moment, "channel": "call", "summary": "Out of time"}
+    problem = refused(world, "POST", f"{path}/interactions", 422, json=body, headers={"If-Match": world.etag(path)})
+    assert [e["path"] for e in problem["errors"]] == ["body/occurred_at"]

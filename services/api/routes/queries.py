@@ -10,7 +10,6 @@ from uuid import UUID
 
 from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import JSONResponse
-from pydantic import AwareDatetime
 
 from domain.account import GlobalAccount
 from domain.base import GamAggregate
@@ -24,6 +23,7 @@ from services.api.access import check_read
 from services.api.auth import Caller, Principal
 from services.api.commands import etag
 from services.api.problems import problem_responses
+from services.api.values import Moment
 from services.app import GamApplication
 from services.time_travel import account_as_of, aggregate_state
 
@@ -51,7 +51,7 @@ def account_of(aggregate: GamAggregate) -> UUID:
     return aggregate.id if isinstance(aggregate, GlobalAccount) else aggregate.account_id  # type: ignore[attr-defined]
 
 
-AsOf = Annotated[AwareDatetime | None, Query(description="As it stood at this moment (time travel).")]
+AsOf = Annotated[Moment | None, Query(description="As it stood at this moment (time travel).")]
 
 
 def _entity(
@@ -172,8 +172,8 @@ def get_audit_trail(
     entity_id: UUID | None = None,
     actor: Annotated[str | None, Query(max_length=300)] = None,
     event_type: Annotated[str | None, Query(max_length=100)] = None,
-    since: AwareDatetime | None = None,
-    until: AwareDatetime | None = None,
+    since: Moment | None = None,
+    until: Moment | None = None,
     after: Annotated[int, Query(ge=0, le=2**62, description="Cursor: the ``next`` of the previous page.")] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     min_position: MinPosition = None,

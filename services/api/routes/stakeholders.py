@@ -10,14 +10,14 @@ from datetime import date, datetime
 from uuid import UUID, uuid4
 
 from fastapi import APIRouter, Response
-from pydantic import AwareDatetime, Field
+from pydantic import Field
 
 from domain.stakeholder import Stakeholder
 from domain.values import BuyingRole, InteractionChannel
 from services import handlers as h
 from services.api.access import Scope, on_account
 from services.api.commands import CHANGE_RESPONSES, CREATE_RESPONSES, CommandAccepted, CommandBody, Gate
-from services.api.values import PersonalDataIn
+from services.api.values import Moment, PersonalDataIn
 from services.app import GamApplication
 
 router = APIRouter(prefix="/stakeholders", tags=["stakeholders"])
@@ -156,7 +156,7 @@ def set_reports_to(stakeholder_id: UUID, body: SetReportsTo, gate: Gate) -> Resp
 
 class LogInteraction(CommandBody):
     interaction_id: UUID = Field(default_factory=uuid4)
-    occurred_at: AwareDatetime = Field(examples=["2027-02-03T10:00:00Z"])
+    occurred_at: Moment = Field(examples=["2027-02-03T10:00:00Z"])
     channel: InteractionChannel = Field(examples=["meeting"])
     summary: str = Field(min_length=1, max_length=10_000, examples=["Discussed the 2027 modernisation budget"])
 
