@@ -607,10 +607,10 @@ def markdown(result: dict[str, Any]) -> str:
     lines = [
         f"Demo command mix over HTTP (`gam serve`, one process) and through the service layer in process, "
         f"{result['store']}; {n} concurrent clients, one demo account each, {sizes['commands_per_repeat']:,} "
-        f"commands per repeat, {sizes['repeats']} repeats; median (min–max).",
+        f"commands per repeat, {sizes['repeats']} repeats; median (min–max).{_load(result)}",
         "",
-        "| path | commands/s | p50 ms | p99 ms |",
-        "| --- | --- | --- | --- |",
+        "| path | commands/s | p50 ms | p99 ms | CPU ms per command |",
+        "| --- | --- | --- | --- | --- |",
     ]
     labels = {
         "http": f"HTTP, {n} clients",
@@ -619,12 +619,19 @@ def markdown(result: dict[str, Any]) -> str:
     }
     for name, label in labels.items():
         row = commands[name]
-        lines.append(f"| {label} | {fmt(row['commands_per_s'])} | {fmt(row['p50_ms'], 1)} | {fmt(row['p99_ms'], 1)} |")
+        cpu = " + ".join(
+            f"{row[f'{process}_cpu_ms_per_command']['median']:.1f} {where}"
+            for process, where in (("server", "server"), ("bench", "clients" if name == "http" else "in process"))
+            if f"{process}_cpu_ms_per_command" in row
+        )
+        figures = f"{fmt(row['commands_per_s'])} | {fmt(row['p50_ms'], 1)} | {fmt(row['p99_ms'], 1)} | {cpu}"
+        lines.append(f"| {label} | {figures} |")
     ratios = result["ratios"]
     lines += [
         "",
         f"HTTP ÷ service layer: **{ratios['http_vs_direct']:.2f}** "
-        f"(÷ service layer + view follower: {ratios['http_vs_direct_with_views']:.2f}).",
+        f"(÷ service layer + view follower: {ratios['http_vs_direct_with_views']:.2f}). CPU is gam's processes' "
+        "only (not PostgreSQL's); the server's includes its view follower.",
         "",
         f"`GET /accounts/{{id}}/view` of the demo account, {sizes['view_reads_per_repeat']} reads per repeat:",
         "",
@@ -635,6 +642,14 @@ def markdown(result: dict[str, Any]) -> str:
         row = views[name]
         lines.append(f"| {label} | {fmt(row['reads_per_s'])} | {fmt(row['p50_ms'], 1)} | {fmt(row['p99_ms'], 1)} |")
     return "\n".join(lines) + "\n"
+
+
+def _load(result: dict[str, Any]) -> str:
+    load = result.get("machine", {}).get("load_average_1min")
+    if not load:
+        return ""
+    cores = result["machine"].get("cores")
+    return f" Load average {load['before']:.1f} before, {load['after']:.1f} after, on {cores} cores."
 
 
 def write(result: dict[str, Any], out: Path) -> str:
