@@ -99,7 +99,7 @@ def test_erasure_over_http_records_the_caller(api: tuple) -> None:  # type: igno
 
 def test_queries_answer_as_of_a_moment(api: tuple) -> None:  # type: ignore[type-arg]
     """Entities, the stakeholder map and the pipeline as they stood, beside the present."""
-    client, writer, account = api
+    client, _, account = api
     auditor = token("auditor@vendor.example", "compliance")
     early, later = "2026-09-02T00:00:00Z", "2026-12-31T00:00:00Z"
     whole = client.get(f"/compliance/accounts/{account.account_id}/as-of", params={"at": early}, headers=auditor)
