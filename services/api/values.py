@@ -75,3 +75,14 @@ Moment = Annotated[AwareDatetime, AfterValidator(_representable_in_utc)]
 """A moment with its UTC offset."""
 MomentOrUtc = Annotated[datetime, AfterValidator(_representable_in_utc)]
 """A moment; one without an offset is read as UTC."""
+
+
+def _without_nul(text: str) -> str:
+    if "\x00" in text:
+        raise ValueError("must not contain the NUL character")
+    return text
+
+
+TextWithoutNul = Annotated[str, AfterValidator(_without_nul)]
+"""Free text that reaches a query: PostgreSQL's text cannot hold NUL, and no stored
+text has one (the domain refuses it), so it is invalid input rather than a 500."""

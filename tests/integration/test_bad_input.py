@@ -228,3 +228,14 @@ def test_an_interaction_beyond_the_calendar_in_utc_is_invalid_input(world: World
     body = {"occurred_at": moment, "channel": "call", "summary": "Out of time"}
     problem = refused(world, "POST", f"{path}/interactions", 422, json=body, headers={"If-Match": world.etag(path)})
     assert [e["path"] for e in problem["errors"]] == ["body/occurred_at"]
+
+
+# --- NUL and control characters -----------------------------------------------------
+
+
+@pytest.mark.parametrize("parameter", ["actor", "event_type"])
+def test_nul_in_an_audit_filter_is_invalid_input(world_on_store: World, parameter: str) -> None:
+    """Regression: on PostgreSQL this was a 500 (text cannot hold NUL)."""
+    problem = refused(world_on_store, "GET", "/audit", 422, params={parameter: "root\x00@vendor.example"})
+    assert [e["path"] for e in problem["errors"]] == [f"query/{parameter}"]
+    assert "NUL" in problem["errors"][0]["message"]

@@ -23,7 +23,7 @@ from services.api.access import check_read
 from services.api.auth import Caller, Principal
 from services.api.commands import etag
 from services.api.problems import problem_responses
-from services.api.values import Moment
+from services.api.values import Moment, TextWithoutNul
 from services.app import GamApplication
 from services.time_travel import account_as_of, aggregate_state
 
@@ -170,8 +170,8 @@ def get_audit_trail(
     principal: Caller,
     account_id: UUID | None = None,
     entity_id: UUID | None = None,
-    actor: Annotated[str | None, Query(max_length=300)] = None,
-    event_type: Annotated[str | None, Query(max_length=100)] = None,
+    actor: Annotated[TextWithoutNul | None, Query(max_length=300)] = None,
+    event_type: Annotated[TextWithoutNul | None, Query(max_length=100)] = None,
     since: Moment | None = None,
     until: Moment | None = None,
     after: Annotated[int, Query(ge=0, le=2**62, description="Cursor: the ``next`` of the previous page.")] = 0,
