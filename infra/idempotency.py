@@ -13,9 +13,10 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
+import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from psycopg.sql import SQL, Identifier
@@ -37,7 +38,11 @@ class StoredResponse:
 
 @dataclass(frozen=True)
 class Reserved:
-    """Go ahead: this caller now holds the key."""
+    """Go ahead: this request now holds the key. Only the holder of ``token`` may
+    complete or release it, so a request whose lease was taken over cannot touch
+    its successor's reservation."""
+
+    token: str = field(default_factory=lambda: uuid.uuid4().hex)
 
 
 @dataclass(frozen=True)
@@ -74,10 +79,12 @@ class IdempotencyStore(ABC):
     def reserve(self, owner: str, key: str, fingerprint: str) -> Reservation: ...
 
     @abstractmethod
-    def complete(self, owner: str, key: str, response: StoredResponse) -> None: ...
+    def complete(self, owner: str, key: str, token: str, response: StoredResponse) -> bool:
+        """Remember the answer; False if the reservation is no longer this request's."""
 
     @abstractmethod
-    def release(self, owner: str, key: str) -> None: ...
+    def release(self, owner: str, key: str, token: str) -> None:
+        """Forget a reservation that was never answered (the request was refused)."""
 
     def close(self) -> None:  # noqa: B027 - only stores holding connections close anything
         """Nothing to close unless the store holds connections."""
@@ -85,7 +92,7 @@ class IdempotencyStore(ABC):
 
 class MemoryIdempotency(IdempotencyStore):
     def __init__(self) -> None:
-        self._rows: dict[tuple[str, str], tuple[str, int | None, bytes | None, str | None, datetime]] = {}
+        self._rows: dict[tuple[str, str], tuple[str, int | None, bytes | None, str | None, datetime, str]] = {}
         self._lock = threading.Lock()
 
     def reserve(self, owner: str, key: str, fingerprint: str) -> Reservation:
@@ -94,25 +101,27 @@ class MemoryIdempotency(IdempotencyStore):
             row = self._rows.get((owner, key))
             expired = row is not None and (now - row[4] > RETENTION or (row[1] is None and now - row[4] > LEASE))
             if row is None or expired:
-                self._rows[(owner, key)] = (fingerprint, None, None, None, now)
-                return Reserved()
+                reserved = Reserved()
+                self._rows[(owner, key)] = (fingerprint, None, None, None, now, reserved.token)
+                return reserved
             return _decide(fingerprint, row[:4])
 
-    def complete(self, owner: str, key: str, response: StoredResponse) -> None:
-        with self._lock:
-            fingerprint, *_ = self._rows[(owner, key)]
-            self._rows[(owner, key)] = (
-                fingerprint,
-                response.status,
-                response.body,
-                json.dumps(response.headers),
-                datetime.now(UTC),
-            )
+    def _held(self, owner: str, key: str, token: str) -> bool:
+        row = self._rows.get((owner, key))
+        return row is not None and row[1] is None and row[5] == token
 
-    def release(self, owner: str, key: str) -> None:
+    def complete(self, owner: str, key: str, token: str, response: StoredResponse) -> bool:
         with self._lock:
-            row = self._rows.get((owner, key))
-            if row is not None and row[1] is None:  # an answer once given is kept, as in SQL
+            if not self._held(owner, key, token):
+                return False
+            fingerprint = self._rows[(owner, key)][0]
+            headers = json.dumps(response.headers)
+            self._rows[(owner, key)] = (fingerprint, response.status, response.body, headers, datetime.now(UTC), token)
+            return True
+
+    def release(self, owner: str, key: str, token: str) -> None:
+        with self._lock:
+            if self._held(owner, key, token):  # an answer once given is kept, as in SQL
                 del self._rows[(owner, key)]
 
 
@@ -123,14 +132,18 @@ class SQLiteIdempotency(IdempotencyStore):
             conn.execute(
                 f"CREATE TABLE IF NOT EXISTS {TABLE} (owner TEXT NOT NULL, key TEXT NOT NULL, "
                 "fingerprint TEXT NOT NULL, status INTEGER, body BLOB, headers TEXT, "
-                "created_at TEXT NOT NULL, PRIMARY KEY (owner, key))"
+                "created_at TEXT NOT NULL, token TEXT, PRIMARY KEY (owner, key))"
             )
+            columns = {row[1] for row in conn.execute(f"PRAGMA table_info({TABLE})")}
+            if "token" not in columns:  # a table made before reservations had tokens
+                conn.execute(f"ALTER TABLE {TABLE} ADD COLUMN token TEXT")
 
     def _connect(self) -> sqlite3.Connection:
         return sqlite3.connect(self.path, timeout=10, isolation_level=None)
 
     def reserve(self, owner: str, key: str, fingerprint: str) -> Reservation:
         now = datetime.now(UTC)
+        reserved = Reserved()
         with self._connect() as conn:
             conn.execute("BEGIN IMMEDIATE")
             try:
@@ -140,9 +153,9 @@ class SQLiteIdempotency(IdempotencyStore):
                     (owner, key, (now - RETENTION).isoformat(), (now - LEASE).isoformat()),
                 )
                 inserted = conn.execute(
-                    f"INSERT INTO {TABLE} (owner, key, fingerprint, created_at) VALUES (?, ?, ?, ?) "  # noqa: S608
+                    f"INSERT INTO {TABLE} (owner, key, fingerprint, created_at, token) VALUES (?, ?, ?, ?, ?) "  # noqa: S608
                     "ON CONFLICT (owner, key) DO NOTHING",
-                    (owner, key, fingerprint, now.isoformat()),
+                    (owner, key, fingerprint, now.isoformat(), reserved.token),
                 ).rowcount
                 row = conn.execute(
                     f"SELECT fingerprint, status, body, headers FROM {TABLE} WHERE owner = ? AND key = ?",  # noqa: S608
@@ -152,26 +165,32 @@ class SQLiteIdempotency(IdempotencyStore):
             except BaseException:
                 conn.execute("ROLLBACK")
                 raise
-        return Reserved() if inserted else _decide(fingerprint, row)
+        return reserved if inserted else _decide(fingerprint, row)
 
-    def complete(self, owner: str, key: str, response: StoredResponse) -> None:
+    def complete(self, owner: str, key: str, token: str, response: StoredResponse) -> bool:
         with self._connect() as conn:
-            conn.execute(
-                f"UPDATE {TABLE} SET status = ?, body = ?, headers = ?, created_at = ? "  # noqa: S608
-                "WHERE owner = ? AND key = ?",
-                (
-                    response.status,
-                    response.body,
-                    json.dumps(response.headers),
-                    datetime.now(UTC).isoformat(),
-                    owner,
-                    key,
-                ),
+            return bool(
+                conn.execute(
+                    f"UPDATE {TABLE} SET status = ?, body = ?, headers = ?, created_at = ? "  # noqa: S608
+                    "WHERE owner = ? AND key = ? AND token = ? AND status IS NULL",
+                    (
+                        response.status,
+                        response.body,
+                        json.dumps(response.headers),
+                        datetime.now(UTC).isoformat(),
+                        owner,
+                        key,
+                        token,
+                    ),
+                ).rowcount
             )
 
-    def release(self, owner: str, key: str) -> None:
+    def release(self, owner: str, key: str, token: str) -> None:
         with self._connect() as conn:
-            conn.execute(f"DELETE FROM {TABLE} WHERE owner = ? AND key = ? AND status IS NULL", (owner, key))  # noqa: S608
+            conn.execute(
+                f"DELETE FROM {TABLE} WHERE owner = ? AND key = ? AND token = ? AND status IS NULL",  # noqa: S608
+                (owner, key, token),
+            )
 
 
 class PostgresIdempotency(IdempotencyStore):
@@ -183,11 +202,13 @@ class PostgresIdempotency(IdempotencyStore):
                 SQL(
                     "CREATE TABLE IF NOT EXISTS {0} (owner text NOT NULL, key text NOT NULL, "
                     "fingerprint text NOT NULL, status integer, body bytea, headers text, "
-                    "created_at timestamptz NOT NULL DEFAULT now(), PRIMARY KEY (owner, key))"
+                    "created_at timestamptz NOT NULL DEFAULT now(), token text, PRIMARY KEY (owner, key))"
                 ).format(self.table)
             )
+            conn.execute(SQL("ALTER TABLE {0} ADD COLUMN IF NOT EXISTS token text").format(self.table))
 
     def reserve(self, owner: str, key: str, fingerprint: str) -> Reservation:
+        reserved = Reserved()
         with self.pool.connection() as conn, conn.transaction():
             conn.execute(
                 SQL(
@@ -197,10 +218,10 @@ class PostgresIdempotency(IdempotencyStore):
                 (owner, key, RETENTION, LEASE),
             )
             inserted = conn.execute(
-                SQL("INSERT INTO {0} (owner, key, fingerprint) VALUES (%s, %s, %s) ON CONFLICT DO NOTHING").format(
-                    self.table
-                ),
-                (owner, key, fingerprint),
+                SQL(
+                    "INSERT INTO {0} (owner, key, fingerprint, token) VALUES (%s, %s, %s, %s) ON CONFLICT DO NOTHING"
+                ).format(self.table),
+                (owner, key, fingerprint, reserved.token),
             ).rowcount
             row = conn.execute(
                 SQL("SELECT fingerprint, status, body, headers FROM {0} WHERE owner = %s AND key = %s").format(
@@ -209,26 +230,30 @@ class PostgresIdempotency(IdempotencyStore):
                 (owner, key),
             ).fetchone()
         if inserted:
-            return Reserved()
+            return reserved
         if row is None:  # taken over and released between our statements
             return InProgress()
         return _decide(fingerprint, row)
 
-    def complete(self, owner: str, key: str, response: StoredResponse) -> None:
+    def complete(self, owner: str, key: str, token: str, response: StoredResponse) -> bool:
         with self.pool.connection() as conn:
-            conn.execute(
-                SQL(
-                    "UPDATE {0} SET status = %s, body = %s, headers = %s, created_at = now() "
-                    "WHERE owner = %s AND key = %s"
-                ).format(self.table),
-                (response.status, response.body, json.dumps(response.headers), owner, key),
+            return bool(
+                conn.execute(
+                    SQL(
+                        "UPDATE {0} SET status = %s, body = %s, headers = %s, created_at = now() "
+                        "WHERE owner = %s AND key = %s AND token = %s AND status IS NULL"
+                    ).format(self.table),
+                    (response.status, response.body, json.dumps(response.headers), owner, key, token),
+                ).rowcount
             )
 
-    def release(self, owner: str, key: str) -> None:
+    def release(self, owner: str, key: str, token: str) -> None:
         with self.pool.connection() as conn:
             conn.execute(
-                SQL("DELETE FROM {0} WHERE owner = %s AND key = %s AND status IS NULL").format(self.table),
-                (owner, key),
+                SQL("DELETE FROM {0} WHERE owner = %s AND key = %s AND token = %s AND status IS NULL").format(
+                    self.table
+                ),
+                (owner, key, token),
             )
 
     def close(self) -> None:

@@ -176,21 +176,24 @@ class CommandGate:
             raise HTTPException(422, "this Idempotency-Key was used for a different request")
         if isinstance(reservation, InProgress):
             raise HTTPException(409, "a request with this Idempotency-Key is still in progress; retry later")
+        token = reservation.token
         try:
             response = decide()
         except BaseException:
-            self._release(owner, key)
+            self._release(owner, key, token)
             raise
         kept = {name: value for name, value in response.headers.items() if name.lower() in _KEPT_HEADERS}
+        answer = StoredResponse(response.status_code, bytes(response.body), kept)
         try:
-            self.idempotency.complete(owner, key, StoredResponse(response.status_code, bytes(response.body), kept))
+            if not self.idempotency.complete(owner, key, token, answer):
+                log.warning("Idempotency-Key %r was taken over before its answer could be remembered", key)
         except Exception:  # the events are stored: say so; a retry meets the reservation until its lease ends
             log.exception("could not remember the answer for Idempotency-Key %r", key)
         return response
 
-    def _release(self, owner: str, key: str) -> None:
+    def _release(self, owner: str, key: str, token: str) -> None:
         try:
-            self.idempotency.release(owner, key)
+            self.idempotency.release(owner, key, token)
         except Exception:  # the lease expires on its own; the original error matters more
             log.exception("could not release Idempotency-Key %r", key)
 

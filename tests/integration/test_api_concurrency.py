@@ -343,42 +343,55 @@ def remembered(any_settings: Settings) -> Iterator[IdempotencyStore]:
 ANSWER = StoredResponse(200, b'{"entity_id": "e", "version": 2}', {"etag": '"2"', "x-correlation-id": "c"})
 
 
+def reserved(outcome: object) -> Reserved:
+    assert isinstance(outcome, Reserved), outcome
+    return outcome
+
+
 def test_a_key_is_reserved_completed_replayed_and_never_reused(remembered: IdempotencyStore) -> None:
-    assert remembered.reserve("alice", "k1", "request-1") == Reserved()
+    alice = reserved(remembered.reserve("alice", "k1", "request-1"))
     assert remembered.reserve("alice", "k1", "request-1") == InProgress()
     assert remembered.reserve("alice", "k1", "request-2") == KeyReused()
-    assert remembered.reserve("bob", "k1", "request-1") == Reserved()  # another caller's key of the same name
-    remembered.complete("alice", "k1", ANSWER)
+    bob = reserved(remembered.reserve("bob", "k1", "request-1"))  # another caller's key of the same name
+    assert bob.token != alice.token
+    assert remembered.complete("alice", "k1", alice.token, ANSWER)
     assert remembered.reserve("alice", "k1", "request-1") == Replay(ANSWER)
     assert remembered.reserve("alice", "k1", "request-2") == KeyReused()
     assert remembered.reserve("bob", "k1", "request-1") == InProgress()
-    remembered.release("alice", "k1")  # too late: an answer is kept once given
+    remembered.release("alice", "k1", alice.token)  # too late: an answer is kept once given
     assert remembered.reserve("alice", "k1", "request-1") == Replay(ANSWER)
+    assert not remembered.complete("alice", "k1", alice.token, ANSWER)  # answered once only
 
 
 def test_a_released_key_is_free_again(remembered: IdempotencyStore) -> None:
-    assert remembered.reserve("alice", "k2", "refused-request") == Reserved()
-    remembered.release("alice", "k2")
-    assert remembered.reserve("alice", "k2", "corrected-request") == Reserved()
-    remembered.release("alice", "never-reserved")  # harmless
+    refused = reserved(remembered.reserve("alice", "k2", "refused-request"))
+    remembered.release("alice", "k2", refused.token)
+    reserved(remembered.reserve("alice", "k2", "corrected-request"))
+    remembered.release("alice", "never-reserved", "no-token")  # harmless
 
 
 def test_an_abandoned_reservation_is_taken_over_after_its_lease(
     remembered: IdempotencyStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A process that died holding a key blocks retries for LEASE only; an answer
-    given is kept for RETENTION."""
+    given is kept for RETENTION. The request whose lease was taken over can no
+    longer answer or release the key: it belongs to its successor."""
     monkeypatch.setattr(idempotency, "LEASE", timedelta(milliseconds=300))
-    assert remembered.reserve("alice", "k3", "request-1") == Reserved()
+    slow = reserved(remembered.reserve("alice", "k3", "request-1"))
     assert remembered.reserve("alice", "k3", "request-1") == InProgress()
-    assert remembered.reserve("alice", "k4", "request-1") == Reserved()
-    remembered.complete("alice", "k4", ANSWER)
+    answered = reserved(remembered.reserve("alice", "k4", "request-1"))
+    assert remembered.complete("alice", "k4", answered.token, ANSWER)
     time.sleep(0.5)
-    assert remembered.reserve("alice", "k3", "request-2") == Reserved()  # taken over, whatever it was for
+    successor = reserved(remembered.reserve("alice", "k3", "request-2"))  # taken over, whatever it was for
     assert remembered.reserve("alice", "k3", "request-2") == InProgress()
+    remembered.release("alice", "k3", slow.token)  # the late request cannot free its successor's key
+    assert not remembered.complete("alice", "k3", slow.token, ANSWER)  # nor answer for it
+    assert remembered.reserve("alice", "k3", "request-2") == InProgress()
+    assert remembered.complete("alice", "k3", successor.token, ANSWER)
+    assert remembered.reserve("alice", "k3", "request-2") == Replay(ANSWER)
     assert remembered.reserve("alice", "k4", "request-1") == Replay(ANSWER)  # answered: no lease to expire
     monkeypatch.setattr(idempotency, "RETENTION", timedelta(milliseconds=300))
-    assert remembered.reserve("alice", "k4", "request-2") == Reserved()  # forgotten after the retention
+    reserved(remembered.reserve("alice", "k4", "request-2"))  # forgotten after the retention
 
 
 def test_racing_reservations_of_one_key_let_one_through(remembered: IdempotencyStore) -> None:
@@ -394,4 +407,5 @@ def test_racing_reservations_of_one_key_let_one_through(remembered: IdempotencyS
         thread.start()
     for thread in threads:
         thread.join(timeout=30)
-    assert sorted(map(repr, outcomes)) == sorted([repr(Reserved())] + [repr(InProgress())] * (WRITERS - 1))
+    assert sum(isinstance(o, Reserved) for o in outcomes) == 1
+    assert sum(o == InProgress() for o in outcomes) == WRITERS - 1
