@@ -22,6 +22,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from domain.plan import plan_id_for
 from infra.settings import Settings
+from infra.views_lease import ViewsLease
 from projections.ports import AuditQuery
 from services.app import GamApplication
 from services.demo import FISCAL_PERIOD, demo_id, seed_account
@@ -97,10 +98,15 @@ def project(
     then follow new events as they are stored (Ctrl-C stops)."""
     settings, app = _open_store()
     projector = Projector.open(app, settings)
+    lease = ViewsLease(settings)
     try:
-        processed = projector.catch_up()
-        console.print(f"caught up: {processed} view updates; positions {projector.positions()}")
+        if lease.holds():
+            processed = projector.catch_up()
+            console.print(f"caught up: {processed} view updates; positions {projector.positions()}")
+        else:
+            console.print("another process (gam serve or gam project) writes the views; standing by")
     finally:
+        lease.release()
         projector.close()
         app.close()
     if follow_new:

@@ -9,6 +9,7 @@ way is the same.
 from __future__ import annotations
 
 import functools
+import logging
 import re
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -16,11 +17,13 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from eventsourcing.persistence import InfrastructureFactory, Tracking
+import psycopg
+from eventsourcing.persistence import InfrastructureFactory, PersistenceError, Tracking
 from eventsourcing.projection import ProjectionRunner
 from eventsourcing.utils import Environment
 
 from infra.settings import Settings
+from infra.views_lease import ViewsLease
 from infra.views_memory import MemoryViewRecorder
 from infra.views_postgres import PostgresViewRecorder
 from infra.views_sqlite import SQLiteViewRecorder
@@ -30,6 +33,8 @@ from projections.base import ViewProjection
 from projections.ports import AuditRow, Document, ViewChange, ViewRecorder
 from projections.strategy_flow import StrategyFlowProjection
 from services.app import GamApplication
+
+log = logging.getLogger(__name__)
 
 PROJECTIONS: dict[str, type[ViewProjection]] = {
     p.view_name: p for p in (AccountViewProjection, AuditTrailProjection, StrategyFlowProjection)
@@ -222,11 +227,19 @@ POLL_SECONDS = 0.2
 """How often the SQLite follower looks for new events."""
 
 
+STANDBY_SECONDS = 1.0
+"""How often a follower that does not hold the views lease, or has just lost the
+database, tries again."""
+
+
 def follow(settings: Settings, names: Iterable[str] | None = None, timeout: float | None = None) -> None:
     """Follow new events into the named views until interrupted (or ``timeout`` s).
 
     On PostgreSQL this is one ``eventsourcing`` ProjectionRunner per view (the
-    recorder's LISTEN/NOTIFY subscription); a runner's error is raised here. The
+    recorder's LISTEN/NOTIFY subscription), run while this process holds the
+    :class:`~infra.views_lease.ViewsLease` (another process may be writing the
+    views: it stands by until then); when the database goes away, the runners are
+    closed and started again from the views' positions once it is back. The
     library's SQLite recorder offers no subscription, so on SQLite we poll the log
     with :meth:`Projector.catch_up`, which runs the same ``process_event``.
     """
@@ -239,6 +252,23 @@ def follow(settings: Settings, names: Iterable[str] | None = None, timeout: floa
 
 
 def _follow_with_runners(settings: Settings, names: list[str], deadline: float | None) -> None:
+    lease = ViewsLease(settings)
+    try:
+        while deadline is None or time.monotonic() < deadline:
+            if not lease.holds():
+                time.sleep(STANDBY_SECONDS)
+                continue
+            try:
+                _run_while_holding(lease, settings, names, deadline)
+            except (PersistenceError, psycopg.Error) as error:
+                # The database went away, or a writer before us got to an event first.
+                log.warning("following stopped (%s); starting again from the views' positions", error)
+                time.sleep(STANDBY_SECONDS)
+    finally:
+        lease.release()
+
+
+def _run_while_holding(lease: ViewsLease, settings: Settings, names: list[str], deadline: float | None) -> None:
     with ExitStack() as running:
         runners = [
             running.enter_context(
@@ -251,7 +281,7 @@ def _follow_with_runners(settings: Settings, names: list[str], deadline: float |
             )
             for name in names
         ]
-        while deadline is None or time.monotonic() < deadline:
+        while (deadline is None or time.monotonic() < deadline) and lease.holds():
             for runner in runners:
                 runner.run_forever(timeout=POLL_SECONDS)
 

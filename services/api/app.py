@@ -1,9 +1,9 @@
 """The FastAPI application: the read side of gam over HTTP.
 
-Views are kept up to date in this process (a follower thread) on the embedded
-default; every answer says which log position its view had reached, and
-``min_position`` makes a read wait (bounded) for a write the caller made, then
-answer 503 with ``Retry-After``.
+Views are kept up to date in this process (a follower thread) unless another
+process holds the views lease (``gam project`` on PostgreSQL); every answer says
+which log position its view had reached, and ``min_position`` makes a read wait
+(bounded) for a write the caller made, then answer 503 with ``Retry-After``.
 """
 
 from __future__ import annotations
@@ -18,12 +18,13 @@ from fastapi.responses import JSONResponse
 
 from infra.idempotency import idempotency_for
 from infra.settings import Settings
+from infra.views_lease import ViewsLease
 from services.api import compliance, problems
 from services.api.auth import Verifier
 from services.api.body_limit import BodySizeLimit
 from services.api.routes import accounts, deals, plans, queries, stakeholders
 from services.app import GamApplication
-from services.projector import Projector
+from services.projector import STANDBY_SECONDS, Projector
 from services.read_models import ReadModels
 
 FOLLOW_SECONDS = 0.2
@@ -39,13 +40,16 @@ class Runtime:
         self.projector = Projector.open(self.app, settings)
         self.reads = ReadModels.from_settings(self.projector, settings)
         self.idempotency = idempotency_for(settings.eventsourcing_env())
+        self.lease = ViewsLease(settings)
         self.stopping = threading.Event()
         self.follower = threading.Thread(target=self._follow, name="gam-views", daemon=True)
 
     def _follow(self) -> None:
         while not self.stopping.is_set():
             try:
-                if not self.projector.catch_up():
+                if not self.lease.holds():
+                    self.stopping.wait(STANDBY_SECONDS)  # another process (gam project) writes the views
+                elif not self.projector.catch_up():
                     self.stopping.wait(FOLLOW_SECONDS)
             except Exception:
                 self.stopping.wait(FOLLOW_SECONDS * 5)
@@ -56,6 +60,7 @@ class Runtime:
     def stop(self) -> None:
         self.stopping.set()
         self.follower.join(timeout=5)
+        self.lease.release()
         self.projector.close()
         self.idempotency.close()
         self.app.close()

@@ -1,5 +1,6 @@
 """gam's processes as an operator runs them together on one PostgreSQL: they fit in
-its default connection limit, and ``gam project`` stops cleanly on Ctrl-C."""
+its default connection limit, one of them at a time writes the views, and
+``gam project`` stops cleanly on Ctrl-C."""
 
 from __future__ import annotations
 
@@ -14,9 +15,21 @@ import pytest
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from infra.settings import Settings
+from infra.views_lease import ViewsLease
 from services.app import GamApplication
+from services.projector import Projector
 from tests.reliability.conftest import fresh_settings
-from tests.reliability.harness import ApiServer, Client, GamProcess, Ledger, Load, gam_env, small_account, wait_for
+from tests.reliability.harness import (
+    ApiServer,
+    Client,
+    GamProcess,
+    Ledger,
+    Load,
+    gam_env,
+    small_account,
+    views_equal_a_rebuild,
+    wait_for,
+)
 
 pytestmark = pytest.mark.postgres
 
@@ -94,3 +107,64 @@ def test_gam_project_on_postgresql_stops_cleanly_on_ctrl_c(settings: Settings, t
     assert projector.process.wait(timeout=30) == 0, projector.tail()
     assert "stopped" in projector.tail(5)
     assert "Traceback" not in projector.log.read_text()
+
+
+def test_one_views_lease_per_schema_freed_with_its_holders_connection(settings: Settings) -> None:
+    first, second = ViewsLease(settings), ViewsLease(settings)
+    other_schema = ViewsLease(settings.model_copy(update={"postgres_schema": settings.postgres_schema + "_b"}))
+    try:
+        assert first.holds()
+        assert not second.holds()
+        assert other_schema.holds()  # views of another schema are another lease
+        assert first.holds()  # holding it again is asking whether it still holds
+        first.release()
+        assert second.holds()
+        with psycopg.connect(settings.postgres_dsn or "", autocommit=True) as admin:  # the holder's connection dies
+            admin.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory' AND objid = "
+                "(hashtext(%s)::bigint & 4294967295)",
+                (second.key,),
+            )
+        assert not second.holds()  # it notices, and gives the lease up
+        assert first.holds()
+    finally:
+        for lease in (first, second, other_schema):
+            lease.release()
+
+
+def test_api_and_gam_project_together_keep_one_writer_of_the_views_and_both_keep_running(
+    settings: Settings, tmp_path: Path
+) -> None:
+    """Both used to write the views: gam project died with an IntegrityError whenever the
+    API's follower got to a batch first (five times in 40 s of load), and a batch could
+    apply an event twice to a document its rival had just advanced."""
+    app = GamApplication(settings.eventsourcing_env())
+    account = small_account(app)
+    env = gam_env(settings)
+    api = ApiServer(env, tmp_path)
+    projector = GamProcess("projector", ["project"], env, tmp_path)
+    ledger = Ledger()
+    targets = [t for group in account.targets().values() for t in group]
+    load = Load([Client(api.base_url, ledger, targets, seed=n) for n in range(6)])
+    try:
+        api.start()
+        projector.start()
+        load.start()
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline and projector.alive():
+            time.sleep(0.2)
+        load.finish()
+        alive = projector.alive()
+        last = app.recorder.max_notification_id() or 0
+        views = Projector.open(app, settings)
+        wait_for(lambda: min(views.positions().values()) >= last, 60, "the views to catch up")
+        views.close()
+    finally:
+        load.stop.set()
+        api.stop()
+        projector.stop()
+    assert alive, projector.tail()
+    assert "Error" not in projector.log.read_text(), projector.tail()
+    assert len(ledger.acknowledged) > 50
+    assert views_equal_a_rebuild(app, settings)
+    app.close()
