@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import sqlite3
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from http import HTTPStatus
 from typing import Any
 
@@ -12,7 +12,6 @@ import eventsourcing.persistence as es
 import psycopg
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
 from psycopg_pool import PoolTimeout
 from pydantic import BaseModel, ConfigDict, Field
@@ -125,30 +124,24 @@ def _phrase(status: int) -> str:
         return "Error"
 
 
-def _openapi_with_problems(app: FastAPI) -> dict[str, Any]:
-    """FastAPI's document, plus the ``Problem`` schema that the problem+json responses
-    declared with :func:`problem_responses` refer to."""
-    if app.openapi_schema is None:
-        document = get_openapi(
-            title=app.title,
-            version=app.version,
-            openapi_version=app.openapi_version,
-            summary=app.summary,
-            description=app.description,
-            routes=app.routes,
-            tags=app.openapi_tags,
-            servers=app.servers,
-        )
-        schema = Problem.model_json_schema(ref_template="#/components/schemas/{model}")
+def _with_problem_schema(generate: Callable[[], dict[str, Any]]) -> Callable[[], dict[str, Any]]:
+    """FastAPI's document generator, adding the ``Problem`` schema that the
+    problem+json responses declared with :func:`problem_responses` refer to."""
+
+    def openapi() -> dict[str, Any]:
+        document = generate()  # FastAPI builds it once and keeps it
         schemas = document.setdefault("components", {}).setdefault("schemas", {})
-        schemas.update(schema.pop("$defs", {}))
-        schemas["Problem"] = schema
-        app.openapi_schema = document
-    return app.openapi_schema
+        if "Problem" not in schemas:
+            schema = Problem.model_json_schema(ref_template="#/components/schemas/{model}")
+            schemas.update(schema.pop("$defs", {}))
+            schemas["Problem"] = schema
+        return document
+
+    return openapi
 
 
 def install(app: FastAPI) -> None:
-    app.openapi = lambda: _openapi_with_problems(app)  # type: ignore[method-assign]
+    app.openapi = _with_problem_schema(app.openapi)  # type: ignore[method-assign]
 
     @app.exception_handler(RequestValidationError)
     async def invalid(_: Request, error: RequestValidationError) -> JSONResponse:
