@@ -233,7 +233,8 @@ def markdown(result: dict[str, Any], json_name: str, plot_paths: list[Path], bas
     in_flight = min(result["sizes"]["http_concurrency"], result["sizes"]["accounts"])
     if "gam_http" in commands["figures"]:
         out.append(
-            f"gam over HTTP (uvicorn, httpx, {in_flight} account(s) in flight, JWT, If-Match "
+            f"gam over HTTP (`gam serve` in its own process, `bench.api`'s httpx clients, {in_flight} account(s) "
+            f"in flight, JWT, If-Match "
             f"on every change) runs at {ratio(commands['ratios'].get('gam_http_vs_gam'))} of the service layer's rate."
         )
     else:
