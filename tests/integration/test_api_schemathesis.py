@@ -3,14 +3,15 @@ document declares (status code, content type, body schema, headers).
 
 The store is seeded with the demo account first, and path ids, body ids and query
 ids are drawn from it most of the time (schemathesis dictionaries), so operations
-on an existing entity are reached, not only their 404s. A valid generated
-change mostly carries the entity's current ETag as ``If-Match`` (now and then the
-one before, or none), so changes are stored or refused by a rule or a stale
-version rather than all ending at 400/428. Every request is made as an admin.
+on an existing entity are reached, not only their 404s (the archive command gets
+an account of its own, so the demo account stays open). A valid generated change
+mostly carries the entity's current ETag as ``If-Match`` (now and then the one
+before, or none), so changes are stored or refused by a rule or a stale version
+rather than all ending at 400/428. Every request is made as an admin.
 
-Bounded to run in well under a minute and a half on two cores: a few examples per
-operation from the schema's examples and fuzzing (positive and negative), no
-coverage or stateful phase, and derandomised so CI sees the same cases. Run it
+Bounded so the file takes about 20 s of CPU (40 s on a busy two-core machine): six
+examples per operation from the schema's examples and fuzzing (valid and invalid
+input), no coverage or stateful phase, derandomised so CI sees the same cases. Run it
 longer, with fresh randomness, by setting ``GAM_SCHEMATHESIS_MAX_EXAMPLES``::
 
     GAM_SCHEMATHESIS_MAX_EXAMPLES=300 pytest tests/integration/test_api_schemathesis.py
