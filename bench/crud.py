@@ -169,7 +169,7 @@ class CrudStore:
     def create(cls, dsn: str, schema: str) -> CrudStore:
         conn = psycopg.connect(dsn, autocommit=True, options=f"-c search_path={schema}")
         with conn.transaction():
-            conn.execute(SCHEMA)  # type: ignore[arg-type]
+            conn.execute(SCHEMA)
         return cls(conn, schema)
 
     def close(self) -> None:
@@ -202,20 +202,20 @@ class CrudStore:
             row = {**row, "version": 1, "updated_at": meta.at}
         action = "upserted" if upsert else "inserted"
         sql = insert_sql(table, list(row), key, upsert)
-        self.conn.execute(sql, [*row.values(), *_audit_params(account_id, action, meta)])  # type: ignore[arg-type]
+        self.conn.execute(sql, [*row.values(), *_audit_params(account_id, action, meta)])
 
     def _update(
         self, table: str, key: dict[str, Any], changes: dict[str, Any], account_id: UUID, meta: EventMetadata
     ) -> None:
         params = [*changes.values(), *([meta.at] if table in VERSIONED else []), *key.values()]
         sql = update_sql(table, list(changes), list(key))
-        cursor = self.conn.execute(sql, [*params, *_audit_params(account_id, "updated", meta)])  # type: ignore[arg-type]
+        cursor = self.conn.execute(sql, [*params, *_audit_params(account_id, "updated", meta)])
         if cursor.rowcount != 1:
             raise Refused(f"{table} {key} not found")
 
     def _lock(self, table: str, entity_id: UUID) -> dict[str, Any]:
         with self.conn.cursor(row_factory=dict_row) as cursor:
-            row = cursor.execute(f"SELECT * FROM {table} WHERE id = %s FOR UPDATE", [entity_id]).fetchone()  # type: ignore[arg-type]
+            row = cursor.execute(f"SELECT * FROM {table} WHERE id = %s FOR UPDATE", [entity_id]).fetchone()
         if row is None:
             raise Refused(f"{table} {entity_id} not found")
         return row
@@ -494,7 +494,7 @@ class CrudStore:
                     by_kind[sql].append([change.value, change.meta.at, change.entity_id, *audit])
             with self.conn.transaction(), self.conn.cursor() as cursor:
                 for sql, params in by_kind.items():
-                    cursor.executemany(sql, params)  # type: ignore[arg-type]
+                    cursor.executemany(sql, params)
         return time.perf_counter() - started
 
     # -- reading ---------------------------------------------------------------------------------------------------
@@ -551,13 +551,13 @@ class CrudStore:
         audit log's last image of each row, into empty copies. Returns the seconds taken."""
         with self.conn.transaction():
             for table in ENTITY_TABLES:
-                self.conn.execute(f"DROP TABLE IF EXISTS restored_{table}")  # type: ignore[arg-type]
-                self.conn.execute(f"CREATE TABLE restored_{table} (LIKE {table})")  # type: ignore[arg-type]
+                self.conn.execute(f"DROP TABLE IF EXISTS restored_{table}")
+                self.conn.execute(f"CREATE TABLE restored_{table} (LIKE {table})")
         started = time.perf_counter()
         with self.conn.transaction():
             for table in ENTITY_TABLES:
                 self.conn.execute(
-                    f"INSERT INTO restored_{table} SELECT (jsonb_populate_record(NULL::{table}, row_after)).* "  # type: ignore[arg-type]
+                    f"INSERT INTO restored_{table} SELECT (jsonb_populate_record(NULL::{table}, row_after)).* "
                     "FROM (SELECT DISTINCT ON (entity_key) row_after FROM audit_log WHERE entity_type = %s "
                     "ORDER BY entity_key, id DESC) AS last",
                     [table],
@@ -608,7 +608,7 @@ def _assemble(
     nodes = {u["id"]: {**u, "team": [], "children": []} for u in units}
     for member in team:
         nodes[member["unit_id"]]["team"].append({"member": member["member"], "role": member["role"]})
-    roots = []
+    roots: list[dict[str, Any]] = []
     for node in nodes.values():
         parent = nodes.get(node["parent_id"])
         (parent["children"] if parent else roots).append(node)

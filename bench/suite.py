@@ -342,7 +342,7 @@ def measure_point(run: Run, built: Built) -> dict[str, Any]:
 
     # Rebuild: the first build of the views counts as the first sample.
     projector = Projector.open(built.app, built.settings)
-    rebuild = {"gam": [], "crud": [], "ceiling": []}
+    rebuild: dict[str, list[float]] = {"gam": [], "crud": [], "ceiling": []}
     started = time.perf_counter()
     projector.catch_up()
     rebuild["gam"].append(time.perf_counter() - started)
