@@ -13,6 +13,9 @@ Environment variables (all optional):
 ``GAM_AGGREGATE_CACHE_SIZE`` aggregates kept in memory between commands (default 1000,
                        0 turns the cache off); a cached aggregate is fast-forwarded with
                        the events stored after it, so other writers are never missed
+``GAM_VIEW_CHECKPOINT_INTERVAL`` keep a copy of an account's view every N events of the
+                       account (default 1000, 0 takes none), so the account view as of a
+                       moment replays only the events after the nearest copy
 ``GAM_READ_WAIT_SECONDS`` how long a read waits for a view to reach a caller's position
                        before answering 503 (default 5)
 ``GAM_MAX_BODY_BYTES`` the largest request body the API reads (default 1048576, 1 MiB);
@@ -58,6 +61,7 @@ class Settings(BaseSettings):
     postgres_pool_size: int = Field(default=5, ge=1)
     snapshot_interval: int = Field(default=50, ge=0)
     aggregate_cache_size: int = Field(default=1000, ge=0)
+    view_checkpoint_interval: int = Field(default=1000, ge=0)
     fx_rates_file: Path | None = None
     read_wait_seconds: float = Field(default=5.0, gt=0, le=60)
     max_body_bytes: int = Field(default=1_048_576, gt=0)

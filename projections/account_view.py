@@ -17,8 +17,9 @@ kept), so erasing a person's data later touches one sub-dict.
 from __future__ import annotations
 
 import copy
+import functools
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
@@ -344,8 +345,51 @@ def evolve_document(stored: Document | None, event: GamEvent) -> Document | None
     return document
 
 
+# --- checkpoints -------------------------------------------------------------------------
+# The account view as of a moment (services.time_travel) replays the account's
+# events; with checkpoints it starts from the newest copy of the document that
+# holds only events up to that moment. Three kinds of documents per account, next
+# to ``account:<id>`` and written in the same transaction as it:
+#
+#   covered:<id>          what the document holds: each entity's version, the number of
+#                         events and the latest event time; kept from the account's
+#                         creation on (a view built before checkpoints existed has none,
+#                         and takes none until a rebuild)
+#   checkpoints:<id>      the checkpoints taken, {"taken": [{"events", "latest_at"}]}
+#   checkpoint:<id>:<n>   a copy of the document after the account's n-th event, with
+#                         the coverage it was taken at: {"events", "latest_at",
+#                         "versions", "document"}
+#
+# A checkpoint holds the stakeholders' names like the document does, so erasing a
+# person erases them from every checkpoint of the account too.
+
+DEFAULT_CHECKPOINT_INTERVAL = 1000
+COVERED_PREFIX = "covered:"
+CHECKPOINTS_PREFIX = "checkpoints:"
+CHECKPOINT_PREFIX = "checkpoint:"
+KEYS_PER_READ = 500
+"""Checkpoints read per query when an erasure rewrites them (SQLite limits a query's parameters)."""
+
+
+def covered_key(account_id: UUID | str) -> str:
+    return f"{COVERED_PREFIX}{account_id}"
+
+
+def checkpoints_key(account_id: UUID | str) -> str:
+    return f"{CHECKPOINTS_PREFIX}{account_id}"
+
+
+def checkpoint_key(account_id: UUID | str, events: int) -> str:
+    return f"{CHECKPOINT_PREFIX}{account_id}:{events:012d}"
+
+
 class AccountViewProjection(ViewProjection):
     view_name: ClassVar[str] = "account_view"
+    checkpoint_interval: ClassVar[int] = DEFAULT_CHECKPOINT_INTERVAL
+    """Keep a checkpoint every this many events of an account; 0 keeps none (the
+    coverage is still kept, so that checkpoints taken later know what they hold)."""
+    keeps_checkpoints: ClassVar[bool] = True
+    """False for a private replay: no coverage, no checkpoints."""
 
     def change_for(self, event: DomainEventProtocol[Any], position: int) -> ViewChange:
         if not isinstance(event, GamEvent):
@@ -353,12 +397,99 @@ class AccountViewProjection(ViewProjection):
         account_id, index = owner_of(self.view, event)
         if account_id is None:
             return ViewChange(documents=index)
-        key = account_key(account_id)
-        document = evolve_document(self.view.documents([key]).get(key), event)
+        key, covered = account_key(account_id), covered_key(account_id)
+        stored = self.view.documents([key, covered] if self.keeps_checkpoints else [key])
+        document = evolve_document(stored.get(key), event)
         if document is None:
             return ViewChange(documents=index)
         document["position"] = position
-        return ViewChange(documents={**index, key: document})
+        changes: dict[str, Document | None] = {**index, key: document}
+        if self.keeps_checkpoints:
+            changes.update(self._checkpoint_changes(account_id, event, document, stored.get(covered)))
+        return ViewChange(documents=changes)
+
+    def _checkpoint_changes(
+        self, account_id: UUID, event: GamEvent, document: Document, covered: Document | None
+    ) -> dict[str, Document | None]:
+        """The event counted in the account's coverage, a checkpoint when one is due,
+        and, for an erasure, the checkpoints that held the person's name."""
+        changes: dict[str, Document | None] = {}
+        if event_type_of(event) == "Stakeholder.PersonalDataErased":
+            changes.update(self._erase_from_checkpoints(account_id, str(event.originator_id)))
+        if covered is None:
+            if event_type_of(event) != "GlobalAccount.Created":
+                return changes  # built before checkpoints: this account's coverage is unknown
+            covered = {"events": 0, "latest_at": None, "versions": {}}
+        covered["versions"][str(event.originator_id)] = event.originator_version
+        covered["events"] += 1
+        at = format_time(event.timestamp)
+        covered["latest_at"] = max(covered["latest_at"] or at, at)
+        changes[covered_key(account_id)] = covered
+        if self.checkpoint_interval and covered["events"] % self.checkpoint_interval == 0:
+            events = sum(covered["versions"].values())
+            taken = self.view.documents([checkpoints_key(account_id)]).get(checkpoints_key(account_id))
+            taken = taken or {"taken": []}
+            taken["taken"].append({"events": events, "latest_at": covered["latest_at"]})
+            changes[checkpoints_key(account_id)] = taken
+            changes[checkpoint_key(account_id, events)] = {
+                "events": events,
+                "latest_at": covered["latest_at"],
+                "versions": dict(covered["versions"]),
+                "document": copy.deepcopy(document),  # the document changes in place from the next event on
+            }
+        return changes
+
+    def _erase_from_checkpoints(self, account_id: UUID, person: str) -> dict[str, Document | None]:
+        taken = self.view.documents([checkpoints_key(account_id)]).get(checkpoints_key(account_id))
+        keys = [checkpoint_key(account_id, entry["events"]) for entry in (taken or {"taken": []})["taken"]]
+        erased: dict[str, Document | None] = {}
+        for start in range(0, len(keys), KEYS_PER_READ):
+            for key, checkpoint in self.view.documents(keys[start : start + KEYS_PER_READ]).items():
+                entry = checkpoint["document"]["stakeholders"].get(person)
+                if entry is not None and entry["personal"] != {"name": ERASED}:
+                    entry["personal"] = {"name": ERASED}
+                    erased[key] = checkpoint
+        return erased
+
+
+class AccountReplayProjection(AccountViewProjection):
+    """The account view alone, for a private replay (time travel): no coverage, no checkpoints."""
+
+    keeps_checkpoints: ClassVar[bool] = False
+
+
+@functools.cache
+def account_view_projection(checkpoint_interval: int) -> type[AccountViewProjection]:
+    """The account view's projection keeping a checkpoint every ``checkpoint_interval``
+    events of an account (a class, as ``eventsourcing``'s runner builds its own instance)."""
+    if checkpoint_interval == AccountViewProjection.checkpoint_interval:
+        return AccountViewProjection
+    name = f"AccountViewProjectionEvery{checkpoint_interval}"
+    return type(name, (AccountViewProjection,), {"checkpoint_interval": checkpoint_interval})
+
+
+def newest_checkpoint(
+    view: ViewRecorder, account_id: UUID, moment: datetime, versions: Mapping[UUID, int]
+) -> Document | None:
+    """The newest checkpoint of the account that holds only events up to ``versions``
+    (each entity's version at ``moment``), or ``None``.
+
+    Candidates are those whose latest event is not after the moment; the versions
+    are checked too, because they come from the audit trail, which may lag behind
+    this view."""
+    taken = view.documents([checkpoints_key(account_id)]).get(checkpoints_key(account_id))
+    if taken is None:
+        return None
+    until = format_time(moment)
+    wanted = {str(entity): version for entity, version in versions.items()}
+    for entry in sorted(taken["taken"], key=lambda entry: -entry["events"]):
+        if entry["latest_at"] > until:
+            continue
+        key = checkpoint_key(account_id, entry["events"])
+        checkpoint = view.documents([key]).get(key)
+        if checkpoint and all(version <= wanted.get(e, 0) for e, version in checkpoint["versions"].items()):
+            return checkpoint
+    return None
 
 
 # --- read: what the GAM sees ------------------------------------------------------------

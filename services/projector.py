@@ -27,7 +27,7 @@ from infra.views_lease import ViewsLease
 from infra.views_memory import MemoryViewRecorder
 from infra.views_postgres import PostgresViewRecorder
 from infra.views_sqlite import SQLiteViewRecorder
-from projections.account_view import AccountViewProjection
+from projections.account_view import AccountViewProjection, account_view_projection
 from projections.audit_trail import AuditTrailProjection
 from projections.base import ViewProjection
 from projections.ports import AuditRow, Document, ViewChange, ViewRecorder
@@ -57,6 +57,13 @@ def view_recorder_class(store: str, view_name: str) -> type[ViewRecorder]:
     }
     base = bases[store]
     return type(f"{base.__name__}_{view_name}", (base,), {"view_name": view_name})
+
+
+def projection_class(settings: Settings, view_name: str) -> type[ViewProjection]:
+    """The view's projection as the settings configure it (the account view's checkpoint interval)."""
+    if view_name == AccountViewProjection.view_name:
+        return account_view_projection(settings.view_checkpoint_interval)
+    return PROJECTIONS[view_name]
 
 
 FOLLOWER_POOL_SIZE = 1
@@ -157,7 +164,7 @@ class Projector:
     @classmethod
     def open(cls, app: GamApplication, settings: Settings, names: Iterable[str] | None = None) -> Projector:
         chosen = list(names or PROJECTIONS)
-        return cls(app, {n: PROJECTIONS[n](view=open_view(settings, n)) for n in chosen})
+        return cls(app, {n: projection_class(settings, n)(view=open_view(settings, n)) for n in chosen})
 
     @classmethod
     def in_memory(cls, app: GamApplication, names: Iterable[str] | None = None) -> Projector:
@@ -274,7 +281,7 @@ def _run_while_holding(lease: ViewsLease, settings: Settings, names: list[str], 
             running.enter_context(
                 ProjectionRunner(
                     application_class=GamApplication,
-                    projection_class=PROJECTIONS[name],
+                    projection_class=projection_class(settings, name),
                     view_class=view_recorder_class(settings.store, name),
                     env=follower_env(settings),
                 )
