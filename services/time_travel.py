@@ -5,7 +5,9 @@ Which version of each entity existed at the moment comes from the audit trail
 through ``eventsourcing``'s repository, which starts from the nearest snapshot,
 so long histories stay fast. The account view as of the moment is rebuilt from
 just that account's events up to those versions, with the same projection code
-that builds the live view.
+that builds the live view, starting from the newest checkpoint the live view
+kept of the account before the moment (``GAM_VIEW_CHECKPOINT_INTERVAL``), so
+only the events after it are read and replayed.
 """
 
 from __future__ import annotations
@@ -19,7 +21,15 @@ from uuid import UUID
 from eventsourcing.persistence import Tracking
 
 from domain.base import GamAggregate, GamEvent
-from projections.account_view import AccountViewProjection, account_key, read_account_view
+from domain.values import ERASED
+from projections.account_view import (
+    AccountReplayProjection,
+    AccountViewProjection,
+    account_key,
+    evolve_document,
+    newest_checkpoint,
+    read_account_view,
+)
 from projections.encoding import format_time, to_json_value
 from projections.exchange_rates import PLANNING_RATES, ExchangeRates
 from projections.ports import Document
@@ -64,16 +74,67 @@ def aggregate_state(aggregate: GamAggregate) -> dict[str, Any]:
 
 
 def account_as_of(
-    app: GamApplication, projector: Projector, account_id: UUID, moment: datetime, *, with_view: bool = True
+    app: GamApplication,
+    projector: Projector,
+    account_id: UUID,
+    moment: datetime,
+    *,
+    with_view: bool = True,
+    from_checkpoint: bool = True,
 ) -> AccountAsOf:
     """The account, its plans, stakeholders and deals, and (unless ``with_view`` is
-    false: it replays every event of the account) its account view, at ``moment``."""
+    false) its account view, at ``moment``.
+
+    The view is replayed from the account view's newest checkpoint that holds only
+    events up to the moment, or (none such, or ``from_checkpoint`` false) from the
+    account's first event; both give the same document."""
     versions = projector.view("audit_trail").versions_at(account_id, moment)
     aggregates: dict[UUID, GamAggregate] = {
         entity: app.repository.get(entity, version=version) for entity, version in versions.items()
     }
-    document = _view_document(app, account_id, versions) if with_view else None
+    document = None
+    if with_view and account_id in versions:
+        checkpoint = None
+        view_name = AccountViewProjection.view_name
+        if from_checkpoint and view_name in projector.projections:
+            checkpoint = newest_checkpoint(projector.view(view_name), account_id, moment, versions)
+        if checkpoint is None:
+            document = _view_document(app, account_id, versions)
+        else:
+            document = _view_from_checkpoint(app, account_id, versions, checkpoint)
     return AccountAsOf(account_id, moment, versions, aggregates, document)
+
+
+def _view_from_checkpoint(
+    app: GamApplication, account_id: UUID, versions: dict[UUID, int], checkpoint: Document
+) -> Document:
+    """The checkpoint's document with the events after it, up to the versions, replayed
+    onto it: the same document as the full replay (:func:`_view_document`), since
+    each entity's part of it depends only on that entity's events in version order,
+    and the checkpoint holds a prefix of each entity's events. Its position is the
+    number of events replayed, as in the full replay."""
+    document: Document = checkpoint["document"]
+    covered = {UUID(entity): version for entity, version in checkpoint["versions"].items()}
+    _erase_where_keys_are_gone(app, document)
+    histories = [
+        [e for e in app.events.get(entity, gt=covered.get(entity, 0), lte=version) if isinstance(e, GamEvent)]
+        for entity, version in versions.items()
+        if version > covered.get(entity, 0)
+    ]
+    document["position"] = checkpoint["events"]
+    for position, event in enumerate(in_replay_order(account_id, histories), start=checkpoint["events"] + 1):
+        if evolve_document(document, event) is not None:
+            document["position"] = position
+    return document
+
+
+def _erase_where_keys_are_gone(app: GamApplication, document: Document) -> None:
+    """A checkpoint holds the names as they read when it was taken. A person erased
+    since reads as erased, as their sealed events now do in the full replay, even
+    before the view has processed the erasure (and erased them from its checkpoints)."""
+    for person_id, person in document["stakeholders"].items():
+        if person["personal"] != {"name": ERASED} and app.personal_keys.key(UUID(person_id), create=False) is None:
+            person["personal"] = {"name": ERASED}
 
 
 def _view_document(app: GamApplication, account_id: UUID, versions: dict[UUID, int]) -> Document | None:
@@ -84,7 +145,7 @@ def _view_document(app: GamApplication, account_id: UUID, versions: dict[UUID, i
         [e for e in app.events.get(entity, lte=version) if isinstance(e, GamEvent)]
         for entity, version in versions.items()
     ]
-    projection = AccountViewProjection(view=view_recorder_class("memory", "account_view")())
+    projection = AccountReplayProjection(view=view_recorder_class("memory", "account_view")())
     with batched([projection]):  # one in-memory batch: no per-event copies or commits
         for position, event in enumerate(in_replay_order(account_id, histories), start=1):
             projection.process_event(event, Tracking(app.name, position))
