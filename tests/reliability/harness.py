@@ -230,6 +230,7 @@ class Ledger:
     unexpected: list[str] = field(default_factory=list)  # any other status
     client_timeouts: int = 0  # no answer within the client's timeout: a hang
     connection_errors: int = 0
+    slowest_answer: float = 0.0  # seconds, of any attempt that got an HTTP answer
     acknowledged_at: list[float] = field(default_factory=list)  # monotonic time of each 2xx
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -244,11 +245,15 @@ class Ledger:
             if outcome == "acknowledged":
                 self.acknowledged_at.append(time.monotonic())
 
+    def took(self, seconds: float) -> None:
+        with self.lock:
+            self.slowest_answer = max(self.slowest_answer, seconds)
+
     def count(self, name: str) -> None:
         with self.lock:
             setattr(self, name, getattr(self, name) + 1)
 
-    def summary(self) -> dict[str, int]:
+    def summary(self) -> dict[str, int | float]:
         return {
             "sent": self.sent,
             "acknowledged": len(self.acknowledged),
@@ -258,6 +263,7 @@ class Ledger:
             "answered_503": self.unavailable,
             "client_timeouts": self.client_timeouts,
             "server_errors": len(self.server_errors),
+            "slowest_answer_seconds": round(self.slowest_answer, 2),
         }
 
 
@@ -394,6 +400,7 @@ class Client:
         account: tuple[UUID, UUID] | None = None,
         creates: float = 0.0,
         pause: float = 0.0,
+        idempotency_keys: bool = True,
     ) -> None:
         self.base_url = base_url
         self.ledger = ledger
@@ -403,6 +410,7 @@ class Client:
         self.account = account  # (account id, unit id) where new deals are opened
         self.creates = creates  # share of commands that open a new deal
         self.pause = pause
+        self.idempotency_keys = idempotency_keys  # without them a retry after a lost answer may apply twice
         self.versions: dict[UUID, int] = {}
         self.http = httpx.Client(
             base_url=base_url, headers=ADMIN, timeout=httpx.Timeout(timeout, connect=min(timeout, 3.0))
@@ -456,7 +464,9 @@ class Client:
 
     def send(self, command: Command, stop: threading.Event) -> None:
         """Send one command (again, with the same key, while unsettled) until an answer settles it."""
-        headers = {"Idempotency-Key": command.id.hex, "X-Correlation-ID": str(command.id)}
+        headers = {"X-Correlation-ID": str(command.id)}
+        if self.idempotency_keys:
+            headers["Idempotency-Key"] = command.id.hex
         if command.if_match is not None:
             headers["If-Match"] = f'"{command.if_match}"'
         body = {**command.body, "reason": f"reliability {command.id}"}
@@ -466,7 +476,9 @@ class Client:
             if stop.is_set() and give_up is None:
                 give_up = time.monotonic() + GRACE_SECONDS
             try:
+                sent = time.monotonic()
                 answer = self.http.post(command.path, json=body, headers=headers)
+                self.ledger.took(time.monotonic() - sent)
             except httpx.TimeoutException:
                 self.ledger.count("client_timeouts")
                 doubtful = True
