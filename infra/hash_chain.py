@@ -28,6 +28,8 @@ from psycopg import Cursor
 from psycopg.rows import DictRow
 from psycopg.sql import SQL, Composed, Identifier
 
+from infra.postgres_ddl import creating_tables
+
 GENESIS = bytes(32)
 CHAIN_TABLE = "gam_event_chain"
 VERIFY_BATCH = 2_000
@@ -98,6 +100,10 @@ class PostgresChainedRecorder(PostgresApplicationRecorder):
                 self.chain_table
             )
         )
+
+    def create_table(self) -> None:
+        with creating_tables(self.datastore):  # other processes may be starting too
+            super().create_table()
 
     def _fetch_ids_after_insert_events(
         self, curs: Cursor[DictRow], stored_events: Sequence[StoredEvent], **kwargs: Any

@@ -23,6 +23,7 @@ from psycopg.sql import SQL, Identifier
 from psycopg_pool import ConnectionPool
 
 from infra.personal_keys import CONNINFO_KEYS
+from infra.postgres_ddl import lock_for_this_transaction
 
 TABLE = "gam_idempotency"
 LEASE = timedelta(seconds=30)
@@ -198,6 +199,7 @@ class PostgresIdempotency(IdempotencyStore):
         self.table = SQL("{0}.{1}").format(Identifier(schema), Identifier(TABLE))
         self.pool = ConnectionPool(conninfo, min_size=1, max_size=4, open=True)
         with self.pool.connection() as conn:
+            lock_for_this_transaction(conn, schema)  # other processes may be starting too
             conn.execute(
                 SQL(
                     "CREATE TABLE IF NOT EXISTS {0} (owner text NOT NULL, key text NOT NULL, "

@@ -24,6 +24,8 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from psycopg.sql import SQL, Identifier
 from psycopg_pool import ConnectionPool
 
+from infra.postgres_ddl import lock_for_this_transaction
+
 KEY_TABLE = "gam_personal_keys"
 NONCE_BYTES = 12
 
@@ -119,6 +121,7 @@ class PostgresKeys(PersonalKeys):
         self.table = SQL("{0}.{1}").format(Identifier(schema), Identifier(KEY_TABLE))
         self.pool = ConnectionPool(conninfo, min_size=1, max_size=2, open=True)
         with self.pool.connection() as conn:
+            lock_for_this_transaction(conn, schema)  # other processes may be starting too
             conn.execute(
                 SQL(
                     "CREATE TABLE IF NOT EXISTS {0} (subject uuid PRIMARY KEY, key bytea, "

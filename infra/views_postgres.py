@@ -13,6 +13,7 @@ from psycopg import Cursor
 from psycopg.rows import DictRow
 from psycopg.sql import SQL, Composed, Identifier
 
+from infra.postgres_ddl import creating_tables
 from projections.encoding import dumps, loads
 from projections.ports import AuditQuery, AuditRow, Document, ViewChange, ViewRecorder
 
@@ -59,6 +60,10 @@ class PostgresViewRecorder(PostgresTrackingRecorder, ViewRecorder):
                 ),
             ]
         )
+
+    def create_table(self) -> None:
+        with creating_tables(self.datastore):  # other processes may be starting too
+            super().create_table()
 
     def _insert_tracking(self, curs: Cursor[DictRow], tracking: Tracking) -> None:
         if tracking.application_name != self.table_migration_identifier:

@@ -1,10 +1,11 @@
 """gam's processes as an operator runs them together on one PostgreSQL: they fit in
-its default connection limit, one of them at a time writes the views, and
-``gam project`` stops cleanly on Ctrl-C."""
+its default connection limit, they can all start at once on a fresh schema, one of
+them at a time writes the views, and ``gam project`` stops cleanly on Ctrl-C."""
 
 from __future__ import annotations
 
 import signal
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -14,11 +15,12 @@ import psycopg
 import pytest
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
+from infra.idempotency import idempotency_for
 from infra.settings import Settings
 from infra.views_lease import ViewsLease
 from services.app import GamApplication
 from services.projector import Projector
-from tests.reliability.conftest import fresh_settings
+from tests.reliability.conftest import drop_schema, fresh_settings
 from tests.reliability.harness import (
     ApiServer,
     Client,
@@ -168,3 +170,32 @@ def test_api_and_gam_project_together_keep_one_writer_of_the_views_and_both_keep
     assert len(ledger.acknowledged) > 50
     assert views_equal_a_rebuild(app, settings)
     app.close()
+
+
+def test_processes_starting_together_on_a_fresh_schema_all_create_their_tables(postgres_dsn: str) -> None:
+    """``docker compose up`` starts the API, the projector and the relay at once; five of
+    six used to die creating tables side by side ("tuple concurrently updated",
+    "duplicate key value violates unique constraint pg_type_typname_nsp_index")."""
+    settings = fresh_settings(postgres_dsn, postgres_pool_size=1)  # six of them share the session's server
+    starting = 6
+    barrier = threading.Barrier(starting)
+    errors: list[str] = []
+
+    def start() -> None:
+        try:
+            barrier.wait()
+            app = GamApplication(settings.eventsourcing_env())
+            views = Projector.open(app, settings)
+            idempotency = idempotency_for(settings.eventsourcing_env())
+            for opened in (idempotency, views, app):
+                opened.close()
+        except Exception as error:
+            errors.append(repr(error)[:200])
+
+    threads = [threading.Thread(target=start) for _ in range(starting)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(120)
+    drop_schema(settings)
+    assert errors == []
