@@ -401,6 +401,7 @@ class Client:
         creates: float = 0.0,
         pause: float = 0.0,
         idempotency_keys: bool = True,
+        fresh_reads: bool = False,
     ) -> None:
         self.base_url = base_url
         self.ledger = ledger
@@ -411,6 +412,7 @@ class Client:
         self.creates = creates  # share of commands that open a new deal
         self.pause = pause
         self.idempotency_keys = idempotency_keys  # without them a retry after a lost answer may apply twice
+        self.fresh_reads = fresh_reads  # read the entity (its ETag) before each change, as a user's screen would
         self.versions: dict[UUID, int] = {}
         self.http = httpx.Client(
             base_url=base_url, headers=ADMIN, timeout=httpx.Timeout(timeout, connect=min(timeout, 3.0))
@@ -442,7 +444,7 @@ class Client:
         return Command(uuid4(), target.kind, target.entity_id, path, body, self.version(target.entity_id))
 
     def version(self, entity_id: UUID) -> int:
-        if entity_id not in self.versions:
+        if self.fresh_reads or entity_id not in self.versions:
             self.versions[entity_id] = self.read_version(entity_id)
         return self.versions[entity_id]
 
