@@ -238,10 +238,11 @@ class StrategyFlowProjection(ViewProjection):
         return ViewChange()  # IGNORED, and every event of IGNORED_AGGREGATES
 
     def _read(self, key: str) -> Document | None:
-        """A private copy: stores may hand out the stored object itself, and a
-        change must touch nothing until it is recorded with its position."""
-        found = self.view.documents([key]).get(key)
-        return None if found is None else copy.deepcopy(found)
+        """The document to change in place: every view store hands out a private
+        copy, and a catch-up batch hands out its own pending document, which is
+        stored with the batch or not at all. (Copying it here made each event cost
+        the size of its plan's whole history: quadratic in progress reports.)"""
+        return self.view.documents([key]).get(key)
 
     def _unit_change(self, event: GamEvent, evolve: UnitEvolve) -> ViewChange:
         key = units_key(event.originator_id)
