@@ -111,13 +111,21 @@ class _Batch:
     def __init__(self, view: ViewRecorder) -> None:
         self.view = view
         self.pending: dict[str, Document | None] = {}
+        self.loaded: dict[str, Document | None] = {}
         self.audit_rows: list[AuditRow] = []
         self.tracking: Tracking | None = None
 
     def documents(self, keys: Sequence[str]) -> dict[str, Document]:
-        found = {k: v for k in keys if (v := self.pending.get(k)) is not None}
-        found.update(self.view.documents([k for k in keys if k not in self.pending]))
-        return found
+        """Each document is read from the store once per batch (absent ones too):
+        the batch's projection is the views' only writer (see ViewsLease), so what
+        it read stays true until it changes it, and then ``pending`` holds it.
+        Reading every event's documents again cost a round trip or two per event."""
+        missing = [k for k in keys if k not in self.pending and k not in self.loaded]
+        if missing:
+            found = self.view.documents(missing)
+            self.loaded.update({k: found.get(k) for k in missing})
+        known = {k: self.pending[k] if k in self.pending else self.loaded[k] for k in keys}
+        return {k: v for k, v in known.items() if v is not None}
 
     def documents_with_prefix(self, prefix: str) -> dict[str, Document]:
         merged = {
