@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 
 import psycopg
 
@@ -26,6 +27,10 @@ from infra.settings import Settings
 log = logging.getLogger(__name__)
 
 CONNECT_TIMEOUT_SECONDS = 5
+APPLICATION_NAME = "gam views lease"
+"""The lease's connection shows in ``pg_stat_activity`` as this and its process id, so an
+operator can see which process writes the views: the one whose connection holds the
+advisory lock (:meth:`ViewsLease.writer`)."""
 
 
 class ViewsLease:
@@ -45,7 +50,10 @@ class ViewsLease:
             if self._connection is None or self._connection.closed:
                 self._held = False
                 self._connection = psycopg.connect(
-                    self.settings.postgres_dsn or "", autocommit=True, connect_timeout=CONNECT_TIMEOUT_SECONDS
+                    self.settings.postgres_dsn or "",
+                    autocommit=True,
+                    connect_timeout=CONNECT_TIMEOUT_SECONDS,
+                    application_name=f"{APPLICATION_NAME} {os.getpid()}",
                 )
             if self._held:
                 self._connection.execute("SELECT 1")  # the lock lives as long as this connection
@@ -59,6 +67,20 @@ class ViewsLease:
                 log.warning("lost the views lease: %s", error)
             self.release()
         return self._held
+
+    def writer(self) -> str | None:
+        """Who writes the views now: the application name (with its process id) of the
+        connection holding the lease, or None (or None on SQLite and memory stores)."""
+        if self.settings.store != "postgres":
+            return None
+        with psycopg.connect(self.settings.postgres_dsn or "", connect_timeout=CONNECT_TIMEOUT_SECONDS) as conn:
+            row = conn.execute(
+                "SELECT a.application_name FROM pg_stat_activity a JOIN pg_locks l ON l.pid = a.pid "
+                "WHERE l.locktype = 'advisory' AND l.granted AND a.application_name LIKE %s "
+                "AND l.objid = (hashtext(%s)::bigint & 4294967295)::oid",
+                (f"{APPLICATION_NAME} %", self.key),
+            ).fetchone()
+        return str(row[0]) if row else None
 
     def release(self) -> None:
         """Give the lease up (closing its connection frees the lock)."""
