@@ -28,6 +28,7 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
+from infra.views_lease import ViewsLease
 from services.app import GamApplication
 from services.projector import Projector, open_view
 from services.relay import relay_view_name
@@ -107,9 +108,12 @@ def soak(dsn: str, bootstrap: str, workdir: Path, *, minutes: float, clients: in
     relay_tracking = open_view(settings, relay_view_name(settings.kafka_topic))
     minutes_seen: list[dict[str, Any]] = []
     try:
-        for process in processes:
-            process.start()
-        wait_for(lambda: "following new events" in processes[1].log.read_text(), 120, "the projector to follow")
+        projector, relay = processes[1], processes[2]
+        projector.start()  # first, so it writes the views (the API's follower stands by), as in production
+        wait_for(lambda: "following new events" in projector.log.read_text(), 120, "the projector to follow")
+        relay.start()
+        api.start()
+        writer = ViewsLease(settings).writer()
         rss_start = {p.name: p.rss_kib() for p in processes}
         started = time.monotonic()
         load.start()
@@ -157,6 +161,7 @@ def soak(dsn: str, bootstrap: str, workdir: Path, *, minutes: float, clients: in
         "acknowledged_per_minute": per_minute,
         "acknowledged_per_minute_spread": _spread(per_minute),
         "minutes": minutes_seen,
+        "views_writer": "projector" if writer == f"gam views lease {processes[1].pid}" else writer,
         "rss_kib_start": rss_start,
         "rss_kib_end": rss_end,
         "lag_at_end": lag,

@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 
 from infra.settings import Settings
+from infra.views_lease import ViewsLease
 from services.app import GamApplication
 from services.projector import Projector, open_view
 from services.relay import relay_view_name
@@ -56,6 +57,14 @@ class Stack:
         return (self.api, self.projector, self.relay)
 
 
+def writer_name(application_name: str | None, stack: Stack) -> str | None:
+    """Which of the processes holds the views lease."""
+    for process in (stack.api, stack.projector):
+        if application_name == f"gam views lease {process.pid}":
+            return process.name
+    return application_name
+
+
 def crash_under_load(
     settings: Settings,
     workdir: Path,
@@ -84,12 +93,15 @@ def crash_under_load(
     ]
     load = Load(clients_)
     views = Projector.open(app, settings)
+    lease = ViewsLease(settings)  # asked only who holds it
     relay_tracking = open_view(settings, relay_view_name(settings.kafka_topic))
     faults: list[dict[str, Any]] = []
     order = random.Random(rounds)
     try:
-        for process in stack.all():
-            process.start()
+        stack.projector.start()  # the projector writes the views; the API's follower stands by
+        wait_for(lambda: "following new events" in stack.projector.log.read_text(), 120, "the projector to follow")
+        stack.relay.start()
+        stack.api.start()
         started = time.monotonic()
         load.start()
         for _ in range(rounds):
@@ -99,6 +111,7 @@ def crash_under_load(
                 fault: dict[str, Any] = {"killed": process.name, "log_position": last}
                 fault["views_at"] = min(views.positions().values())
                 fault["relay_at"] = relay_tracking.max_tracking_id(app.name) or 0
+                fault["views_writer"] = writer_name(lease.writer(), stack)
                 acknowledged = len(ledger.acknowledged)
                 process.kill9()
                 time.sleep(0.5)
@@ -158,6 +171,7 @@ def test_kill_9_of_api_projector_and_relay_under_load_loses_nothing(
         settings, tmp_path, realistic=False, rounds=1, clients=4, between_faults=2.0, name="crashes (fast)"
     )
     assert [f["killed"] for f in figures["faults"]].count("api") == 1
+    assert {f["views_writer"] for f in figures["faults"] if f["killed"] == "projector"} == {"projector"}
     assert figures["acknowledged"] > 0
 
 

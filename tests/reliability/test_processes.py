@@ -4,6 +4,7 @@ them at a time writes the views, and ``gam project`` stops cleanly on Ctrl-C."""
 
 from __future__ import annotations
 
+import os
 import signal
 import threading
 import time
@@ -115,8 +116,10 @@ def test_one_views_lease_per_schema_freed_with_its_holders_connection(settings: 
     first, second = ViewsLease(settings), ViewsLease(settings)
     other_schema = ViewsLease(settings.model_copy(update={"postgres_schema": settings.postgres_schema + "_b"}))
     try:
+        assert first.writer() is None
         assert first.holds()
         assert not second.holds()
+        assert second.writer() == f"gam views lease {os.getpid()}"  # which process writes: for operators
         assert other_schema.holds()  # views of another schema are another lease
         assert first.holds()  # holding it again is asking whether it still holds
         first.release()
