@@ -50,6 +50,9 @@ class PersonalKeys(ABC):
     def destroy(self, subject: UUID, *, erased_by: str, erased_at: datetime, legal_basis: str) -> None:
         """Forget the key for good, recording who, when and why."""
 
+    def close(self) -> None:  # noqa: B027 - only stores holding connections close anything
+        """Nothing to close unless the store holds connections."""
+
     def seal(self, subject: UUID, field: str, plaintext: bytes) -> Sealed:
         key = self.key(subject, create=True)
         if key is None:

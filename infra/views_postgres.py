@@ -27,6 +27,10 @@ class PostgresViewRecorder(PostgresTrackingRecorder, ViewRecorder):
     """Documents in ``gam_view_documents``, audit rows in ``gam_audit_trail`` (typed
     columns, indexed for the audit queries), the position in this view's tracking table."""
 
+    def close(self) -> None:
+        """Give the view's connections back (the library's recorder has no close of its own)."""
+        self.datastore.close()
+
     def __init__(self, datastore: PostgresDatastore, **kwargs: Any) -> None:
         super().__init__(datastore, **kwargs)
         schema = Identifier(self.datastore.schema)

@@ -69,6 +69,11 @@ class GamApplication(Application[UUID]):
             mapper.keys = self.personal_keys
         return mapper
 
+    def close(self) -> None:
+        """Close the store and the personal-key store beside it (its own connections)."""
+        super().close()
+        self.personal_keys.close()
+
     def register_transcodings(self, transcoder: JSONTranscoder) -> None:
         super().register_transcodings(transcoder)
         register_domain_transcodings(transcoder)
