@@ -21,7 +21,7 @@ import functools
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from fractions import Fraction
 from typing import Any, ClassVar
@@ -352,7 +352,8 @@ def evolve_document(stored: Document | None, event: GamEvent) -> Document | None
 # to ``account:<id>`` and written in the same transaction as it:
 #
 #   covered:<id>          what the document holds: each entity's version, the number of
-#                         events and the latest event time; kept from the account's
+#                         events and the latest event time (in microseconds since 1970,
+#                         cheaper to keep per event than text); kept from the account's
 #                         creation on (a view built before checkpoints existed has none,
 #                         and takes none until a rebuild)
 #   checkpoints:<id>      the checkpoints taken, {"taken": [{"events", "latest_at"}]}
@@ -367,6 +368,8 @@ DEFAULT_CHECKPOINT_INTERVAL = 1000
 COVERED_PREFIX = "covered:"
 CHECKPOINTS_PREFIX = "checkpoints:"
 CHECKPOINT_PREFIX = "checkpoint:"
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+MICROSECOND = timedelta(microseconds=1)
 KEYS_PER_READ = 500
 """Checkpoints read per query when an erasure rewrites them (SQLite limits a query's parameters)."""
 
@@ -419,21 +422,21 @@ class AccountViewProjection(ViewProjection):
         if covered is None:
             if event_type_of(event) != "GlobalAccount.Created":
                 return changes  # built before checkpoints: this account's coverage is unknown
-            covered = {"events": 0, "latest_at": None, "versions": {}}
+            covered = {"events": 0, "latest_us": (event.timestamp - EPOCH) // MICROSECOND, "versions": {}}
         covered["versions"][str(event.originator_id)] = event.originator_version
         covered["events"] += 1
-        at = format_time(event.timestamp)
-        covered["latest_at"] = max(covered["latest_at"] or at, at)
+        covered["latest_us"] = max(covered["latest_us"], (event.timestamp - EPOCH) // MICROSECOND)
         changes[covered_key(account_id)] = covered
         if self.checkpoint_interval and covered["events"] % self.checkpoint_interval == 0:
             events = sum(covered["versions"].values())
+            latest_at = format_time(EPOCH + covered["latest_us"] * MICROSECOND)
             taken = self.view.documents([checkpoints_key(account_id)]).get(checkpoints_key(account_id))
             taken = taken or {"taken": []}
-            taken["taken"].append({"events": events, "latest_at": covered["latest_at"]})
+            taken["taken"].append({"events": events, "latest_at": latest_at})
             changes[checkpoints_key(account_id)] = taken
             changes[checkpoint_key(account_id, events)] = {
                 "events": events,
-                "latest_at": covered["latest_at"],
+                "latest_at": latest_at,
                 "versions": dict(covered["versions"]),
                 "document": copy.deepcopy(document),  # the document changes in place from the next event on
             }
