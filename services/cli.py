@@ -306,7 +306,7 @@ def replay(
     from services.time_travel import account_as_of
 
     settings, app = _open_store()
-    projector = Projector.open(app, settings, ["audit_trail"])
+    projector = Projector.open(app, settings, ["audit_trail", "account_view"])
     try:
         projector.catch_up()
         started = time.perf_counter()
@@ -341,7 +341,7 @@ def diff_command(
     from services.time_travel import account_as_of, describe, diff, names_in
 
     settings, app = _open_store()
-    projector = Projector.open(app, settings, ["audit_trail"])
+    projector = Projector.open(app, settings, ["audit_trail", "account_view"])
     try:
         projector.catch_up()
         before = account_as_of(app, projector, UUID(account), _moment(from_time)).document
