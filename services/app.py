@@ -30,6 +30,7 @@ from infra.transcodings import register_domain_transcodings
 A = TypeVar("A", bound=GamAggregate)
 
 DEFAULT_SNAPSHOT_INTERVAL = 50
+POSITION_SEARCH_PAGE = 1_000
 
 
 @dataclass(frozen=True)
@@ -101,14 +102,42 @@ class GamApplication(Application[UUID]):
         """Store the pending events of every given aggregate in one transaction."""
         aggregates = (primary, *others)
         expected = {a.id: a.version - len(a.pending_events) for a in aggregates}
+        pending = [event for a in aggregates for event in a.pending_events]
         try:
             recordings = self.save(*aggregates)
         except IntegrityError:
-            raise self._conflict(aggregates, expected) from None
+            stored_at = self._position_if_already_stored(pending)
+            if stored_at is None:
+                raise self._conflict(aggregates, expected) from None
+            return CommandResult(primary.id, primary.version, stored_at)
         except KeyErased as erased:
             raise SubjectErased(str(erased)) from None
         position = max((r.notification.id for r in recordings), default=0)
         return CommandResult(primary.id, primary.version, position)
+
+    def _position_if_already_stored(self, pending: list[Any]) -> int | None:
+        """The log position of the last of ``pending`` if the store holds exactly these
+        events, else None.
+
+        When the database goes away during COMMIT, the commit may have happened with
+        its answer lost; the recorder then retries the insert, which collides with the
+        very events it stored. That is a success, not a conflict: answering 412 (or 409)
+        would tell the caller their change was refused while it is stored."""
+        for event in pending:
+            version = event.originator_version
+            if list(self.events.get(event.originator_id, gt=version - 1, lte=version)) != [event]:
+                return None
+        wanted = {(str(event.originator_id), event.originator_version) for event in pending}
+        stop, found = self.recorder.max_notification_id() or 0, 0
+        while wanted and stop > 0:  # they are among the last events stored: read the log backwards
+            start = max(1, stop - POSITION_SEARCH_PAGE + 1)
+            for notification in self.recorder.select_notifications(start=start, limit=stop - start + 1):
+                key = (str(notification.originator_id), notification.originator_version)
+                if key in wanted:
+                    wanted.discard(key)
+                    found = max(found, notification.id)
+            stop = start - 1
+        return found or None
 
     def _conflict(self, aggregates: tuple[GamAggregate, ...], expected: dict[UUID, int]) -> Exception:
         """Name the aggregate whose stored version moved (version 0 = not yet stored)."""
