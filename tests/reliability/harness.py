@@ -659,6 +659,7 @@ def check_store(app: GamApplication, ledger: Ledger, baseline: int) -> Verdict:
         else:
             verdict.in_doubt_not_stored += 1
     known = {a.command.id for a in ledger.acknowledged} | {c.id for c in ledger.in_doubt}
+    known |= {a.command.id for a in ledger.refused}  # if stored, already listed as refused_but_stored
     for request_id, found in by_request.items():
         if request_id not in known and any("reliability" in str(getattr(s.event, "reason", "")) for s in found):
             verdict.unexplained.append(f"{request_id}: {[(s.type, s.entity_id, s.version) for s in found]}")

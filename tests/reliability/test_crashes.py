@@ -150,6 +150,7 @@ def crash_under_load(
         "acknowledged_per_second": round(len(ledger.acknowledged) / load_seconds, 1),
         "downstream": vars(downstream),
         "views_equal_rebuild": same,
+        "problems": {**verdict.problems(), **({"final_state": final_state[:5]} if final_state else {})},
     }
     app.close()
     record_figures(figures)

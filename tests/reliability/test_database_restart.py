@@ -135,6 +135,7 @@ def restart_under_load(
         "projector_survived": projector_alive,
         "api_views_at": api_views_at,
         "views_equal_rebuild": same,
+        "problems": {**verdict.problems(), **({"final_state": final_state[:5]} if final_state else {})},
     }
     app.close()
     record_figures(figures)
