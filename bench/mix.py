@@ -9,9 +9,9 @@ same commands with the same ids, times and actors.
 probabilities and account managers re-rating stakeholders' sentiment, one change
 a minute. It is what the bulk import loads, and what makes an account 1k, 10k or
 100k events long. ``progress_reports`` is a plan's later life (progress reported
-on the HQ objectives); it is kept apart because the strategy flow view copies its
-whole plan document for every plan event, so a long plan history makes that view
-quadratic (measured on its own by the suite, see ``bench.suite``).
+on the HQ objectives); it is measured on its own by the suite (see ``bench.suite``):
+the strategy flow view once copied its whole plan document for every plan event,
+which made a long plan history quadratic.
 """
 
 from __future__ import annotations
