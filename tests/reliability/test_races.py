@@ -29,6 +29,7 @@ from tests.reliability.harness import (
     check_final_state,
     check_store,
     gam_env,
+    record_figures,
     small_account,
     stored_events,
 )
@@ -93,6 +94,7 @@ def test_clients_racing_on_one_deal_and_one_plan_lose_nothing_and_store_nothing_
         acknowledged = sorted(a.body["version"] for a in ledger.acknowledged if a.command.entity_id == entity_id)
         assert acknowledged == list(range(base + 1, (app.stored_version(entity_id) or 0) + 1))
     assert not check_final_state(app, ledger)
+    record_figures({"test": "races (one deal, one plan)", "clients": CLIENTS, **ledger.summary()})
 
 
 def _post_all_at_once(base_url: str, count: int, path: str, body: dict[str, Any], headers: dict[str, str]) -> list:
