@@ -22,8 +22,8 @@ from datetime import UTC, datetime, timedelta
 from psycopg.sql import SQL, Identifier
 from psycopg_pool import ConnectionPool
 
-from infra.personal_keys import CONNINFO_KEYS
 from infra.postgres_ddl import lock_for_this_transaction
+from infra.settings import conninfo_from_env
 
 TABLE = "gam_idempotency"
 LEASE = timedelta(seconds=30)
@@ -268,6 +268,5 @@ def idempotency_for(env: Mapping[str, str]) -> IdempotencyStore:
     if module.endswith("sqlite"):
         return SQLiteIdempotency(env["SQLITE_DBNAME"])
     if module.endswith("postgres"):
-        conninfo = " ".join(f"{name}='{env[key]}'" for name, key in CONNINFO_KEYS if env.get(key))
-        return PostgresIdempotency(conninfo, env.get("POSTGRES_SCHEMA") or "public")
+        return PostgresIdempotency(conninfo_from_env(env), env.get("POSTGRES_SCHEMA") or "public")
     return MemoryIdempotency()

@@ -25,6 +25,7 @@ from psycopg.sql import SQL, Identifier
 from psycopg_pool import ConnectionPool
 
 from infra.postgres_ddl import lock_for_this_transaction
+from infra.settings import conninfo_from_env
 
 KEY_TABLE = "gam_personal_keys"
 NONCE_BYTES = 12
@@ -159,21 +160,11 @@ class PostgresKeys(PersonalKeys):
         self.pool.close()
 
 
-CONNINFO_KEYS = (
-    ("host", "POSTGRES_HOST"),
-    ("port", "POSTGRES_PORT"),
-    ("user", "POSTGRES_USER"),
-    ("password", "POSTGRES_PASSWORD"),
-    ("dbname", "POSTGRES_DBNAME"),
-)
-
-
 def keys_for(env: Mapping[str, str]) -> PersonalKeys:
     """The key store beside the events the ``eventsourcing`` settings point at."""
     module = env.get("PERSISTENCE_MODULE", "")
     if module.endswith("sqlite"):
         return SQLiteKeys(env["SQLITE_DBNAME"])
     if module.endswith("postgres"):
-        conninfo = " ".join(f"{name}='{env[key]}'" for name, key in CONNINFO_KEYS if env.get(key))
-        return PostgresKeys(conninfo, env.get("POSTGRES_SCHEMA") or "public")
+        return PostgresKeys(conninfo_from_env(env), env.get("POSTGRES_SCHEMA") or "public")
     return MemoryKeys()

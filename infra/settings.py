@@ -41,10 +41,11 @@ Environment variables (all optional):
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Literal
 
-from psycopg.conninfo import conninfo_to_dict
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -111,6 +112,22 @@ class Settings(BaseSettings):
             msg = "GAM_STORE=postgres needs GAM_POSTGRES_DSN"
             raise ValueError(msg)
         return self.postgres_dsn
+
+
+_CONNINFO_KEYS = (
+    ("host", "POSTGRES_HOST"),
+    ("port", "POSTGRES_PORT"),
+    ("user", "POSTGRES_USER"),
+    ("password", "POSTGRES_PASSWORD"),
+    ("dbname", "POSTGRES_DBNAME"),
+)
+
+
+def conninfo_from_env(env: Mapping[str, str]) -> str:
+    """A libpq conninfo from ``eventsourcing``'s PostgreSQL settings, for the tables gam
+    keeps beside the events (personal keys, idempotency keys); ``make_conninfo`` quotes
+    values such as passwords properly."""
+    return make_conninfo(**{name: env[key] for name, key in _CONNINFO_KEYS if env.get(key)})
 
 
 def _postgres_env(dsn: str) -> dict[str, str]:
