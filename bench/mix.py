@@ -25,6 +25,7 @@ from unittest import mock
 from uuid import UUID, uuid4
 
 import services.demo
+from domain.account import GlobalAccount, UnitTree
 from domain.base import GamAggregate
 from domain.deal import Deal
 from domain.metadata import EventMetadata
@@ -183,6 +184,7 @@ def gam_import(app: GamApplication, changes: Sequence[Change], batch: int = IMPO
     started = time.perf_counter()
     for first in range(0, len(changes), batch):
         touched: dict[UUID, GamAggregate] = {}
+        trees: dict[UUID, UnitTree] = {}
         for change in changes[first : first + batch]:
             aggregate = touched.get(change.entity_id)
             if aggregate is None:
@@ -194,8 +196,15 @@ def gam_import(app: GamApplication, changes: Sequence[Change], batch: int = IMPO
             elif isinstance(aggregate, AccountPlan):
                 assert change.objective_id is not None
                 assert change.unit_id is not None
+                tree = trees.get(aggregate.account_id)
+                if tree is None:
+                    tree = trees[aggregate.account_id] = app.load(GlobalAccount, aggregate.account_id).tree()
                 aggregate.report_progress(
-                    objective_id=change.objective_id, unit_id=change.unit_id, percent=change.value, meta=change.meta
+                    objective_id=change.objective_id,
+                    unit_id=change.unit_id,
+                    percent=change.value,
+                    tree=tree,
+                    meta=change.meta,
                 )
         app.commit(*touched.values())
     return time.perf_counter() - started

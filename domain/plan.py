@@ -434,11 +434,13 @@ class AccountPlan(GamAggregate):
         objective_id: UUID,
         unit_id: UUID,
         answer: str,
+        tree: UnitTree,
         meta: EventMetadata,
         rationale: str | None = None,
         local_title: str | None = None,
         local_target: Target | None = None,
     ) -> None:
+        tree.require_open(unit_id)
         self._objective(objective_id)
         directive = self.directives.get((objective_id, unit_id))
         if directive is None:
@@ -510,8 +512,16 @@ class AccountPlan(GamAggregate):
         )
 
     def report_progress(
-        self, *, objective_id: UUID, unit_id: UUID, percent: int, meta: EventMetadata, comment: str | None = None
+        self,
+        *,
+        objective_id: UUID,
+        unit_id: UUID,
+        percent: int,
+        tree: UnitTree,
+        meta: EventMetadata,
+        comment: str | None = None,
     ) -> None:
+        tree.require_open(unit_id)
         objective = self._objective(objective_id)
         if not self._holds(objective, unit_id):
             raise ProgressNotEntitled(f"unit {unit_id} neither owns objective {objective_id} nor took it on")

@@ -35,12 +35,14 @@ POSITION_SEARCH_PAGE = 1_000
 
 @dataclass(frozen=True)
 class CommandResult:
-    """What a command hands back: the entity it changed, its new version, and the
-    global position of the last event stored (for read-your-writes)."""
+    """What a command hands back: the entity it changed, its new version, the
+    global position of the last event stored (for read-your-writes), and the id
+    of what the command created inside the entity, if anything."""
 
     entity_id: UUID
     version: int
     position: int
+    created_id: UUID | None = None
 
 
 class GamApplication(Application[UUID]):

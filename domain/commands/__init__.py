@@ -1,0 +1,108 @@
+"""Commands: what someone asks of gam, as plain immutable data (one frozen
+dataclass each, imperative names). :data:`COMMANDS` lists every one; everything
+that enumerates commands (the bus, HTTP routes, batches, import files, test
+strategies) starts from it."""
+
+from domain.commands.accounts import (
+    AddUnit,
+    ArchiveAccount,
+    AssignTeamMember,
+    CloseUnit,
+    CreateAccount,
+    OnboardAccount,
+    RemoveTeamMember,
+    RenameUnit,
+)
+from domain.commands.base import Command, Spec
+from domain.commands.deals import (
+    AssessQualification,
+    AttachBuyingInfluence,
+    ChangeDealAmount,
+    ChangeDealCloseDate,
+    ChangeDealProbability,
+    DetachBuyingInfluence,
+    LoseDeal,
+    MoveDealStage,
+    OpenDeal,
+    ReopenDeal,
+    WinDeal,
+)
+from domain.commands.plans import (
+    AddAction,
+    AddSwotEntry,
+    ApprovePlan,
+    CascadeObjective,
+    ChangeActionStatus,
+    HoldBusinessReview,
+    RemoveSwotEntry,
+    ReopenPlan,
+    ReportProgress,
+    RespondToCascade,
+    SetObjective,
+    SetWhitespaceCell,
+    StartPlan,
+    SubmitPlan,
+)
+from domain.commands.stakeholders import (
+    AssignRelationshipOwner,
+    ChangeBuyingRole,
+    ChangeStakeholderTitle,
+    CorrectPersonalData,
+    ErasePersonalData,
+    IdentifyStakeholder,
+    LogInteraction,
+    RateInfluence,
+    RateSentiment,
+    RecordDeparture,
+    SetReportsTo,
+)
+
+COMMANDS: tuple[type[Command], ...] = (
+    CreateAccount,
+    OnboardAccount,
+    AddUnit,
+    RenameUnit,
+    CloseUnit,
+    AssignTeamMember,
+    RemoveTeamMember,
+    ArchiveAccount,
+    StartPlan,
+    SetObjective,
+    CascadeObjective,
+    RespondToCascade,
+    ReportProgress,
+    AddAction,
+    ChangeActionStatus,
+    AddSwotEntry,
+    RemoveSwotEntry,
+    SetWhitespaceCell,
+    HoldBusinessReview,
+    SubmitPlan,
+    ApprovePlan,
+    ReopenPlan,
+    IdentifyStakeholder,
+    ChangeStakeholderTitle,
+    ChangeBuyingRole,
+    RateInfluence,
+    RateSentiment,
+    AssignRelationshipOwner,
+    SetReportsTo,
+    LogInteraction,
+    RecordDeparture,
+    CorrectPersonalData,
+    ErasePersonalData,
+    OpenDeal,
+    MoveDealStage,
+    ChangeDealAmount,
+    ChangeDealCloseDate,
+    ChangeDealProbability,
+    AssessQualification,
+    AttachBuyingInfluence,
+    DetachBuyingInfluence,
+    WinDeal,
+    LoseDeal,
+    ReopenDeal,
+)
+COMMANDS_BY_NAME: dict[str, type[Command]] = {command.type_name(): command for command in COMMANDS}
+
+__all__ = [name for name in dir() if name[0].isupper()]

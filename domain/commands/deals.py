@@ -1,0 +1,145 @@
+"""Commands on the deal pipeline."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Annotated, ClassVar
+from uuid import UUID, uuid4
+
+from domain.commands.base import Command, Spec
+from domain.values import (
+    BuyingInfluenceRole,
+    DealStage,
+    InfluenceDegree,
+    MeddpiccElement,
+    Money,
+    QualificationStatus,
+)
+
+
+@dataclass(frozen=True, kw_only=True)
+class OpenDeal(Command):
+    """Open a deal at a unit of the account, optionally supporting plan objectives."""
+
+    entity_field: ClassVar[str] = "deal_id"
+    creates: ClassVar[bool] = True
+
+    deal_id: Annotated[UUID, Spec(description="Chosen by the client or the server.")] = field(default_factory=uuid4)
+    account_id: UUID
+    unit_id: Annotated[UUID, Spec(description="The customer unit that buys.")]
+    title: Annotated[str, Spec(min_length=1, max_length=300, examples=("Predictive maintenance roll-out, Nordics",))]
+    amount: Money
+    expected_close: Annotated[date, Spec(examples=("2027-06-30",))]
+    owner: Annotated[str, Spec(min_length=1, max_length=300, examples=("sven.berg@vendor.example",))]
+    stage: DealStage = DealStage.PROSPECTING
+    probability: Annotated[int | None, Spec(ge=0, le=100)] = None
+    products: Annotated[tuple[str, ...], Spec(max_length=50, examples=(("Sensors", "Analytics"),))] = ()
+    plan_id: UUID | None = None
+    linked_objective_ids: Annotated[tuple[UUID, ...], Spec(max_length=50)] = ()
+
+
+@dataclass(frozen=True, kw_only=True)
+class MoveDealStage(Command):
+    """Move the deal to another open stage (forward, or back with a reason)."""
+
+    entity_field: ClassVar[str] = "deal_id"
+
+    deal_id: UUID
+    to_stage: Annotated[DealStage, Spec(examples=("proposal",))]
+
+
+@dataclass(frozen=True, kw_only=True)
+class ChangeDealAmount(Command):
+    """Change the deal's value (in the deal's currency)."""
+
+    entity_field: ClassVar[str] = "deal_id"
+
+    deal_id: UUID
+    amount: Money
+
+
+@dataclass(frozen=True, kw_only=True)
+class ChangeDealCloseDate(Command):
+    """Move the expected close date."""
+
+    entity_field: ClassVar[str] = "deal_id"
+
+    deal_id: UUID
+    expected_close: Annotated[date, Spec(examples=("2027-09-30",))]
+
+
+@dataclass(frozen=True, kw_only=True)
+class ChangeDealProbability(Command):
+    """Override the stage's default win probability."""
+
+    entity_field: ClassVar[str] = "deal_id"
+
+    deal_id: UUID
+    probability: Annotated[int, Spec(ge=0, le=100, examples=(60,))]
+
+
+@dataclass(frozen=True, kw_only=True)
+class AssessQualification(Command):
+    """Assess one qualification element of the deal, with evidence."""
+
+    entity_field: ClassVar[str] = "deal_id"
+
+    deal_id: UUID
+    element: Annotated[MeddpiccElement, Spec(examples=("economic_buyer",), description="A MEDDPICC element.")]
+    status: Annotated[QualificationStatus, Spec(examples=("confirmed",))]
+    evidence: Annotated[str | None, Spec(max_length=10_000, examples=("CFO signed off the budget line",))] = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class AttachBuyingInfluence(Command):
+    """Name a stakeholder of the same account as a buying influence on this deal."""
+
+    entity_field: ClassVar[str] = "deal_id"
+
+    deal_id: UUID
+    stakeholder_id: UUID
+    role: Annotated[BuyingInfluenceRole, Spec(examples=("economic_buyer",))]
+    degree: Annotated[InfluenceDegree, Spec(examples=("high",))]
+    note: Annotated[str | None, Spec(max_length=10_000)] = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class DetachBuyingInfluence(Command):
+    """Take a stakeholder's buying influence off the deal."""
+
+    entity_field: ClassVar[str] = "deal_id"
+
+    deal_id: UUID
+    stakeholder_id: UUID
+    role: BuyingInfluenceRole
+
+
+@dataclass(frozen=True, kw_only=True)
+class WinDeal(Command):
+    """Close the deal as won at its final amount."""
+
+    entity_field: ClassVar[str] = "deal_id"
+
+    deal_id: UUID
+    final_amount: Money
+
+
+@dataclass(frozen=True, kw_only=True)
+class LoseDeal(Command):
+    """Close the deal as lost, with the reason (and the competitor, if any)."""
+
+    entity_field: ClassVar[str] = "deal_id"
+
+    deal_id: UUID
+    loss_reason: Annotated[str, Spec(min_length=1, max_length=10_000, examples=("Price: competitor 18% cheaper",))]
+    competitor: Annotated[str | None, Spec(max_length=300, examples=("Acme Automation",))] = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class ReopenDeal(Command):
+    """Reopen a closed deal (say why in ``reason``)."""
+
+    entity_field: ClassVar[str] = "deal_id"
+
+    deal_id: UUID

@@ -1,0 +1,271 @@
+"""The message bus: every command, from HTTP, a batch, an import file, the demo or
+a test, is handled here the same way.
+
+For each command the bus loads the aggregates it needs exactly once (the target,
+and the account whose unit tree the rules and the access check read), lets the
+caller's gatekeeper look at that same loaded state, lets the aggregate decide,
+and stores every new event of every aggregate touched in one transaction. The
+caller gets plain data back (:class:`CommandResult`), never a live aggregate.
+
+A :class:`Session` is one unit of work: a single command, or a whole batch whose
+commands see each other's effects and are stored all together or not at all.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, fields
+from enum import Enum
+from typing import Any, Protocol, TypeVar
+from uuid import UUID
+
+from domain.account import GlobalAccount, UnitTree
+from domain.base import GamAggregate
+from domain.commands import Command
+from domain.errors import AccountArchived, AlreadyExists, ConcurrencyConflict, NotFound
+from domain.metadata import EventMetadata
+from services.app import CommandResult, GamApplication
+
+A = TypeVar("A", bound=GamAggregate)
+
+
+@dataclass(frozen=True)
+class Scope:
+    """What a command touches, for the access check: the account, the unit it is
+    about (None when it is about the account as a whole, such as approving the
+    plan), and the account's unit tree as the bus loaded it (None for a new account)."""
+
+    account_id: UUID
+    unit_id: UUID | None = None
+    tree: UnitTree | None = None
+
+
+class Gatekeeper(Protocol):
+    """The edge's check of a caller, run after the bus loaded what the command
+    touches and before anything is decided."""
+
+    def admit(self, command: Command, scope: Scope) -> int | None:
+        """Refuse (raise) a caller who may not send this command here; otherwise
+        the version of the target they made the change against, if they said."""
+
+
+class Session:
+    """One unit of work: aggregates loaded at most once, changes kept in memory
+    until :meth:`commit` stores them all in one transaction."""
+
+    def __init__(self, app: GamApplication) -> None:
+        self.app = app
+        self._loaded: dict[UUID, GamAggregate] = {}
+        self._order: list[GamAggregate] = []
+
+    def load(self, kind: type[A], entity_id: UUID) -> A:
+        aggregate = self._loaded.get(entity_id)
+        if aggregate is None:
+            aggregate = self.app.load(kind, entity_id)
+            self._keep(aggregate)
+        if not isinstance(aggregate, kind):
+            raise NotFound(kind.entity_type, entity_id)
+        return aggregate
+
+    def add(self, aggregate: GamAggregate) -> None:
+        """A new aggregate; an id already stored, or already new here, is taken."""
+        if aggregate.id in self._loaded or self.app.exists(aggregate.id):
+            raise AlreadyExists(aggregate.entity_type, aggregate.id)
+        self._keep(aggregate)
+
+    def require_new(self, kind: type[GamAggregate], entity_id: UUID) -> None:
+        if entity_id in self._loaded or self.app.exists(entity_id):
+            raise AlreadyExists(kind.entity_type, entity_id)
+
+    def _keep(self, aggregate: GamAggregate) -> None:
+        self._loaded[aggregate.id] = aggregate
+        self._order.append(aggregate)
+
+    def changed(self) -> list[GamAggregate]:
+        return [aggregate for aggregate in self._order if aggregate.pending_events]
+
+    def commit(self) -> int:
+        """Store every pending event in one transaction; the log position of the last."""
+        changed = self.changed()
+        if not changed:
+            return self.app.recorder.max_notification_id() or 0
+        return self.app.commit(*changed).position
+
+
+@dataclass(frozen=True)
+class Handling:
+    """How the bus handles one command type: which aggregate it targets, which of
+    the aggregate's methods decides it (a factory for a creation), which unit the
+    command is about, and what else the decision needs.
+
+    The decision is called with the command's fields as keyword arguments, plus
+    ``tree`` (the account's unit tree) and ``meta`` when the method takes them, plus
+    whatever ``context`` loads. Fields the method does not take must be named in
+    ``consumed``, so a field is never dropped silently."""
+
+    aggregate: type[GamAggregate]
+    decide: Callable[..., Any]
+    unit: Callable[[Any, Any], UUID | None] | None = None
+    context: Callable[[Any, Session], Mapping[str, Any]] | None = None
+    consumed: tuple[str, ...] = ()
+    after_commit: Callable[[Any, GamApplication, EventMetadata], None] | None = None
+
+    def parameters(self, command: type[Command]) -> frozenset[str]:
+        """The names the decision takes (every field of the command if it takes ``**fields``)."""
+        parameters = inspect.signature(self.decide).parameters
+        names = frozenset(parameters)
+        if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()):
+            names |= {f.name for f in fields(command)}
+        return names
+
+
+def plain(value: Any) -> Any:
+    """Enum members as their values, lists as tuples: what aggregates store."""
+    if isinstance(value, Enum):
+        return value.value
+    if isinstance(value, list):
+        return tuple(value)
+    return value
+
+
+class MessageBus:
+    """Sends commands to their handling, in a session of their own or a shared one."""
+
+    def __init__(self, app: GamApplication, handlings: Mapping[type[Command], Handling]) -> None:
+        self.app = app
+        self.handlings = dict(handlings)
+        self._parameters = {kind: handling.parameters(kind) for kind, handling in self.handlings.items()}
+        for kind in self.handlings:
+            self._check_fields(kind)
+
+    def _check_fields(self, kind: type[Command]) -> None:
+        handling, accepted = self.handlings[kind], self._parameters[kind]
+        names = {f.name for f in fields(kind)} - ({kind.entity_field} if not kind.creates else set())
+        dropped = names - accepted - set(handling.consumed)
+        if dropped:
+            raise TypeError(f"{kind.__name__}: {sorted(dropped)} reach no decision; name them in consumed")
+
+    def handle(
+        self,
+        command: Command,
+        meta: EventMetadata,
+        expected_version: int | None = None,
+        gatekeeper: Gatekeeper | None = None,
+    ) -> CommandResult:
+        """Handle one command in a session of its own and store what it decided."""
+        session = Session(self.app)
+        entity_id, version, created = self.decide(session, command, meta, expected_version, gatekeeper)
+        position = session.commit()
+        self._after_commit(command, meta)
+        return CommandResult(entity_id, version, position, created)
+
+    def handle_all(
+        self, commands: Sequence[tuple[Command, int | None]], meta: EventMetadata, gatekeeper: Gatekeeper | None = None
+    ) -> list[CommandResult]:
+        """Handle commands in order in one session: each sees the ones before it,
+        and all are stored in one transaction, or none if any is refused (the
+        refusal carries its index as ``BatchRefused``)."""
+        session = Session(self.app)
+        decided = []
+        for index, (command, expected_version) in enumerate(commands):
+            try:
+                decided.append(self.decide(session, command, meta, expected_version, gatekeeper))
+            except Exception as refused:
+                raise BatchRefused(index, refused) from refused
+        position = session.commit()
+        for command, _ in commands:
+            self._after_commit(command, meta)
+        return [CommandResult(entity_id, version, position, created) for entity_id, version, created in decided]
+
+    def decide(
+        self,
+        session: Session,
+        command: Command,
+        meta: EventMetadata,
+        expected_version: int | None = None,
+        gatekeeper: Gatekeeper | None = None,
+    ) -> tuple[UUID, int, UUID | None]:
+        """Load, admit, decide; the entity, its version afterwards, and what the command created in it."""
+        handling = self.handlings[type(command)]
+        if command.creates:
+            target = None
+            account = self._account_of_new(session, command)
+        else:
+            target = session.load(handling.aggregate, command.entity_id)
+            account = target if isinstance(target, GlobalAccount) else session.load(GlobalAccount, _account_id(target))
+        scope = self._scope(command, handling, target, account)
+        if gatekeeper is not None:
+            admitted_version = gatekeeper.admit(command, scope)
+            expected_version = expected_version if admitted_version is None else admitted_version
+        if target is not None and expected_version is not None and target.version != expected_version:
+            raise ConcurrencyConflict(target.id, expected_version, target.version)
+        if account is not None and account is not target and account.archived:
+            raise AccountArchived(f"account {account.name} ({account.id}) is archived")
+        arguments = self._arguments(command, handling, scope.tree, meta, session)
+        if target is None:
+            session.require_new(handling.aggregate, command.entity_id)
+            created = handling.decide(**arguments)
+            if created is not None:
+                session.add(created)
+            entity = session.load(handling.aggregate, command.entity_id)
+        else:
+            handling.decide(target, **arguments)
+            entity = target
+        return entity.id, entity.version, command.created_id
+
+    def _account_of_new(self, session: Session, command: Command) -> GlobalAccount | None:
+        """The account a new entity joins (None when the command creates the account)."""
+        account_id = getattr(command, "account_id", None)
+        if self.handlings[type(command)].aggregate is GlobalAccount or account_id is None:
+            return None
+        return session.load(GlobalAccount, account_id)
+
+    def _scope(
+        self, command: Command, handling: Handling, target: GamAggregate | None, account: GlobalAccount | None
+    ) -> Scope:
+        if handling.unit is not None:
+            unit = handling.unit(command, target)
+        else:
+            unit = getattr(command, "unit_id", None) or getattr(target, "unit_id", None)
+        if account is None:
+            return Scope(command.entity_id, unit)
+        return Scope(account.id, unit, account.tree())
+
+    def _arguments(
+        self, command: Command, handling: Handling, tree: UnitTree | None, meta: EventMetadata, session: Session
+    ) -> dict[str, Any]:
+        accepted = self._parameters[type(command)]
+        arguments = {
+            name: plain(value)
+            for name, value in command.arguments().items()
+            if name in accepted and name not in handling.consumed
+        }
+        if "tree" in accepted:
+            arguments["tree"] = tree
+        if "meta" in accepted:
+            arguments["meta"] = meta
+        if handling.context is not None:
+            arguments.update(handling.context(command, session))
+        if "session" in accepted:
+            arguments["session"] = session
+        return arguments
+
+    def _after_commit(self, command: Command, meta: EventMetadata) -> None:
+        handling = self.handlings[type(command)]
+        if handling.after_commit is not None:
+            handling.after_commit(command, self.app, meta)
+
+
+class BatchRefused(Exception):
+    """A command of a batch was refused, so nothing of the batch is stored."""
+
+    def __init__(self, index: int, refusal: Exception) -> None:
+        super().__init__(f"command {index} was refused: {refusal}")
+        self.index = index
+        self.refusal = refusal
+
+
+def _account_id(aggregate: GamAggregate) -> UUID:
+    account_id: UUID = getattr(aggregate, "account_id")  # noqa: B009 - plans, stakeholders and deals all have one
+    return account_id
