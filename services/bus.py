@@ -110,6 +110,8 @@ class Handling:
     context: Callable[[Any, Session], Mapping[str, Any]] | None = None
     consumed: tuple[str, ...] = ()
     after_commit: Callable[[Any, GamApplication, EventMetadata], None] | None = None
+    while_archived: bool = False
+    """Whether the command may reach an archived account (erasure: a legal duty that outlives it)."""
 
     def parameters(self, command: type[Command]) -> frozenset[str]:
         """The names the decision takes (every field of the command if it takes ``**fields``)."""
@@ -200,7 +202,7 @@ class MessageBus:
             expected_version = expected_version if admitted_version is None else admitted_version
         if target is not None and expected_version is not None and target.version != expected_version:
             raise ConcurrencyConflict(target.id, expected_version, target.version)
-        if account is not None and account is not target and account.archived:
+        if account is not None and account is not target and account.archived and not handling.while_archived:
             raise AccountArchived(f"account {account.name} ({account.id}) is archived")
         arguments = self._arguments(command, handling, scope.tree, meta, session)
         if target is None:

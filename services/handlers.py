@@ -131,7 +131,7 @@ HANDLINGS: dict[type[c.Command], Handling] = {
     c.LogInteraction: Handling(Stakeholder, Stakeholder.log_interaction),
     c.RecordDeparture: Handling(Stakeholder, Stakeholder.record_departure),
     c.CorrectPersonalData: Handling(Stakeholder, Stakeholder.correct_personal_data),
-    c.ErasePersonalData: Handling(Stakeholder, erase, after_commit=destroy_key),
+    c.ErasePersonalData: Handling(Stakeholder, erase, after_commit=destroy_key, while_archived=True),
     c.OpenDeal: Handling(Deal, Deal.open, context=deal_objectives, consumed=("account_id", "plan_id")),
     c.MoveDealStage: Handling(Deal, Deal.move_stage),
     c.ChangeDealAmount: Handling(Deal, Deal.change_amount),
@@ -169,11 +169,14 @@ def use_case(kind: type[c.Command]) -> Callable[..., CommandResult]:
     return handle
 
 
+_USE_CASES = {kind.type_name(): use_case(kind) for kind in c.COMMANDS}
+
+
 def __getattr__(name: str) -> Callable[..., CommandResult]:
-    kind = c.COMMANDS_BY_NAME.get(name)
-    if kind is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return use_case(kind)
+    try:
+        return _USE_CASES[name]
+    except KeyError:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}") from None
 
 
-__all__ = [kind.type_name() for kind in c.COMMANDS]  # the use cases, by name (see __getattr__)
+__all__ = list(_USE_CASES)  # the use cases, by name (see __getattr__)

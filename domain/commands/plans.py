@@ -45,7 +45,9 @@ class SetObjective(Command):
         default_factory=uuid4
     )
     unit_id: Annotated[UUID, Spec(description="The unit that owns the objective.")]
-    title: Annotated[str, Spec(min_length=1, max_length=300, examples=("Become preferred automation partner in the Nordics",))]
+    title: Annotated[
+        str, Spec(min_length=1, max_length=300, examples=("Become preferred automation partner in the Nordics",))
+    ]
     description: Annotated[str, TEXT] = ""
     target: Target
     due_date: Annotated[date, Spec(examples=("2027-12-31",))]

@@ -25,31 +25,20 @@ from fastapi import Depends, Header, HTTPException, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
+from domain.commands import Command
 from domain.metadata import EventMetadata
 from infra.idempotency import IdempotencyStore, InProgress, KeyReused, Replay, StoredResponse
-from services.api.access import Scope, check_write
+from services.api.access import check_write
 from services.api.auth import Caller, Principal
+from services.api.command_models import CommandBody
 from services.api.problems import problem_responses
-from services.app import CommandResult, GamApplication
+from services.bus import MessageBus, Scope
+from services.handlers import bus_for
 
 log = logging.getLogger(__name__)
 
 ETAG = re.compile(r'^\s*"(\d{1,12})"\s*$')
 KEY_PATTERN = r"^[\x21-\x7e]{1,255}$"
-
-
-class CommandBody(BaseModel):
-    """Fields every command accepts besides its own. Unknown fields are refused,
-    so a misspelt field is an error rather than silently ignored."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    reason: str | None = Field(
-        default=None,
-        max_length=2000,
-        description="Why the change is made; kept with the event for the audit trail.",
-        examples=["Agreed in the Q3 business review"],
-    )
 
 
 class CommandAccepted(BaseModel):
@@ -100,66 +89,38 @@ class CommandGate:
 
     request: Request
     principal: Principal
-    app: GamApplication
+    bus: MessageBus
     idempotency: IdempotencyStore
     idempotency_key: str | None
     if_match: str | None
     correlation_id: UUID
     fingerprint: str
 
-    def create(
-        self,
-        body: CommandBody,
-        *,
-        scope: Callable[[], Scope],
-        run: Callable[[EventMetadata], CommandResult],
-        location: str,
-        created_id: UUID | None = None,
-    ) -> Response:
-        """A new entity: no version to match; an id already taken is 409."""
-        return self._once(lambda: self._decide(body, scope, lambda meta: run(meta), 201, location, created_id))
+    def send(self, command: Command, body: CommandBody, location: str | None = None) -> Response:
+        """Send the command through the bus; this gate admits the caller on the state
+        the bus loaded. A creation answers 201 with ``Location``; a change 200."""
+        return self._once(lambda: self._decide(command, body, location))
 
-    def change(
-        self,
-        body: CommandBody,
-        *,
-        scope: Callable[[], Scope],
-        run: Callable[[EventMetadata, int], CommandResult],
-        created_id: UUID | None = None,
-    ) -> Response:
-        """A change to an existing entity, made against the version the caller saw."""
+    def admit(self, command: Command, scope: Scope) -> int | None:
+        """403 for a caller who may not write here; a change also needs If-Match (428)."""
+        check_write(self.principal, command, scope)
+        return None if command.creates else parse_if_match(self.if_match)
 
-        def decide() -> Response:
-            def guarded(meta: EventMetadata) -> CommandResult:
-                return run(meta, parse_if_match(self.if_match))
-
-            return self._decide(body, scope, guarded, 200, None, created_id)
-
-        return self._once(decide)
-
-    def _decide(
-        self,
-        body: CommandBody,
-        scope: Callable[[], Scope],
-        run: Callable[[EventMetadata], CommandResult],
-        status: int,
-        location: str | None,
-        created_id: UUID | None,
-    ) -> Response:
-        check_write(self.principal, self.app, scope())
+    def _decide(self, command: Command, body: CommandBody, location: str | None) -> Response:
         meta = EventMetadata(
             actor=self.principal.subject,
             at=datetime.now(UTC),
             correlation_id=self.correlation_id,
             reason=body.reason,
         )
-        result = run(meta)
+        result = self.bus.handle(command, meta, gatekeeper=self)
         accepted = CommandAccepted(
-            entity_id=result.entity_id, version=result.version, position=result.position, created_id=created_id
+            entity_id=result.entity_id, version=result.version, position=result.position, created_id=result.created_id
         )
         headers = {"ETag": etag(result.version), "X-Correlation-ID": str(self.correlation_id)}
         if location is not None:
             headers["Location"] = location
+        status = 201 if command.creates else 200
         return JSONResponse(accepted.model_dump(mode="json"), status_code=status, headers=headers)
 
     def _once(self, decide: Callable[[], Response]) -> Response:
@@ -227,7 +188,7 @@ async def command_gate(
     return CommandGate(
         request=request,
         principal=principal,
-        app=runtime.app,
+        bus=bus_for(runtime.app),
         idempotency=runtime.idempotency,
         idempotency_key=idempotency_key,
         if_match=if_match,

@@ -1,24 +1,21 @@
 """Compliance over HTTP: the account as it stood, what changed, the audit export
-with its hash-chain links, chain verification, and erasure (compliance and admin
-roles only; the token's subject is the actor of the erasure)."""
+with its hash-chain links and chain verification (compliance and admin roles
+only). Erasure is a command like every other (``services.api.routes.commands``)."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
-from uuid import UUID, uuid4
+from uuid import UUID
 
 from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import StreamingResponse
-from pydantic import BaseModel, Field
 
-from domain.metadata import EventMetadata
 from infra.hash_chain import verify_chain
 from services.api.auth import Compliance
 from services.api.problems import problem_responses
 from services.api.values import MomentOrUtc
 from services.audit_export import export_rows, render
-from services.handlers import erase_personal_data
 from services.time_travel import account_as_of, diff
 
 router = APIRouter(
@@ -91,26 +88,3 @@ def verify(request: Request, _: Compliance) -> dict[str, Any]:
     report = verify_chain(request.app.state.runtime.app.recorder)
     return {"intact": report.intact, "checked": report.checked, "first_broken": report.first_broken,
             "problem": report.problem}  # fmt: skip
-
-
-class ErasureRequest(BaseModel):
-    legal_basis: str = Field(min_length=1, max_length=2000, examples=["GDPR Art. 17 request #4711"])
-
-
-@router.post(
-    "/stakeholders/{stakeholder_id}/erasure",
-    responses=problem_responses(
-        {
-            400: "The body cannot be read (it is not UTF-8)",
-            404: "No such stakeholder",
-            413: "The body is larger than the server accepts (GAM_MAX_BODY_BYTES)",
-        }
-    ),
-)
-def erase(request: Request, stakeholder_id: UUID, body: ErasureRequest, principal: Compliance) -> dict[str, Any]:
-    """Destroy the person's key and record who erased them, when, and on what legal basis."""
-    meta = EventMetadata(actor=principal.subject, at=datetime.now(UTC), correlation_id=uuid4(), reason=body.legal_basis)
-    result = erase_personal_data(
-        request.app.state.runtime.app, meta, stakeholder_id=stakeholder_id, legal_basis=body.legal_basis
-    )
-    return {"stakeholder_id": str(stakeholder_id), "version": result.version, "position": result.position}

@@ -771,13 +771,21 @@ def correct_personal_data(w: World) -> None:
 
 @command("POST /compliance/stakeholders/{stakeholder_id}/erasure")
 def erase_personal_data(w: World) -> None:
-    """Not a CommandGate command (no If-Match, its own answer); the legal basis is the reason."""
+    """Through the same gate as every change: If-Match, the reason kept with the event."""
     person = w.new_stakeholder(name="Maja Strand")
     officer = token("dpo@vendor.example", "compliance")
     before = w.api.log_position()
-    response = w.api.post(f"/compliance/stakeholders/{person}/erasure", {"legal_basis": "GDPR Art. 17 #4711"}, officer)
+    headers = {**officer, "If-Match": w.etag(f"/stakeholders/{person}")}
+    body = {"legal_basis": "GDPR Art. 17 #4711", "reason": "GDPR Art. 17 #4711"}
+    response = w.api.post(f"/compliance/stakeholders/{person}/erasure", body, headers)
     assert response.status_code == 200, response.text
-    assert response.json() == {"stakeholder_id": str(person), "version": 2, "position": w.api.log_position()}
+    assert response.json() == {
+        "entity_id": str(person),
+        "version": 2,
+        "position": w.api.log_position(),
+        "created_id": None,
+    }
+    assert response.headers["etag"] == '"2"'
     [(_, erased)] = w.api.stored_since(before)
     assert (type(erased).__qualname__, erased.actor, erased.reason) == (
         "Stakeholder.PersonalDataErased",

@@ -287,7 +287,9 @@ def test_a_closed_deal_refuses_changes_until_reopened(org: Org, command: str, ho
 
 def test_every_deal_command_is_covered() -> None:
     names = {handler.__name__ for handler, _ in CLOSED_COMMANDS.values()}
-    assert names | {"open_deal", "reopen_deal"} == {kind.type_name() for kind, handling in h.HANDLINGS.items() if handling.aggregate is Deal}
+    assert names | {"open_deal", "reopen_deal"} == {
+        kind.type_name() for kind, handling in h.HANDLINGS.items() if handling.aggregate is Deal
+    }
 
 
 @pytest.mark.parametrize("how", ["won", "lost"])

@@ -185,7 +185,9 @@ def test_every_stakeholder_command_is_covered() -> None:
     """Erasure is the one command a leaver still takes (see the erasure tests below)."""
     handlers = {handler.__name__ for handler, _ in STAKEHOLDER_COMMANDS.values()}
     exempt = {"identify_stakeholder", "erase_personal_data"}
-    assert handlers | exempt == {kind.type_name() for kind, handling in h.HANDLINGS.items() if handling.aggregate is Stakeholder}
+    assert handlers | exempt == {
+        kind.type_name() for kind, handling in h.HANDLINGS.items() if handling.aggregate is Stakeholder
+    }
 
 
 # --- erased personal data --------------------------------------------------------------------
