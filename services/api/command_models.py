@@ -77,7 +77,7 @@ def _field_info(spec: Spec | None, field: dataclasses.Field[Any]) -> Any:
     if field.default is not dataclasses.MISSING:
         default = field.default
         if isinstance(default, tuple):
-            return Field(default_factory=lambda d=default: list(d), **options)  # type: ignore[misc]
+            return Field(default_factory=lambda d=default: list(d), **options)
         return Field(default=default, **options)
     if field.default_factory is not dataclasses.MISSING:
         return Field(default_factory=field.default_factory, **options)
@@ -97,10 +97,7 @@ def body_model(command: type[Command], path_fields: frozenset[str]) -> type[Comm
             annotation, *extras = get_args(annotation)
             spec = next((e for e in extras if isinstance(e, Spec)), None)
         definitions[field.name] = (_request_type(annotation), _field_info(spec, field))
-    model = create_model(  # type: ignore[call-overload]
-        f"{command.__name__}Body", __base__=CommandBody, __doc__=command.__doc__, **definitions
-    )
-    return typing.cast(type[CommandBody], model)
+    return create_model(f"{command.__name__}Body", __base__=CommandBody, __doc__=command.__doc__, **definitions)
 
 
 def path_parameters(path: str) -> frozenset[str]:

@@ -23,7 +23,7 @@ from uuid import UUID, uuid4
 
 from fastapi import Depends, Header, HTTPException, Request, Response
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel
 
 from domain.commands import Command
 from domain.metadata import EventMetadata
