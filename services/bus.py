@@ -23,7 +23,7 @@ from uuid import UUID
 from domain.account import GlobalAccount, UnitTree
 from domain.base import GamAggregate
 from domain.commands import Command
-from domain.errors import AccountArchived, AlreadyExists, ConcurrencyConflict, NotFound
+from domain.errors import AccountArchived, AlreadyExists, ConcurrencyConflict, DomainError, NotFound
 from domain.metadata import EventMetadata
 from services.app import CommandResult, GamApplication
 
@@ -163,17 +163,22 @@ class MessageBus:
         return CommandResult(entity_id, version, position, created)
 
     def handle_all(
-        self, commands: Sequence[tuple[Command, int | None]], meta: EventMetadata, gatekeeper: Gatekeeper | None = None
+        self,
+        commands: Sequence[tuple[Command, int | None]],
+        meta: EventMetadata,
+        gatekeeper: Gatekeeper | None = None,
+        refusals: tuple[type[Exception], ...] = (DomainError,),
     ) -> list[CommandResult]:
         """Handle commands in order in one session: each sees the ones before it,
-        and all are stored in one transaction, or none if any is refused (the
-        refusal carries its index as ``BatchRefused``)."""
+        and all are stored in one transaction, or none if any is refused (a
+        ``refusals`` error is raised as :class:`BatchRefused` with its index; any
+        other error, such as the store being down, as itself)."""
         session = Session(self.app)
         decided = []
         for index, (command, expected_version) in enumerate(commands):
             try:
                 decided.append(self.decide(session, command, meta, expected_version, gatekeeper))
-            except Exception as refused:
+            except refusals as refused:
                 raise BatchRefused(index, refused) from refused
         position = session.commit()
         for command, _ in commands:

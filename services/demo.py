@@ -1,4 +1,4 @@
-"""A realistic global account, seeded through the same command handlers users call.
+"""A realistic global account, seeded through the same message bus users' commands take.
 
 ``seed_account`` is also the benchmark's command mix: it issues every kind of
 command (units, team, objectives, cascades and answers, actions, progress,
@@ -9,17 +9,18 @@ index, so seeding is repeatable and ``gam demo`` can tell it already ran.
 from __future__ import annotations
 
 import random
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
+from typing import Any
 from uuid import NAMESPACE_URL, UUID, uuid4, uuid5
 
+from domain import commands as c
 from domain.metadata import EventMetadata
 from domain.plan import plan_id_for
 from domain.values import Money, PersonalData, Target
-from services import handlers as h
 from services.app import GamApplication
+from services.handlers import bus_for
 
 FISCAL_PERIOD = "FY2027"
 GAM = "gam.hoffmann@vendor.example"
@@ -81,7 +82,7 @@ class _Seeder:
     """Issues commands with metadata from a clock that advances a few minutes each time."""
 
     def __init__(self, app: GamApplication, index: int, start: datetime) -> None:
-        self.app = app
+        self.bus = bus_for(app)
         self.index = index
         self.now = start
         self.rng = random.Random(index)  # noqa: S311 - repeatable demo data, not security
@@ -92,10 +93,8 @@ class _Seeder:
         self.now += timedelta(minutes=7)
         return EventMetadata(actor=actor, at=self.now, correlation_id=self.correlation, reason=reason)
 
-    def run(
-        self, handler: Callable[..., object], actor: str = GAM, reason: str | None = None, **kwargs: object
-    ) -> None:
-        handler(self.app, self.meta(actor, reason), **kwargs)
+    def run(self, command: type[c.Command], actor: str = GAM, reason: str | None = None, **fields: Any) -> None:
+        self.bus.handle(command(**fields), self.meta(actor, reason))
         self.count += 1
 
     def id(self, *parts: object) -> UUID:
@@ -109,7 +108,7 @@ def seed_account(
     s = _Seeder(app, index, start or datetime(2026, 9, 1, 8, 0, tzinfo=UTC))
     account_id, hq = s.id("account"), s.id("unit", "HQ")
     s.run(
-        h.onboard_account,
+        c.OnboardAccount,
         account_id=account_id,
         hq_unit_id=hq,
         name=name if index == 0 else f"{name} #{index}",
@@ -136,14 +135,12 @@ def _seed_units(
     regions: dict[str, UUID] = {}
     countries: dict[str, UUID] = {}
     locals_: list[tuple[UUID, str]] = []
-    s.run(h.assign_team_member, account_id=account_id, member=GAM, unit_id=hq, role="gam")
-    s.run(
-        h.assign_team_member, account_id=account_id, member="cro@vendor.example", unit_id=hq, role="executive_sponsor"
-    )
+    s.run(c.AssignTeamMember, account_id=account_id, member=GAM, unit_id=hq, role="gam")
+    s.run(c.AssignTeamMember, account_id=account_id, member="cro@vendor.example", unit_id=hq, role="executive_sponsor")
     for code, region_name, region_countries in REGIONS:
         regions[code] = s.id("unit", code)
         s.run(
-            h.add_unit,
+            c.AddUnit,
             account_id=account_id,
             unit_id=regions[code],
             name=region_name,
@@ -152,7 +149,7 @@ def _seed_units(
             code=code,
         )
         s.run(
-            h.assign_team_member,
+            c.AssignTeamMember,
             account_id=account_id,
             member=f"ram.{code.lower()}@vendor.example",
             unit_id=regions[code],
@@ -161,7 +158,7 @@ def _seed_units(
         for country, country_name, sites in region_countries:
             countries[country] = s.id("unit", country)
             s.run(
-                h.add_unit,
+                c.AddUnit,
                 account_id=account_id,
                 unit_id=countries[country],
                 name=country_name,
@@ -173,7 +170,7 @@ def _seed_units(
                 unit = s.id("unit", country, site)
                 locals_.append((unit, country))
                 s.run(
-                    h.add_unit,
+                    c.AddUnit,
                     account_id=account_id,
                     unit_id=unit,
                     name=site,
@@ -182,7 +179,7 @@ def _seed_units(
                     code=country,
                 )
                 s.run(
-                    h.assign_team_member,
+                    c.AssignTeamMember,
                     account_id=account_id,
                     member=f"lam.{country.lower()}@vendor.example",
                     unit_id=unit,
@@ -215,7 +212,7 @@ def _seed_plan(
     for n, (title, metric, value, currency) in enumerate(HQ_OBJECTIVES):
         objective = s.id("objective", n)
         s.run(
-            h.set_objective,
+            c.SetObjective,
             plan_id=plan_id,
             objective_id=objective,
             unit_id=hq,
@@ -225,7 +222,7 @@ def _seed_plan(
             due_date=date(2027, 12, 31),
         )
         s.run(
-            h.cascade_objective,
+            c.CascadeObjective,
             plan_id=plan_id,
             objective_id=objective,
             from_unit_id=hq,
@@ -237,7 +234,7 @@ def _seed_plan(
             if answer == "adapted":
                 local_value = (Decimal(value) / 3).quantize(Decimal("1"))
                 s.run(
-                    h.respond_to_cascade,
+                    c.RespondToCascade,
                     actor=actor,
                     plan_id=plan_id,
                     objective_id=objective,
@@ -249,7 +246,7 @@ def _seed_plan(
                 )
             elif answer == "declined":
                 s.run(
-                    h.respond_to_cascade,
+                    c.RespondToCascade,
                     actor=actor,
                     plan_id=plan_id,
                     objective_id=objective,
@@ -260,7 +257,7 @@ def _seed_plan(
                 continue
             else:
                 s.run(
-                    h.respond_to_cascade,
+                    c.RespondToCascade,
                     actor=actor,
                     plan_id=plan_id,
                     objective_id=objective,
@@ -270,7 +267,7 @@ def _seed_plan(
             region_countries = [cid for country, cid in countries.items() if region_of[country] == code]
             if n % 2 == 0:
                 s.run(
-                    h.cascade_objective,
+                    c.CascadeObjective,
                     actor=actor,
                     plan_id=plan_id,
                     objective_id=objective,
@@ -279,7 +276,7 @@ def _seed_plan(
                 )
                 for country_unit in region_countries:
                     s.run(
-                        h.respond_to_cascade,
+                        c.RespondToCascade,
                         plan_id=plan_id,
                         objective_id=objective,
                         unit_id=country_unit,
@@ -287,7 +284,7 @@ def _seed_plan(
                     )
             action = s.id("action", n, code)
             s.run(
-                h.add_action,
+                c.AddAction,
                 actor=actor,
                 plan_id=plan_id,
                 action_id=action,
@@ -297,11 +294,11 @@ def _seed_plan(
                 owner=actor,
                 due_date=date(2027, 3, 31),
             )
-            s.run(h.change_action_status, actor=actor, plan_id=plan_id, action_id=action, status="in_progress")
+            s.run(c.ChangeActionStatus, actor=actor, plan_id=plan_id, action_id=action, status="in_progress")
             if n % 3 == 0:
-                s.run(h.change_action_status, actor=actor, plan_id=plan_id, action_id=action, status="done")
+                s.run(c.ChangeActionStatus, actor=actor, plan_id=plan_id, action_id=action, status="done")
             s.run(
-                h.report_progress,
+                c.ReportProgress,
                 actor=actor,
                 plan_id=plan_id,
                 objective_id=objective,
@@ -309,9 +306,7 @@ def _seed_plan(
                 percent=s.rng.randrange(5, 80, 5),
                 comment="Quarterly update",
             )
-        s.run(
-            h.report_progress, plan_id=plan_id, objective_id=objective, unit_id=hq, percent=s.rng.randrange(10, 60, 5)
-        )
+        s.run(c.ReportProgress, plan_id=plan_id, objective_id=objective, unit_id=hq, percent=s.rng.randrange(10, 60, 5))
     swot = (
         ("strength", "Installed base at 7 of 10 plants"),
         ("weakness", "Thin coverage in APAC"),
@@ -319,19 +314,19 @@ def _seed_plan(
         ("threat", "Low-cost rival in Brazil"),
     )
     for n, (kind, text) in enumerate(swot):
-        s.run(h.add_swot_entry, plan_id=plan_id, entry_id=s.id("swot", n), kind=kind, text=text)
+        s.run(c.AddSwotEntry, plan_id=plan_id, entry_id=s.id("swot", n), kind=kind, text=text)
     statuses = ("in_use", "opportunity", "competitor_holds", "not_a_fit", "opportunity")
     for n, (unit, _) in enumerate(locals_):
         for p, product in enumerate(PRODUCTS[:3]):
             s.run(
-                h.set_whitespace_cell,
+                c.SetWhitespaceCell,
                 plan_id=plan_id,
                 offering=product,
                 unit_id=unit,
                 status=statuses[(n + p) % len(statuses)],
             )
     s.run(
-        h.hold_business_review,
+        c.HoldBusinessReview,
         plan_id=plan_id,
         review_id=s.id("qbr", 1),
         held_on=date(2026, 10, 15),
@@ -339,8 +334,8 @@ def _seed_plan(
         decisions=("Pilot predictive maintenance in Lyon",),
         follow_up_actions=("Send pilot proposal by November",),
     )
-    s.run(h.submit_plan, plan_id=plan_id)
-    s.run(h.approve_plan, actor="cro@vendor.example", plan_id=plan_id)  # fmt: skip
+    s.run(c.SubmitPlan, plan_id=plan_id)
+    s.run(c.ApprovePlan, actor="cro@vendor.example", plan_id=plan_id)  # fmt: skip
 
 
 def _seed_stakeholders(
@@ -353,22 +348,22 @@ def _seed_stakeholders(
         unit = units[n % len(units)]
         first, last = FIRST[n % 10], LAST[(n * 3) % 10]
         s.run(
-            h.identify_stakeholder,
+            c.IdentifyStakeholder,
             stakeholder_id=person,
             account_id=account_id,
             unit_id=unit,
             title=TITLES[n % 10],
             personal=PersonalData(f"{first} {last}", f"{first}.{last}@customer.example".lower(), f"+49 30 555 {n:04d}"),
         )
-        s.run(h.change_buying_role, stakeholder_id=person, role=ROLES[n % len(ROLES)])
-        s.run(h.rate_influence, stakeholder_id=person, influence=1 + (n * 7) % 5)
-        s.run(h.rate_sentiment, stakeholder_id=person, sentiment=(n % 5) - 2)
+        s.run(c.ChangeBuyingRole, stakeholder_id=person, role=ROLES[n % len(ROLES)])
+        s.run(c.RateInfluence, stakeholder_id=person, influence=1 + (n * 7) % 5)
+        s.run(c.RateSentiment, stakeholder_id=person, sentiment=(n % 5) - 2)
         if n % 4 != 3:
-            s.run(h.assign_relationship_owner, stakeholder_id=person, owner=GAM if n < 3 else "lam@vendor.example")
+            s.run(c.AssignRelationshipOwner, stakeholder_id=person, owner=GAM if n < 3 else "lam@vendor.example")
         if n > 0:
-            s.run(h.set_reports_to, stakeholder_id=person, manager_id=people[(n - 1) // 3])
+            s.run(c.SetReportsTo, stakeholder_id=person, manager_id=people[(n - 1) // 3])
         s.run(
-            h.log_interaction,
+            c.LogInteraction,
             stakeholder_id=person,
             interaction_id=s.id("interaction", n),
             occurred_at=s.now,
@@ -376,7 +371,7 @@ def _seed_stakeholders(
             summary=f"Discussed {PRODUCTS[n % 5].lower()} roadmap",
         )
         people.append(person)
-    s.run(h.record_departure, stakeholder_id=people[-1], left_on=date(2026, 11, 1))
+    s.run(c.RecordDeparture, stakeholder_id=people[-1], left_on=date(2026, 11, 1))
     return people  # fmt: skip
 
 
@@ -392,7 +387,7 @@ def _seed_deals(
         scale = Decimal(100) if currency == "JPY" else Decimal(1)
         amount = Money(Decimal(50_000 + 17_500 * n) * scale, currency)
         s.run(
-            h.open_deal,
+            c.OpenDeal,
             deal_id=deal,
             account_id=account_id,
             unit_id=unit,
@@ -405,10 +400,10 @@ def _seed_deals(
             linked_objective_ids=(s.id("objective", n % 10),),
         )
         s.run(
-            h.attach_buying_influence, deal_id=deal, stakeholder_id=people[n % 19], role="economic_buyer", degree="high"
+            c.AttachBuyingInfluence, deal_id=deal, stakeholder_id=people[n % 19], role="economic_buyer", degree="high"
         )
         s.run(
-            h.attach_buying_influence,
+            c.AttachBuyingInfluence,
             deal_id=deal,
             stakeholder_id=people[(n + 5) % 19],
             role="coach",
@@ -416,7 +411,7 @@ def _seed_deals(
             note="Shares the evaluation timeline",
         )
         s.run(
-            h.assess_qualification,
+            c.AssessQualification,
             deal_id=deal,
             element="identified_pain",
             status="confirmed",
@@ -424,22 +419,20 @@ def _seed_deals(
         )
         target_stage = n % 5
         for stage in stages[1 : target_stage + 1]:
-            s.run(h.move_deal_stage, deal_id=deal, to_stage=stage)
+            s.run(c.MoveDealStage, deal_id=deal, to_stage=stage)
         if n % 7 == 0:
             s.run(
-                h.change_deal_amount,
+                c.ChangeDealAmount,
                 deal_id=deal,
                 amount=Money(amount.amount * Decimal("1.1"), currency),
                 reason="Scope grew",
             )
         if n % 6 == 1:
-            s.run(
-                h.change_deal_close_date, deal_id=deal, expected_close=date(2027, 12, 15), reason="Budget moved to Q4"
-            )
+            s.run(c.ChangeDealCloseDate, deal_id=deal, expected_close=date(2027, 12, 15), reason="Budget moved to Q4")
         if target_stage >= 3 and n % 3 == 0:
-            s.run(h.win_deal, deal_id=deal, final_amount=amount)
+            s.run(c.WinDeal, deal_id=deal, final_amount=amount)
         elif n % 10 == 9:
-            s.run(h.lose_deal, deal_id=deal, loss_reason="Price", competitor="Rival Automation Ltd")
+            s.run(c.LoseDeal, deal_id=deal, loss_reason="Price", competitor="Rival Automation Ltd")
         deals.append(deal)
-    s.run(h.reopen_deal, deal_id=deals[9], reason="Customer re-opened the tender")
+    s.run(c.ReopenDeal, deal_id=deals[9], reason="Customer re-opened the tender")
     return deals  # fmt: skip

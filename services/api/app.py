@@ -22,7 +22,7 @@ from infra.views_lease import ViewsLease
 from services.api import compliance, problems
 from services.api.auth import Verifier
 from services.api.body_limit import BodySizeLimit
-from services.api.routes import commands, queries
+from services.api.routes import batches, commands, queries
 from services.app import GamApplication
 from services.projector import STANDBY_SECONDS, Projector
 from services.read_models import ReadModels
@@ -87,7 +87,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     api.add_middleware(BodySizeLimit, max_bytes=runtime.settings.max_body_bytes)
     api.state.runtime = runtime
     api.state.verifier = Verifier.from_settings(runtime.settings)
-    for router in (commands.router, queries.router, compliance.router):
+    for router in (commands.router, batches.router, queries.router, compliance.router):
         api.include_router(router)
 
     @api.get("/healthz", tags=["operations"])

@@ -13,7 +13,7 @@ import dataclasses
 import types
 import typing
 from datetime import datetime
-from typing import Annotated, Any, Union, get_args, get_origin
+from typing import Annotated, Any, ClassVar, Literal, Union, get_args, get_origin
 
 from pydantic import BaseModel, Field, create_model
 
@@ -84,8 +84,7 @@ def _field_info(spec: Spec | None, field: dataclasses.Field[Any]) -> Any:
     return Field(**options)
 
 
-def body_model(command: type[Command], path_fields: frozenset[str]) -> type[CommandBody]:
-    """The request body of ``command``: its fields but those the path carries."""
+def _definitions(command: type[Command], path_fields: frozenset[str]) -> dict[str, Any]:
     hints = typing.get_type_hints(command, include_extras=True)
     definitions: dict[str, Any] = {}
     for field in dataclasses.fields(command):
@@ -97,7 +96,40 @@ def body_model(command: type[Command], path_fields: frozenset[str]) -> type[Comm
             annotation, *extras = get_args(annotation)
             spec = next((e for e in extras if isinstance(e, Spec)), None)
         definitions[field.name] = (_request_type(annotation), _field_info(spec, field))
+    return definitions
+
+
+def body_model(command: type[Command], path_fields: frozenset[str]) -> type[CommandBody]:
+    """The request body of ``command``: its fields but those the path carries."""
+    definitions = _definitions(command, path_fields)
     return create_model(f"{command.__name__}Body", __base__=CommandBody, __doc__=command.__doc__, **definitions)
+
+
+class BatchItem(BaseModel):
+    """One command of a batch: the fields of its single endpoint (path ones
+    included), its ``type``, and optionally the version its entity must have."""
+
+    model_config = {"extra": "forbid"}
+
+    expected_version: int | None = Field(
+        default=None, ge=0, description="The entity's version when this command runs (as If-Match); none: any."
+    )
+
+    command_type: ClassVar[type[Command]]
+
+    def command(self) -> Command:
+        names = set(type(self).model_fields) - {"type", "expected_version"}
+        return self.command_type(**{name: _to_domain(getattr(self, name)) for name in names})
+
+
+def item_model(command: type[Command]) -> type[BatchItem]:
+    """A batch item of ``command``, told apart from the others by ``type``."""
+    definitions = _definitions(command, frozenset())
+    name = command.type_name()
+    definitions["type"] = (Literal[name], Field(description="Which command: its single endpoint's operation id."))
+    model = create_model(f"{command.__name__}Item", __base__=BatchItem, __doc__=command.__doc__, **definitions)
+    model.command_type = command
+    return model
 
 
 def path_parameters(path: str) -> frozenset[str]:

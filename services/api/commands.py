@@ -26,6 +26,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
 from domain.commands import Command
+from domain.errors import DomainError
 from domain.metadata import EventMetadata
 from infra.idempotency import IdempotencyStore, InProgress, KeyReused, Replay, StoredResponse
 from services.api.access import check_write
@@ -101,19 +102,40 @@ class CommandGate:
         the bus loaded. A creation answers 201 with ``Location``; a change 200."""
         return self._once(lambda: self._decide(command, body, location))
 
+    def send_batch(self, commands: list[tuple[Command, int | None]], reason: str | None) -> Response:
+        """Send commands through the bus in one transaction; a refusal names its index."""
+        return self._once(lambda: self._decide_batch(commands, reason))
+
+    def _decide_batch(self, commands: list[tuple[Command, int | None]], reason: str | None) -> Response:
+        results = self.bus.handle_all(
+            commands, self._meta(reason), _BatchGatekeeper(self.principal), (DomainError, HTTPException)
+        )
+        body = {
+            "position": results[-1].position if results else 0,
+            "results": [
+                {
+                    "type": command.type_name(),
+                    "entity_id": str(result.entity_id),
+                    "version": result.version,
+                    "created_id": None if result.created_id is None else str(result.created_id),
+                }
+                for (command, _), result in zip(commands, results, strict=True)
+            ],
+        }
+        return JSONResponse(body, headers={"X-Correlation-ID": str(self.correlation_id)})
+
+    def _meta(self, reason: str | None) -> EventMetadata:
+        return EventMetadata(
+            actor=self.principal.subject, at=datetime.now(UTC), correlation_id=self.correlation_id, reason=reason
+        )
+
     def admit(self, command: Command, scope: Scope) -> int | None:
         """403 for a caller who may not write here; a change also needs If-Match (428)."""
         check_write(self.principal, command, scope)
         return None if command.creates else parse_if_match(self.if_match)
 
     def _decide(self, command: Command, body: CommandBody, location: str | None) -> Response:
-        meta = EventMetadata(
-            actor=self.principal.subject,
-            at=datetime.now(UTC),
-            correlation_id=self.correlation_id,
-            reason=body.reason,
-        )
-        result = self.bus.handle(command, meta, gatekeeper=self)
+        result = self.bus.handle(command, self._meta(body.reason), gatekeeper=self)
         accepted = CommandAccepted(
             entity_id=result.entity_id, version=result.version, position=result.position, created_id=result.created_id
         )
@@ -157,6 +179,17 @@ class CommandGate:
             self.idempotency.release(owner, key, token)
         except Exception:  # the lease expires on its own; the original error matters more
             log.exception("could not release Idempotency-Key %r", key)
+
+
+@dataclass(frozen=True)
+class _BatchGatekeeper:
+    """In a batch, each command's version is its item's ``expected_version``, if any."""
+
+    principal: Principal
+
+    def admit(self, command: Command, scope: Scope) -> int | None:
+        check_write(self.principal, command, scope)
+        return None
 
 
 _KEPT_HEADERS = {"etag", "location", "x-correlation-id"}

@@ -27,6 +27,7 @@ from domain.errors import (
     NotFound,
 )
 from projections.exchange_rates import UnknownCurrency
+from services.bus import BatchRefused
 from services.projector import ViewNotReady
 
 log = logging.getLogger(__name__)
@@ -58,6 +59,7 @@ class Problem(BaseModel):
     current_version: int | None = None
     view: str | None = None
     position: int | None = None
+    index: int | None = Field(default=None, description="In a batch: the command that was refused.")
 
 
 PROBLEM_SCHEMA = {"$ref": "#/components/schemas/Problem"}
@@ -97,24 +99,43 @@ INPUT_RULES = (InvalidValue, NegativeAmount, CurrencyMismatch)
 entity is in (409)."""
 
 
-def domain_problem(error: DomainError) -> JSONResponse:
+def domain_problem(error: DomainError, *, field_prefix: str = "body", **extra: Any) -> JSONResponse:
     """A refusal by the domain, named by its rule so clients can act on it."""
     rule_type = f"/problems/{error.rule}"
     if isinstance(error, ConcurrencyConflict):
         current = error.actual_version
         headers = {"ETag": f'"{current}"'} if current is not None else None
         return problem(
-            412, "Version mismatch", str(error), headers, type=rule_type, rule=error.rule, current_version=current
+            412,
+            "Version mismatch",
+            str(error),
+            headers,
+            type=rule_type,
+            rule=error.rule,
+            current_version=current,
+            **extra,
         )
     if isinstance(error, NotFound):
-        return problem(404, "Not found", str(error), type=rule_type, rule=error.rule)
+        return problem(404, "Not found", str(error), type=rule_type, rule=error.rule, **extra)
     if isinstance(error, AlreadyExists):
-        return problem(409, "Already exists", str(error), type=rule_type, rule=error.rule)
+        return problem(409, "Already exists", str(error), type=rule_type, rule=error.rule, **extra)
     if isinstance(error, InvalidValue):
-        errors = [{"path": f"body/{error.field.replace('.', '/')}", "message": str(error), "type": error.rule}]
-        return problem(422, "Invalid value", str(error), type=rule_type, rule=error.rule, errors=errors)
+        path = f"{field_prefix}/{error.field.replace('.', '/')}"
+        errors = [{"path": path, "message": str(error), "type": error.rule}]
+        return problem(422, "Invalid value", str(error), type=rule_type, rule=error.rule, errors=errors, **extra)
     status = 422 if isinstance(error, INPUT_RULES) else 409
-    return problem(status, "Refused by a rule", str(error), type=rule_type, rule=error.rule)
+    return problem(status, "Refused by a rule", str(error), type=rule_type, rule=error.rule, **extra)
+
+
+def batch_problem(refused: BatchRefused) -> JSONResponse:
+    """The first refused command of a batch: its problem, with its ``index`` (nothing was stored)."""
+    error, index = refused.refusal, refused.index
+    if isinstance(error, DomainError):
+        return domain_problem(error, field_prefix=f"body/commands/{index}", index=index)
+    if isinstance(error, HTTPException):
+        status = error.status_code
+        return problem(status, _phrase(status), f"command {index}: {error.detail}", error.headers, index=index)
+    raise error
 
 
 def _phrase(status: int) -> str:
@@ -153,6 +174,10 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(DomainError)
     async def refused(_: Request, error: DomainError) -> JSONResponse:
         return domain_problem(error)
+
+    @app.exception_handler(BatchRefused)
+    async def batch_refused(_: Request, error: BatchRefused) -> JSONResponse:
+        return batch_problem(error)
 
     @app.exception_handler(es.OperationalError)
     @app.exception_handler(es.InterfaceError)
