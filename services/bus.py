@@ -159,7 +159,7 @@ class MessageBus:
         session = Session(self.app)
         entity_id, version, created = self.decide(session, command, meta, expected_version, gatekeeper)
         position = session.commit()
-        self._after_commit(command, meta)
+        self.after_commit(command, meta)
         return CommandResult(entity_id, version, position, created)
 
     def handle_all(
@@ -182,7 +182,7 @@ class MessageBus:
                 raise BatchRefused(index, refused) from refused
         position = session.commit()
         for command, _ in commands:
-            self._after_commit(command, meta)
+            self.after_commit(command, meta)
         return [CommandResult(entity_id, version, position, created) for entity_id, version, created in decided]
 
     def decide(
@@ -258,7 +258,8 @@ class MessageBus:
             arguments["session"] = session
         return arguments
 
-    def _after_commit(self, command: Command, meta: EventMetadata) -> None:
+    def after_commit(self, command: Command, meta: EventMetadata) -> None:
+        """What a command does once its events are stored (erasure destroys the key)."""
         handling = self.handlings[type(command)]
         if handling.after_commit is not None:
             handling.after_commit(command, self.app, meta)

@@ -27,6 +27,8 @@ from projections.ports import AuditQuery
 from services.app import GamApplication
 from services.demo import FISCAL_PERIOD, demo_id, seed_account
 from services.demo_views import show_account_view, show_audit_trail, show_strategy_flow
+from services.handlers import bus_for
+from services.importer import DEFAULT_BATCH, ImportRefused, import_file
 from services.projector import PROJECTIONS, Projector, follow
 from services.read_models import ReadModels
 from services.read_models import ViewResult as ReadModelsResult
@@ -435,6 +437,46 @@ def token(
         console.print(f"[red]{error}[/]")
         raise typer.Exit(2) from None
     print(jwt.encode(claims, settings.jwt_secret, algorithm="HS256"))
+
+
+@cli.command("import")
+def import_commands(
+    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="JSON lines: one command per line.")],
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Validate and decide every command; store nothing.")
+    ] = False,
+    batch: Annotated[int, typer.Option(min=1, max=10_000, help="Commands per transaction.")] = DEFAULT_BATCH,
+    actor: Annotated[str, typer.Option(help="Who the events name as their actor.")] = "import",
+    reason: Annotated[str | None, typer.Option(help="Why; kept with every event.")] = None,
+) -> None:
+    """Load commands from a JSON-lines file (each line as POST /batches takes one: its fields and a
+    ``type``), in batches of one transaction each. Every line is validated first. Re-running after a
+    crash resumes where the last stored batch ended and applies nothing twice (progress: FILE.progress)."""
+    _, app = _open_store()
+    try:
+        with Progress(TextColumn("importing"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn()) as bar:
+            task = bar.add_task("import", total=None)
+            summary = import_file(
+                bus_for(app),
+                file,
+                actor=actor,
+                reason=reason,
+                batch_size=batch,
+                dry_run=dry_run,
+                on_batch=lambda done, total: bar.update(task, completed=done, total=total),
+            )
+    except ImportRefused as refused:
+        console.print(f"[red]refused[/red] {file}: {refused} (nothing of that batch was stored)")
+        raise typer.Exit(1) from None
+    finally:
+        app.close()
+    rate = summary.applied / summary.seconds if summary.seconds else 0.0
+    verb = "checked" if dry_run else "applied"
+    console.print(
+        f"{summary.lines} commands: {summary.applied} {verb} in {summary.batches} batches, "
+        f"{summary.skipped} already stored; {summary.seconds:.1f} s ({rate:,.0f} commands/s); "
+        f"log position {summary.position}"
+    )
 
 
 def main() -> None:

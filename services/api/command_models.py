@@ -16,6 +16,7 @@ from datetime import datetime
 from typing import Annotated, Any, ClassVar, Literal, Union, get_args, get_origin
 
 from pydantic import BaseModel, Field, create_model
+from pydantic_core import to_jsonable_python
 
 from domain.commands import Command, Spec
 from domain.values import Money, PersonalData, Target
@@ -130,6 +131,14 @@ def item_model(command: type[Command]) -> type[BatchItem]:
     model = create_model(f"{command.__name__}Item", __base__=BatchItem, __doc__=command.__doc__, **definitions)
     model.command_type = command
     return model
+
+
+def command_json(command: Command, expected_version: int | None = None) -> dict[str, Any]:
+    """The command as a batch item or import line (the inverse of :meth:`BatchItem.command`)."""
+    item: dict[str, Any] = {"type": command.type_name(), **to_jsonable_python(dataclasses.asdict(command))}
+    if expected_version is not None:
+        item["expected_version"] = expected_version
+    return item
 
 
 def path_parameters(path: str) -> frozenset[str]:
