@@ -37,7 +37,6 @@ import os
 import secrets
 import signal
 import socket
-import string
 import subprocess
 import sys
 import tempfile
@@ -45,10 +44,8 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
-from dataclasses import dataclass, field, fields, is_dataclass
-from datetime import UTC, date, datetime
-from decimal import Decimal
-from enum import Enum
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from uuid import UUID
@@ -60,9 +57,11 @@ from bench.common import RESULTS, drop_schema, machine_facts, percentile, postgr
 from bench.mix import Command, demo_commands
 from domain.metadata import EventMetadata
 from infra.settings import Settings
-from services import handlers
+from services.api.command_models import command_json, path_parameters
+from services.api.routes.commands import PATHS
 from services.app import GamApplication
 from services.demo import demo_id
+from services.handlers import bus_for
 
 NAME = "api"
 ROOT = Path(__file__).resolve().parent.parent
@@ -70,78 +69,6 @@ PACKAGES = ("fastapi", "starlette", "uvicorn", "httpx", "pyjwt", "h11", "httptoo
 
 
 # -- the command mix as HTTP requests ------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Route:
-    """Where a handler's command is sent. Path placeholders are taken from the
-    command's arguments; the rest of its arguments are the JSON body. A change
-    needs ``If-Match`` for the entity named by the path's first placeholder."""
-
-    path: str
-    creates: bool = False
-
-
-ROUTES: dict[str, Route] = {
-    "create_account": Route("/accounts", creates=True),
-    "onboard_account": Route("/accounts/onboarding", creates=True),
-    "add_unit": Route("/accounts/{account_id}/units"),
-    "rename_unit": Route("/accounts/{account_id}/units/{unit_id}/rename"),
-    "close_unit": Route("/accounts/{account_id}/units/{unit_id}/close"),
-    "assign_team_member": Route("/accounts/{account_id}/team"),
-    "remove_team_member": Route("/accounts/{account_id}/team/remove"),
-    "archive_account": Route("/accounts/{account_id}/archive"),
-    "start_plan": Route("/accounts/{account_id}/plans", creates=True),
-    "set_objective": Route("/plans/{plan_id}/objectives"),
-    "cascade_objective": Route("/plans/{plan_id}/objectives/{objective_id}/cascade"),
-    "respond_to_cascade": Route("/plans/{plan_id}/objectives/{objective_id}/responses"),
-    "report_progress": Route("/plans/{plan_id}/objectives/{objective_id}/progress"),
-    "add_action": Route("/plans/{plan_id}/actions"),
-    "change_action_status": Route("/plans/{plan_id}/actions/{action_id}/status"),
-    "add_swot_entry": Route("/plans/{plan_id}/swot"),
-    "remove_swot_entry": Route("/plans/{plan_id}/swot/{entry_id}/remove"),
-    "set_whitespace_cell": Route("/plans/{plan_id}/whitespace"),
-    "hold_business_review": Route("/plans/{plan_id}/reviews"),
-    "submit_plan": Route("/plans/{plan_id}/submit"),
-    "approve_plan": Route("/plans/{plan_id}/approve"),
-    "reopen_plan": Route("/plans/{plan_id}/reopen"),
-    "identify_stakeholder": Route("/stakeholders", creates=True),
-    "correct_personal_data": Route("/stakeholders/{stakeholder_id}/personal-data"),
-    "change_stakeholder_title": Route("/stakeholders/{stakeholder_id}/title"),
-    "change_buying_role": Route("/stakeholders/{stakeholder_id}/buying-role"),
-    "rate_influence": Route("/stakeholders/{stakeholder_id}/influence"),
-    "rate_sentiment": Route("/stakeholders/{stakeholder_id}/sentiment"),
-    "assign_relationship_owner": Route("/stakeholders/{stakeholder_id}/owner"),
-    "set_reports_to": Route("/stakeholders/{stakeholder_id}/reports-to"),
-    "log_interaction": Route("/stakeholders/{stakeholder_id}/interactions"),
-    "record_departure": Route("/stakeholders/{stakeholder_id}/departure"),
-    "open_deal": Route("/deals", creates=True),
-    "move_deal_stage": Route("/deals/{deal_id}/stage"),
-    "change_deal_amount": Route("/deals/{deal_id}/amount"),
-    "change_deal_close_date": Route("/deals/{deal_id}/close-date"),
-    "change_deal_probability": Route("/deals/{deal_id}/probability"),
-    "assess_qualification": Route("/deals/{deal_id}/qualification"),
-    "attach_buying_influence": Route("/deals/{deal_id}/buying-influences"),
-    "detach_buying_influence": Route("/deals/{deal_id}/buying-influences/remove"),
-    "win_deal": Route("/deals/{deal_id}/win"),
-    "lose_deal": Route("/deals/{deal_id}/lose"),
-    "reopen_deal": Route("/deals/{deal_id}/reopen"),
-}
-
-
-def to_json(value: Any) -> Any:
-    """A handler argument as the API's request body spells it (value objects as objects)."""
-    if isinstance(value, UUID | Decimal):
-        return str(value)
-    if isinstance(value, datetime | date):
-        return value.isoformat()
-    if isinstance(value, Enum):
-        return value.value
-    if isinstance(value, tuple | list):
-        return [to_json(item) for item in value]
-    if is_dataclass(value) and not isinstance(value, type):
-        return {f.name: to_json(getattr(value, f.name)) for f in fields(value)}
-    return value
 
 
 @dataclass(frozen=True)
@@ -158,15 +85,17 @@ class Step:
 
 
 def to_step(command: Command) -> Step:
-    route = ROUTES[command.name]
-    placeholders = [name for _, name, _, _ in string.Formatter().parse(route.path) if name]
-    path = route.path.format(**{name: command.kwargs[name] for name in placeholders})
-    body = {name: to_json(value) for name, value in command.kwargs.items() if name not in placeholders}
+    """The command as the API takes it: the fields of its path in the URL, the rest as the body."""
+    template = PATHS[type(command.command)]
+    placeholders = path_parameters(template)
+    item = command_json(command.command)
+    path = template.format(**{name: item[name] for name in placeholders})
+    body = {name: value for name, value in item.items() if name not in placeholders and name != "type"}
     if command.meta.reason is not None:
         body["reason"] = command.meta.reason
-    if route.creates:
+    if command.command.creates:
         return Step(command, path, body, None, None)
-    entity_id = command.kwargs[placeholders[0]]
+    entity_id = command.command.entity_id
     return Step(command, path, body, entity_id, "/".join(path.split("/")[:3]))
 
 
@@ -420,10 +349,10 @@ def _direct_client(app: GamApplication, steps: Sequence[Step], ready: Ready) -> 
     versions: dict[UUID, int] = {}
     latencies: list[float] = []
     version_reads = 0
+    bus = bus_for(app)
     ready()
     for step in steps:
         command = step.command
-        handler = getattr(handlers, command.name)
         started = time.perf_counter()
         meta = EventMetadata(
             actor=command.meta.actor,
@@ -432,12 +361,12 @@ def _direct_client(app: GamApplication, steps: Sequence[Step], ready: Ready) -> 
             reason=command.meta.reason,
         )
         if step.entity_id is None:
-            result = handler(app, meta, **command.kwargs)
+            result = bus.handle(command.command, meta)
         else:
             if step.entity_id not in versions:
                 versions[step.entity_id] = app.repository.get(step.entity_id).version
                 version_reads += 1
-            result = handler(app, meta, **command.kwargs, expected_version=versions[step.entity_id])
+            result = bus.handle(command.command, meta, versions[step.entity_id])
         latencies.append(time.perf_counter() - started)
         versions[result.entity_id] = result.version
     return latencies, version_reads

@@ -17,8 +17,8 @@ which made a long plan history quadratic.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Sequence
+from dataclasses import MISSING, dataclass, fields
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from unittest import mock
@@ -27,13 +27,15 @@ from uuid import UUID, uuid4
 import services.demo
 from domain.account import GlobalAccount, UnitTree
 from domain.base import GamAggregate
+from domain.commands import ChangeDealProbability, RateSentiment, ReportProgress
+from domain.commands import Command as DomainCommand
 from domain.deal import Deal
 from domain.metadata import EventMetadata
 from domain.plan import AccountPlan
 from domain.stakeholder import Stakeholder
-from services import handlers
 from services.app import GamApplication
 from services.demo import SeededAccount, demo_id, seed_account
+from services.handlers import bus_for
 
 HISTORY_START = datetime(2027, 1, 1, tzinfo=UTC)
 """The history begins after the demo's own commands (autumn 2026)."""
@@ -44,41 +46,46 @@ IMPORT_BATCH = 1_000
 
 @dataclass(frozen=True)
 class Command:
-    """One command of the mix: which handler, who and when, with what arguments."""
+    """One command of the mix, with who sent it and when."""
 
-    name: str
+    command: DomainCommand
     meta: EventMetadata
-    kwargs: dict[str, Any]
+
+    @property
+    def name(self) -> str:
+        return self.command.type_name()
+
+    @property
+    def kwargs(self) -> dict[str, Any]:
+        """The fields the command sets (those not left at their default)."""
+        return {
+            f.name: getattr(self.command, f.name)
+            for f in fields(self.command)
+            if f.default is MISSING or getattr(self.command, f.name) != f.default
+        }
 
 
 class _Recorder:
-    """Stands in for ``services.handlers`` while the demo seeds: records, runs nothing."""
+    """Stands in for the bus while the demo seeds: records, runs nothing."""
 
     def __init__(self) -> None:
         self.commands: list[Command] = []
 
-    def __getattr__(self, name: str) -> Callable[..., None]:
-        if not hasattr(handlers, name):
-            raise AttributeError(name)
-
-        def record(_app: object, meta: EventMetadata, **kwargs: Any) -> None:
-            self.commands.append(Command(name, meta, kwargs))
-
-        return record
+    def handle(self, command: DomainCommand, meta: EventMetadata, *_: object) -> None:
+        self.commands.append(Command(command, meta))
 
 
 def demo_commands(index: int) -> tuple[SeededAccount, list[Command]]:
     """The demo's command mix for account ``index``, recorded, in order."""
     recorder = _Recorder()
-    with mock.patch.object(services.demo, "h", recorder):
+    with mock.patch.object(services.demo, "bus_for", return_value=recorder):
         seeded = seed_account(None, index)  # type: ignore[arg-type]  # the recorder never touches the app
     return seeded, recorder.commands
 
 
 def run_command(app: GamApplication, command: Command) -> int:
-    """Run one command through gam's service layer; returns the log position it reached."""
-    result = getattr(handlers, command.name)(app, command.meta, **command.kwargs)
-    return int(result.position)
+    """Run one command through gam's message bus; returns the log position it reached."""
+    return bus_for(app).handle(command.command, command.meta).position
 
 
 def run_commands(app: GamApplication, commands: Iterable[Command]) -> int:
@@ -103,19 +110,15 @@ class Change:
     def as_command(self) -> Command:
         """The same change as a single command (what an interactive user would send)."""
         if self.kind == "deal_probability":
-            return Command("change_deal_probability", self.meta, {"deal_id": self.entity_id, "probability": self.value})
+            return Command(ChangeDealProbability(deal_id=self.entity_id, probability=self.value), self.meta)
         if self.kind == "stakeholder_sentiment":
-            return Command("rate_sentiment", self.meta, {"stakeholder_id": self.entity_id, "sentiment": self.value})
-        return Command(
-            "report_progress",
-            self.meta,
-            {
-                "plan_id": self.entity_id,
-                "objective_id": self.objective_id,
-                "unit_id": self.unit_id,
-                "percent": self.value,
-            },
+            return Command(RateSentiment(stakeholder_id=self.entity_id, sentiment=self.value), self.meta)
+        assert self.objective_id is not None
+        assert self.unit_id is not None
+        progress = ReportProgress(
+            plan_id=self.entity_id, objective_id=self.objective_id, unit_id=self.unit_id, percent=self.value
         )
+        return Command(progress, self.meta)
 
 
 @dataclass(frozen=True)

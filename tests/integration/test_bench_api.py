@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from bench.api import ROUTES, Sizes, demo_traces, postgres_run, to_step, write
+from bench.api import Sizes, demo_traces, postgres_run, to_step, write
+from services.api.routes.commands import PATHS
 
 pytestmark = pytest.mark.postgres
 
@@ -26,9 +27,9 @@ def sane(figure: dict[str, float]) -> bool:
 def test_every_command_of_the_demo_mix_has_a_route() -> None:
     (trace,) = demo_traces(1)
     steps = [to_step(command) for command in trace]
-    assert {step.command.name for step in steps} <= set(ROUTES)
+    assert {type(step.command.command) for step in steps} <= set(PATHS)
     assert all("{" not in step.path for step in steps)
-    assert all((step.entity_id is None) == ROUTES[step.command.name].creates for step in steps)
+    assert all((step.entity_id is None) == step.command.command.creates for step in steps)
 
 
 def test_the_benchmark_writes_sane_figures(postgres_dsn: str, tmp_path: Path) -> None:
