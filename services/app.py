@@ -11,11 +11,14 @@ are stored in one transaction or not at all.
 
 from __future__ import annotations
 
+import threading
+from contextlib import suppress
+from copy import deepcopy
 from dataclasses import dataclass
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar, TypeVar, cast
 from uuid import UUID
 
-from eventsourcing.application import AggregateNotFoundError, Application
+from eventsourcing.application import AggregateNotFoundError, Application, LRUCache
 from eventsourcing.persistence import IntegrityError, JSONTranscoder, Mapper
 
 from domain.account import GlobalAccount
@@ -31,6 +34,8 @@ A = TypeVar("A", bound=GamAggregate)
 
 DEFAULT_SNAPSHOT_INTERVAL = 50
 POSITION_SEARCH_PAGE = 1_000
+CACHE_TAIL_LIMIT = 10_000
+"""Past this many events written by others since the last refresh, the cache is cleared rather than pruned."""
 
 
 @dataclass(frozen=True)
@@ -59,6 +64,9 @@ class GamApplication(Application[UUID]):
 
     def __init__(self, env: dict[str, str] | None = None, snapshot_interval: int | None = None) -> None:
         super().__init__(env)
+        self._cache_lock = threading.Lock()
+        self._cache_position: int | None = None
+        """Every cached aggregate holds every event up to this log position (None: unknown)."""
         if snapshot_interval is not None:
             # Per instance, so tests and benchmarks can compare intervals side by side.
             # The library reads the class variable through ``self``; shadowing it is intended.
@@ -81,10 +89,14 @@ class GamApplication(Application[UUID]):
         super().register_transcodings(transcoder)
         register_domain_transcodings(transcoder)
 
-    def load(self, kind: type[A], entity_id: UUID, expected_version: int | None = None) -> A:
-        """The aggregate as stored; ``expected_version`` (an HTTP If-Match, say) must match it."""
+    def load(self, kind: type[A], entity_id: UUID, expected_version: int | None = None, *, fresh: bool = False) -> A:
+        """The aggregate as stored; ``expected_version`` (an HTTP If-Match, say) must match it.
+
+        ``fresh``: the caller called :meth:`refresh_cache` at the start of its unit of
+        work, so a cached aggregate is current and is copied without asking the store."""
+        cached = self._from_cache(entity_id) if fresh else None
         try:
-            aggregate: GamAggregate = self.repository.get(entity_id)
+            aggregate: GamAggregate = cached if cached is not None else self.repository.get(entity_id)
         except AggregateNotFoundError:
             raise NotFound(kind.entity_type, entity_id) from None
         if not isinstance(aggregate, kind):
@@ -92,6 +104,68 @@ class GamApplication(Application[UUID]):
         if expected_version is not None and aggregate.version != expected_version:
             raise ConcurrencyConflict(entity_id, expected_version, aggregate.version)
         return aggregate
+
+    def refresh_cache(self) -> None:
+        """Make every cached aggregate current, at the cost of one query when no other
+        process wrote since: the log's last position is compared with the one the cache
+        is known to hold; the aggregates of any events in between are dropped from the
+        cache (they are read again, whole, when next needed). Without this, every load
+        asks the store for events newer than the cached copy."""
+        cache = self.repository.cache
+        if cache is None:
+            return
+        last = self.recorder.max_notification_id() or 0
+        with self._cache_lock:
+            known = self._cache_position
+            if known == last:
+                return
+            if known is None or last - known > CACHE_TAIL_LIMIT:
+                self._clear_cache()
+            else:
+                for notification in self.recorder.select_notifications(start=known + 1, limit=last - known):
+                    self._evict(cast(UUID, notification.originator_id))
+            self._cache_position = last
+
+    def _from_cache(self, entity_id: UUID) -> GamAggregate | None:
+        cache = self.repository.cache
+        if cache is None or self._cache_position is None:
+            return None
+        try:
+            cached = cast(GamAggregate, cache.get(entity_id))
+        except KeyError:
+            return None
+        return deepcopy(cached)
+
+    def _evict(self, entity_id: UUID) -> None:
+        if self.repository.cache is not None:
+            with suppress(KeyError):
+                self.repository.cache.get(entity_id, evict=True)
+
+    def _clear_cache(self) -> None:
+        cache = self.repository.cache
+        if isinstance(cache, LRUCache):
+            with cache.lock:  # LRUCache.clear() resets its order list but keeps the entries
+                cache.cache.clear()
+                cache.clear()
+                cache.full = False
+        elif cache is not None:
+            cache.cache.clear()
+
+    def _remember(self, aggregates: tuple[GamAggregate, ...], first: int, last: int) -> None:
+        """After our own commit at positions ``first``..``last``: the committed aggregates
+        are the current ones, if no refresh has moved past the log position before them
+        (else another process may have written them since, and they are dropped)."""
+        cache = self.repository.cache
+        if cache is None:
+            return
+        with self._cache_lock:
+            if self._cache_position == first - 1:
+                for aggregate in aggregates:
+                    cache.put(aggregate.id, aggregate)
+                self._cache_position = last
+            else:
+                for aggregate in aggregates:
+                    self._evict(aggregate.id)
 
     def exists(self, entity_id: UUID) -> bool:
         return bool(self.recorder.select_events(entity_id, limit=1))
@@ -108,14 +182,18 @@ class GamApplication(Application[UUID]):
         try:
             recordings = self.save(*aggregates)
         except IntegrityError:
+            for aggregate in aggregates:
+                self._evict(aggregate.id)
             stored_at = self._position_if_already_stored(pending)
             if stored_at is None:
                 raise self._conflict(aggregates, expected) from None
             return CommandResult(primary.id, primary.version, stored_at)
         except KeyErased as erased:
             raise SubjectErased(str(erased)) from None
-        position = max((r.notification.id for r in recordings), default=0)
-        return CommandResult(primary.id, primary.version, position)
+        positions = [r.notification.id for r in recordings]
+        if positions:
+            self._remember(aggregates, min(positions), max(positions))
+        return CommandResult(primary.id, primary.version, max(positions, default=0))
 
     def _position_if_already_stored(self, pending: list[Any]) -> int | None:
         """The log position of the last of ``pending`` if the store holds exactly these

@@ -58,11 +58,12 @@ class Session:
         self.app = app
         self._loaded: dict[UUID, GamAggregate] = {}
         self._order: list[GamAggregate] = []
+        app.refresh_cache()  # one query, so every load below can trust the cache
 
     def load(self, kind: type[A], entity_id: UUID) -> A:
         aggregate = self._loaded.get(entity_id)
         if aggregate is None:
-            aggregate = self.app.load(kind, entity_id)
+            aggregate = self.app.load(kind, entity_id, fresh=True)
             self._keep(aggregate)
         if not isinstance(aggregate, kind):
             raise NotFound(kind.entity_type, entity_id)
