@@ -15,7 +15,6 @@ import sqlite3
 import threading
 import uuid
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -23,7 +22,7 @@ from psycopg.sql import SQL, Identifier
 from psycopg_pool import ConnectionPool
 
 from infra.postgres_ddl import lock_for_this_transaction
-from infra.settings import conninfo_from_env
+from infra.settings import Settings
 
 TABLE = "gam_idempotency"
 LEASE = timedelta(seconds=30)
@@ -262,11 +261,10 @@ class PostgresIdempotency(IdempotencyStore):
         self.pool.close()
 
 
-def idempotency_for(env: Mapping[str, str]) -> IdempotencyStore:
-    """The store beside the events the ``eventsourcing`` settings point at."""
-    module = env.get("PERSISTENCE_MODULE", "")
-    if module.endswith("sqlite"):
-        return SQLiteIdempotency(env["SQLITE_DBNAME"])
-    if module.endswith("postgres"):
-        return PostgresIdempotency(conninfo_from_env(env), env.get("POSTGRES_SCHEMA") or "public")
+def idempotency_for(settings: Settings) -> IdempotencyStore:
+    """The store beside the events, as the settings choose it."""
+    if settings.store == "sqlite":
+        return SQLiteIdempotency(str(settings.sqlite_path))
+    if settings.store == "postgres":
+        return PostgresIdempotency(settings.postgres_conninfo(), settings.postgres_schema or "public")
     return MemoryIdempotency()

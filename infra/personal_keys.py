@@ -25,7 +25,7 @@ from psycopg.sql import SQL, Identifier
 from psycopg_pool import ConnectionPool
 
 from infra.postgres_ddl import lock_for_this_transaction
-from infra.settings import conninfo_from_env
+from infra.settings import Settings, conninfo_from_env
 
 KEY_TABLE = "gam_personal_keys"
 NONCE_BYTES = 12
@@ -160,8 +160,18 @@ class PostgresKeys(PersonalKeys):
         self.pool.close()
 
 
-def keys_for(env: Mapping[str, str]) -> PersonalKeys:
-    """The key store beside the events the ``eventsourcing`` settings point at."""
+def keys_for(settings: Settings) -> PersonalKeys:
+    """The key store beside the events, as the settings choose it."""
+    if settings.store == "sqlite":
+        return SQLiteKeys(str(settings.sqlite_path))
+    if settings.store == "postgres":
+        return PostgresKeys(settings.postgres_conninfo(), settings.postgres_schema or "public")
+    return MemoryKeys()
+
+
+def keys_for_env(env: Mapping[str, str]) -> PersonalKeys:
+    """For an application built from a bare ``eventsourcing`` environment (tests do);
+    processes build theirs through ``services.bootstrap`` with :func:`keys_for`."""
     module = env.get("PERSISTENCE_MODULE", "")
     if module.endswith("sqlite"):
         return SQLiteKeys(env["SQLITE_DBNAME"])

@@ -84,6 +84,10 @@ class Settings(BaseSettings):
             return f"PostgreSQL database {params.get('dbname', '?')} on {where}"
         return "in-memory store (nothing is kept)"
 
+    def postgres_conninfo(self) -> str:
+        """A libpq conninfo for the tables gam keeps beside the events."""
+        return conninfo_from_env(self.eventsourcing_env())
+
     def eventsourcing_env(self) -> dict[str, str]:
         """The ``eventsourcing`` library's own settings for this store."""
         env = {"IS_SNAPSHOTTING_ENABLED": "y" if self.snapshot_interval else "n"}

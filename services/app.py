@@ -27,7 +27,7 @@ from domain.deal import Deal
 from domain.errors import AlreadyExists, ConcurrencyConflict, NotFound, SubjectErased
 from domain.plan import AccountPlan
 from infra.mapping import GamMapper
-from infra.personal_keys import KeyErased, keys_for
+from infra.personal_keys import KeyErased, PersonalKeys, keys_for_env
 from infra.transcodings import register_domain_transcodings
 
 A = TypeVar("A", bound=GamAggregate)
@@ -62,7 +62,13 @@ class GamApplication(Application[UUID]):
     }
     """No snapshots of stakeholders: a snapshot would hold their personal data unsealed."""
 
-    def __init__(self, env: dict[str, str] | None = None, snapshot_interval: int | None = None) -> None:
+    def __init__(
+        self,
+        env: dict[str, str] | None = None,
+        snapshot_interval: int | None = None,
+        personal_keys: PersonalKeys | None = None,
+    ) -> None:
+        self._given_keys = personal_keys
         super().__init__(env)
         self._cache_lock = threading.Lock()
         self._cache_position: int | None = None
@@ -75,7 +81,7 @@ class GamApplication(Application[UUID]):
 
     def construct_mapper(self) -> Mapper[UUID]:
         mapper = super().construct_mapper()
-        self.personal_keys = keys_for(self.env)
+        self.personal_keys = self._given_keys or keys_for_env(self.env)
         if isinstance(mapper, GamMapper):
             mapper.keys = self.personal_keys
         return mapper

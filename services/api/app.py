@@ -16,64 +16,56 @@ from typing import Annotated
 from fastapi import FastAPI, Query
 from fastapi.responses import JSONResponse
 
-from infra.idempotency import idempotency_for
 from infra.settings import Settings
-from infra.views_lease import ViewsLease
 from services.api import compliance, problems
 from services.api.auth import Verifier
 from services.api.body_limit import BodySizeLimit
 from services.api.routes import batches, commands, queries
-from services.app import GamApplication
-from services.projector import STANDBY_SECONDS, Projector
-from services.read_models import ReadModels
+from services.bootstrap import Runtime, bootstrap
+from services.projector import STANDBY_SECONDS
 
 FOLLOW_SECONDS = 0.2
 MinPosition = Annotated[int | None, Query(ge=1, description="Wait (bounded) until the view has this log position.")]
 
 
-class Runtime:
-    """The application, its views, and the thread that keeps them current."""
+class ViewsFollower:
+    """Keeps the views current in this process while it holds the views lease
+    (``gam project`` on PostgreSQL may hold it instead)."""
 
-    def __init__(self, settings: Settings) -> None:
-        self.settings = settings
-        self.app = GamApplication(settings.eventsourcing_env(), snapshot_interval=settings.snapshot_interval)
-        self.projector = Projector.open(self.app, settings)
-        self.reads = ReadModels.from_settings(self.projector, settings)
-        self.idempotency = idempotency_for(settings.eventsourcing_env())
-        self.lease = ViewsLease(settings)
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
         self.stopping = threading.Event()
-        self.follower = threading.Thread(target=self._follow, name="gam-views", daemon=True)
+        self.thread = threading.Thread(target=self._follow, name="gam-views", daemon=True)
 
     def _follow(self) -> None:
+        lease, projector = self.runtime.lease, self.runtime.projector
         while not self.stopping.is_set():
             try:
-                if not self.lease.holds():
+                if not lease.holds():
                     self.stopping.wait(STANDBY_SECONDS)  # another process (gam project) writes the views
-                elif not self.projector.catch_up():
+                elif not projector.catch_up():
                     self.stopping.wait(FOLLOW_SECONDS)
             except Exception:
                 self.stopping.wait(FOLLOW_SECONDS * 5)
 
     def start(self) -> None:
-        self.follower.start()
+        self.thread.start()
 
     def stop(self) -> None:
         self.stopping.set()
-        self.follower.join(timeout=5)
-        self.lease.release()
-        self.projector.close()
-        self.idempotency.close()
-        self.app.close()
+        self.thread.join(timeout=5)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
-    runtime = Runtime(settings or Settings())
+    runtime = bootstrap(settings or Settings()).open("projector", "reads", "idempotency", "lease")
+    follower = ViewsFollower(runtime)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        runtime.start()
+        follower.start()
         yield
-        runtime.stop()
+        follower.stop()
+        runtime.close()
 
     api = FastAPI(
         title="gam",

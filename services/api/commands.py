@@ -32,9 +32,9 @@ from infra.idempotency import IdempotencyStore, InProgress, KeyReused, Replay, S
 from services.api.access import check_write
 from services.api.auth import Caller, Principal
 from services.api.command_models import CommandBody
+from services.api.dependencies import RuntimeDep
 from services.api.problems import problem_responses
 from services.bus import MessageBus, Scope
-from services.handlers import bus_for
 
 log = logging.getLogger(__name__)
 
@@ -197,6 +197,7 @@ _KEPT_HEADERS = {"etag", "location", "x-correlation-id"}
 
 async def command_gate(
     request: Request,
+    runtime: RuntimeDep,
     principal: Caller,
     idempotency_key: Annotated[
         str | None,
@@ -217,11 +218,10 @@ async def command_gate(
     correlation_id: Annotated[str | None, Header(alias="X-Correlation-ID", max_length=100)] = None,
 ) -> CommandGate:
     raw_body = await request.body()
-    runtime: Any = request.app.state.runtime
     return CommandGate(
         request=request,
         principal=principal,
-        bus=bus_for(runtime.app),
+        bus=runtime.bus,
         idempotency=runtime.idempotency,
         idempotency_key=idempotency_key,
         if_match=if_match,

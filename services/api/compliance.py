@@ -8,11 +8,12 @@ from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
-from fastapi import APIRouter, HTTPException, Query, Request
+from fastapi import APIRouter, HTTPException, Query
 from fastapi.responses import StreamingResponse
 
 from infra.hash_chain import verify_chain
 from services.api.auth import Compliance
+from services.api.dependencies import RuntimeDep
 from services.api.problems import problem_responses
 from services.api.values import MomentOrUtc
 from services.audit_export import export_rows, render
@@ -39,10 +40,12 @@ def _utc(moment: datetime) -> datetime:
 
 @router.get("/accounts/{account_id}/as-of", responses=NOT_THEN)
 def get_account_as_of(
-    request: Request, account_id: UUID, at: Annotated[MomentOrUtc, Query(description="The moment (UTC)")], _: Compliance
+    runtime: RuntimeDep,
+    account_id: UUID,
+    at: Annotated[MomentOrUtc, Query(description="The moment (UTC)")],
+    _: Compliance,
 ) -> dict[str, Any]:
     """The account, its plan, stakeholders and deals, and its account view, as they stood at ``at``."""
-    runtime = request.app.state.runtime
     state = account_as_of(runtime.app, runtime.projector, account_id, _utc(at))
     if state.document is None:
         raise HTTPException(404, f"account {account_id} did not exist at {at.isoformat()}")
@@ -51,14 +54,13 @@ def get_account_as_of(
 
 @router.get("/accounts/{account_id}/diff")
 def get_account_diff(
-    request: Request,
+    runtime: RuntimeDep,
     account_id: UUID,
     from_time: Annotated[MomentOrUtc, Query(alias="from")],
     to_time: Annotated[MomentOrUtc, Query(alias="to")],
     _: Compliance,
 ) -> dict[str, Any]:
     """Every field of the account view that differs between two moments."""
-    runtime = request.app.state.runtime
     before = account_as_of(runtime.app, runtime.projector, account_id, _utc(from_time)).document
     after = account_as_of(runtime.app, runtime.projector, account_id, _utc(to_time)).document
     return {"changes": [{"path": c.path, "before": c.before, "after": c.after} for c in diff(before, after)]}
@@ -66,7 +68,7 @@ def get_account_diff(
 
 @router.get("/audit/export", response_class=StreamingResponse)
 def export_audit(
-    request: Request,
+    runtime: RuntimeDep,
     _: Compliance,
     account_id: UUID | None = None,
     from_time: Annotated[MomentOrUtc | None, Query(alias="from")] = None,
@@ -74,7 +76,6 @@ def export_audit(
     format: Literal["jsonl", "csv"] = "jsonl",
 ) -> StreamingResponse:
     """The audit trail with each row's hash-chain link, streamed."""
-    runtime = request.app.state.runtime
     rows = export_rows(
         runtime.projector, account_id=account_id, since=from_time and _utc(from_time), until=to_time and _utc(to_time)
     )
@@ -83,8 +84,8 @@ def export_audit(
 
 
 @router.get("/audit/verify")
-def verify(request: Request, _: Compliance) -> dict[str, Any]:
+def verify(runtime: RuntimeDep, _: Compliance) -> dict[str, Any]:
     """Recompute the hash chain over every stored event."""
-    report = verify_chain(request.app.state.runtime.app.recorder)
+    report = verify_chain(runtime.app.recorder)
     return {"intact": report.intact, "checked": report.checked, "first_broken": report.first_broken,
             "problem": report.problem}  # fmt: skip

@@ -335,7 +335,7 @@ def test_an_answer_that_cannot_be_remembered_is_still_given(served: Served, monk
 @pytest.fixture
 def remembered(any_settings: Settings) -> Iterator[IdempotencyStore]:
     """The idempotency store beside the events, as the API builds it, on each backend."""
-    store = idempotency_for(any_settings.eventsourcing_env())
+    store = idempotency_for(any_settings)
     yield store
     store.close()
 

@@ -189,7 +189,7 @@ def test_processes_starting_together_on_a_fresh_schema_all_create_their_tables(p
             barrier.wait()
             app = GamApplication(settings.eventsourcing_env())
             views = Projector.open(app, settings)
-            idempotency = idempotency_for(settings.eventsourcing_env())
+            idempotency = idempotency_for(settings)
             for opened in (idempotency, views, app):
                 opened.close()
         except Exception as error:

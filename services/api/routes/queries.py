@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from typing import Annotated, Any
 from uuid import UUID
 
-from fastapi import APIRouter, HTTPException, Query, Request
+from fastapi import APIRouter, HTTPException, Query
 from fastapi.responses import JSONResponse
 
 from domain.account import GlobalAccount
@@ -22,9 +22,11 @@ from projections.ports import AuditQuery
 from services.api.access import check_read
 from services.api.auth import Caller, Principal
 from services.api.commands import etag
+from services.api.dependencies import RuntimeDep
 from services.api.problems import problem_responses
 from services.api.values import Moment, TextWithoutNul
 from services.app import GamApplication
+from services.bootstrap import Runtime
 from services.time_travel import account_as_of, aggregate_state
 
 router = APIRouter()
@@ -43,10 +45,6 @@ NOT_FOUND = problem_responses(
 )
 
 
-def _runtime(request: Request) -> Any:
-    return request.app.state.runtime
-
-
 def account_of(aggregate: GamAggregate) -> UUID:
     return aggregate.id if isinstance(aggregate, GlobalAccount) else aggregate.account_id  # type: ignore[attr-defined]
 
@@ -55,9 +53,8 @@ AsOf = Annotated[Moment | None, Query(description="As it stood at this moment (t
 
 
 def _entity(
-    request: Request, principal: Principal, kind: type[GamAggregate], entity_id: UUID, as_of: datetime | None = None
+    runtime: Runtime, principal: Principal, kind: type[GamAggregate], entity_id: UUID, as_of: datetime | None = None
 ) -> JSONResponse:
-    runtime = _runtime(request)
     app: GamApplication = runtime.app
     aggregate = app.load(kind, entity_id)
     check_read(principal, app, account_of(aggregate))
@@ -74,34 +71,33 @@ def _entity(
 
 
 @router.get("/accounts/{account_id}", tags=["accounts"], responses=NOT_FOUND)
-def get_account(request: Request, account_id: UUID, principal: Caller, as_of: AsOf = None) -> JSONResponse:
+def get_account(runtime: RuntimeDep, account_id: UUID, principal: Caller, as_of: AsOf = None) -> JSONResponse:
     """The account as stored; its ETag is the version to send as If-Match."""
-    return _entity(request, principal, GlobalAccount, account_id, as_of)
+    return _entity(runtime, principal, GlobalAccount, account_id, as_of)
 
 
 @router.get("/plans/{plan_id}", tags=["plans"], responses=NOT_FOUND)
-def get_plan(request: Request, plan_id: UUID, principal: Caller, as_of: AsOf = None) -> JSONResponse:
+def get_plan(runtime: RuntimeDep, plan_id: UUID, principal: Caller, as_of: AsOf = None) -> JSONResponse:
     """The plan as stored (objectives, cascade, actions, SWOT, whitespace, reviews), with its ETag."""
-    return _entity(request, principal, AccountPlan, plan_id, as_of)
+    return _entity(runtime, principal, AccountPlan, plan_id, as_of)
 
 
 @router.get("/stakeholders/{stakeholder_id}", tags=["stakeholders"], responses=NOT_FOUND)
-def get_stakeholder(request: Request, stakeholder_id: UUID, principal: Caller, as_of: AsOf = None) -> JSONResponse:
+def get_stakeholder(runtime: RuntimeDep, stakeholder_id: UUID, principal: Caller, as_of: AsOf = None) -> JSONResponse:
     """The person as stored, with their ETag; personal data reads ``[erased]`` after erasure."""
-    return _entity(request, principal, Stakeholder, stakeholder_id, as_of)
+    return _entity(runtime, principal, Stakeholder, stakeholder_id, as_of)
 
 
 @router.get("/deals/{deal_id}", tags=["deals"], responses=NOT_FOUND)
-def get_deal(request: Request, deal_id: UUID, principal: Caller, as_of: AsOf = None) -> JSONResponse:
+def get_deal(runtime: RuntimeDep, deal_id: UUID, principal: Caller, as_of: AsOf = None) -> JSONResponse:
     """The deal as stored, with its ETag."""
-    return _entity(request, principal, Deal, deal_id, as_of)
+    return _entity(runtime, principal, Deal, deal_id, as_of)
 
 
 def _account_view(
-    request: Request, principal: Principal, account_id: UUID, min_position: int | None, as_of: datetime | None
+    runtime: Runtime, principal: Principal, account_id: UUID, min_position: int | None, as_of: datetime | None
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """Where the answer stands (its log position, or the moment it was rebuilt at) and the view."""
-    runtime = _runtime(request)
     check_read(principal, runtime.app, account_id)
     if as_of is not None:
         moment = as_of.astimezone(UTC)
@@ -118,37 +114,36 @@ def _account_view(
 
 @router.get("/accounts/{account_id}/view", tags=["views"], responses=NOT_FOUND)
 def get_account_view(
-    request: Request, account_id: UUID, principal: Caller, min_position: MinPosition = None, as_of: AsOf = None
+    runtime: RuntimeDep, account_id: UUID, principal: Caller, min_position: MinPosition = None, as_of: AsOf = None
 ) -> dict[str, Any]:
     """Unit tree, team, plans and their cascade, stakeholder map, whitespace, pipeline and roll-ups."""
-    where, view = _account_view(request, principal, account_id, min_position, as_of)
+    where, view = _account_view(runtime, principal, account_id, min_position, as_of)
     return {**where, "view": view}
 
 
 @router.get("/accounts/{account_id}/stakeholder-map", tags=["views"], responses=NOT_FOUND)
 def get_stakeholder_map(
-    request: Request, account_id: UUID, principal: Caller, min_position: MinPosition = None, as_of: AsOf = None
+    runtime: RuntimeDep, account_id: UUID, principal: Caller, min_position: MinPosition = None, as_of: AsOf = None
 ) -> dict[str, Any]:
     """People by unit and buying role, the org chart, owner coverage, who has not been contacted lately."""
-    where, view = _account_view(request, principal, account_id, min_position, as_of)
+    where, view = _account_view(runtime, principal, account_id, min_position, as_of)
     return {**where, "stakeholders": view["stakeholders"]}
 
 
 @router.get("/accounts/{account_id}/pipeline", tags=["views"], responses=NOT_FOUND)
 def get_pipeline(
-    request: Request, account_id: UUID, principal: Caller, min_position: MinPosition = None, as_of: AsOf = None
+    runtime: RuntimeDep, account_id: UUID, principal: Caller, min_position: MinPosition = None, as_of: AsOf = None
 ) -> dict[str, Any]:
     """Open deals by stage, level and unit, weighted and unweighted, in the reporting currency; win rate."""
-    where, view = _account_view(request, principal, account_id, min_position, as_of)
+    where, view = _account_view(runtime, principal, account_id, min_position, as_of)
     return {**where, "pipeline": view["pipeline"], "win_rate": view["win_rate"]}
 
 
 @router.get("/plans/{plan_id}/strategy-flow", tags=["views"], responses=NOT_FOUND)
 def get_strategy_flow(
-    request: Request, plan_id: UUID, principal: Caller, min_position: MinPosition = None
+    runtime: RuntimeDep, plan_id: UUID, principal: Caller, min_position: MinPosition = None
 ) -> dict[str, Any]:
     """Each HQ objective's cascade down the tree, the answers and progress back up, and the gaps."""
-    runtime = _runtime(request)
     plan = runtime.app.load(AccountPlan, plan_id)
     check_read(principal, runtime.app, plan.account_id)
     result = runtime.reads.strategy_flow(plan_id, now=datetime.now(UTC), min_position=min_position)
@@ -166,7 +161,7 @@ def _load_any(app: GamApplication, entity_id: UUID) -> GamAggregate:
 
 @router.get("/audit", tags=["views"], responses=NOT_FOUND)
 def get_audit_trail(
-    request: Request,
+    runtime: RuntimeDep,
     principal: Caller,
     account_id: UUID | None = None,
     entity_id: UUID | None = None,
@@ -179,7 +174,6 @@ def get_audit_trail(
     min_position: MinPosition = None,
 ) -> dict[str, Any]:
     """Who changed what, when and why, one row per event with before → after; pages by position."""
-    runtime = _runtime(request)
     if not principal.has("admin", "compliance"):
         if account_id is None and entity_id is None:
             raise HTTPException(403, "only compliance and admin read the whole trail; name an account")
@@ -196,7 +190,7 @@ def get_audit_trail(
 
 @router.get("/entities/{entity_id}/history", tags=["views"], responses=NOT_FOUND)
 def get_entity_history(
-    request: Request,
+    runtime: RuntimeDep,
     entity_id: UUID,
     principal: Caller,
     after: Annotated[int, Query(ge=0, le=2**62)] = 0,
@@ -204,7 +198,6 @@ def get_entity_history(
     min_position: MinPosition = None,
 ) -> dict[str, Any]:
     """Every change to one account, plan, stakeholder or deal, oldest first."""
-    runtime = _runtime(request)
     check_read(principal, runtime.app, account_of(_load_any(runtime.app, entity_id)))
     result = runtime.reads.entity_history(entity_id, after_position=after, limit=limit, min_position=min_position)
     rows = [to_json_value(row) for row in result.data]

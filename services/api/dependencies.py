@@ -1,0 +1,17 @@
+"""What a route may ask FastAPI for: the process's runtime, typed, read in one place."""
+
+from __future__ import annotations
+
+from typing import Annotated, cast
+
+from fastapi import Depends, Request
+
+from services.bootstrap import Runtime
+
+
+def current_runtime(request: Request) -> Runtime:
+    return cast(Runtime, request.app.state.runtime)
+
+
+RuntimeDep = Annotated[Runtime, Depends(current_runtime)]
+"""The runtime ``create_app`` built (``services.bootstrap``)."""

@@ -1,0 +1,91 @@
+"""The composition root: every process of gam (the CLI, the API, the views'
+follower, the relay, the benchmarks and the tests) builds what it runs here, from
+one :class:`~infra.settings.Settings`.
+
+Adapters are chosen by the typed settings (``settings.store``), never by reading
+environment strings elsewhere; parts a process does not use are never opened
+(the API opens the idempotency store, ``gam relay`` a Kafka producer, nobody
+else), and :meth:`Runtime.close` closes exactly what was opened.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any, TypeVar
+
+from infra.idempotency import IdempotencyStore, idempotency_for
+from infra.personal_keys import PersonalKeys, keys_for
+from infra.settings import Settings
+from infra.views_lease import ViewsLease
+from services.app import GamApplication
+from services.bus import MessageBus
+from services.handlers import bus_for
+from services.projector import Projector
+from services.read_models import ReadModels
+
+T = TypeVar("T")
+
+
+@dataclass
+class Runtime:
+    """One process's gam: the application and its bus, and, opened on first use,
+    the views, the idempotency store and the views lease."""
+
+    settings: Settings
+    app: GamApplication
+    views: Sequence[str] | None = None
+    """Which views this process opens (None: all of them)."""
+    _opened: list[Any] = field(default_factory=list, repr=False)
+
+    @property
+    def bus(self) -> MessageBus:
+        return bus_for(self.app)
+
+    @property
+    def personal_keys(self) -> PersonalKeys:
+        return self.app.personal_keys
+
+    @cached_property
+    def projector(self) -> Projector:
+        return self._opening(Projector.open(self.app, self.settings, self.views))
+
+    @cached_property
+    def reads(self) -> ReadModels:
+        return ReadModels.from_settings(self.projector, self.settings)
+
+    @cached_property
+    def idempotency(self) -> IdempotencyStore:
+        return self._opening(idempotency_for(self.settings))
+
+    @cached_property
+    def lease(self) -> ViewsLease:
+        return self._opening(ViewsLease(self.settings), close="release")
+
+    def open(self, *parts: str) -> Runtime:
+        """Open these parts now rather than on first use (a server, before it serves)."""
+        for part in parts:
+            getattr(self, part)
+        return self
+
+    def _opening(self, part: T, close: str = "close") -> T:
+        self._opened.append(getattr(part, close))
+        return part
+
+    def close(self) -> None:
+        """Close what this runtime opened, the last opened first, then the application."""
+        while self._opened:
+            self._opened.pop()()
+        self.app.close()
+
+
+def bootstrap(settings: Settings | None = None, *, views: Sequence[str] | None = None) -> Runtime:
+    """The runtime of one process, from ``settings`` (the ``GAM_*`` environment by default)."""
+    settings = settings or Settings()
+    app = GamApplication(
+        settings.eventsourcing_env(),
+        snapshot_interval=settings.snapshot_interval,
+        personal_keys=keys_for(settings),
+    )
+    return Runtime(settings, app, views)
