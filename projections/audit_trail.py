@@ -15,8 +15,8 @@ from uuid import UUID
 from eventsourcing.domain import DomainEventProtocol
 
 from domain.base import GamEvent
-from domain.catalog import PERSONAL_DATA_FIELDS
-from projections.base import ViewProjection, entity_type_of, event_type_of, owner_of, payload_of
+from domain.catalog import PERSONAL_DATA_FIELDS, entity_type_of, event_type_of, payload_of
+from projections.base import ViewProjection, owner_of
 from projections.encoding import to_json_value
 from projections.ports import AuditQuery, AuditRow, Document, ViewChange, ViewRecorder
 

@@ -33,8 +33,9 @@ from uuid import UUID
 from eventsourcing.domain import DomainEventProtocol
 
 from domain.base import GamEvent
+from domain.catalog import event_type_of, payload_of
 from domain.values import ActionStatus, CascadeAnswer, PlanStatus, UnitLevel
-from projections.base import ViewProjection, event_type_of, owner_of, payload_of
+from projections.base import ViewProjection, owner_of
 from projections.encoding import format_time, parse_time, to_json_value
 from projections.ports import Document, ViewChange, ViewRecorder
 

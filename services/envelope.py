@@ -15,8 +15,7 @@ from typing import Any
 from uuid import UUID
 
 from domain.base import GamEvent
-from domain.catalog import PERSONAL_DATA_FIELDS
-from projections.base import entity_type_of, event_type_of, payload_of
+from domain.catalog import PERSONAL_DATA_FIELDS, entity_type_of, event_type_of, payload_of
 from projections.encoding import dumps, format_time, to_json_value
 
 SPEC_VERSION = "1.0"

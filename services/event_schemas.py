@@ -9,7 +9,6 @@ published contract cannot drift from the code silently.
 from __future__ import annotations
 
 import dataclasses
-import sys
 import types
 import typing
 from datetime import date, datetime
@@ -19,8 +18,7 @@ from typing import Any
 from uuid import UUID
 
 from domain.base import GamEvent
-from domain.catalog import event_classes
-from projections.base import METADATA_FIELDS
+from domain.catalog import METADATA_FIELDS, entity_type_of_class, event_classes
 from projections.encoding import dumps
 from services.envelope import PERSONAL_FIELDS, REDACTED, SPEC_VERSION
 
@@ -82,11 +80,6 @@ def data_schema(event_class: type[GamEvent]) -> dict[str, Any]:
 
 def cloud_event_type_of(event_class: type[GamEvent]) -> str:
     return f"gam.{entity_type_of_class(event_class)}.{event_class.__name__}"
-
-
-def entity_type_of_class(event_class: type[GamEvent]) -> str:
-    outer = getattr(sys.modules[event_class.__module__], event_class.__qualname__.split(".")[0])
-    return str(outer.entity_type)
 
 
 def event_schema(event_class: type[GamEvent]) -> dict[str, Any]:

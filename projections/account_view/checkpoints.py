@@ -29,8 +29,8 @@ from datetime import UTC, datetime, timedelta
 from uuid import UUID
 
 from domain.base import GamEvent
+from domain.catalog import event_type_of
 from domain.values import ERASED
-from projections.base import event_type_of
 from projections.encoding import format_time
 from projections.ports import Document, ViewRecorder
 

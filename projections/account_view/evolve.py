@@ -13,8 +13,8 @@ from typing import Any
 from uuid import UUID
 
 from domain.base import GamEvent
+from domain.catalog import event_type_of, payload_of
 from domain.values import ERASED, CascadeAnswer
-from projections.base import event_type_of, payload_of
 from projections.encoding import format_time, to_json_value
 from projections.ports import Document
 

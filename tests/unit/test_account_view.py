@@ -20,7 +20,7 @@ import pytest
 from eventsourcing.persistence import Tracking
 
 from domain.account import GlobalAccount
-from domain.catalog import event_classes
+from domain.catalog import event_classes, event_type_of
 from domain.deal import Deal
 from domain.plan import AccountPlan
 from domain.stakeholder import Stakeholder
@@ -34,7 +34,6 @@ from projections.account_view import (
     read_account_view,
     relationship_health,
 )
-from projections.base import event_type_of
 from projections.encoding import format_time
 from projections.exchange_rates import PLANNING_RATES, ExchangeRates, InvalidRates, UnknownCurrency, load_rates
 from services import handlers as h
