@@ -28,8 +28,9 @@ from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from uuid import UUID
 
+from domain.account import GlobalAccount
 from domain.base import GamEvent
-from domain.catalog import event_type_of
+from domain.stakeholder import Stakeholder
 from domain.values import ERASED
 from projections.encoding import format_time
 from projections.ports import Document, ViewRecorder
@@ -63,10 +64,10 @@ def checkpoint_changes(
     (every ``interval`` events of the account; never for 0), and, for an erasure,
     the checkpoints that held the person's name."""
     changes: dict[str, Document | None] = {}
-    if event_type_of(event) == "Stakeholder.PersonalDataErased":
+    if isinstance(event, Stakeholder.PersonalDataErased):
         changes.update(erase_from_checkpoints(view, account_id, str(event.originator_id)))
     if covered is None:
-        if event_type_of(event) != "GlobalAccount.Created":
+        if not isinstance(event, GlobalAccount.Created):
             return changes  # built before checkpoints: this account's coverage is unknown
         covered = {"events": 0, "latest_us": (event.timestamp - EPOCH) // MICROSECOND, "versions": {}}
     covered["versions"][str(event.originator_id)] = event.originator_version

@@ -12,8 +12,12 @@ from collections.abc import Callable
 from typing import Any
 from uuid import UUID
 
-from domain.base import GamEvent
-from domain.catalog import event_type_of, payload_of
+from domain.account import GlobalAccount
+from domain.base import GamAggregate, GamEvent
+from domain.catalog import aggregate_of, payload_of
+from domain.deal import Deal
+from domain.plan import AccountPlan
+from domain.stakeholder import Stakeholder
 from domain.values import ERASED, CascadeAnswer
 from projections.encoding import format_time, to_json_value
 from projections.ports import Document
@@ -231,72 +235,72 @@ def _qualification(doc: Document, p: dict[str, Any], e: GamEvent) -> None:
     _deal(doc, e)["qualification"][p["element"]] = {"status": p["status"], "evidence": p["evidence"]}
 
 
-EVOLVE: dict[str, Evolve] = {
-    "GlobalAccount.Created": _account_created,
-    "GlobalAccount.UnitAdded": _unit_added,
-    "GlobalAccount.UnitRenamed": lambda d, p, e: d["units"][p["unit_id"]].update(name=p["name"]),
-    "GlobalAccount.UnitClosed": lambda d, p, e: d["units"][p["unit_id"]].update(closed=True),
-    "GlobalAccount.TeamMemberAssigned": _team_assigned,
-    "GlobalAccount.TeamMemberRemoved": lambda d, p, e: d["team"].pop(_team_key(p), None),
-    "GlobalAccount.Archived": lambda d, p, e: d["account"].update(archived=True),
-    "AccountPlan.Started": _plan_started,
-    "AccountPlan.ObjectiveSet": _objective_set,
-    "AccountPlan.ObjectiveCascaded": _cascaded,
-    "AccountPlan.ObjectiveAdopted": _answered(CascadeAnswer.ADOPTED),
-    "AccountPlan.ObjectiveAdapted": _answered(CascadeAnswer.ADAPTED),
-    "AccountPlan.ObjectiveDeclined": _answered(CascadeAnswer.DECLINED),
-    "AccountPlan.ActionAdded": _action_added,
-    "AccountPlan.ActionStatusChanged": _action_status,
-    "AccountPlan.ProgressReported": _progress,
-    "AccountPlan.SwotEntryAdded": _swot_added,
-    "AccountPlan.SwotEntryRemoved": _swot_removed,
-    "AccountPlan.WhitespaceCellSet": _whitespace,
-    "AccountPlan.BusinessReviewHeld": _review,
-    "AccountPlan.Submitted": _plan_status("submitted"),
-    "AccountPlan.Approved": _plan_status("approved"),
-    "AccountPlan.Reopened": _plan_status("draft"),
-    "Stakeholder.Identified": _identified,
-    "Stakeholder.PersonalDataCorrected": _personal_corrected,
-    "Stakeholder.PersonalDataErased": _personal_erased,
-    "Stakeholder.TitleChanged": _person_field("title", "to_title"),
-    "Stakeholder.BuyingRoleChanged": _person_field("buying_role", "to_role"),
-    "Stakeholder.InfluenceRated": _person_field("influence", "to_influence"),
-    "Stakeholder.SentimentRated": _person_field("sentiment", "to_sentiment"),
-    "Stakeholder.RelationshipOwnerAssigned": _person_field("relationship_owner", "to_owner"),
-    "Stakeholder.ReportsToSet": _person_field("reports_to", "to_manager_id"),
-    "Stakeholder.InteractionLogged": _interaction,
-    "Stakeholder.Left": _person_field("left_on", "left_on"),
-    "Deal.Opened": _deal_opened,
-    "Deal.StageAdvanced": _deal_fields(stage="to_stage", probability="probability"),
-    "Deal.StageMovedBack": _deal_fields(stage="to_stage", probability="probability"),
-    "Deal.AmountChanged": _deal_fields(amount="to_amount"),
-    "Deal.CloseDateChanged": _deal_fields(expected_close="to_date"),
-    "Deal.ProbabilityChanged": _deal_fields(probability="to_probability"),
-    "Deal.Won": _deal_fields(status=_constant("won"), final_amount="final_amount", probability=_constant(100)),
-    "Deal.Lost": _deal_fields(
+EVOLVE: dict[type[GamEvent], Evolve] = {
+    GlobalAccount.Created: _account_created,
+    GlobalAccount.UnitAdded: _unit_added,
+    GlobalAccount.UnitRenamed: lambda d, p, e: d["units"][p["unit_id"]].update(name=p["name"]),
+    GlobalAccount.UnitClosed: lambda d, p, e: d["units"][p["unit_id"]].update(closed=True),
+    GlobalAccount.TeamMemberAssigned: _team_assigned,
+    GlobalAccount.TeamMemberRemoved: lambda d, p, e: d["team"].pop(_team_key(p), None),
+    GlobalAccount.Archived: lambda d, p, e: d["account"].update(archived=True),
+    AccountPlan.Started: _plan_started,
+    AccountPlan.ObjectiveSet: _objective_set,
+    AccountPlan.ObjectiveCascaded: _cascaded,
+    AccountPlan.ObjectiveAdopted: _answered(CascadeAnswer.ADOPTED),
+    AccountPlan.ObjectiveAdapted: _answered(CascadeAnswer.ADAPTED),
+    AccountPlan.ObjectiveDeclined: _answered(CascadeAnswer.DECLINED),
+    AccountPlan.ActionAdded: _action_added,
+    AccountPlan.ActionStatusChanged: _action_status,
+    AccountPlan.ProgressReported: _progress,
+    AccountPlan.SwotEntryAdded: _swot_added,
+    AccountPlan.SwotEntryRemoved: _swot_removed,
+    AccountPlan.WhitespaceCellSet: _whitespace,
+    AccountPlan.BusinessReviewHeld: _review,
+    AccountPlan.Submitted: _plan_status("submitted"),
+    AccountPlan.Approved: _plan_status("approved"),
+    AccountPlan.Reopened: _plan_status("draft"),
+    Stakeholder.Identified: _identified,
+    Stakeholder.PersonalDataCorrected: _personal_corrected,
+    Stakeholder.PersonalDataErased: _personal_erased,
+    Stakeholder.TitleChanged: _person_field("title", "to_title"),
+    Stakeholder.BuyingRoleChanged: _person_field("buying_role", "to_role"),
+    Stakeholder.InfluenceRated: _person_field("influence", "to_influence"),
+    Stakeholder.SentimentRated: _person_field("sentiment", "to_sentiment"),
+    Stakeholder.RelationshipOwnerAssigned: _person_field("relationship_owner", "to_owner"),
+    Stakeholder.ReportsToSet: _person_field("reports_to", "to_manager_id"),
+    Stakeholder.InteractionLogged: _interaction,
+    Stakeholder.Left: _person_field("left_on", "left_on"),
+    Deal.Opened: _deal_opened,
+    Deal.StageAdvanced: _deal_fields(stage="to_stage", probability="probability"),
+    Deal.StageMovedBack: _deal_fields(stage="to_stage", probability="probability"),
+    Deal.AmountChanged: _deal_fields(amount="to_amount"),
+    Deal.CloseDateChanged: _deal_fields(expected_close="to_date"),
+    Deal.ProbabilityChanged: _deal_fields(probability="to_probability"),
+    Deal.Won: _deal_fields(status=_constant("won"), final_amount="final_amount", probability=_constant(100)),
+    Deal.Lost: _deal_fields(
         status=_constant("lost"), loss_reason="loss_reason", competitor="competitor", probability=_constant(0)
     ),
-    "Deal.Reopened": _deal_fields(
+    Deal.Reopened: _deal_fields(
         status=_constant("open"),
         probability="probability",
         final_amount=_constant(None),
         loss_reason=_constant(None),
         competitor=_constant(None),
     ),
-    "Deal.BuyingInfluenceAttached": _influence_attached,
-    "Deal.BuyingInfluenceDetached": _influence_detached,
-    "Deal.QualificationAssessed": _qualification,
+    Deal.BuyingInfluenceAttached: _influence_attached,
+    Deal.BuyingInfluenceDetached: _influence_detached,
+    Deal.QualificationAssessed: _qualification,
 }
-"""How each event type changes the account's document."""
+"""How each event class changes the account's document."""
 
-IGNORED: frozenset[str] = frozenset()
-"""Event types that deliberately leave the document unchanged (only the tracking
+IGNORED: frozenset[type[GamEvent]] = frozenset()
+"""Event classes that deliberately leave the document unchanged (only the tracking
 position moves). None today: every event of the four aggregates changes
 something a GAM reads. A new event type must be added to :data:`EVOLVE` or here
 (a test checks that the two cover every event class of the domain)."""
 
-ENTITY_COLLECTIONS = {"AccountPlan": "plans", "Stakeholder": "stakeholders", "Deal": "deals"}
-"""Where the document keeps each kind of entity below the account, by aggregate name."""
+ENTITY_COLLECTIONS: dict[type[GamAggregate], str] = {AccountPlan: "plans", Stakeholder: "stakeholders", Deal: "deals"}
+"""Where the document keeps each kind of entity below the account, by aggregate."""
 
 
 def evolve_document(stored: Document | None, event: GamEvent) -> Document | None:
@@ -305,17 +309,18 @@ def evolve_document(stored: Document | None, event: GamEvent) -> Document | None
     per event made replays quadratic), or ``None`` when the event does not change
     this view: its type is ignored, or it concerns an account or entity the
     document does not know (then only the tracking position is recorded)."""
-    event_type = event_type_of(event)
-    evolve = EVOLVE.get(event_type)
-    if evolve is None or event_type in IGNORED:
+    event_class = type(event)
+    evolve = EVOLVE.get(event_class)
+    if evolve is None or event_class in IGNORED:
         return None
     if stored is None:
-        if event_type != "GlobalAccount.Created":
+        if not isinstance(event, GlobalAccount.Created):
             return None
         document: Document = {}
     else:
         document = stored
-        collection = ENTITY_COLLECTIONS.get(event_type.split(".")[0])
+        aggregate = aggregate_of(event_class)
+        collection = ENTITY_COLLECTIONS.get(aggregate) if aggregate else None
         if collection and event.originator_version > 1 and str(event.originator_id) not in document[collection]:
             return None
     evolve(document, to_json_value(payload_of(event)), event)

@@ -27,8 +27,6 @@ from domain.stakeholder import Stakeholder
 from domain.values import Money, PersonalData, Target
 from infra.settings import Settings
 from projections.account_view import (
-    EVOLVE,
-    IGNORED,
     account_key,
     account_view,
     read_account_view,
@@ -41,6 +39,8 @@ from services.app import GamApplication
 from services.demo import SeededAccount, demo_id, seed_account
 from services.projector import Projector
 from tests.support import meta
+from tests.unit.type_names import ACCOUNT_VIEW_EVOLVE as EVOLVE
+from tests.unit.type_names import ACCOUNT_VIEW_IGNORED as IGNORED
 from tests.unit.world import World, build_world
 
 NOW = datetime(2026, 11, 24, tzinfo=UTC)
