@@ -28,13 +28,13 @@ def event_classes() -> list[type[GamEvent]]:
     return found
 
 
-PERSONAL_DATA_FIELDS: dict[str, frozenset[str]] = {
-    "Stakeholder.Identified": frozenset({"personal"}),
-    "Stakeholder.PersonalDataCorrected": frozenset({"personal"}),
-    "Stakeholder.InteractionLogged": frozenset({"summary"}),
+PERSONAL_DATA_FIELDS: dict[type[GamEvent], frozenset[str]] = {
+    Stakeholder.Identified: frozenset({"personal"}),
+    Stakeholder.PersonalDataCorrected: frozenset({"personal"}),
+    Stakeholder.InteractionLogged: frozenset({"summary"}),
 }
 """Event fields that hold a person's data (name, contact details, free-text notes
-about them), by event type. They are kept apart so they can be redacted in the
+about them), by event class. They are kept apart so they can be redacted in the
 audit trail and on Kafka, and erased."""
 
 

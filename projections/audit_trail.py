@@ -110,9 +110,8 @@ class AuditTrailProjection(ViewProjection):
         account_id, index = owner_of(self.view, event)
         state_key = STATE_PREFIX + str(event.originator_id)
         state = self.view.documents([state_key]).get(state_key, {})
-        event_type = event_type_of(event)
         payload = payload_of(event)
-        for field in PERSONAL_DATA_FIELDS.get(event_type, ()):
+        for field in PERSONAL_DATA_FIELDS.get(type(event), ()):
             payload[field] = PERSONAL_DATA  # the trail says that it changed, not what it says
         changes, new_state = field_changes(type(event), payload, state)
         row = AuditRow(
@@ -123,7 +122,7 @@ class AuditTrailProjection(ViewProjection):
             entity_type=entity_type_of(event),
             entity_id=event.originator_id,
             version=event.originator_version,
-            event_type=event_type,
+            event_type=event_type_of(event),
             changes=tuple({"field": c.field, "before": c.before, "after": c.after} for c in changes),
             reason=event.reason,
             correlation_id=event.correlation_id,

@@ -5,12 +5,15 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from domain import catalog
 from projections import account_view, strategy_flow
 
 
 def names(classes: Iterable[type]) -> tuple[str, ...]:
     return tuple(cls.__qualname__ for cls in classes)
 
+
+PERSONAL_DATA_FIELDS = {cls.__qualname__: fields for cls, fields in catalog.PERSONAL_DATA_FIELDS.items()}
 
 ACCOUNT_VIEW_EVOLVE = frozenset(names(account_view.EVOLVE))
 ACCOUNT_VIEW_IGNORED = frozenset(names(account_view.IGNORED))
