@@ -1,7 +1,13 @@
 """Every aggregate and event type of the model, in one place (for schemas,
-projections that must handle them all, and tests that check coverage)."""
+projections that must handle them all, and tests that check coverage), and the
+pure helpers that read an event as data: its type, its entity's type, its
+business fields."""
 
 from __future__ import annotations
+
+import functools
+import sys
+from typing import Any
 
 from domain.account import GlobalAccount
 from domain.base import GamAggregate, GamEvent
@@ -22,11 +28,48 @@ def event_classes() -> list[type[GamEvent]]:
     return found
 
 
-PERSONAL_DATA_FIELDS: dict[str, frozenset[str]] = {
-    "Stakeholder.Identified": frozenset({"personal"}),
-    "Stakeholder.PersonalDataCorrected": frozenset({"personal"}),
-    "Stakeholder.InteractionLogged": frozenset({"summary"}),
+PERSONAL_DATA_FIELDS: dict[type[GamEvent], frozenset[str]] = {
+    Stakeholder.Identified: frozenset({"personal"}),
+    Stakeholder.PersonalDataCorrected: frozenset({"personal"}),
+    Stakeholder.InteractionLogged: frozenset({"summary"}),
 }
 """Event fields that hold a person's data (name, contact details, free-text notes
-about them), by event type. They are kept apart so they can be redacted in the
+about them), by event class. They are kept apart so they can be redacted in the
 audit trail and on Kafka, and erased."""
+
+
+METADATA_FIELDS = frozenset(
+    {"originator_id", "originator_version", "timestamp", "originator_topic", "actor", "correlation_id",
+     "causation_id", "reason"}
+)  # fmt: skip
+"""The fields every event has besides its business fields: the library's and our metadata."""
+
+
+@functools.cache
+def aggregate_of(event_class: type) -> type[GamAggregate] | None:
+    """``Deal.Opened`` → ``Deal``: the aggregate an event class is declared in
+    (``None`` for a class declared in none). Remembered per class."""
+    outer_name = event_class.__qualname__.split(".")[0]
+    outer = getattr(sys.modules[event_class.__module__], outer_name, None)
+    return outer if isinstance(outer, type) and issubclass(outer, GamAggregate) else None
+
+
+def entity_type_of_class(event_class: type) -> str:
+    """``Deal.Opened`` → ``deal``; ``unknown`` for an event of no aggregate."""
+    aggregate = aggregate_of(event_class)
+    return aggregate.entity_type if aggregate else "unknown"
+
+
+def entity_type_of(event: object) -> str:
+    """The type of the entity an event belongs to: ``deal``."""
+    return entity_type_of_class(type(event))
+
+
+def event_type_of(event: object) -> str:
+    """Stable, readable event type: ``Deal.StageAdvanced``."""
+    return type(event).__qualname__
+
+
+def payload_of(event: object) -> dict[str, Any]:
+    """The event's business fields, without the library's and our metadata."""
+    return {k: v for k, v in vars(event).items() if k not in METADATA_FIELDS}

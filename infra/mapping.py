@@ -30,7 +30,7 @@ class GamMapper(Mapper[UUID]):
     """Replaced by the application with the key store beside its events."""
 
     def to_stored_event(self, domain_event: Any) -> StoredEvent:
-        personal = PERSONAL_DATA_FIELDS.get(type(domain_event).__qualname__)
+        personal = PERSONAL_DATA_FIELDS.get(type(domain_event))
         if personal and isinstance(domain_event, GamEvent):
             sealed = copy.copy(domain_event)
             for field in personal:

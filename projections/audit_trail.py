@@ -14,43 +14,47 @@ from uuid import UUID
 
 from eventsourcing.domain import DomainEventProtocol
 
+from domain.account import GlobalAccount
 from domain.base import GamEvent
-from domain.catalog import PERSONAL_DATA_FIELDS
-from projections.base import ViewProjection, entity_type_of, event_type_of, owner_of, payload_of
+from domain.catalog import PERSONAL_DATA_FIELDS, entity_type_of, event_type_of, payload_of
+from domain.deal import Deal
+from domain.plan import AccountPlan
+from domain.stakeholder import Stakeholder
+from projections.base import ViewProjection, owner_of
 from projections.encoding import to_json_value
 from projections.ports import AuditQuery, AuditRow, Document, ViewChange, ViewRecorder
 
 STATE_PREFIX = "state:"
 PERSONAL_DATA = "[personal data]"
 
-ITEM_KEYS: dict[str, tuple[str, ...]] = {
-    "GlobalAccount.UnitAdded": ("unit_id",),
-    "GlobalAccount.UnitRenamed": ("unit_id",),
-    "GlobalAccount.UnitClosed": ("unit_id",),
-    "GlobalAccount.TeamMemberAssigned": ("member", "unit_id", "role"),
-    "GlobalAccount.TeamMemberRemoved": ("member", "unit_id", "role"),
-    "AccountPlan.ObjectiveSet": ("objective_id",),
-    "AccountPlan.ObjectiveCascaded": ("objective_id", "from_unit_id"),
-    "AccountPlan.ObjectiveAdopted": ("objective_id", "unit_id"),
-    "AccountPlan.ObjectiveAdapted": ("objective_id", "unit_id"),
-    "AccountPlan.ObjectiveDeclined": ("objective_id", "unit_id"),
-    "AccountPlan.ActionAdded": ("action_id",),
-    "AccountPlan.ActionStatusChanged": ("action_id",),
-    "AccountPlan.ProgressReported": ("objective_id", "unit_id"),
-    "AccountPlan.SwotEntryAdded": ("entry_id",),
-    "AccountPlan.SwotEntryRemoved": ("entry_id",),
-    "AccountPlan.WhitespaceCellSet": ("offering", "unit_id"),
-    "AccountPlan.BusinessReviewHeld": ("review_id",),
-    "Stakeholder.InteractionLogged": ("interaction_id",),
-    "Deal.BuyingInfluenceAttached": ("stakeholder_id", "role"),
-    "Deal.BuyingInfluenceDetached": ("stakeholder_id", "role"),
-    "Deal.QualificationAssessed": ("element",),
+ITEM_KEYS: dict[type[GamEvent], tuple[str, ...]] = {
+    GlobalAccount.UnitAdded: ("unit_id",),
+    GlobalAccount.UnitRenamed: ("unit_id",),
+    GlobalAccount.UnitClosed: ("unit_id",),
+    GlobalAccount.TeamMemberAssigned: ("member", "unit_id", "role"),
+    GlobalAccount.TeamMemberRemoved: ("member", "unit_id", "role"),
+    AccountPlan.ObjectiveSet: ("objective_id",),
+    AccountPlan.ObjectiveCascaded: ("objective_id", "from_unit_id"),
+    AccountPlan.ObjectiveAdopted: ("objective_id", "unit_id"),
+    AccountPlan.ObjectiveAdapted: ("objective_id", "unit_id"),
+    AccountPlan.ObjectiveDeclined: ("objective_id", "unit_id"),
+    AccountPlan.ActionAdded: ("action_id",),
+    AccountPlan.ActionStatusChanged: ("action_id",),
+    AccountPlan.ProgressReported: ("objective_id", "unit_id"),
+    AccountPlan.SwotEntryAdded: ("entry_id",),
+    AccountPlan.SwotEntryRemoved: ("entry_id",),
+    AccountPlan.WhitespaceCellSet: ("offering", "unit_id"),
+    AccountPlan.BusinessReviewHeld: ("review_id",),
+    Stakeholder.InteractionLogged: ("interaction_id",),
+    Deal.BuyingInfluenceAttached: ("stakeholder_id", "role"),
+    Deal.BuyingInfluenceDetached: ("stakeholder_id", "role"),
+    Deal.QualificationAssessed: ("element",),
 }
 """Events about one item of a collection: their fields are tracked per item
 (``objective[<id>].title``), so ``before`` is that item's last value."""
 
-REMOVALS = frozenset(
-    {"GlobalAccount.TeamMemberRemoved", "AccountPlan.SwotEntryRemoved", "Deal.BuyingInfluenceDetached"}
+REMOVALS: frozenset[type[GamEvent]] = frozenset(
+    {GlobalAccount.TeamMemberRemoved, AccountPlan.SwotEntryRemoved, Deal.BuyingInfluenceDetached}
 )
 
 
@@ -61,10 +65,12 @@ class FieldChange:
     after: Any
 
 
-def field_changes(event_type: str, payload: dict[str, Any], state: Document) -> tuple[list[FieldChange], Document]:
-    """Changes this event makes, and the entity's field state after it."""
+def field_changes(
+    event_class: type[GamEvent], payload: dict[str, Any], state: Document
+) -> tuple[list[FieldChange], Document]:
+    """Changes an event of this class with this payload makes, and the entity's field state after it."""
     new_state = dict(state)
-    keys = ITEM_KEYS.get(event_type, ())
+    keys = ITEM_KEYS.get(event_class, ())
     prefix = ""
     if keys:
         item = "/".join(str(to_json_value(payload[k])) for k in keys)
@@ -84,7 +90,7 @@ def field_changes(event_type: str, payload: dict[str, Any], state: Document) -> 
             before = state.get(path)
         changes.append(FieldChange(path, before, after))
         new_state[path] = after
-    if event_type in REMOVALS:
+    if event_class in REMOVALS:
         changes.append(FieldChange(prefix + "present", state.get(prefix + "present", True), False))
         new_state[prefix + "present"] = False
     elif keys:
@@ -104,11 +110,10 @@ class AuditTrailProjection(ViewProjection):
         account_id, index = owner_of(self.view, event)
         state_key = STATE_PREFIX + str(event.originator_id)
         state = self.view.documents([state_key]).get(state_key, {})
-        event_type = event_type_of(event)
         payload = payload_of(event)
-        for field in PERSONAL_DATA_FIELDS.get(event_type, ()):
+        for field in PERSONAL_DATA_FIELDS.get(type(event), ()):
             payload[field] = PERSONAL_DATA  # the trail says that it changed, not what it says
-        changes, new_state = field_changes(event_type, payload, state)
+        changes, new_state = field_changes(type(event), payload, state)
         row = AuditRow(
             position=position,
             occurred_at=event.timestamp,
@@ -117,7 +122,7 @@ class AuditTrailProjection(ViewProjection):
             entity_type=entity_type_of(event),
             entity_id=event.originator_id,
             version=event.originator_version,
-            event_type=event_type,
+            event_type=event_type_of(event),
             changes=tuple({"field": c.field, "before": c.before, "after": c.after} for c in changes),
             reason=event.reason,
             correlation_id=event.correlation_id,

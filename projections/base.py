@@ -8,7 +8,6 @@ about still record their position, so the view's position is the log's.
 
 from __future__ import annotations
 
-import sys
 from abc import abstractmethod
 from typing import Any, ClassVar
 from uuid import UUID
@@ -18,16 +17,12 @@ from eventsourcing.persistence import Tracking
 from eventsourcing.projection import Projection
 
 from domain.account import GlobalAccount
-from domain.base import GamAggregate, GamEvent
+from domain.base import GamEvent
+from domain.catalog import entity_type_of
 from projections.ports import Document, ViewChange, ViewRecorder
 
 OWNER_PREFIX = "owner:"
 """Index documents ``owner:<entity id>`` → the account (and kind) an entity belongs to."""
-
-METADATA_FIELDS = frozenset(
-    {"originator_id", "originator_version", "timestamp", "originator_topic", "actor", "correlation_id",
-     "causation_id", "reason"}
-)  # fmt: skip
 
 
 class ViewProjection(Projection[ViewRecorder]):
@@ -49,23 +44,6 @@ class ViewProjection(Projection[ViewRecorder]):
         self.view.reset(audit_rows=self.writes_audit_rows)
 
 
-def aggregate_class_of(event: object) -> type[GamAggregate] | None:
-    """``Deal.Opened`` → ``Deal``."""
-    outer_name = type(event).__qualname__.split(".")[0]
-    outer = getattr(sys.modules[type(event).__module__], outer_name, None)
-    return outer if isinstance(outer, type) and issubclass(outer, GamAggregate) else None
-
-
-def entity_type_of(event: object) -> str:
-    cls = aggregate_class_of(event)
-    return cls.entity_type if cls else "unknown"
-
-
-def event_type_of(event: object) -> str:
-    """Stable, readable event type: ``Deal.StageAdvanced``."""
-    return type(event).__qualname__
-
-
 def owner_of(view: ViewRecorder, event: GamEvent) -> tuple[UUID | None, dict[str, Document | None]]:
     """The account the event's entity belongs to, and the index document to write
     when the event creates an entity (in the same transaction as the view change)."""
@@ -78,8 +56,3 @@ def owner_of(view: ViewRecorder, event: GamEvent) -> tuple[UUID | None, dict[str
         return account_id, {OWNER_PREFIX + str(entity_id): index}
     found = view.documents([OWNER_PREFIX + str(entity_id)]).get(OWNER_PREFIX + str(entity_id))
     return (UUID(found["account_id"]) if found else None), {}
-
-
-def payload_of(event: object) -> dict[str, Any]:
-    """The event's business fields, without the library's and our metadata."""
-    return {k: v for k, v in vars(event).items() if k not in METADATA_FIELDS}

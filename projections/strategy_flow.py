@@ -32,9 +32,14 @@ from uuid import UUID
 
 from eventsourcing.domain import DomainEventProtocol
 
-from domain.base import GamEvent
+from domain.account import GlobalAccount
+from domain.base import GamAggregate, GamEvent
+from domain.catalog import payload_of
+from domain.deal import Deal
+from domain.plan import AccountPlan
+from domain.stakeholder import Stakeholder
 from domain.values import ActionStatus, CascadeAnswer, PlanStatus, UnitLevel
-from projections.base import ViewProjection, event_type_of, owner_of, payload_of
+from projections.base import ViewProjection, owner_of
 from projections.encoding import format_time, parse_time, to_json_value
 from projections.ports import Document, ViewChange, ViewRecorder
 
@@ -45,7 +50,8 @@ AWAITING = "awaiting_response"
 OWNER = "owner"
 """The state of the objective's own unit at the root of its cascade tree."""
 TAKEN_ON = frozenset({CascadeAnswer.ADOPTED.value, CascadeAnswer.ADAPTED.value})
-STARTED = "AccountPlan.Started"
+STARTED: type[GamEvent] = AccountPlan.Started
+"""The event that creates a plan's document (see the projection)."""
 
 PlanEvolve = Callable[[Document, dict[str, Any], GamEvent], None]
 """Changes a plan document (a private copy) in place, given the event's JSON payload and the event."""
@@ -84,11 +90,11 @@ def _unit_closed(units: dict[str, Document], p: dict[str, Any]) -> None:
     units[p["unit_id"]]["closed"] = True
 
 
-UNIT_EVOLVE: dict[str, UnitEvolve] = {
-    "GlobalAccount.Created": _account_created,
-    "GlobalAccount.UnitAdded": _unit_added,
-    "GlobalAccount.UnitRenamed": _unit_renamed,
-    "GlobalAccount.UnitClosed": _unit_closed,
+UNIT_EVOLVE: dict[type[GamEvent], UnitEvolve] = {
+    GlobalAccount.Created: _account_created,
+    GlobalAccount.UnitAdded: _unit_added,
+    GlobalAccount.UnitRenamed: _unit_renamed,
+    GlobalAccount.UnitClosed: _unit_closed,
 }
 
 
@@ -191,34 +197,34 @@ def _status(status: PlanStatus) -> PlanEvolve:
     return evolve
 
 
-PLAN_EVOLVE: dict[str, PlanEvolve] = {
-    "AccountPlan.ObjectiveSet": _objective_set,
-    "AccountPlan.ObjectiveCascaded": _cascaded,
-    "AccountPlan.ObjectiveAdopted": _answered(CascadeAnswer.ADOPTED),
-    "AccountPlan.ObjectiveAdapted": _answered(CascadeAnswer.ADAPTED),
-    "AccountPlan.ObjectiveDeclined": _answered(CascadeAnswer.DECLINED),
-    "AccountPlan.ActionAdded": _action_added,
-    "AccountPlan.ActionStatusChanged": _action_status,
-    "AccountPlan.ProgressReported": _progress,
-    "AccountPlan.Submitted": _status(PlanStatus.SUBMITTED),
-    "AccountPlan.Approved": _status(PlanStatus.APPROVED),
-    "AccountPlan.Reopened": _status(PlanStatus.DRAFT),
+PLAN_EVOLVE: dict[type[GamEvent], PlanEvolve] = {
+    AccountPlan.ObjectiveSet: _objective_set,
+    AccountPlan.ObjectiveCascaded: _cascaded,
+    AccountPlan.ObjectiveAdopted: _answered(CascadeAnswer.ADOPTED),
+    AccountPlan.ObjectiveAdapted: _answered(CascadeAnswer.ADAPTED),
+    AccountPlan.ObjectiveDeclined: _answered(CascadeAnswer.DECLINED),
+    AccountPlan.ActionAdded: _action_added,
+    AccountPlan.ActionStatusChanged: _action_status,
+    AccountPlan.ProgressReported: _progress,
+    AccountPlan.Submitted: _status(PlanStatus.SUBMITTED),
+    AccountPlan.Approved: _status(PlanStatus.APPROVED),
+    AccountPlan.Reopened: _status(PlanStatus.DRAFT),
 }
 """Plan events after ``AccountPlan.Started`` (which creates the document, see the projection)."""
 
-IGNORED: tuple[str, ...] = (
-    "GlobalAccount.TeamMemberAssigned",
-    "GlobalAccount.TeamMemberRemoved",
-    "GlobalAccount.Archived",
-    "AccountPlan.SwotEntryAdded",
-    "AccountPlan.SwotEntryRemoved",
-    "AccountPlan.WhitespaceCellSet",
-    "AccountPlan.BusinessReviewHeld",
+IGNORED: tuple[type[GamEvent], ...] = (
+    GlobalAccount.TeamMemberAssigned,
+    GlobalAccount.TeamMemberRemoved,
+    GlobalAccount.Archived,
+    AccountPlan.SwotEntryAdded,
+    AccountPlan.SwotEntryRemoved,
+    AccountPlan.WhitespaceCellSet,
+    AccountPlan.BusinessReviewHeld,
 )
 """Account and plan events that say nothing about how strategy flows (who is on
 the team, SWOT, whitespace, reviews; an archived account's plans keep their flow)."""
 
-IGNORED_AGGREGATES: tuple[str, ...] = ("Stakeholder", "Deal")
+IGNORED_AGGREGATES: tuple[type[GamAggregate], ...] = (Stakeholder, Deal)
 """Aggregates whose events this view ignores wholesale (their position is still tracked)."""
 
 
@@ -228,13 +234,15 @@ class StrategyFlowProjection(ViewProjection):
     def change_for(self, event: DomainEventProtocol[Any], position: int) -> ViewChange:
         if not isinstance(event, GamEvent):
             return ViewChange()
-        event_type = event_type_of(event)
-        if event_type in UNIT_EVOLVE:
-            return self._unit_change(event, UNIT_EVOLVE[event_type])
-        if event_type == STARTED:
+        event_class = type(event)
+        unit_evolve = UNIT_EVOLVE.get(event_class)
+        if unit_evolve is not None:
+            return self._unit_change(event, unit_evolve)
+        if event_class is STARTED:
             return self._plan_started(event)
-        if event_type in PLAN_EVOLVE:
-            return self._plan_change(event, PLAN_EVOLVE[event_type])
+        plan_evolve = PLAN_EVOLVE.get(event_class)
+        if plan_evolve is not None:
+            return self._plan_change(event, plan_evolve)
         return ViewChange()  # IGNORED, and every event of IGNORED_AGGREGATES
 
     def _read(self, key: str) -> Document | None:

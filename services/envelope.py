@@ -10,13 +10,13 @@ replaced by :data:`REDACTED`, before and after any erasure alike.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
 from domain.base import GamEvent
-from domain.catalog import PERSONAL_DATA_FIELDS
-from projections.base import entity_type_of, event_type_of, payload_of
+from domain.catalog import PERSONAL_DATA_FIELDS, entity_type_of, entity_type_of_class, payload_of
 from projections.encoding import dumps, format_time, to_json_value
 
 SPEC_VERSION = "1.0"
@@ -24,12 +24,18 @@ SOURCE = "urn:gam:event-store"
 CONTENT_TYPE = "application/cloudevents+json; charset=utf-8"
 REDACTED = "[redacted]"
 PERSONAL_FIELDS = PERSONAL_DATA_FIELDS
-"""Fields that hold personal data, by event type; they are published redacted."""
+"""Fields that hold personal data, by event class; they are published redacted."""
+
+
+@functools.cache
+def cloud_event_type_of(event_class: type[GamEvent]) -> str:
+    """``gam.deal.StageAdvanced``: stable, and the key of the event's JSON Schema
+    (remembered per class)."""
+    return f"gam.{entity_type_of_class(event_class)}.{event_class.__name__}"
 
 
 def cloud_event_type(event: GamEvent) -> str:
-    """``gam.deal.StageAdvanced``: stable, and the key of the event's JSON Schema."""
-    return f"gam.{entity_type_of(event)}.{event_type_of(event).split('.')[-1]}"
+    return cloud_event_type_of(type(event))
 
 
 def schema_version(event: GamEvent) -> int:
@@ -38,7 +44,7 @@ def schema_version(event: GamEvent) -> int:
 
 def published_data(event: GamEvent) -> dict[str, Any]:
     """The event's business fields as JSON, personal data redacted."""
-    personal = PERSONAL_FIELDS.get(event_type_of(event), frozenset())
+    personal = PERSONAL_FIELDS.get(type(event), frozenset())
     data = {k: REDACTED if k in personal else to_json_value(v) for k, v in payload_of(event).items()}
     data["actor"] = event.actor
     data["reason"] = event.reason

@@ -9,7 +9,6 @@ published contract cannot drift from the code silently.
 from __future__ import annotations
 
 import dataclasses
-import sys
 import types
 import typing
 from datetime import date, datetime
@@ -19,10 +18,9 @@ from typing import Any
 from uuid import UUID
 
 from domain.base import GamEvent
-from domain.catalog import event_classes
-from projections.base import METADATA_FIELDS
+from domain.catalog import METADATA_FIELDS, entity_type_of_class, event_classes
 from projections.encoding import dumps
-from services.envelope import PERSONAL_FIELDS, REDACTED, SPEC_VERSION
+from services.envelope import PERSONAL_FIELDS, REDACTED, SPEC_VERSION, cloud_event_type_of
 
 SCHEMA_DIR = Path(__file__).resolve().parents[1] / "schemas" / "events"
 DECIMAL_PATTERN = r"^-?\d+(\.\d+)?([eE][-+]?\d+)?$"
@@ -64,7 +62,7 @@ def type_schema(hint: Any) -> dict[str, Any]:
 
 def data_schema(event_class: type[GamEvent]) -> dict[str, Any]:
     hints = typing.get_type_hints(event_class)
-    personal = PERSONAL_FIELDS.get(event_class.__qualname__, frozenset())
+    personal = PERSONAL_FIELDS.get(event_class, frozenset())
     names = [f.name for f in dataclasses.fields(event_class) if f.name not in METADATA_FIELDS]
     properties = {n: {"const": REDACTED} if n in personal else type_schema(hints[n]) for n in names}
     properties |= {
@@ -78,15 +76,6 @@ def data_schema(event_class: type[GamEvent]) -> dict[str, Any]:
         "required": [*names, "actor", "reason", "version"],
         "additionalProperties": False,
     }
-
-
-def cloud_event_type_of(event_class: type[GamEvent]) -> str:
-    return f"gam.{entity_type_of_class(event_class)}.{event_class.__name__}"
-
-
-def entity_type_of_class(event_class: type[GamEvent]) -> str:
-    outer = getattr(sys.modules[event_class.__module__], event_class.__qualname__.split(".")[0])
-    return str(outer.entity_type)
 
 
 def event_schema(event_class: type[GamEvent]) -> dict[str, Any]:

@@ -40,7 +40,6 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, ru
 import domain
 from domain.account import GlobalAccount
 from domain.base import GamAggregate, GamEvent
-from domain.catalog import PERSONAL_DATA_FIELDS
 from domain.deal import Deal
 from domain.errors import DomainError
 from domain.iso_codes import COUNTRY_CODES, CURRENCY_CODES
@@ -71,6 +70,7 @@ from domain.values import (
 )
 from services import handlers as h
 from services.app import CommandResult, GamApplication
+from tests.unit.type_names import PERSONAL_DATA_FIELDS
 
 # --- values ----------------------------------------------------------------------
 

@@ -20,21 +20,18 @@ import pytest
 from eventsourcing.persistence import Tracking
 
 from domain.account import GlobalAccount
-from domain.catalog import event_classes
+from domain.catalog import event_classes, event_type_of
 from domain.deal import Deal
 from domain.plan import AccountPlan
 from domain.stakeholder import Stakeholder
 from domain.values import Money, PersonalData, Target
 from infra.settings import Settings
 from projections.account_view import (
-    EVOLVE,
-    IGNORED,
     account_key,
     account_view,
     read_account_view,
     relationship_health,
 )
-from projections.base import event_type_of
 from projections.encoding import format_time
 from projections.exchange_rates import PLANNING_RATES, ExchangeRates, InvalidRates, UnknownCurrency, load_rates
 from services import handlers as h
@@ -42,6 +39,8 @@ from services.app import GamApplication
 from services.demo import SeededAccount, demo_id, seed_account
 from services.projector import Projector
 from tests.support import meta
+from tests.unit.type_names import ACCOUNT_VIEW_EVOLVE as EVOLVE
+from tests.unit.type_names import ACCOUNT_VIEW_IGNORED as IGNORED
 from tests.unit.world import World, build_world
 
 NOW = datetime(2026, 11, 24, tzinfo=UTC)

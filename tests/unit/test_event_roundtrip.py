@@ -12,7 +12,7 @@ from eventsourcing.utils import get_topic
 from hypothesis import HealthCheck, given, settings
 
 from domain.base import GamEvent
-from domain.catalog import AGGREGATES, PERSONAL_DATA_FIELDS, event_classes
+from domain.catalog import AGGREGATES, event_classes
 from domain.values import PersonalData
 from services.app import GamApplication
 from tests.unit.strategies import (
@@ -22,6 +22,7 @@ from tests.unit.strategies import (
     event_field_hints,
     for_event,
 )
+from tests.unit.type_names import PERSONAL_DATA_FIELDS
 
 EVENT_CLASSES = all_event_classes()
 EVENT_STRATEGIES = {cls: for_event(cls) for cls in EVENT_CLASSES}

@@ -21,11 +21,6 @@ from domain.plan import AccountPlan, plan_id_for
 from domain.values import Target
 from projections.ports import ViewChange
 from projections.strategy_flow import (
-    IGNORED,
-    IGNORED_AGGREGATES,
-    PLAN_EVOLVE,
-    STARTED,
-    UNIT_EVOLVE,
     plan_key,
     read_strategy_flow,
     strategy_flow,
@@ -35,6 +30,11 @@ from services.app import GamApplication
 from services.demo import seed_account
 from services.projector import Projector
 from tests.support import meta
+from tests.unit.type_names import STRATEGY_FLOW_IGNORED as IGNORED
+from tests.unit.type_names import STRATEGY_FLOW_IGNORED_AGGREGATES as IGNORED_AGGREGATES
+from tests.unit.type_names import STRATEGY_FLOW_PLAN_EVOLVE as PLAN_EVOLVE
+from tests.unit.type_names import STRATEGY_FLOW_STARTED as STARTED
+from tests.unit.type_names import STRATEGY_FLOW_UNIT_EVOLVE as UNIT_EVOLVE
 from tests.unit.world import World, build_world
 
 T0 = datetime(2027, 2, 1, 9, 0, tzinfo=UTC)

@@ -1,0 +1,61 @@
+"""The account view's projection: each event evolves its account's document, and
+the account's coverage and checkpoints are kept in the same transaction."""
+
+from __future__ import annotations
+
+import functools
+from typing import Any, ClassVar
+
+from eventsourcing.domain import DomainEventProtocol
+
+from domain.base import GamEvent
+from projections.account_view.checkpoints import DEFAULT_CHECKPOINT_INTERVAL, checkpoint_changes, covered_key
+from projections.account_view.evolve import account_key, evolve_document
+from projections.base import ViewProjection, owner_of
+from projections.ports import Document, ViewChange
+
+
+class AccountViewProjection(ViewProjection):
+    view_name: ClassVar[str] = "account_view"
+    checkpoint_interval: ClassVar[int] = DEFAULT_CHECKPOINT_INTERVAL
+    """Keep a checkpoint every this many events of an account; 0 keeps none (the
+    coverage is still kept, so that checkpoints taken later know what they hold)."""
+    keeps_checkpoints: ClassVar[bool] = True
+    """False for a private replay: no coverage, no checkpoints."""
+
+    def change_for(self, event: DomainEventProtocol[Any], position: int) -> ViewChange:
+        if not isinstance(event, GamEvent):
+            return ViewChange()
+        account_id, index = owner_of(self.view, event)
+        if account_id is None:
+            return ViewChange(documents=index)
+        key, covered = account_key(account_id), covered_key(account_id)
+        stored = self.view.documents([key, covered] if self.keeps_checkpoints else [key])
+        document = evolve_document(stored.get(key), event)
+        if document is None:
+            return ViewChange(documents=index)
+        document["position"] = position
+        changes: dict[str, Document | None] = {**index, key: document}
+        if self.keeps_checkpoints:
+            changes.update(
+                checkpoint_changes(
+                    self.view, account_id, event, document, stored.get(covered), self.checkpoint_interval
+                )
+            )
+        return ViewChange(documents=changes)
+
+
+class AccountReplayProjection(AccountViewProjection):
+    """The account view alone, for a private replay (time travel): no coverage, no checkpoints."""
+
+    keeps_checkpoints: ClassVar[bool] = False
+
+
+@functools.cache
+def account_view_projection(checkpoint_interval: int) -> type[AccountViewProjection]:
+    """The account view's projection keeping a checkpoint every ``checkpoint_interval``
+    events of an account (a class, as ``eventsourcing``'s runner builds its own instance)."""
+    if checkpoint_interval == AccountViewProjection.checkpoint_interval:
+        return AccountViewProjection
+    name = f"AccountViewProjectionEvery{checkpoint_interval}"
+    return type(name, (AccountViewProjection,), {"checkpoint_interval": checkpoint_interval})

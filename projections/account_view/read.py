@@ -1,0 +1,73 @@
+"""The account view as the GAM reads it: every section, derived from the stored document.
+
+Pure functions of the stored document, "now" and the exchange rates. Money is
+Decimal throughout and becomes a string (to the cent) only in the output. Keys
+of stored dicts carry no order (PostgreSQL's JSONB sorts them), so every list
+is sorted explicitly; units come in tree order (depth first, siblings by name).
+"""
+
+from __future__ import annotations
+
+import copy
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from projections.account_view.evolve import account_key
+from projections.account_view.pipeline import pipeline
+from projections.account_view.plans import plan_summary
+from projections.account_view.rollups import rollups
+from projections.account_view.stakeholders import stakeholder_map
+from projections.account_view.units import unit_tree
+from projections.account_view.whitespace import whitespace_grid
+from projections.account_view.win_rate import win_rate
+from projections.encoding import format_time
+from projections.exchange_rates import PLANNING_RATES, ExchangeRates
+from projections.ports import Document, ViewRecorder
+
+
+def account_view(
+    view: ViewRecorder,
+    account_id: UUID,
+    *,
+    now: datetime,
+    stale_after_days: int = 90,
+    rates: ExchangeRates = PLANNING_RATES,
+) -> dict[str, Any] | None:
+    """The account as the GAM reads it, or ``None`` if the view does not know it."""
+    key = account_key(account_id)
+    document = view.documents([key]).get(key)
+    if document is None:
+        return None
+    return read_account_view(document, now=now, stale_after_days=stale_after_days, rates=rates)
+
+
+def read_account_view(
+    document: Document, *, now: datetime, stale_after_days: int = 90, rates: ExchangeRates = PLANNING_RATES
+) -> dict[str, Any]:
+    """Everything a GAM looks at, derived from the stored document.
+
+    ``now`` (timezone-aware) decides who counts as not contacted (no interaction in
+    the last ``stale_after_days`` days) and which actions are overdue; ``rates``
+    convert deal currencies into the account's reporting currency. Raises
+    :class:`~projections.exchange_rates.UnknownCurrency` if a currency in play has
+    no rate."""
+    if now.utcoffset() is None:
+        msg = "now must be timezone-aware"
+        raise ValueError(msg)
+    document = copy.deepcopy(document)  # the answer shares parts with it; the store's copy stays private
+    units: dict[str, Document] = document["units"]
+    reporting: str = document["account"]["reporting_currency"]
+    plans = sorted(document["plans"].items(), key=lambda item: (item[1]["fiscal_period"], item[0]))
+    return {
+        "account": dict(document["account"]),
+        "position": document.get("position"),
+        "as_of": format_time(now),
+        "unit_tree": unit_tree(units, document["team"]),
+        "plans": [plan_summary(plan_id, plan, units, today=now.date()) for plan_id, plan in plans],
+        "stakeholders": stakeholder_map(document["stakeholders"], units, now=now, stale_after_days=stale_after_days),
+        "whitespace": whitespace_grid(document["plans"], units),
+        "pipeline": pipeline(document["deals"], units, reporting, rates),
+        "rollups": rollups(document, reporting, rates),
+        "win_rate": win_rate(document["deals"], units, reporting, rates),
+    }
