@@ -60,6 +60,7 @@ from infra.settings import Settings
 from services.api.command_models import command_json, path_parameters
 from services.api.routes.commands import PATHS
 from services.app import GamApplication
+from services.bootstrap import bootstrap
 from services.demo import demo_id
 from services.handlers import bus_for
 
@@ -378,22 +379,22 @@ def measure_direct_commands(
     """The traces through gam's command handlers on one application shared by ``concurrency``
     threads. With ``views``, the API's runtime (application plus view follower) is used, so the
     views are projected beside the commands as in ``gam serve``."""
-    from services.api.app import Runtime
+    from services.api.app import ViewsFollower
 
-    runtime = Runtime(settings) if views else None
-    app = runtime.app if runtime else GamApplication(settings.eventsourcing_env(), settings.snapshot_interval)
-    if runtime:
-        runtime.start()
+    runtime = bootstrap(settings)
+    follower = ViewsFollower(runtime.open("projector", "lease")) if views else None
+    if follower:
+        follower.start()
+    app = runtime.app
     try:
         plans = client_plans(traces, concurrency)
         bench_cpu = time.process_time()
         seconds, results = _in_threads([lambda ready, plan=plan: _direct_client(app, plan, ready) for plan in plans])
         cpu = {"bench": time.process_time() - bench_cpu}
     finally:
-        if runtime:
-            runtime.stop()
-        else:
-            app.close()
+        if follower:
+            follower.stop()
+        runtime.close()
     latencies = [latency for client_latencies, _ in results for latency in client_latencies]
     return CommandRun(len(latencies), seconds, latencies, sum(reads for _, reads in results), cpu)
 

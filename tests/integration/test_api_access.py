@@ -242,7 +242,11 @@ def test_a_viewer_reads_and_writes_nothing(world: World) -> None:
             },
             None,
         ),
-        (f"/compliance/stakeholders/{a.stakeholder_ids[6]}/erasure", {"legal_basis": "GDPR Art. 17"}, None),
+        (
+            f"/compliance/stakeholders/{a.stakeholder_ids[6]}/erasure",
+            {"legal_basis": "GDPR Art. 17"},
+            f"/stakeholders/{a.stakeholder_ids[6]}",
+        ),
     ]
     for path, body, entity in commands:
         problem = world.refused(403, viewer, path, body, entity)
@@ -356,10 +360,8 @@ def test_compliance_reads_everything_and_writes_only_erasures(world: World) -> N
     world.refused(403, auditor, "/accounts", new_account)
     person = b.stakeholder_ids[7]
     world.refused(403, auditor, f"/stakeholders/{person}/title", {"title": "Ex-CPO"}, f"/stakeholders/{person}")
-    erased = world.client.post(
-        f"/compliance/stakeholders/{person}/erasure", json={"legal_basis": "GDPR Art. 17 #12"}, headers=auditor
-    )
-    assert erased.status_code == 200, erased.text
+    erasure = f"/compliance/stakeholders/{person}/erasure"
+    erased = world.accepted(auditor, erasure, {"legal_basis": "GDPR Art. 17 #12"}, f"/stakeholders/{person}")
     world.assert_actor(person, erased.json()["position"], subject)
     assert world.app.load(Stakeholder, person).erased
 
@@ -378,10 +380,8 @@ def test_an_admin_does_everything(world: World) -> None:
     world.assert_acted(created, subject)
     assert world.app.load(GlobalAccount, UUID(created.json()["entity_id"])).name == "Admin Co"
     person = a.stakeholder_ids[8]
-    erased = world.client.post(
-        f"/compliance/stakeholders/{person}/erasure", json={"legal_basis": "Art. 17"}, headers=ADMIN
-    )
-    assert erased.status_code == 200
+    erasure = f"/compliance/stakeholders/{person}/erasure"
+    erased = world.accepted(ADMIN, erasure, {"legal_basis": "Art. 17"}, f"/stakeholders/{person}")
     world.assert_actor(person, erased.json()["position"], subject)
 
 

@@ -911,6 +911,44 @@ def reopen_deal(w: World) -> None:
     assert (row["stage"], row["probability"]) == ("solution", 40)
 
 
+@command("POST /batches")
+def run_batch(w: World) -> None:
+    """Commands of several entities in one transaction: each sees the one before it."""
+    region, person = uuid4(), uuid4()
+    commands = [
+        {"type": "add_unit", "account_id": str(w.account_id), "unit_id": str(region), "parent_id": str(w.hq),
+         "name": "Oceania", "level": "region", "code": "OCE"},
+        {"type": "identify_stakeholder", "account_id": str(w.account_id), "stakeholder_id": str(person),
+         "unit_id": str(region), "title": "CIO", "personal": {"name": "Mia Tane"}},
+        {"type": "rate_influence", "stakeholder_id": str(person), "influence": 5, "expected_version": 1},
+    ]  # fmt: skip
+    before = w.api.log_position()
+    refused = w.api.post("/batches", {"commands": [*commands, {**commands[2], "influence": 9}]}, w.headers)
+    assert refused.status_code == 422, refused.text
+    assert refused.json()["errors"][0]["path"].startswith("body/commands/3/")
+    taken = w.api.post("/batches", {"commands": [*commands[:2], commands[0]]}, w.headers)
+    assert (taken.status_code, taken.json()["index"], taken.json()["rule"]) == (409, 2, "already_exists")
+    assert w.api.log_position() == before, "a refused batch stored events"
+
+    response = w.api.post("/batches", {"commands": commands, "reason": "Oceania onboarding"}, w.headers)
+    assert response.status_code == 200, response.text
+    results = response.json()["results"]
+    assert [(r["type"], r["entity_id"], r["version"]) for r in results] == [
+        ("add_unit", str(w.account_id), int(w.etag(w.account).strip('"'))),
+        ("identify_stakeholder", str(person), 1),
+        ("rate_influence", str(person), 2),
+    ]
+    assert results[0]["created_id"] == str(region)
+    stored = w.api.stored_since(before)
+    assert response.json()["position"] == stored[-1][0] == w.api.log_position()
+    assert [type(e).__qualname__ for _, e in stored] == [
+        "GlobalAccount.UnitAdded", "Stakeholder.Identified", "Stakeholder.InfluenceRated",
+    ]  # fmt: skip
+    assert {(e.actor, e.reason) for _, e in stored} == {(ACTOR, "Oceania onboarding")}
+    w.last_position = response.json()["position"]
+    assert w.person(person)["influence"] == 5
+
+
 def test_every_command_in_the_openapi_has_a_happy_path(api: Api) -> None:
     assert set(COMMANDS) == api.routes("POST")
 
