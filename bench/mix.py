@@ -16,26 +16,26 @@ which made a long plan history quadratic.
 
 from __future__ import annotations
 
+import json
+import tempfile
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import MISSING, dataclass, fields
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 from unittest import mock
 from uuid import UUID, uuid4
 
 import services.demo
-from domain.account import GlobalAccount, UnitTree
-from domain.base import GamAggregate
 from domain.commands import ChangeDealProbability, RateSentiment, ReportProgress
 from domain.commands import Command as DomainCommand
-from domain.deal import Deal
 from domain.metadata import EventMetadata
-from domain.plan import AccountPlan
-from domain.stakeholder import Stakeholder
+from services.api.command_models import command_json
 from services.app import GamApplication
 from services.demo import SeededAccount, demo_id, seed_account
 from services.handlers import bus_for
+from services.importer import import_file
 
 HISTORY_START = datetime(2027, 1, 1, tzinfo=UTC)
 """The history begins after the demo's own commands (autumn 2026)."""
@@ -176,38 +176,16 @@ def progress_reports(target: Targets, count: int, *, start: datetime = HISTORY_S
 
 
 def gam_import(app: GamApplication, changes: Sequence[Change], batch: int = IMPORT_BATCH) -> float:
-    """Bulk import through the domain: each batch loads the aggregates it touches, lets
-    them decide every change, and stores the batch's events in one transaction.
-    Returns the seconds taken."""
-    kinds: dict[str, type[GamAggregate]] = {
-        "deal_probability": Deal,
-        "stakeholder_sentiment": Stakeholder,
-        "objective_progress": AccountPlan,
-    }
-    started = time.perf_counter()
-    for first in range(0, len(changes), batch):
-        touched: dict[UUID, GamAggregate] = {}
-        trees: dict[UUID, UnitTree] = {}
-        for change in changes[first : first + batch]:
-            aggregate = touched.get(change.entity_id)
-            if aggregate is None:
-                aggregate = touched[change.entity_id] = app.load(kinds[change.kind], change.entity_id)
-            if isinstance(aggregate, Deal):
-                aggregate.change_probability(probability=change.value, meta=change.meta)
-            elif isinstance(aggregate, Stakeholder):
-                aggregate.rate_sentiment(sentiment=change.value, meta=change.meta)
-            elif isinstance(aggregate, AccountPlan):
-                assert change.objective_id is not None
-                assert change.unit_id is not None
-                tree = trees.get(aggregate.account_id)
-                if tree is None:
-                    tree = trees[aggregate.account_id] = app.load(GlobalAccount, aggregate.account_id).tree()
-                aggregate.report_progress(
-                    objective_id=change.objective_id,
-                    unit_id=change.unit_id,
-                    percent=change.value,
-                    tree=tree,
-                    meta=change.meta,
-                )
-        app.commit(*touched.values())
-    return time.perf_counter() - started
+    """Bulk import through ``gam import``'s code path: the changes as a JSON-lines file of
+    commands (each with its original actor and time), validated, then decided and stored
+    in transactions of ``batch`` commands. Returns the seconds the import took."""
+    with tempfile.TemporaryDirectory(prefix="gam-bench-import-") as tmp:
+        path = Path(tmp) / "history.jsonl"
+        with path.open("w", encoding="utf-8") as file:
+            for change in changes:
+                line = command_json(change.as_command().command)
+                line["meta"] = {"actor": change.meta.actor, "at": change.meta.at.isoformat()}
+                file.write(json.dumps(line) + "\n")
+        started = time.perf_counter()
+        import_file(bus_for(app), path, actor="bench-import", batch_size=batch)
+        return time.perf_counter() - started

@@ -2,7 +2,9 @@
 every other command.
 
 Each line is one command as ``POST /batches`` takes it: the fields of its single
-endpoint (path fields included), its ``type`` and optionally ``expected_version``.
+endpoint (path fields included), its ``type`` and optionally ``expected_version``;
+and, for a history brought over from another system, optionally ``meta`` with the
+original ``actor``, ``at`` (a moment with its offset) and ``reason``.
 Every line is validated before anything is stored; then the commands run in
 batches of ``batch_size``, one transaction each.
 
@@ -21,13 +23,13 @@ import json
 import os
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Union
 from uuid import UUID, uuid5
 
-from pydantic import Field, TypeAdapter, ValidationError
+from pydantic import AwareDatetime, BaseModel, Field, TypeAdapter, ValidationError
 
 from domain.commands import COMMANDS, Command
 from domain.errors import DomainError
@@ -78,21 +80,47 @@ def file_digest(path: Path) -> str:
     return digest.hexdigest()
 
 
-def read_commands(path: Path) -> Iterator[tuple[int, Command, int | None]]:
-    """Each non-blank line as (line number, command, expected version); a bad line refuses the file."""
+class LineMeta(BaseModel):
+    """Who made a change and when, as the system it comes from recorded it."""
+
+    model_config = {"extra": "forbid"}
+
+    actor: str | None = Field(default=None, min_length=1, max_length=300)
+    at: AwareDatetime | None = None
+    reason: str | None = Field(default=None, max_length=2000)
+
+
+@dataclass(frozen=True)
+class Line:
+    number: int
+    command: Command
+    expected_version: int | None
+    meta: LineMeta | None
+
+
+def read_commands(path: Path) -> Iterator[Line]:
+    """Each non-blank line, parsed; a bad line refuses the file."""
     with path.open(encoding="utf-8") as file:
         for number, text in enumerate(file, start=1):
             if not text.strip():
                 continue
             try:
-                item = _LINE.validate_json(text)
-                yield number, item.command(), item.expected_version
+                fields = json.loads(text)
+                meta = LineMeta.model_validate(fields.pop("meta")) if "meta" in fields else None
+                item = _LINE.validate_python(fields)
+                if meta is not None:  # the rules of metadata (no NUL, a UTC moment), before anything is stored
+                    EventMetadata(
+                        meta.actor or "import", meta.at or datetime.now(UTC), IMPORT_NAMESPACE, None, meta.reason
+                    )
+                yield Line(number, item.command(), item.expected_version, meta)
             except ValidationError as invalid:
                 first = invalid.errors()[0]
                 where = "/".join(str(p) for p in first["loc"])
                 raise ImportRefused(number, f"{where}: {first['msg']}") from None
-            except ValueError as invalid:
-                raise ImportRefused(number, str(invalid)) from None
+            except DomainError as invalid:
+                raise ImportRefused(number, f"meta: {invalid}") from None
+            except (ValueError, TypeError, AttributeError) as invalid:
+                raise ImportRefused(number, f"not a command: {invalid}") from None
 
 
 def progress_path(path: Path) -> Path:
@@ -149,12 +177,12 @@ def import_file(
     digest = file_digest(path)
     lines = list(read_commands(path))  # every line valid before anything is stored
     progress = Progress(digest) if dry_run else _load_progress(path, digest)
-    pending = [entry for entry in lines if entry[0] > progress.lines_done]
+    pending = [line for line in lines if line.number > progress.lines_done]
     skipped, applied, batches = len(lines) - len(pending), 0, 0
     session = Session(bus.app) if dry_run else None
     for first in range(0, len(pending), batch_size):
         batch = pending[first : first + batch_size]
-        first_line, last_line = batch[0][0], batch[-1][0]
+        first_line, last_line = batch[0].number, batch[-1].number
         correlation = batch_correlation(digest, first_line)
         stored_at = None if dry_run else _committed_since(bus, progress.position, correlation)
         if stored_at is not None:  # committed before a crash that lost its progress
@@ -181,19 +209,33 @@ def import_file(
     )
 
 
-def _run(
-    bus: MessageBus, batch: list[tuple[int, Command, int | None]], meta: EventMetadata, dry_run: Session | None
-) -> int:
+def _run(bus: MessageBus, batch: list[Line], meta: EventMetadata, dry_run: Session | None) -> int:
     """Decide the batch in one session and store it (a dry run's session is never stored)."""
     session = dry_run or Session(bus.app)
-    for line, command, expected_version in batch:
+    for line in batch:
+        line_meta = _meta_of(line, meta)
         try:
-            bus.decide(session, command, meta, expected_version)
+            bus.decide(session, line.command, line_meta, line.expected_version)
         except DomainError as refused:
-            raise ImportRefused(line, f"{refused.rule}: {refused}") from refused
+            raise ImportRefused(line.number, f"{refused.rule}: {refused}") from refused
     if dry_run is not None:
         return 0
     position = session.commit()
-    for _, command, _ in batch:
-        bus.after_commit(command, meta)
+    for line in batch:
+        bus.after_commit(line.command, meta)
     return position
+
+
+def _meta_of(line: Line, batch: EventMetadata) -> EventMetadata:
+    """The batch's metadata, with what the line says of its own actor, time and reason."""
+    if line.meta is None:
+        return batch
+    try:
+        return replace(
+            batch,
+            actor=line.meta.actor or batch.actor,
+            at=line.meta.at or batch.at,
+            reason=line.meta.reason if line.meta.reason is not None else batch.reason,
+        )
+    except DomainError as refused:
+        raise ImportRefused(line.number, f"meta: {refused}") from refused

@@ -123,3 +123,24 @@ def test_a_dry_run_decides_everything_and_stores_nothing(empty_app: GamApplicati
     assert (summary.applied, summary.dry_run) == (579, True)
     assert stored(empty_app) == []
     assert not progress_path(file).exists()
+
+
+def test_a_history_keeps_each_line_s_actor_and_time(empty_app: GamApplication, tmp_path: Path) -> None:
+    commands = demo_commands()
+    lines = [command_json(command) for command in commands]
+    lines[5]["meta"] = {"actor": "legacy-crm@vendor.example", "at": "2019-03-01T10:00:00+01:00", "reason": "migrated"}
+    lines[6]["meta"] = {"actor": "bad\u0000actor"}
+    file = tmp_path / "history.jsonl"
+    file.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    with pytest.raises(ImportRefused, match="line 7: meta"):
+        import_file(bus_for(empty_app), file, actor="importer")
+    assert stored(empty_app) == []
+
+    del lines[6]["meta"]
+    file.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    import_file(bus_for(empty_app), file, actor="importer", reason="move to gam")
+    events = [empty_app.mapper.to_domain_event(n) for n in empty_app.recorder.select_notifications(1, 10_000)]
+    [migrated] = [e for e in events if e.actor == "legacy-crm@vendor.example"]
+    assert migrated.reason == "migrated"
+    assert migrated.timestamp.isoformat() == "2019-03-01T09:00:00+00:00"
+    assert {(e.actor, e.reason) for e in events if e is not migrated} == {("importer", "move to gam")}
