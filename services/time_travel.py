@@ -30,10 +30,11 @@ from projections.account_view import (
     newest_checkpoint,
     read_account_view,
 )
-from projections.encoding import format_time, to_json_value
+from projections.encoding import format_time
 from projections.exchange_rates import PLANNING_RATES, ExchangeRates
 from projections.ports import Document
 from services.app import GamApplication
+from services.entity_models import entity_json
 from services.projector import Projector, batched, view_recorder_class
 
 
@@ -68,9 +69,8 @@ class AccountAsOf:
 
 
 def aggregate_state(aggregate: GamAggregate) -> dict[str, Any]:
-    """The aggregate's fields as JSON (personal data included: this is for compliance)."""
-    fields = {k.lstrip("_"): v for k, v in vars(aggregate).items() if k not in ("_pending_events",)}
-    return {k: to_json_value(v) for k, v in fields.items()}
+    """The entity's public state (``services.entity_models``), personal data included: this is for compliance."""
+    return entity_json(aggregate)
 
 
 def account_as_of(

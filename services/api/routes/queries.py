@@ -5,11 +5,12 @@ trail, one entity's history). A caller reads only the accounts they may read."""
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Generic, TypeVar
 from uuid import UUID
 
 from fastapi import APIRouter, HTTPException, Query
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
 
 from domain.account import GlobalAccount
 from domain.base import GamAggregate
@@ -27,9 +28,11 @@ from services.api.problems import problem_responses
 from services.api.values import Moment, TextWithoutNul
 from services.app import GamApplication
 from services.bootstrap import Runtime
-from services.time_travel import account_as_of, aggregate_state
+from services.entity_models import AccountState, DealState, EntityState, PlanState, StakeholderState, entity_json
+from services.time_travel import account_as_of
 
 router = APIRouter()
+S = TypeVar("S", bound=EntityState)
 
 MinPosition = Annotated[
     int | None, Query(ge=1, le=2**62, description="Wait (bounded) until the view has this log position.")
@@ -49,6 +52,15 @@ def account_of(aggregate: GamAggregate) -> UUID:
     return aggregate.id if isinstance(aggregate, GlobalAccount) else aggregate.account_id  # type: ignore[attr-defined]
 
 
+class Entity(BaseModel, Generic[S]):
+    """An entity as stored: its version (also its ETag) and its public state."""
+
+    id: UUID
+    version: int
+    state: S
+    as_of: datetime | None = Field(default=None, description="With ``as_of``: the moment it is shown at.")
+
+
 AsOf = Annotated[Moment | None, Query(description="As it stood at this moment (time travel).")]
 
 
@@ -64,31 +76,36 @@ def _entity(
         if version is None:
             raise HTTPException(404, f"{kind.entity_type} {entity_id} did not exist at {moment.isoformat()}")
         aggregate = app.repository.get(entity_id, version=version)
-    body = {"id": str(entity_id), "version": aggregate.version, "state": aggregate_state(aggregate)}
+    body = {"id": str(entity_id), "version": aggregate.version, "state": entity_json(aggregate)}
     if as_of is not None:
         return JSONResponse({**body, "as_of": as_of.astimezone(UTC).isoformat()})
     return JSONResponse(body, headers={"ETag": etag(aggregate.version)})
 
 
-@router.get("/accounts/{account_id}", tags=["accounts"], responses=NOT_FOUND)
+@router.get("/accounts/{account_id}", tags=["accounts"], response_model=Entity[AccountState], responses=NOT_FOUND)
 def get_account(runtime: RuntimeDep, account_id: UUID, principal: Caller, as_of: AsOf = None) -> JSONResponse:
     """The account as stored; its ETag is the version to send as If-Match."""
     return _entity(runtime, principal, GlobalAccount, account_id, as_of)
 
 
-@router.get("/plans/{plan_id}", tags=["plans"], responses=NOT_FOUND)
+@router.get("/plans/{plan_id}", tags=["plans"], response_model=Entity[PlanState], responses=NOT_FOUND)
 def get_plan(runtime: RuntimeDep, plan_id: UUID, principal: Caller, as_of: AsOf = None) -> JSONResponse:
     """The plan as stored (objectives, cascade, actions, SWOT, whitespace, reviews), with its ETag."""
     return _entity(runtime, principal, AccountPlan, plan_id, as_of)
 
 
-@router.get("/stakeholders/{stakeholder_id}", tags=["stakeholders"], responses=NOT_FOUND)
+@router.get(
+    "/stakeholders/{stakeholder_id}",
+    tags=["stakeholders"],
+    response_model=Entity[StakeholderState],
+    responses=NOT_FOUND,
+)
 def get_stakeholder(runtime: RuntimeDep, stakeholder_id: UUID, principal: Caller, as_of: AsOf = None) -> JSONResponse:
     """The person as stored, with their ETag; personal data reads ``[erased]`` after erasure."""
     return _entity(runtime, principal, Stakeholder, stakeholder_id, as_of)
 
 
-@router.get("/deals/{deal_id}", tags=["deals"], responses=NOT_FOUND)
+@router.get("/deals/{deal_id}", tags=["deals"], response_model=Entity[DealState], responses=NOT_FOUND)
 def get_deal(runtime: RuntimeDep, deal_id: UUID, principal: Caller, as_of: AsOf = None) -> JSONResponse:
     """The deal as stored, with its ETag."""
     return _entity(runtime, principal, Deal, deal_id, as_of)
