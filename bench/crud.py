@@ -239,13 +239,13 @@ class CrudStore:
 
     def _onboard_account(
         self, meta: EventMetadata, *, account_id: UUID, hq_unit_id: UUID, name: str, industry: str, hq_country: str,
-        reporting_currency: str, tier: str, governance_model: str, fiscal_period: str,
+        reporting_currency: str, tier: str, governance_model: str, fiscal_period: str, hq_unit_name: str,
     ) -> None:  # fmt: skip
         account = {"id": account_id, "name": name, "industry": industry, "hq_country": hq_country,
                    "reporting_currency": reporting_currency, "tier": tier, "governance_model": governance_model,
                    "status": "active"}  # fmt: skip
         self._insert("accounts", account, account_id, meta)
-        self._insert("units", {"id": hq_unit_id, "account_id": account_id, "parent_id": None, "name": "Headquarters",
+        self._insert("units", {"id": hq_unit_id, "account_id": account_id, "parent_id": None, "name": hq_unit_name,
                                "level": "hq", "code": hq_country}, account_id, meta)  # fmt: skip
         plan = {"id": plan_id_for(account_id, fiscal_period), "account_id": account_id,
                 "fiscal_period": fiscal_period, "status": "draft"}  # fmt: skip
@@ -273,8 +273,9 @@ class CrudStore:
 
     def _set_objective(
         self, meta: EventMetadata, *, plan_id: UUID, objective_id: UUID, unit_id: UUID, title: str,
-        description: str | None, target: Any, due_date: Any,
+        description: str | None, target: Any, due_date: Any, linked_objective_id: UUID | None,
     ) -> None:  # fmt: skip
+        """(The demo links no objective to another, so the baseline keeps no column for it.)"""
         account_id = self._lock_plan(plan_id)
         self._unit_of(account_id, unit_id)
         row = {"id": objective_id, "plan_id": plan_id, "unit_id": unit_id, "title": title, "description": description,
@@ -326,7 +327,10 @@ class CrudStore:
                "reported_at": meta.at}  # fmt: skip
         self._insert("objective_progress", row, account_id, meta, key=("objective_id", "unit_id"), upsert=True)
 
-    def _add_swot_entry(self, meta: EventMetadata, *, plan_id: UUID, entry_id: UUID, kind: str, text: str) -> None:
+    def _add_swot_entry(
+        self, meta: EventMetadata, *, plan_id: UUID, entry_id: UUID, kind: str, text: str, unit_id: UUID | None
+    ) -> None:
+        """(The demo's SWOT entries are about the whole account, so the baseline keeps no unit.)"""
         account_id = self._lock_plan(plan_id)
         self._insert("swot_entries", {"id": entry_id, "plan_id": plan_id, "kind": kind, "text": text}, account_id, meta)
 

@@ -20,7 +20,7 @@ import json
 import tempfile
 import time
 from collections.abc import Iterable, Sequence
-from dataclasses import MISSING, dataclass, fields
+from dataclasses import dataclass, fields
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -57,12 +57,8 @@ class Command:
 
     @property
     def kwargs(self) -> dict[str, Any]:
-        """The fields the command sets (those not left at their default)."""
-        return {
-            f.name: getattr(self.command, f.name)
-            for f in fields(self.command)
-            if f.default is MISSING or getattr(self.command, f.name) != f.default
-        }
+        """The command's fields, by name (what the CRUD baseline's methods take)."""
+        return {f.name: getattr(self.command, f.name) for f in fields(self.command)}
 
 
 class _Recorder:
