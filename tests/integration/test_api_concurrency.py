@@ -4,8 +4,8 @@ PostgreSQL.
 The server is uvicorn in a thread on a port of its own; racing clients are
 threads, each with its own connection, released together by a barrier, so the
 requests really overlap in the server's thread pool and in the store. The
-idempotency stores are also driven directly (memory, SQLite, PostgreSQL): the
-same contract for each.
+idempotency stores themselves are driven directly by their contract suite
+(tests/contract/test_idempotency.py).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date
 from decimal import Decimal
 from typing import Any
 from uuid import UUID, uuid4
@@ -26,18 +26,9 @@ import psycopg
 import pytest
 import uvicorn
 
-import infra.idempotency as idempotency
 from domain.deal import Deal
 from domain.values import Money
-from infra.idempotency import (
-    IdempotencyStore,
-    InProgress,
-    KeyReused,
-    Replay,
-    Reserved,
-    StoredResponse,
-    idempotency_for,
-)
+from infra.idempotency import IdempotencyStore
 from infra.settings import Settings
 from services import handlers as h
 from services.api.app import create_app
@@ -330,82 +321,3 @@ def test_an_answer_that_cannot_be_remembered_is_still_given(served: Served, monk
         retry = probability(deal, 60, 1, key="flaky-store")(client)
         assert retry.status_code == 409, retry.text
     assert served.versions(deal) == [1, 2]
-
-
-@pytest.fixture
-def remembered(any_settings: Settings) -> Iterator[IdempotencyStore]:
-    """The idempotency store beside the events, as the API builds it, on each backend."""
-    store = idempotency_for(any_settings)
-    yield store
-    store.close()
-
-
-ANSWER = StoredResponse(200, b'{"entity_id": "e", "version": 2}', {"etag": '"2"', "x-correlation-id": "c"})
-
-
-def reserved(outcome: object) -> Reserved:
-    assert isinstance(outcome, Reserved), outcome
-    return outcome
-
-
-def test_a_key_is_reserved_completed_replayed_and_never_reused(remembered: IdempotencyStore) -> None:
-    alice = reserved(remembered.reserve("alice", "k1", "request-1"))
-    assert remembered.reserve("alice", "k1", "request-1") == InProgress()
-    assert remembered.reserve("alice", "k1", "request-2") == KeyReused()
-    bob = reserved(remembered.reserve("bob", "k1", "request-1"))  # another caller's key of the same name
-    assert bob.token != alice.token
-    assert remembered.complete("alice", "k1", alice.token, ANSWER)
-    assert remembered.reserve("alice", "k1", "request-1") == Replay(ANSWER)
-    assert remembered.reserve("alice", "k1", "request-2") == KeyReused()
-    assert remembered.reserve("bob", "k1", "request-1") == InProgress()
-    remembered.release("alice", "k1", alice.token)  # too late: an answer is kept once given
-    assert remembered.reserve("alice", "k1", "request-1") == Replay(ANSWER)
-    assert not remembered.complete("alice", "k1", alice.token, ANSWER)  # answered once only
-
-
-def test_a_released_key_is_free_again(remembered: IdempotencyStore) -> None:
-    refused = reserved(remembered.reserve("alice", "k2", "refused-request"))
-    remembered.release("alice", "k2", refused.token)
-    reserved(remembered.reserve("alice", "k2", "corrected-request"))
-    remembered.release("alice", "never-reserved", "no-token")  # harmless
-
-
-def test_an_abandoned_reservation_is_taken_over_after_its_lease(
-    remembered: IdempotencyStore, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """A process that died holding a key blocks retries for LEASE only; an answer
-    given is kept for RETENTION. The request whose lease was taken over can no
-    longer answer or release the key: it belongs to its successor."""
-    monkeypatch.setattr(idempotency, "LEASE", timedelta(milliseconds=300))
-    slow = reserved(remembered.reserve("alice", "k3", "request-1"))
-    assert remembered.reserve("alice", "k3", "request-1") == InProgress()
-    answered = reserved(remembered.reserve("alice", "k4", "request-1"))
-    assert remembered.complete("alice", "k4", answered.token, ANSWER)
-    time.sleep(0.5)
-    successor = reserved(remembered.reserve("alice", "k3", "request-2"))  # taken over, whatever it was for
-    assert remembered.reserve("alice", "k3", "request-2") == InProgress()
-    remembered.release("alice", "k3", slow.token)  # the late request cannot free its successor's key
-    assert not remembered.complete("alice", "k3", slow.token, ANSWER)  # nor answer for it
-    assert remembered.reserve("alice", "k3", "request-2") == InProgress()
-    assert remembered.complete("alice", "k3", successor.token, ANSWER)
-    assert remembered.reserve("alice", "k3", "request-2") == Replay(ANSWER)
-    assert remembered.reserve("alice", "k4", "request-1") == Replay(ANSWER)  # answered: no lease to expire
-    monkeypatch.setattr(idempotency, "RETENTION", timedelta(milliseconds=300))
-    reserved(remembered.reserve("alice", "k4", "request-2"))  # forgotten after the retention
-
-
-def test_racing_reservations_of_one_key_let_one_through(remembered: IdempotencyStore) -> None:
-    barrier = threading.Barrier(WRITERS)
-    outcomes: list[object] = []
-
-    def reserve() -> None:
-        barrier.wait()
-        outcomes.append(remembered.reserve("alice", "k5", "request-1"))
-
-    threads = [threading.Thread(target=reserve) for _ in range(WRITERS)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=30)
-    assert sum(isinstance(o, Reserved) for o in outcomes) == 1
-    assert sum(o == InProgress() for o in outcomes) == WRITERS - 1
