@@ -215,11 +215,17 @@ class Projector:
         return processed
 
     def rebuild(self, names: Iterable[str] | None = None, progress: Progress | None = None) -> int:
-        """Forget the named views and build them again from the first event."""
+        """Forget the named views and build them again from the first event, each view
+        in one transaction where the store allows (PostgreSQL): until it commits,
+        readers see the old view and its position, and a rebuild that fails or is
+        killed leaves them as they were. The caller must hold the views lease."""
         chosen = list(names or self.projections)
-        for name in chosen:
-            self.projections[name].reset()
-        return Projector(self.app, {n: self.projections[n] for n in chosen}).catch_up(progress)
+        with ExitStack() as atomic:
+            for name in chosen:
+                atomic.enter_context(self.view(name).in_one_transaction())
+            for name in chosen:
+                self.projections[name].reset()
+            return Projector(self.app, {n: self.projections[n] for n in chosen}).catch_up(progress)
 
     def wait(self, name: str, position: int, timeout: float = 5.0) -> None:
         """Return once the view has processed ``position``; raise :class:`ViewNotReady` after ``timeout``."""
