@@ -47,8 +47,9 @@ class Runtime:
     def _follow(self) -> None:
         while not self.stopping.is_set():
             try:
-                if not self.lease.holds():
-                    self.stopping.wait(STANDBY_SECONDS)  # another process (gam project) writes the views
+                if not self.lease.holds() or self.lease.hand_over():
+                    # another process writes the views: gam project, or gam rebuild that waited for them
+                    self.stopping.wait(STANDBY_SECONDS)
                 elif not self.projector.catch_up():
                     self.stopping.wait(FOLLOW_SECONDS)
             except Exception:
