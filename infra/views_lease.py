@@ -12,6 +12,15 @@ connection of its own; any other process stands by and asks again. The lock
 goes with its holder's connection, so a holder killed with SIGKILL, or a
 database restart, frees it for the next one. SQLite and memory stores are not
 shared between processes this way; there the lease is always held.
+
+Every process that writes the views holds the lease, the commands too (``gam
+demo``, ``gam rebuild``, ``gam replay``, ...): one that needs the views at a
+position waits for the holder to reach it, or takes the lease when nobody holds
+it (see ``services.projector.bring_up_to_date``). ``gam rebuild`` cannot wait for
+the follower to go away, so it queues for the lock (:meth:`ViewsLease.acquire`); a
+follower asks :meth:`ViewsLease.wanted` between batches and, once it has stopped
+writing, releases the lease, which PostgreSQL then grants to the first in the
+queue (a follower's ``pg_try_advisory_lock`` does not jump the queue).
 """
 
 from __future__ import annotations
@@ -25,6 +34,24 @@ import psycopg
 from infra.settings import Settings
 
 log = logging.getLogger(__name__)
+
+_WAITERS = (
+    "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND NOT granted AND objsubid = 1 "
+    "AND database = (SELECT oid FROM pg_database WHERE datname = current_database()) "
+    "AND classid = ((hashtext(%(key)s)::bigint >> 32) & 4294967295)::oid "
+    "AND objid = (hashtext(%(key)s)::bigint & 4294967295)::oid)"
+)
+"""Whether a session waits for the lease's advisory lock (``pg_advisory_lock`` of a
+single bigint: its high half is ``classid``, its low half ``objid``)."""
+
+
+class ViewsLeaseTimeout(TimeoutError):
+    """The lease's holder did not hand it over within the time allowed."""
+
+
+class ViewsLeaseLost(RuntimeError):
+    """The lease went away (its connection broke) while this process was writing the views."""
+
 
 CONNECT_TIMEOUT_SECONDS = 5
 APPLICATION_NAME = "gam views lease"
@@ -68,6 +95,69 @@ class ViewsLease:
             self.release()
         return self._held
 
+    def still_holds(self) -> bool:
+        """Whether this process still holds the lease it took (never takes it)."""
+        if self.settings.store != "postgres":
+            return True
+        if not self._held or self._connection is None:
+            return False
+        try:
+            self._connection.execute("SELECT 1")
+        except psycopg.Error as error:
+            log.warning("lost the views lease: %s", error)
+            self.release()
+        return self._held
+
+    def acquire(self, timeout: float) -> None:
+        """Take the lease, waiting up to ``timeout`` seconds for its holder to hand it
+        over (a follower hands it over between batches once it sees someone waiting,
+        :meth:`wanted`); raise :class:`ViewsLeaseTimeout` if it did not."""
+        if self.settings.store != "postgres" or self.still_holds():
+            return
+        self.release()
+        connection = psycopg.connect(
+            self.settings.postgres_dsn or "",
+            autocommit=True,
+            connect_timeout=CONNECT_TIMEOUT_SECONDS,
+            application_name=f"{APPLICATION_NAME} {os.getpid()}",
+        )
+        try:
+            connection.execute("SELECT set_config('lock_timeout', %s, false)", (f"{max(1, round(timeout * 1000))}ms",))
+            connection.execute("SELECT pg_advisory_lock(hashtext(%s))", (self.key,))
+            connection.execute("SELECT set_config('lock_timeout', '0', false)")
+        except psycopg.errors.LockNotAvailable as error:
+            connection.close()
+            holder = self.writer()
+            msg = f"the views lease ({self.key}) is still held by {holder or 'another process'} after {timeout:g} s"
+            raise ViewsLeaseTimeout(msg) from error
+        except BaseException:
+            connection.close()
+            raise
+        self._connection, self._held = connection, True
+        log.info("this process now writes the views (%s)", self.key)
+
+    def wanted(self) -> bool:
+        """Whether another process waits for the lease this process holds (``gam rebuild``):
+        a follower then stops writing and releases it (:meth:`hand_over`)."""
+        if self.settings.store != "postgres" or not self._held or self._connection is None:
+            return False
+        try:
+            row = self._connection.execute(_WAITERS, {"key": self.key}).fetchone()
+        except psycopg.Error as error:
+            log.warning("lost the views lease: %s", error)
+            self.release()
+            return False
+        return bool(row and row[0])
+
+    def hand_over(self) -> bool:
+        """Release the lease if another process waits for it; say whether it did. Call it
+        only when this process is not writing the views."""
+        if not self.wanted():
+            return False
+        log.info("handing the views over to the process waiting for them (%s)", self.key)
+        self.release()
+        return True
+
     def writer(self) -> str | None:
         """Who writes the views now: the application name (with its process id) of the
         connection holding the lease, or None (or None on SQLite and memory stores)."""
@@ -83,9 +173,13 @@ class ViewsLease:
         return str(row[0]) if row else None
 
     def release(self) -> None:
-        """Give the lease up (closing its connection frees the lock)."""
-        self._held = False
+        """Give the lease up. The lock is unlocked first: closing the connection frees it
+        too, but only once the server has noticed, so the next holder would wait for that."""
+        held, self._held = self._held, False
         connection, self._connection = self._connection, None
         if connection is not None:
+            with contextlib.suppress(psycopg.Error):
+                if held and not connection.closed:
+                    connection.execute("SELECT pg_advisory_unlock(hashtext(%s))", (self.key,))
             with contextlib.suppress(psycopg.Error):
                 connection.close()

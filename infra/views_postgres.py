@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 from uuid import UUID
@@ -33,6 +35,7 @@ class PostgresViewRecorder(PostgresTrackingRecorder, ViewRecorder):
 
     def __init__(self, datastore: PostgresDatastore, **kwargs: Any) -> None:
         super().__init__(datastore, **kwargs)
+        self._one: tuple[int, Cursor[DictRow]] | None = None
         schema = Identifier(self.datastore.schema)
         self.documents_table = Composed([schema, SQL("."), Identifier("gam_view_documents")])
         self.audit_table = Composed([schema, SQL("."), Identifier("gam_audit_trail")])
@@ -65,6 +68,33 @@ class PostgresViewRecorder(PostgresTrackingRecorder, ViewRecorder):
             ]
         )
 
+    @contextmanager
+    def in_one_transaction(self) -> Iterator[None]:
+        with self.datastore.transaction(commit=True) as curs:
+            self._one = (threading.get_ident(), curs)
+            try:
+                yield
+            finally:
+                self._one = None
+
+    @contextmanager
+    def _transaction(self, *, commit: bool) -> Iterator[Cursor[DictRow]]:
+        """The block's transaction of :meth:`in_one_transaction` on this thread, or a new one."""
+        one = self._one
+        if one is not None and one[0] == threading.get_ident():
+            yield one[1]
+            return
+        with self.datastore.transaction(commit=commit) as curs:
+            yield curs
+
+    def max_tracking_id(self, application_name: str) -> int | None:
+        one = self._one
+        if one is not None and one[0] == threading.get_ident():
+            position: int | None = self._max_tracking_id(application_name, one[1])
+        else:
+            position = super().max_tracking_id(application_name)
+        return position
+
     def create_table(self) -> None:
         with creating_tables(self.datastore):  # other processes may be starting too
             super().create_table()
@@ -80,7 +110,7 @@ class PostgresViewRecorder(PostgresTrackingRecorder, ViewRecorder):
         return super()._max_tracking_id(application_name, curs)
 
     def record(self, change: ViewChange, tracking: Tracking) -> None:
-        with self.datastore.transaction(commit=True) as curs:
+        with self._transaction(commit=True) as curs:
             for key, body in change.documents.items():
                 if body is None:
                     curs.execute(
@@ -120,7 +150,7 @@ class PostgresViewRecorder(PostgresTrackingRecorder, ViewRecorder):
     def documents(self, keys: Sequence[str]) -> dict[str, Document]:
         if not keys:
             return {}
-        with self.datastore.transaction(commit=False) as curs:
+        with self._transaction(commit=False) as curs:
             curs.execute(
                 SQL("SELECT key, body FROM {0} WHERE view = %s AND key = ANY(%s)").format(self.documents_table),
                 (self.view_name, list(keys)),
@@ -128,7 +158,7 @@ class PostgresViewRecorder(PostgresTrackingRecorder, ViewRecorder):
             return {r["key"]: loads(r["body"]) for r in curs.fetchall()}
 
     def documents_with_prefix(self, prefix: str) -> dict[str, Document]:
-        with self.datastore.transaction(commit=False) as curs:
+        with self._transaction(commit=False) as curs:
             curs.execute(
                 SQL(
                     'SELECT key, body FROM {0} WHERE view = %s AND starts_with(key, %s) ORDER BY key COLLATE "C"'
@@ -158,12 +188,12 @@ class PostgresViewRecorder(PostgresTrackingRecorder, ViewRecorder):
         statement = SQL("SELECT {0} FROM {1} WHERE {2} ORDER BY position LIMIT %s").format(
             _AUDIT_COLUMNS, self.audit_table, SQL(" AND ").join(where)
         )
-        with self.datastore.transaction(commit=False) as curs:
+        with self._transaction(commit=False) as curs:
             curs.execute(statement, (*params, query.limit))
             return [_audit_row(r) for r in curs.fetchall()]
 
     def versions_at(self, account_id: UUID, moment: datetime) -> dict[UUID, int]:
-        with self.datastore.transaction(commit=False) as curs:
+        with self._transaction(commit=False) as curs:
             curs.execute(
                 SQL(
                     "SELECT entity_id, MAX(version) AS version FROM {0} "
@@ -174,7 +204,7 @@ class PostgresViewRecorder(PostgresTrackingRecorder, ViewRecorder):
             return {r["entity_id"]: r["version"] for r in curs.fetchall()}
 
     def reset(self, *, audit_rows: bool) -> None:
-        with self.datastore.transaction(commit=True) as curs:
+        with self._transaction(commit=True) as curs:
             curs.execute(SQL("DELETE FROM {0} WHERE view = %s").format(self.documents_table), (self.view_name,))
             if audit_rows:
                 curs.execute(SQL("DELETE FROM {0}").format(self.audit_table))

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, ClassVar
@@ -98,3 +99,11 @@ class ViewRecorder(TrackingRecorder, ABC):
     @abstractmethod
     def reset(self, *, audit_rows: bool) -> None:
         """Forget the view (documents, tracking and, if asked, audit rows) before a rebuild."""
+
+    def in_one_transaction(self) -> AbstractContextManager[None]:
+        """Every read and write of this view in the block, on this thread, in one
+        transaction: committed when the block ends, rolled back if it fails (a rebuild:
+        readers see the old view until the new one is whole, and a crash leaves the old
+        one and its position). Here each write commits on its own: stores whose views
+        only one process reads and writes (SQLite, memory)."""
+        return nullcontext()

@@ -22,14 +22,14 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from domain.plan import plan_id_for
 from infra.settings import Settings
-from infra.views_lease import ViewsLease
+from infra.views_lease import ViewsLease, ViewsLeaseTimeout
 from projections.ports import AuditQuery
 from services.app import GamApplication
 from services.demo import FISCAL_PERIOD, demo_id, seed_account
 from services.demo_views import show_account_view, show_audit_trail, show_strategy_flow
 from services.handlers import bus_for
 from services.importer import DEFAULT_BATCH, ImportRefused, import_file
-from services.projector import PROJECTIONS, Projector, follow
+from services.projector import PROJECTIONS, VIEWS_WAIT_SECONDS, Projector, bring_up_to_date, follow, rebuild_views
 from services.read_models import ReadModels
 from services.read_models import ViewResult as ReadModelsResult
 
@@ -69,7 +69,7 @@ def demo(
                 f"seeded demo account #{index}: {result.commands} commands in {elapsed:.2f} s "
                 f"({result.commands / elapsed:,.0f} commands/s)"
             )
-        projector.catch_up()
+        bring_up_to_date(projector, settings)
         account_id = demo_id(0, "account")
         reads = ReadModels.from_settings(projector, settings)
         now = datetime.now(UTC)
@@ -122,8 +122,13 @@ def project(
 @cli.command()
 def rebuild(
     view: Annotated[str | None, typer.Argument(help=f"One of: {', '.join(PROJECTIONS)} (default: all).")] = None,
+    wait: Annotated[
+        float, typer.Option(min=0, help="Seconds to wait for the process writing the views to hand them over.")
+    ] = VIEWS_WAIT_SECONDS,
 ) -> None:
-    """Drop a view (or all) and rebuild it from the first event, with a progress bar."""
+    """Drop a view (or all) and rebuild it from the first event, with a progress bar.
+    On PostgreSQL the follower (gam serve, gam project) hands the views over and waits;
+    each view is rebuilt in one transaction, so readers see the old view until the new one is whole."""
     if view is not None and view not in PROJECTIONS:
         raise typer.BadParameter(f"unknown view {view!r}; choose from {', '.join(PROJECTIONS)}")
     settings, app = _open_store()
@@ -134,9 +139,18 @@ def rebuild(
         with Progress(*columns, console=console) as bar:
             tasks = {n: bar.add_task(n, total=app.recorder.max_notification_id() or 0) for n in names}
             started = time.perf_counter()
-            projector.rebuild(names, progress=lambda name, done, total: bar.update(tasks[name], completed=done))
+            rebuild_views(
+                projector,
+                settings,
+                names,
+                progress=lambda name, done, total: bar.update(tasks[name], completed=done),
+                timeout=wait,
+            )
             elapsed = time.perf_counter() - started
         console.print(f"rebuilt {', '.join(names)} in {elapsed:.2f} s; positions {projector.positions()}")
+    except ViewsLeaseTimeout as error:
+        console.print(f"[red]{error}[/red]; the views are left as they were")
+        raise typer.Exit(1) from None
     finally:
         projector.close()
         app.close()
@@ -248,11 +262,13 @@ def audit_verify(
         console.print(f"[red]chain broken at position {report.first_broken}[/red]: {report.problem}")
         if account is not None and report.first_broken is not None:
             projector = Projector.open(app, settings, ["audit_trail"])
-            projector.catch_up()
-            rows = projector.view("audit_trail").select_audit(
-                AuditQuery(account_id=UUID(account), after_position=report.first_broken - 1, limit=1)
-            )
-            projector.close()
+            try:
+                bring_up_to_date(projector, settings)
+                rows = projector.view("audit_trail").select_audit(
+                    AuditQuery(account_id=UUID(account), after_position=report.first_broken - 1, limit=1)
+                )
+            finally:
+                projector.close()
             where = f"position {rows[0].position}" if rows else "none of its events"
             console.print(f"first affected event of account {account}: {where}")
         raise typer.Exit(1)
@@ -282,7 +298,7 @@ def audit_export(
     projector = Projector.open(app, settings, ["audit_trail"])
     since, until = (t if t is None or t.tzinfo else t.replace(tzinfo=UTC) for t in (from_time, to_time))
     try:
-        projector.catch_up()
+        bring_up_to_date(projector, settings)
         rows = export_rows(projector, account_id=UUID(account) if account else None, since=since, until=until)
         with output.open("w", encoding="utf-8", newline="") if output else nullcontext(sys.stdout) as sink:
             for line in render(rows, fmt):  # type: ignore[arg-type]
@@ -310,7 +326,7 @@ def replay(
     settings, app = _open_store()
     projector = Projector.open(app, settings, ["audit_trail", "account_view"])
     try:
-        projector.catch_up()
+        bring_up_to_date(projector, settings)
         started = time.perf_counter()
         state = account_as_of(app, projector, UUID(account), _moment(as_of))
         elapsed = time.perf_counter() - started
@@ -345,7 +361,7 @@ def diff_command(
     settings, app = _open_store()
     projector = Projector.open(app, settings, ["audit_trail", "account_view"])
     try:
-        projector.catch_up()
+        bring_up_to_date(projector, settings)
         before = account_as_of(app, projector, UUID(account), _moment(from_time)).document
         after = account_as_of(app, projector, UUID(account), _moment(to_time)).document
         changes = diff(before, after)

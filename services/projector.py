@@ -4,6 +4,11 @@ view has reached a position (read-your-writes).
 
 Catch-up and the runner call the same ``process_event``, so a view built either
 way is the same.
+
+Only the holder of the :class:`~infra.views_lease.ViewsLease` writes the views: the
+follower (``gam project``, or the API's thread), and a command only while it holds
+it. A command that needs the views up to date (``gam demo``, ``gam replay``, ...)
+calls :func:`bring_up_to_date`; ``gam rebuild`` calls :func:`rebuild_views`.
 """
 
 from __future__ import annotations
@@ -23,7 +28,7 @@ from eventsourcing.projection import ProjectionRunner
 from eventsourcing.utils import Environment
 
 from infra.settings import Settings
-from infra.views_lease import ViewsLease
+from infra.views_lease import ViewsLease, ViewsLeaseLost
 from infra.views_memory import MemoryViewRecorder
 from infra.views_postgres import PostgresViewRecorder
 from infra.views_sqlite import SQLiteViewRecorder
@@ -215,11 +220,17 @@ class Projector:
         return processed
 
     def rebuild(self, names: Iterable[str] | None = None, progress: Progress | None = None) -> int:
-        """Forget the named views and build them again from the first event."""
+        """Forget the named views and build them again from the first event, each view
+        in one transaction where the store allows (PostgreSQL): until it commits,
+        readers see the old view and its position, and a rebuild that fails or is
+        killed leaves them as they were. The caller must hold the views lease."""
         chosen = list(names or self.projections)
-        for name in chosen:
-            self.projections[name].reset()
-        return Projector(self.app, {n: self.projections[n] for n in chosen}).catch_up(progress)
+        with ExitStack() as atomic:
+            for name in chosen:
+                atomic.enter_context(self.view(name).in_one_transaction())
+            for name in chosen:
+                self.projections[name].reset()
+            return Projector(self.app, {n: self.projections[n] for n in chosen}).catch_up(progress)
 
     def wait(self, name: str, position: int, timeout: float = 5.0) -> None:
         """Return once the view has processed ``position``; raise :class:`ViewNotReady` after ``timeout``."""
@@ -236,6 +247,70 @@ class Projector:
             close = getattr(projection.view, "close", None)
             if close:
                 close()
+
+
+VIEWS_WAIT_SECONDS = 60.0
+"""How long a command waits for the follower to bring the views to the position it
+needs (:func:`bring_up_to_date`), or for the views lease (:func:`rebuild_views`)."""
+
+
+def bring_up_to_date(
+    projector: Projector, settings: Settings, position: int | None = None, timeout: float = VIEWS_WAIT_SECONDS
+) -> None:
+    """Return once every view of ``projector`` has processed ``position`` (default: the
+    last event stored now), writing the views only while holding the views lease.
+
+    Another process holding the lease (``gam serve``'s follower, ``gam project``) is
+    the views' writer: wait for it to reach the position. Nobody holding it (SQLite,
+    or PostgreSQL with no follower running), take it, catch up, and release it.
+    Raise :class:`ViewNotReady` after ``timeout`` seconds."""
+    wanted = (projector.app.recorder.max_notification_id() or 0) if position is None else position
+    lease = ViewsLease(settings)
+    deadline = time.monotonic() + timeout
+    delay = 0.01
+    try:
+        while (behind := _behind(projector, wanted)) is not None:
+            if lease.holds():
+                projector.catch_up()
+                return
+            if time.monotonic() >= deadline:
+                raise ViewNotReady(behind[0], wanted, behind[1])
+            time.sleep(delay)
+            delay = min(delay * 2, 0.2)
+    finally:
+        lease.release()
+
+
+def _behind(projector: Projector, position: int) -> tuple[str, int] | None:
+    """A view (and its position) that has not processed ``position`` yet, if any."""
+    return next(((name, p) for name, p in projector.positions().items() if p < position), None)
+
+
+def rebuild_views(
+    projector: Projector,
+    settings: Settings,
+    names: Iterable[str] | None = None,
+    progress: Progress | None = None,
+    timeout: float = VIEWS_WAIT_SECONDS,
+) -> int:
+    """:meth:`Projector.rebuild` while holding the views lease: take it from the follower
+    (it hands it over between batches and stands by until it is released; raise
+    :class:`~infra.views_lease.ViewsLeaseTimeout` if it does not within ``timeout``
+    seconds), and give up (rolling every view back) if the lease is lost on the way."""
+    lease = ViewsLease(settings)
+    lease.acquire(timeout)
+
+    def still_holding(name: str, done: int, total: int) -> None:
+        if not lease.still_holds():
+            msg = "lost the views lease during the rebuild; the views are left as they were"
+            raise ViewsLeaseLost(msg)
+        if progress:
+            progress(name, done, total)
+
+    try:
+        return projector.rebuild(names, progress=still_holding)
+    finally:
+        lease.release()
 
 
 POLL_SECONDS = 0.2
@@ -279,6 +354,8 @@ def _follow_with_runners(settings: Settings, names: list[str], deadline: float |
                 # The database went away, or a writer before us got to an event first.
                 log.warning("following stopped (%s); starting again from the views' positions", error)
                 time.sleep(STANDBY_SECONDS)
+            if lease.hand_over():  # the runners have stopped: a rebuild takes the views over
+                time.sleep(STANDBY_SECONDS)
     finally:
         lease.release()
 
@@ -296,7 +373,7 @@ def _run_while_holding(lease: ViewsLease, settings: Settings, names: list[str], 
             )
             for name in names
         ]
-        while (deadline is None or time.monotonic() < deadline) and lease.holds():
+        while (deadline is None or time.monotonic() < deadline) and lease.holds() and not lease.wanted():
             for runner in runners:
                 runner.run_forever(timeout=POLL_SECONDS)
 

@@ -41,8 +41,9 @@ class ViewsFollower:
         lease, projector = self.runtime.lease, self.runtime.projector
         while not self.stopping.is_set():
             try:
-                if not lease.holds():
-                    self.stopping.wait(STANDBY_SECONDS)  # another process (gam project) writes the views
+                if not lease.holds() or lease.hand_over():
+                    # another process writes the views: gam project, or gam rebuild that waited for them
+                    self.stopping.wait(STANDBY_SECONDS)
                 elif not projector.catch_up():
                     self.stopping.wait(FOLLOW_SECONDS)
             except Exception:
