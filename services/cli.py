@@ -11,6 +11,7 @@ import json
 import sys
 import time
 from collections import Counter
+from collections.abc import Sequence
 from contextlib import nullcontext
 from datetime import UTC, datetime
 from pathlib import Path
@@ -22,15 +23,13 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from domain.plan import plan_id_for
 from infra.settings import Settings
-from infra.views_lease import ViewsLease, ViewsLeaseTimeout
+from infra.views_lease import ViewsLeaseTimeout
 from projections.ports import AuditQuery
-from services.app import GamApplication
+from services.bootstrap import Runtime, bootstrap
 from services.demo import FISCAL_PERIOD, demo_id, seed_account
 from services.demo_views import show_account_view, show_audit_trail, show_strategy_flow
-from services.handlers import bus_for
 from services.importer import DEFAULT_BATCH, ImportRefused, import_file
-from services.projector import PROJECTIONS, VIEWS_WAIT_SECONDS, Projector, bring_up_to_date, follow, rebuild_views
-from services.read_models import ReadModels
+from services.projector import PROJECTIONS, VIEWS_WAIT_SECONDS, bring_up_to_date, follow, rebuild_views
 from services.read_models import ViewResult as ReadModelsResult
 
 cli = typer.Typer(
@@ -42,10 +41,11 @@ cli = typer.Typer(
 console = Console()
 
 
-def _open_store() -> tuple[Settings, GamApplication]:
+def _open_store(views: Sequence[str] | None = None, out: Console = console) -> Runtime:
+    """This process's runtime (``services.bootstrap``), after saying which store it uses."""
     settings = Settings()
-    console.print(f"[dim]store:[/dim] {settings.describe_store()}")
-    return settings, GamApplication(settings.eventsourcing_env(), snapshot_interval=settings.snapshot_interval)
+    out.print(f"[dim]store:[/dim] {settings.describe_store()}")
+    return bootstrap(settings, views=views)
 
 
 @cli.command()
@@ -55,8 +55,8 @@ def demo(
     """Seed a realistic global account (HQ, 3 regions, 6 countries, 10 local units, 20 stakeholders,
     30 deals in 6 currencies, 10 HQ objectives cascaded and answered), bring the views up to date,
     and show the account view, the strategy flow and the audit trail. Safe to re-run."""
-    settings, app = _open_store()
-    projector = Projector.open(app, settings)
+    runtime = _open_store()
+    settings, app, projector = runtime.settings, runtime.app, runtime.projector
     try:
         for index in range(accounts):
             if app.exists(demo_id(index, "account")):
@@ -71,24 +71,23 @@ def demo(
             )
         bring_up_to_date(projector, settings)
         account_id = demo_id(0, "account")
-        reads = ReadModels.from_settings(projector, settings)
+        reads = runtime.reads
         now = datetime.now(UTC)
         show_account_view(console, reads.account_view(account_id, now=now))
         show_strategy_flow(console, reads.strategy_flow(plan_id_for(account_id, FISCAL_PERIOD), now=now))
         show_audit_trail(console, reads.audit_trail(AuditQuery(account_id=account_id, limit=10**6)))
     finally:
-        projector.close()
-        app.close()
+        runtime.close()
 
 
 @cli.command()
 def store() -> None:
     """Show which event store is configured and how many events it holds."""
-    _, app = _open_store()
+    runtime = _open_store()
     try:
-        console.print(f"events stored: {app.recorder.max_notification_id() or 0}")
+        console.print(f"events stored: {runtime.app.recorder.max_notification_id() or 0}")
     finally:
-        app.close()
+        runtime.close()
 
 
 @cli.command()
@@ -98,9 +97,8 @@ def project(
 ) -> None:
     """Bring every view (account view, audit trail, strategy flow) up to date with the event log,
     then follow new events as they are stored (Ctrl-C stops)."""
-    settings, app = _open_store()
-    projector = Projector.open(app, settings)
-    lease = ViewsLease(settings)
+    runtime = _open_store()
+    settings, projector, lease = runtime.settings, runtime.projector, runtime.lease
     try:
         if lease.holds():
             processed = projector.catch_up()
@@ -108,9 +106,7 @@ def project(
         else:
             console.print("another process (gam serve or gam project) writes the views; standing by")
     finally:
-        lease.release()
-        projector.close()
-        app.close()
+        runtime.close()
     if follow_new:
         console.print("following new events …")
         try:
@@ -131,8 +127,8 @@ def rebuild(
     each view is rebuilt in one transaction, so readers see the old view until the new one is whole."""
     if view is not None and view not in PROJECTIONS:
         raise typer.BadParameter(f"unknown view {view!r}; choose from {', '.join(PROJECTIONS)}")
-    settings, app = _open_store()
-    projector = Projector.open(app, settings)
+    runtime = _open_store()
+    settings, app, projector = runtime.settings, runtime.app, runtime.projector
     names = [view] if view else list(PROJECTIONS)
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
     try:
@@ -152,8 +148,7 @@ def rebuild(
         console.print(f"[red]{error}[/red]; the views are left as they were")
         raise typer.Exit(1) from None
     finally:
-        projector.close()
-        app.close()
+        runtime.close()
 
 
 @cli.command()
@@ -175,11 +170,12 @@ def relay(
     from infra.kafka import create_producer
     from services.relay import Relay
 
-    settings, app = _open_store()
+    runtime = _open_store()
+    settings = runtime.settings
     if bootstrap_servers:
         settings = settings.model_copy(update={"kafka_bootstrap_servers": bootstrap_servers})
     producer = create_producer(settings)
-    publisher = Relay(app, settings, producer, topic)
+    publisher = Relay(runtime.app, settings, producer, topic)
     try:
         if from_position is not None:
             publisher.start_from(from_position)
@@ -192,7 +188,7 @@ def relay(
     finally:
         producer.close()
         publisher.close()
-        app.close()
+        runtime.close()
 
 
 @cli.command()
@@ -251,29 +247,25 @@ def audit_verify(
     from infra.hash_chain import verify_chain
     from projections.ports import AuditQuery
 
-    settings, app = _open_store()
+    runtime = _open_store(views=["audit_trail"])
     try:
         started = time.perf_counter()
-        report = verify_chain(app.recorder)
+        report = verify_chain(runtime.app.recorder)
         elapsed = time.perf_counter() - started
         if report.intact:
             console.print(f"chain intact: {report.checked} events verified in {elapsed:.2f} s")
             return
         console.print(f"[red]chain broken at position {report.first_broken}[/red]: {report.problem}")
         if account is not None and report.first_broken is not None:
-            projector = Projector.open(app, settings, ["audit_trail"])
-            try:
-                bring_up_to_date(projector, settings)
-                rows = projector.view("audit_trail").select_audit(
-                    AuditQuery(account_id=UUID(account), after_position=report.first_broken - 1, limit=1)
-                )
-            finally:
-                projector.close()
+            bring_up_to_date(runtime.projector, runtime.settings)
+            rows = runtime.projector.view("audit_trail").select_audit(
+                AuditQuery(account_id=UUID(account), after_position=report.first_broken - 1, limit=1)
+            )
             where = f"position {rows[0].position}" if rows else "none of its events"
             console.print(f"first affected event of account {account}: {where}")
         raise typer.Exit(1)
     finally:
-        app.close()
+        runtime.close()
 
 
 @audit_cli.command("export")
@@ -291,11 +283,8 @@ def audit_export(
 
     if fmt not in ("jsonl", "csv"):
         raise typer.BadParameter("choose jsonl or csv", param_hint="--format")
-    settings = Settings()
-    err = Console(stderr=True)
-    err.print(f"[dim]store:[/dim] {settings.describe_store()}")
-    app = GamApplication(settings.eventsourcing_env())
-    projector = Projector.open(app, settings, ["audit_trail"])
+    runtime = _open_store(views=["audit_trail"], out=Console(stderr=True))
+    settings, projector = runtime.settings, runtime.projector
     since, until = (t if t is None or t.tzinfo else t.replace(tzinfo=UTC) for t in (from_time, to_time))
     try:
         bring_up_to_date(projector, settings)
@@ -304,8 +293,7 @@ def audit_export(
             for line in render(rows, fmt):  # type: ignore[arg-type]
                 sink.write(line)
     finally:
-        projector.close()
-        app.close()
+        runtime.close()
 
 
 def _moment(value: datetime) -> datetime:
@@ -323,8 +311,8 @@ def replay(
 
     from services.time_travel import account_as_of
 
-    settings, app = _open_store()
-    projector = Projector.open(app, settings, ["audit_trail", "account_view"])
+    runtime = _open_store(views=["audit_trail", "account_view"])
+    settings, app, projector = runtime.settings, runtime.app, runtime.projector
     try:
         bring_up_to_date(projector, settings)
         started = time.perf_counter()
@@ -343,8 +331,7 @@ def replay(
         )
         show_account_view(console, ReadModelsResult(view, sum(state.versions.values())))
     finally:
-        projector.close()
-        app.close()
+        runtime.close()
 
 
 @cli.command("diff")
@@ -358,8 +345,8 @@ def diff_command(
 
     from services.time_travel import account_as_of, describe, diff, names_in
 
-    settings, app = _open_store()
-    projector = Projector.open(app, settings, ["audit_trail", "account_view"])
+    runtime = _open_store(views=["audit_trail", "account_view"])
+    settings, app, projector = runtime.settings, runtime.app, runtime.projector
     try:
         bring_up_to_date(projector, settings)
         before = account_as_of(app, projector, UUID(account), _moment(from_time)).document
@@ -370,8 +357,7 @@ def diff_command(
             console.print(describe(change, names), highlight=False)
         console.print(f"{len(changes)} changes")
     finally:
-        projector.close()
-        app.close()
+        runtime.close()
 
 
 erase_cli = typer.Typer(help="Compliance: erase a person's personal data (crypto-shredding).")
@@ -388,16 +374,17 @@ def erase_stakeholder(
     interaction notes can no longer be read anywhere; every other fact stays."""
     from uuid import UUID, uuid4
 
+    from domain.commands import ErasePersonalData
     from domain.metadata import EventMetadata
-    from services.handlers import erase_personal_data
 
-    _, app = _open_store()
+    runtime = _open_store()
     try:
         meta = EventMetadata(actor=actor, at=datetime.now(UTC), correlation_id=uuid4(), reason=legal_basis)
-        result = erase_personal_data(app, meta, stakeholder_id=UUID(stakeholder_id), legal_basis=legal_basis)
+        erasure = ErasePersonalData(stakeholder_id=UUID(stakeholder_id), legal_basis=legal_basis)
+        result = runtime.bus.handle(erasure, meta)
         console.print(f"erased the personal data of {stakeholder_id} (position {result.position})")
     finally:
-        app.close()
+        runtime.close()
 
 
 @cli.command()
@@ -468,12 +455,12 @@ def import_commands(
     """Load commands from a JSON-lines file (each line as POST /batches takes one: its fields and a
     ``type``), in batches of one transaction each. Every line is validated first. Re-running after a
     crash resumes where the last stored batch ended and applies nothing twice (progress: FILE.progress)."""
-    _, app = _open_store()
+    runtime = _open_store()
     try:
         with Progress(TextColumn("importing"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn()) as bar:
             task = bar.add_task("import", total=None)
             summary = import_file(
-                bus_for(app),
+                runtime.bus,
                 file,
                 actor=actor,
                 reason=reason,
@@ -482,10 +469,10 @@ def import_commands(
                 on_batch=lambda done, total: bar.update(task, completed=done, total=total),
             )
     except ImportRefused as refused:
-        console.print(f"[red]refused[/red] {file}: {refused} (nothing of that batch was stored)")
+        console.print(f"[red]refused[/red] {file}: {refused}")
         raise typer.Exit(1) from None
     finally:
-        app.close()
+        runtime.close()
     rate = summary.applied / summary.seconds if summary.seconds else 0.0
     verb = "checked" if dry_run else "applied"
     console.print(

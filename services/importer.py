@@ -116,7 +116,7 @@ def read_commands(path: Path) -> Iterator[Line]:
             except ValidationError as invalid:
                 first = invalid.errors()[0]
                 where = "/".join(str(p) for p in first["loc"])
-                raise ImportRefused(number, f"{where}: {first['msg']}") from None
+                raise ImportRefused(number, f"{where}: {first['msg']}" if where else first["msg"]) from None
             except DomainError as invalid:
                 raise ImportRefused(number, f"meta: {invalid}") from None
             except (ValueError, TypeError, AttributeError) as invalid:
@@ -217,7 +217,8 @@ def _run(bus: MessageBus, batch: list[Line], meta: EventMetadata, dry_run: Sessi
         try:
             bus.decide(session, line.command, line_meta, line.expected_version)
         except DomainError as refused:
-            raise ImportRefused(line.number, f"{refused.rule}: {refused}") from refused
+            reason = f"{refused.rule}: {refused} (nothing of its batch was stored; a re-run resumes at its batch)"
+            raise ImportRefused(line.number, reason) from refused
     if dry_run is not None:
         return 0
     position = session.commit()

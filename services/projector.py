@@ -379,12 +379,12 @@ def _run_while_holding(lease: ViewsLease, settings: Settings, names: list[str], 
 
 
 def _follow_by_polling(settings: Settings, names: list[str], deadline: float | None) -> None:
-    app = GamApplication(settings.eventsourcing_env())
-    projector = Projector.open(app, settings, names)
+    from services.bootstrap import bootstrap  # the composition root builds on this module
+
+    runtime = bootstrap(settings, views=names)
     try:
         while deadline is None or time.monotonic() < deadline:
-            if not projector.catch_up():
+            if not runtime.projector.catch_up():
                 time.sleep(POLL_SECONDS)
     finally:
-        projector.close()
-        app.close()
+        runtime.close()
