@@ -107,3 +107,31 @@ def test_token_refuses_an_unknown_role_and_a_missing_secret(tmp_path: Path) -> N
     no_secret = _gam("token", "--sub", "x", "--role", "admin", cwd=tmp_path)
     assert no_secret.returncode == 2
     assert "GAM_JWT_SECRET is not set" in no_secret.stdout
+
+
+def test_import_loads_a_file_of_commands_resumes_and_refuses_a_bad_one(tmp_path: Path) -> None:
+    import json
+
+    from services.api.command_models import command_json
+    from tests.integration.test_import import demo_commands
+
+    lines = [json.dumps(command_json(command)) for command in demo_commands()]
+    (tmp_path / "demo.jsonl").write_text("\n".join(lines) + "\n")
+    checked = _gam("import", "demo.jsonl", "--dry-run", "--batch", "100", cwd=tmp_path)
+    assert checked.returncode == 0, checked.stderr
+    assert "579 commands: 579 checked in 6 batches" in checked.stdout
+    assert _event_count(_gam("store", cwd=tmp_path).stdout) == 0
+
+    done = _gam("import", "demo.jsonl", "--batch", "100", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "579 commands: 579 applied in 6 batches, 0 already stored" in done.stdout
+    again = _gam("import", "demo.jsonl", cwd=tmp_path)
+    assert "0 applied in 0 batches, 579 already stored" in again.stdout
+    assert _event_count(_gam("store", cwd=tmp_path).stdout) == 580
+
+    (tmp_path / "bad.jsonl").write_text('{"type": "rate_influence", "stakeholder_id": "x", "influence": 3}\n')
+    refused = _gam("import", "bad.jsonl", cwd=tmp_path)
+    assert refused.returncode == 1
+    assert "refused" in refused.stdout
+    assert "line 1: rate_influence/stakeholder_id" in refused.stdout.replace("\n", "")
+    assert "Traceback" not in refused.stdout + refused.stderr
