@@ -34,21 +34,11 @@ class CreateAccount(Command):
 
 
 @dataclass(frozen=True, kw_only=True)
-class OnboardAccount(Command):
+class OnboardAccount(CreateAccount):
     """Take on a global account and start its first plan, atomically (``created_id`` is the plan)."""
 
-    entity_field: ClassVar[str] = "account_id"
-    creates: ClassVar[bool] = True
+    created: ClassVar[str | None] = None
 
-    account_id: Annotated[UUID, Spec(description="Chosen by the client or the server.")] = field(default_factory=uuid4)
-    hq_unit_id: UUID = field(default_factory=uuid4)
-    name: Annotated[str, Spec(min_length=1, max_length=300, examples=("Nordwind Industrial Group",))]
-    industry: Annotated[str, Spec(min_length=1, max_length=300, examples=("Industrial machinery",))]
-    hq_country: Annotated[str, Spec(pattern=r"^[A-Z]{2}$", description="ISO 3166-1 alpha-2", examples=("SE",))]
-    reporting_currency: Annotated[str, Spec(pattern=r"^[A-Z]{3}$", description="ISO 4217", examples=("EUR",))]
-    tier: AccountTier = AccountTier.TIER_1
-    governance_model: GovernanceModel = GovernanceModel.COORDINATED
-    hq_unit_name: Annotated[str, NAME] = "Headquarters"
     fiscal_period: Annotated[str, FISCAL_PERIOD]
 
     @property
