@@ -123,7 +123,7 @@ class GamApplication(Application[UUID]):
         last = self.recorder.max_notification_id() or 0
         with self._cache_lock:
             known = self._cache_position
-            if known == last:
+            if known is not None and last <= known:  # a commit of ours may land between the query and the lock
                 return
             if known is None or last - known > CACHE_TAIL_LIMIT:
                 self._clear_cache()

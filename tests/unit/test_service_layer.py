@@ -335,3 +335,20 @@ def test_a_refused_command_does_not_use_up_a_position(memory_app: GamApplication
     assert second.position == first.position + 1
     assert second.version == first.version + 1
     assert memory_app.load(Stakeholder, person).influence == 3
+
+
+def test_the_cache_refresh_tolerates_a_commit_landing_between_its_query_and_its_lock(
+    sqlite_apps: AppFactory,
+) -> None:
+    """Found by the API bench: with threads, a commit of ours can move the cache's
+    position past the last position a refresh read a moment before."""
+    app = sqlite_apps()
+    account_id = uuid4()
+    h.create_account(app, meta(), **account_kwargs(account_id))
+    app.refresh_cache()
+    position = app._cache_position
+    assert position == app.recorder.max_notification_id()
+    app._cache_position = position + 3  # as if commits of ours had landed meanwhile
+    app.refresh_cache()
+    assert app._cache_position == position + 3
+    assert app.load(GlobalAccount, account_id, fresh=True).version == 1
