@@ -30,7 +30,7 @@ CEILINGS = {
     "relay": "bare kafka-python producer, same messages",
 }
 GAM_DOES = {
-    "commands": "the handlers in `services.handlers`, one command per transaction (HTTP: the same commands as POSTs)",
+    "commands": "the message bus (`services.bus`), one command per transaction (HTTP: the same commands as POSTs)",
     "bulk_import": "the aggregates decide each change, one save of all touched aggregates per 1,000 changes",
     "view_read": "`ReadModels.account_view` on the caught-up account view",
     "as_of": "`account_as_of` with the account view replayed (entities only: the `gam_entities_only` samples)",
