@@ -31,7 +31,7 @@ CEILINGS = {
 }
 GAM_DOES = {
     "commands": "the message bus (`services.bus`), one command per transaction (HTTP: the same commands as POSTs)",
-    "bulk_import": "`gam import`'s code path: a JSON-lines file of commands, decided through the bus, one transaction per 1,000",
+    "bulk_import": "`gam import`'s code path: a JSON-lines file of commands through the bus, 1,000 per transaction",
     "view_read": "`ReadModels.account_view` on the caught-up account view",
     "as_of": "`account_as_of` with the account view replayed (entities only: the `gam_entities_only` samples)",
     "rebuild": "every view (account view, audit trail, strategy flow) from position 0; the first build is a sample "
