@@ -70,14 +70,12 @@ class Session:
         return aggregate
 
     def add(self, aggregate: GamAggregate) -> None:
-        """A new aggregate; an id already stored, or already new here, is taken."""
+        """A new aggregate; an id already stored, or already new here, is taken (checked
+        before the commit: a person's personal data is sealed with their key as it is
+        stored, and an erased person's id has no key left)."""
         if aggregate.id in self._loaded or self.app.exists(aggregate.id):
             raise AlreadyExists(aggregate.entity_type, aggregate.id)
         self._keep(aggregate)
-
-    def require_new(self, kind: type[GamAggregate], entity_id: UUID) -> None:
-        if entity_id in self._loaded or self.app.exists(entity_id):
-            raise AlreadyExists(kind.entity_type, entity_id)
 
     def _keep(self, aggregate: GamAggregate) -> None:
         self._loaded[aggregate.id] = aggregate
@@ -212,7 +210,6 @@ class MessageBus:
             raise AccountArchived(f"account {account.name} ({account.id}) is archived")
         arguments = self._arguments(command, handling, scope.tree, meta, session)
         if target is None:
-            session.require_new(handling.aggregate, command.entity_id)
             created = handling.decide(**arguments)
             if created is not None:
                 session.add(created)
