@@ -12,13 +12,14 @@ are stored in one transaction or not at all.
 from __future__ import annotations
 
 import threading
+from collections import Counter
 from contextlib import suppress
 from copy import deepcopy
 from dataclasses import dataclass
 from typing import Any, ClassVar, TypeVar, cast
 from uuid import UUID
 
-from eventsourcing.application import AggregateNotFoundError, Application, LRUCache
+from eventsourcing.application import AggregateNotFoundError, Application, LRUCache, ProcessingEvent
 from eventsourcing.persistence import IntegrityError, JSONTranscoder, Mapper
 
 from domain.account import GlobalAccount
@@ -90,6 +91,22 @@ class GamApplication(Application[UUID]):
         """Close the store and the personal-key store beside it (its own connections)."""
         super().close()
         self.personal_keys.close()
+
+    def _take_snapshots(self, processing_event: ProcessingEvent[UUID]) -> None:
+        """Snapshot the aggregates just saved, as they are in memory, when a save takes
+        one past a multiple of its interval. The library instead reads each back from
+        the store at that exact version, which cost a bulk import a fifth of its time;
+        a snapshot at the save's last version serves loads just as well."""
+        if not self.snapshots or not self.snapshotting_intervals:
+            return
+        added = Counter(event.originator_id for event in processing_event.events)
+        for aggregate_id, aggregate in processing_event.aggregates.items():
+            interval = self.snapshotting_intervals.get(type(aggregate))
+            version = aggregate.version
+            if interval and (version - added[aggregate_id]) // interval < version // interval:
+                snapshot_class = getattr(type(aggregate), "Snapshot", type(self).snapshot_class)
+                assert snapshot_class is not None  # every GamAggregate has one
+                self.snapshots.put([snapshot_class.take(aggregate)])
 
     def register_transcodings(self, transcoder: JSONTranscoder) -> None:
         super().register_transcodings(transcoder)
