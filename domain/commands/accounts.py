@@ -85,8 +85,8 @@ class CloseUnit(Command):
 
 
 @dataclass(frozen=True, kw_only=True)
-class AssignTeamMember(Command):
-    """Put one of our people on a unit of the account, in a role."""
+class _TeamAssignment(Command):
+    """One of our people in one role at one unit of the account."""
 
     entity_field: ClassVar[str] = "account_id"
 
@@ -97,15 +97,13 @@ class AssignTeamMember(Command):
 
 
 @dataclass(frozen=True, kw_only=True)
-class RemoveTeamMember(Command):
+class AssignTeamMember(_TeamAssignment):
+    """Put one of our people on a unit of the account, in a role."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class RemoveTeamMember(_TeamAssignment):
     """Take one of our people off a unit."""
-
-    entity_field: ClassVar[str] = "account_id"
-
-    account_id: UUID
-    member: Annotated[str, Spec(min_length=1, max_length=300, examples=("sven.berg@vendor.example",))]
-    unit_id: UUID
-    role: Annotated[TeamRole, Spec(examples=("regional_am",))]
 
 
 @dataclass(frozen=True, kw_only=True)
