@@ -36,6 +36,17 @@ Environment variables (all optional):
                        that lose acknowledged batches of an idempotent producer on a crash
                        (seen with tansu 0.6 on S3 after kill -9); ordering is then kept by one
                        request in flight, and a retry may duplicate (consumers drop duplicates).
+``GAM_SIGNING_KEY_FILE`` Ed25519 key that signs the event log's checkpoints (note signer
+                       key or PEM); default: ``<sqlite file>.signing-key`` beside the database
+                       (``gam.signing-key`` in the working directory for PostgreSQL), made on first use
+``GAM_CHECKPOINT_ORIGIN`` the log's name in its checkpoints and key (default ``gam.local/events``)
+``GAM_CHECKPOINT_EVERY_EVENTS`` sign a checkpoint once this many events are not yet covered
+                       (default 1000) ...
+``GAM_CHECKPOINT_EVERY_SECONDS`` ... or once the oldest uncovered event waited this long (default 0.5)
+``GAM_CHECKPOINT_DIR`` append-only directory checkpoints are published to (default
+                       ``<sqlite file>.checkpoints`` beside the database; none for PostgreSQL)
+``GAM_CHECKPOINT_TOPIC`` Kafka topic checkpoints are published to, on the relay's brokers
+                       (default: none)
 =====================  ==========================================================
 """
 
@@ -73,6 +84,12 @@ class Settings(BaseSettings):
     kafka_topic: str = Field(default="gam.events", pattern=r"^[A-Za-z0-9._-]{1,249}$")
     kafka_max_poll_interval_ms: int = Field(default=300_000, ge=1_000)
     kafka_idempotence: bool = True
+    signing_key_file: Path | None = None
+    checkpoint_origin: str = Field(default="gam.local/events", pattern=r"^[^\s+]+$")
+    checkpoint_every_events: int = Field(default=1000, ge=1)
+    checkpoint_every_seconds: float = Field(default=0.5, gt=0)
+    checkpoint_dir: Path | None = None
+    checkpoint_topic: str | None = Field(default=None, pattern=r"^[A-Za-z0-9._-]{1,249}$")
 
     def describe_store(self) -> str:
         """A line for humans (the CLI prints it): which store, where."""
