@@ -74,7 +74,7 @@ class NoteVerifier:
     def parse(cls, text: str) -> NoteVerifier:
         """From ``name+keyid+base64(0x01 ‖ key)``."""
         try:
-            name, hex_id, encoded = text.strip().split("+")
+            name, hex_id, encoded = text.strip().split("+", 2)
             raw = base64.b64decode(encoded, validate=True)
         except (ValueError, binascii.Error):
             raise CheckpointError(f"not a note verifier key: {text.strip()!r}") from None
@@ -116,7 +116,7 @@ class NoteSigner:
         text = text.strip()
         if text.startswith(SIGNER_PREFIX):
             try:
-                key_name, _, encoded = text[len(SIGNER_PREFIX) :].split("+")
+                key_name, _, encoded = text[len(SIGNER_PREFIX) :].split("+", 2)
                 raw = base64.b64decode(encoded, validate=True)
             except (ValueError, binascii.Error):
                 raise CheckpointError("malformed signer key") from None
@@ -193,18 +193,26 @@ def open_checkpoint(note: str, verifier: NoteVerifier) -> Checkpoint:
     return Checkpoint(origin, size, root, note)
 
 
-def signing_key_path(settings: Settings) -> Path:
-    """``GAM_SIGNING_KEY_FILE``, or on the embedded default a file beside the database."""
+def signing_key_path(settings: Settings) -> Path | None:
+    """``GAM_SIGNING_KEY_FILE``, or on the embedded default (SQLite) a file beside the database.
+
+    PostgreSQL has no default: a server deployment decides where its key lives (away
+    from the database's administrators, or the checkpoints prove nothing against them)."""
     if settings.signing_key_file is not None:
         return settings.signing_key_file
     if settings.store == "sqlite":
         return settings.sqlite_path.with_name(settings.sqlite_path.name + ".signing-key")
-    return Path("gam.signing-key")
+    return None
 
 
 def load_signer(settings: Settings, *, create: bool = True) -> NoteSigner:
-    """The log's signer; made on first use (0600) when the key file does not exist yet."""
+    """The log's signer; made on first use (0600) when the key file does not exist yet
+    (in memory only, for the in-memory store)."""
     path = signing_key_path(settings)
+    if path is None:
+        if settings.store == "memory":
+            return NoteSigner(_check_name(settings.checkpoint_origin), Ed25519PrivateKey.generate())
+        raise CheckpointError("checkpoints are signed with the key in GAM_SIGNING_KEY_FILE, which is not set")
     if path.exists():
         return NoteSigner.parse(path.read_text(encoding="utf-8"), settings.checkpoint_origin)
     if not create:

@@ -37,8 +37,8 @@ Environment variables (all optional):
                        (seen with tansu 0.6 on S3 after kill -9); ordering is then kept by one
                        request in flight, and a retry may duplicate (consumers drop duplicates).
 ``GAM_SIGNING_KEY_FILE`` Ed25519 key that signs the event log's checkpoints (note signer
-                       key or PEM); default: ``<sqlite file>.signing-key`` beside the database
-                       (``gam.signing-key`` in the working directory for PostgreSQL), made on first use
+                       key or PEM), made on first use; on SQLite by default ``<sqlite file>.signing-key``
+                       beside the database; PostgreSQL signs no checkpoints until it is set
 ``GAM_CHECKPOINT_ORIGIN`` the log's name in its checkpoints and key (default ``gam.local/events``)
 ``GAM_CHECKPOINT_EVERY_EVENTS`` sign a checkpoint once this many events are not yet covered
                        (default 1000) ...

@@ -24,6 +24,7 @@ from services.bus import MessageBus
 from services.handlers import bus_for
 from services.projector import Projector
 from services.read_models import ReadModels
+from services.transparency import TransparencyLog
 
 T = TypeVar("T")
 
@@ -58,6 +59,11 @@ class Runtime:
     @cached_property
     def idempotency(self) -> IdempotencyStore:
         return self._opening(idempotency_for(self.settings))
+
+    @cached_property
+    def transparency(self) -> TransparencyLog:
+        """The Merkle tree over the events, its signing key and checkpoint publishers."""
+        return self._opening(TransparencyLog.open(self.app, self.settings))
 
     @cached_property
     def lease(self) -> ViewsLease:

@@ -31,6 +31,7 @@ from services.demo_views import show_account_view, show_audit_trail, show_strate
 from services.importer import DEFAULT_BATCH, ImportRefused, import_file
 from services.projector import PROJECTIONS, VIEWS_WAIT_SECONDS, bring_up_to_date, follow, rebuild_views
 from services.read_models import ViewResult as ReadModelsResult
+from services.transparency_cli import register as register_transparency
 
 cli = typer.Typer(
     help="gam: an event-sourced backend for global account plans.\n\n"
@@ -233,6 +234,7 @@ def schemas() -> None:
 
 audit_cli = typer.Typer(help="Compliance: verify the tamper-evident hash chain, export the audit trail with its links.")
 cli.add_typer(audit_cli, name="audit")
+register_transparency(audit_cli, _open_store)  # checkpoint, prove, consistency, witness, checkpointer
 
 
 @audit_cli.command("verify")

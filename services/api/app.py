@@ -20,7 +20,7 @@ from infra.settings import Settings
 from services.api import compliance, problems
 from services.api.auth import Verifier
 from services.api.body_limit import BodySizeLimit
-from services.api.routes import batches, commands, queries
+from services.api.routes import batches, commands, queries, transparency
 from services.bootstrap import Runtime, bootstrap
 from services.projector import STANDBY_SECONDS
 
@@ -60,11 +60,14 @@ class ViewsFollower:
 def create_app(settings: Settings | None = None) -> FastAPI:
     runtime = bootstrap(settings or Settings()).open("projector", "reads", "idempotency", "lease")
     follower = ViewsFollower(runtime)
+    checkpoints = transparency.checkpointer(runtime)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         follower.start()
+        checkpoints.start()
         yield
+        checkpoints.stop()
         follower.stop()
         runtime.close()
 
@@ -80,7 +83,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     api.add_middleware(BodySizeLimit, max_bytes=runtime.settings.max_body_bytes)
     api.state.runtime = runtime
     api.state.verifier = Verifier.from_settings(runtime.settings)
-    for router in (commands.router, batches.router, queries.router, compliance.router):
+    for router in (commands.router, batches.router, queries.router, compliance.router, transparency.router):
         api.include_router(router)
 
     @api.get("/healthz", tags=["operations"])
