@@ -9,7 +9,9 @@ what it declares.
 
 from __future__ import annotations
 
+import base64
 import json
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -367,3 +369,43 @@ def test_the_compliance_reads(customers: Customers) -> None:
     assert [line["position"] for line in lines] == customers.positions_of(a)
     verified = api.get("/compliance/audit/verify", officer).json()
     assert (verified["intact"], verified["checked"]) == (True, api.log_position())
+
+
+@reads(
+    "GET /compliance/checkpoints/latest",
+    "GET /compliance/checkpoints/verifier-key",
+    "GET /compliance/audit/proof/{position}",
+    "GET /compliance/audit/consistency",
+)
+def test_the_transparency_log_reads(customers: Customers) -> None:
+    from infra import merkle
+    from infra.checkpoints import NoteVerifier, open_checkpoint
+
+    a, api = customers.a, customers.api
+    officer = token("auditor@vendor.example", "compliance")
+    key = NoteVerifier.parse(api.get("/compliance/checkpoints/verifier-key", officer).text)
+    deadline = time.monotonic() + 30
+    while (latest := api.get("/compliance/checkpoints/latest", officer)).status_code != 200 or open_checkpoint(
+        latest.text, key
+    ).size < a.last_position:  # gam serve's checkpointer signs every GAM_CHECKPOINT_EVERY_SECONDS
+        assert time.monotonic() < deadline, latest.text
+        time.sleep(0.1)
+    assert latest.headers["content-type"].startswith("text/plain")
+    checkpoint = open_checkpoint(latest.text, key)
+
+    proof = api.get(f"/compliance/audit/proof/{a.last_position}", officer).json()
+    leaf = proof["leaf"]
+    data = merkle.event_leaf(leaf["position"], leaf["entity_id"], leaf["version"], leaf["topic"],
+                             bytes.fromhex(leaf["state_sha256"]))  # fmt: skip
+    path = [base64.b64decode(p) for p in proof["proof"]]
+    assert (proof["tree_size"], proof["checkpoint"]) == (checkpoint.size, latest.text)
+    assert merkle.verify_inclusion(proof["leaf_index"], checkpoint.size, merkle.leaf_hash(data), path, checkpoint.root)
+
+    consistency = api.get("/compliance/audit/consistency", officer, first=3).json()
+    older_root = merkle.root(3, api.runtime.transparency.store.nodes)
+    assert merkle.verify_consistency(3, checkpoint.size, older_root, checkpoint.root,
+                                     [base64.b64decode(p) for p in consistency["proof"]])  # fmt: skip
+    missing = api.get("/compliance/audit/proof/999999", officer)
+    assert (missing.status_code, missing.headers["content-type"]) == (404, "application/problem+json")
+    assert api.get("/compliance/audit/consistency", officer, first=999999).status_code == 404
+    assert api.get("/compliance/checkpoints/latest", a.headers).status_code == 403

@@ -1,0 +1,75 @@
+"""``gam audit checkpoint | prove | consistency | witness`` as an operator and an
+auditor run them, on the embedded SQLite default: in this process (the commands are
+many, a process start is slow on a busy machine), and a real process for the alarm."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner, Result
+
+from infra.hash_chain import CHAIN_TABLE
+from infra.settings import Settings
+from services import handlers as h
+from services.app import GamApplication
+from services.cli import cli
+from tests.integration.test_cli import _gam
+from tests.support import meta
+from tests.unit.builders import build_org
+
+
+def _store(tmp_path: Path, deal: object = None, changes: int = 0) -> object:
+    app = GamApplication(Settings(store="sqlite", sqlite_path=tmp_path / "gam.db").eventsourcing_env())
+    try:
+        deal = deal or build_org(app).deal()
+        for n in range(changes):
+            h.change_deal_probability(app, meta(), deal_id=deal, probability=20 + n)
+        return deal
+    finally:
+        app.close()
+
+
+def _run(*args: str, cwd: Path) -> Result:
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(cwd)
+        for name in ("GAM_STORE", "GAM_SQLITE_PATH", "GAM_SIGNING_KEY_FILE", "GAM_CHECKPOINT_DIR"):
+            patch.delenv(name, raising=False)
+        return CliRunner().invoke(cli, list(args))
+
+
+def test_an_operator_signs_proves_and_a_witness_follows_then_catches_a_deletion(tmp_path: Path) -> None:
+    deal = _store(tmp_path)
+    signed = _run("audit", "checkpoint", cwd=tmp_path)
+    assert signed.exit_code == 0, signed.output
+    origin, size, _root, blank, signature = signed.stdout.splitlines()
+    assert (origin, blank, signature.split(" ")[:2]) == ("gam.local/events", "", ["\u2014", "gam.local/events"])
+    key = _run("audit", "checkpoint", "--public-key", cwd=tmp_path).stdout.strip()
+    assert key.startswith("gam.local/events+")
+    assert (tmp_path / "gam.db.signing-key").stat().st_mode & 0o777 == 0o600
+    assert (tmp_path / "gam.db.checkpoints" / f"{int(size):020d}.checkpoint").read_text() == signed.stdout
+
+    held = tmp_path / "witness.checkpoint"
+    first = _run("audit", "witness", "--checkpoint", str(held), "--key", key, cwd=tmp_path)
+    assert (first.exit_code, first.stdout) == (0, f"holding the first checkpoint: {size} events\n")
+    (tmp_path / "old.checkpoint").write_text(held.read_text())
+
+    _store(tmp_path, deal, changes=4)
+    proof = json.loads(_run("audit", "prove", "--position", "3", cwd=tmp_path).stdout)
+    assert (proof["position"], proof["leaf_index"], proof["tree_size"]) == (3, 2, int(size) + 4)
+    consistency = _run("audit", "consistency", "--from", str(tmp_path / "old.checkpoint"), cwd=tmp_path)
+    assert json.loads(consistency.stdout)["first"] == int(size)
+    grew = _run("audit", "witness", "--checkpoint", str(held), cwd=tmp_path)
+    assert (grew.exit_code, grew.stdout) == (0, f"consistent: the log grew to {int(size) + 4} events\n")
+
+    with sqlite3.connect(tmp_path / "gam.db") as conn:  # an insider drops the newest events and their links
+        conn.execute("DELETE FROM stored_events WHERE rowid > ?", (int(size),))
+        conn.execute(f"DELETE FROM {CHAIN_TABLE} WHERE position > ?", (int(size),))
+    caught = _gam("audit", "witness", "--checkpoint", str(held), cwd=tmp_path)
+    assert caught.returncode == 1
+    assert "Traceback" not in caught.stderr
+    (line,) = [line for line in caught.stderr.splitlines() if not line.startswith("store:")]
+    assert line == f"deleted events: the store holds {size} events, the signed checkpoint covers {int(size) + 4}"
+    assert held.read_text().splitlines()[1] == str(int(size) + 4)  # the witness still holds what it verified
