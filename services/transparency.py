@@ -166,6 +166,8 @@ class TransparencyLog:
         self.every_events, self.every_seconds = every_events, every_seconds
         self.clock = clock
         self._last_signed_at = float("-inf")
+        self._owed = True
+        """The tree may hold events no checkpoint covers (unknown until the first step)."""
         self._closing: list[Callable[[], None]] = []
         self._lock = threading.Lock()
 
@@ -230,15 +232,21 @@ class TransparencyLog:
 
     def step(self, *, force: bool = False) -> Checkpoint | None:
         """Bring the tree up to date, then sign and publish a checkpoint if one is due (or ``force``d
-        and the tree grew); returns the checkpoint signed, if any."""
+        and the tree grew); returns the checkpoint signed, if any. A step that finds nothing new
+        and owes no checkpoint costs one query (it runs every 50 ms beside the writers)."""
         with self._lock:
-            self.catch_up()
+            grew = self.catch_up()
+            if not (grew or force or self._owed):
+                return None
             size, _ = self.store.end()
             latest = self.store.latest_checkpoint()
             covered = latest.size if latest else 0
+            self._owed = size > covered
             if not (self.checkpoint_due(size, covered) or (force and size > covered)):
                 return None
-            return self._sign(size, latest)
+            checkpoint = self._sign(size, latest)
+            self._owed = False
+            return checkpoint
 
     def _sign(self, size: int, latest: StoredCheckpoint | None) -> Checkpoint:
         root = merkle.root(size, self.store.nodes)
