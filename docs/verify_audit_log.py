@@ -5,6 +5,7 @@ consistency proof. Needs Python 3.11+ and ``cryptography``; no gam code.
     verify_audit_log.py checkpoint  --key KEY CHECKPOINT
     verify_audit_log.py inclusion   --key KEY PROOF.json        (from `gam audit prove`)
     verify_audit_log.py consistency --key KEY --old CHECKPOINT PROOF.json   (from `gam audit consistency`)
+    verify_audit_log.py export      --key KEY --checkpoint CHECKPOINT EXPORT.jsonl|.csv  (`gam audit export`)
 
 KEY is the log's note verifier key, ``name+keyid+base64(0x01 || ed25519 key)``,
 as ``gam audit checkpoint --public-key`` prints it; get it from the log's operator
@@ -22,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import csv
 import hashlib
 import json
 import sys
@@ -137,12 +139,39 @@ def event_leaf(leaf: dict[str, object]) -> bytes:
     return header.encode() + bytes.fromhex(str(leaf["state_sha256"]))
 
 
+def verify_export(args: argparse.Namespace, text: str, key: tuple[str, bytes, bytes]) -> int:
+    """Every row that carries an inclusion proof is in the checkpoint's tree, as exported."""
+    if args.checkpoint is None:
+        raise Failed("export needs --checkpoint CHECKPOINT")
+    _, size, root = open_checkpoint(args.checkpoint.read_text(encoding="utf-8"), key)
+    if args.file.suffix == ".csv":
+        rows = [
+            {**r, "inclusion_proof": json.loads(r["inclusion_proof"]) if r["inclusion_proof"] else None}
+            for r in csv.DictReader(text.splitlines())
+        ]
+    else:
+        rows = [json.loads(line) for line in text.splitlines() if line.strip()]
+    proven = 0
+    for row in rows:
+        if not row.get("inclusion_proof"):
+            continue
+        if int(row["tree_size"]) != size:
+            raise Failed(f"row {row['position']} was proven against another checkpoint ({row['tree_size']} events)")
+        path = [base64.b64decode(p, validate=True) for p in row["inclusion_proof"]]
+        if not verify_inclusion(int(row["leaf_index"]), size, leaf_hash(event_leaf(row)), path, root):
+            raise Failed(f"row {row['position']} is NOT in the checkpoint of {size} events")
+        proven += 1
+    print(f"OK: {proven} of {len(rows)} rows are in the checkpoint of {size} events")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("what", choices=["checkpoint", "inclusion", "consistency"])
+    parser.add_argument("what", choices=["checkpoint", "inclusion", "consistency", "export"])
     parser.add_argument("file", type=Path, help="the checkpoint, or the proof as JSON")
     parser.add_argument("--key", required=True, help="the log's note verifier key")
     parser.add_argument("--old", type=Path, help="the older checkpoint (consistency)")
+    parser.add_argument("--checkpoint", type=Path, help="the checkpoint an export was cut at (export)")
     args = parser.parse_args(argv)
     try:
         key = parse_key(args.key)
@@ -151,6 +180,8 @@ def main(argv: list[str] | None = None) -> int:
             origin, size, _ = open_checkpoint(text, key)
             print(f"OK: checkpoint of {origin} at {size} events, signed by {key[0]}")
             return 0
+        if args.what == "export":
+            return verify_export(args, text, key)
         proof = json.loads(text)
         origin, size, root = open_checkpoint(proof["checkpoint"], key)
         path = [base64.b64decode(p, validate=True) for p in proof["proof"]]

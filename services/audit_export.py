@@ -7,6 +7,13 @@ An auditor checks a row outside the system by recomputing
 and comparing it with ``link``; in an export of everything,
 each row's ``previous_link`` is also the ``link`` of the row before. The event
 contents themselves are not copied: ``state_sha256`` binds them.
+
+With the transparency log (``services.transparency``), the export is cut at a
+signed checkpoint (the caller saves its note beside the rows): each row carries
+its ``leaf_index`` in the Merkle tree, the checkpoint's ``tree_size`` and its
+``inclusion_proof`` (base64 hashes, RFC 9162), so a slice of the export is
+provable on its own, against the checkpoint and the log's public key
+(``docs/verify_audit_log.py export``), even where the linear chain has gaps.
 """
 
 from __future__ import annotations
@@ -24,20 +31,30 @@ from infra.hash_chain import chain_entries
 from projections.encoding import dumps, format_time
 from projections.ports import AuditQuery, AuditRow
 from services.projector import Projector
+from services.transparency import TransparencyLog, b64
 
 Format = Literal["jsonl", "csv"]
 PAGE = 1_000
 CHAIN_COLUMNS = ("topic", "state_sha256", "previous_link", "link")
+TREE_COLUMNS = ("leaf_index", "tree_size", "inclusion_proof")
 COLUMNS = (
     "position", "occurred_at", "actor", "account_id", "entity_type", "entity_id", "version", "event_type",
     "changes", "reason", "correlation_id", "causation_id", "topic", "state_sha256", "previous_link", "link",
+    *TREE_COLUMNS,
 )  # fmt: skip
 
 
 def export_rows(
-    projector: Projector, *, account_id: UUID | None, since: datetime | None, until: datetime | None
+    projector: Projector,
+    *,
+    account_id: UUID | None,
+    since: datetime | None,
+    until: datetime | None,
+    transparency: TransparencyLog | None = None,
+    tree_size: int = 0,
 ) -> Iterator[dict[str, Any]]:
-    """Audit rows with their chain entries, in position order, a page at a time."""
+    """Audit rows with their chain entries (and, given the log, their leaf and inclusion proof in
+    the tree of ``tree_size``, a checkpoint's), in position order, a page at a time."""
     cursor = 0
     while True:
         query = AuditQuery(account_id=account_id, since=since, until=until, after_position=cursor, limit=PAGE)
@@ -45,8 +62,10 @@ def export_rows(
         if not rows:
             return
         entries = chain_entries(projector.app.recorder, [r.position for r in rows])
+        leaves = transparency.inclusion_proofs([r.position for r in rows], tree_size) if transparency else {}
         for row in rows:
             entry = entries.get(row.position)
+            leaf_index, proof = leaves.get(row.position, (None, None))
             yield {
                 "position": row.position,
                 "occurred_at": format_time(row.occurred_at),
@@ -61,6 +80,9 @@ def export_rows(
                 "correlation_id": str(row.correlation_id),
                 "causation_id": None if row.causation_id is None else str(row.causation_id),
                 **({k: asdict(entry)[k] for k in CHAIN_COLUMNS} if entry else dict.fromkeys(CHAIN_COLUMNS)),
+                "leaf_index": leaf_index,
+                "tree_size": tree_size if proof is not None else None,
+                "inclusion_proof": None if proof is None else [b64(p) for p in proof],
             }
         cursor = rows[-1].position
 
@@ -78,5 +100,12 @@ def render(rows: Iterator[dict[str, Any]], fmt: Format) -> Iterator[str]:
     for row in rows:
         buffer.seek(0)
         buffer.truncate()
-        writer.writerow({**row, "changes": json.dumps(row["changes"], ensure_ascii=False, sort_keys=True)})
+        proof = row.get("inclusion_proof")
+        writer.writerow(
+            {
+                **row,
+                "changes": json.dumps(row["changes"], ensure_ascii=False, sort_keys=True),
+                "inclusion_proof": None if proof is None else json.dumps(proof),
+            }
+        )
         yield buffer.getvalue()

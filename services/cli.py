@@ -277,11 +277,17 @@ def audit_export(
     to_time: Annotated[datetime | None, typer.Option("--to", help="Until this UTC time (exclusive).")] = None,
     fmt: Annotated[str, typer.Option("--format", help="jsonl or csv.")] = "jsonl",
     output: Annotated[Path | None, typer.Option(help="Write to this file (default: standard output).")] = None,
+    checkpoint: Annotated[
+        Path | None,
+        typer.Option(help="Write the signed checkpoint the export is cut at here (default: OUTPUT.checkpoint)."),
+    ] = None,
 ) -> None:
-    """Stream the audit trail with each row's hash-chain link, for checking outside the system."""
+    """Stream the audit trail with each row's hash-chain link, its Merkle leaf index and inclusion proof
+    against a signed checkpoint (saved beside it), for checking outside the system."""
     from uuid import UUID
 
     from services.audit_export import export_rows, render
+    from services.transparency_cli import export_checkpoint
 
     if fmt not in ("jsonl", "csv"):
         raise typer.BadParameter("choose jsonl or csv", param_hint="--format")
@@ -290,7 +296,10 @@ def audit_export(
     since, until = (t if t is None or t.tzinfo else t.replace(tzinfo=UTC) for t in (from_time, to_time))
     try:
         bring_up_to_date(projector, settings)
-        rows = export_rows(projector, account_id=UUID(account) if account else None, since=since, until=until)
+        note_file = checkpoint or (output.with_name(output.name + ".checkpoint") if output else None)
+        log, size = export_checkpoint(runtime, note_file)
+        rows = export_rows(projector, account_id=UUID(account) if account else None, since=since, until=until,
+                           transparency=log, tree_size=size)  # fmt: skip
         with output.open("w", encoding="utf-8", newline="") if output else nullcontext(sys.stdout) as sink:
             for line in render(rows, fmt):  # type: ignore[arg-type]
                 sink.write(line)

@@ -333,12 +333,13 @@ class TransparencyLog:
             checkpoint=note,
         )
 
-    def inclusion_proofs(self, positions: Sequence[int], tree_size: int) -> dict[int, tuple[int, list[bytes]]]:
-        """Leaf index and inclusion path of each position the tree of ``tree_size`` covers."""
+    def inclusion_proofs(self, positions: Sequence[int], tree_size: int) -> dict[int, tuple[int, list[bytes] | None]]:
+        """Leaf index of each position the tree holds, with its inclusion path in the tree of
+        ``tree_size`` when that covers it; one read of the store for them all (an export's page)."""
         indexes = self.store.leaf_indexes(positions)
-        return {
-            p: (i, merkle.inclusion_proof(i, tree_size, self.store.nodes)) for p, i in indexes.items() if i < tree_size
-        }
+        ranges = {p: merkle.inclusion_ranges(i, tree_size) for p, i in indexes.items() if i < tree_size}
+        nodes = self.store.nodes(merkle.proof_keys(r for path in ranges.values() for r in path))
+        return {p: (i, merkle.hashes_for(ranges[p], nodes) if p in ranges else None) for p, i in indexes.items()}
 
     def consistency(self, first: int, second: int | None = None) -> ConsistencyProof:
         second_size, note = self._against(second)

@@ -26,6 +26,7 @@ from services.transparency import (
     LogInconsistent,
     ProofUnavailable,
     StoreSource,
+    TransparencyLog,
     WitnessAlarm,
     witness,
 )
@@ -46,6 +47,23 @@ def _up_to_date(runtime: Runtime) -> None:
 def _fail(message: str) -> typer.Exit:
     err.print(f"[red]{message}[/red]", highlight=False, soft_wrap=True)
     return typer.Exit(1)
+
+
+def export_checkpoint(runtime: Runtime, note_file: Path | None) -> tuple[TransparencyLog | None, int]:
+    """The log and the size of the signed checkpoint an audit export is cut at (signed now if the
+    tree grew), its note written to ``note_file``; (None, 0) for a store that signs no checkpoints."""
+    try:
+        transparency = runtime.transparency
+    except CheckpointError as error:
+        err.print(f"[yellow]the export carries no checkpoint:[/yellow] {error}", highlight=False)
+        return None, 0
+    _up_to_date(runtime)
+    latest = transparency.latest()
+    if latest is None:
+        return None, 0
+    if note_file is not None:
+        note_file.write_text(latest.note, encoding="utf-8")
+    return transparency, latest.size
 
 
 def register(audit: typer.Typer, open_store: OpenStore) -> None:

@@ -4,6 +4,7 @@ only). Erasure is a command like every other (``services.api.routes.commands``).
 
 from __future__ import annotations
 
+import base64
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 from uuid import UUID
@@ -15,6 +16,7 @@ from infra.hash_chain import verify_chain
 from services.api.auth import Compliance
 from services.api.dependencies import RuntimeDep
 from services.api.problems import problem_responses
+from services.api.routes.transparency import export_checkpoint
 from services.api.values import MomentOrUtc
 from services.audit_export import export_rows, render
 from services.time_travel import account_as_of, diff
@@ -75,12 +77,16 @@ def export_audit(
     to_time: Annotated[MomentOrUtc | None, Query(alias="to")] = None,
     format: Literal["jsonl", "csv"] = "jsonl",
 ) -> StreamingResponse:
-    """The audit trail with each row's hash-chain link, streamed."""
+    """The audit trail with each row's hash-chain link, streamed; cut at the latest signed checkpoint
+    (its note base64-encoded in ``Gam-Checkpoint``), each row with its leaf index and inclusion proof."""
+    log, latest = export_checkpoint(runtime)
     rows = export_rows(
-        runtime.projector, account_id=account_id, since=from_time and _utc(from_time), until=to_time and _utc(to_time)
-    )
+        runtime.projector, account_id=account_id, since=from_time and _utc(from_time), until=to_time and _utc(to_time),
+        transparency=log, tree_size=latest.size if latest else 0,
+    )  # fmt: skip
     media = "application/x-ndjson" if format == "jsonl" else "text/csv"
-    return StreamingResponse(render(rows, format), media_type=media)
+    headers = {"Gam-Checkpoint": base64.b64encode(latest.note.encode()).decode()} if latest else None
+    return StreamingResponse(render(rows, format), media_type=media, headers=headers)
 
 
 @router.get("/audit/verify")

@@ -11,6 +11,7 @@ from fastapi import APIRouter, HTTPException, Path, Query
 from fastapi.responses import PlainTextResponse
 
 from infra.checkpoints import CheckpointError
+from infra.merkle_store import StoredCheckpoint
 from services.api.auth import Compliance
 from services.api.dependencies import RuntimeDep
 from services.api.problems import problem_responses
@@ -82,6 +83,16 @@ def consistency_proof(
         return _log(runtime).consistency(first, second).as_json()
     except ProofUnavailable as error:
         raise HTTPException(404, str(error)) from None
+
+
+def export_checkpoint(runtime: Runtime) -> tuple[TransparencyLog | None, StoredCheckpoint | None]:
+    """The log and its latest checkpoint for an audit export to be cut at (None, None without them)."""
+    try:
+        transparency = runtime.transparency
+    except CheckpointError:
+        return None, None
+    latest = transparency.latest()
+    return (transparency, latest) if latest else (None, None)
 
 
 class _NoCheckpointer:
