@@ -271,7 +271,19 @@ def markdown(result: dict[str, Any], json_name: str, plot_paths: list[Path], bas
               f"| {number(p['account_view_and_audit_trail_s'])} |" for p in flow),
             "",
         ]  # fmt: skip
+    out += transparency_section()
     for path in plot_paths:
         out.append(f"![{path.stem}]({path.relative_to(base).as_posix()})")
     out.append("")
     return "\n".join(out)
+
+
+TRANSPARENCY = Path(__file__).resolve().parent / "results" / "transparency.md"
+
+
+def transparency_section() -> list[str]:
+    """The transparency log's own benchmark (``python -m bench.transparency``), run on its own."""
+    if not TRANSPARENCY.exists():
+        return []
+    return ["## Transparency log", "", f"From `python -m bench.transparency` ({TRANSPARENCY.name}):", "",
+            TRANSPARENCY.read_text(encoding="utf-8").strip(), ""]  # fmt: skip

@@ -247,6 +247,9 @@ class DirectoryPublisher:
     def __init__(self, directory: Path) -> None:
         self.directory = directory
         directory.mkdir(parents=True, exist_ok=True)
+        self._latest: tuple[int, str] | None = None
+        """The newest checkpoint published, once known: the directory is listed once per process,
+        not before every signature (it grows by a file per checkpoint)."""
 
     def path_for(self, size: int) -> Path:
         return self.directory / f"{size:020d}.checkpoint"
@@ -263,10 +266,16 @@ class DirectoryPublisher:
             file.write(checkpoint.note)
             file.flush()
             os.fsync(file.fileno())
+        if self._latest is None or checkpoint.size > self._latest[0]:
+            self._latest = (checkpoint.size, checkpoint.note)
 
     def latest(self) -> str | None:
-        names = sorted(p.name for p in self.directory.glob("*.checkpoint"))
-        return (self.directory / names[-1]).read_text(encoding="utf-8") if names else None
+        if self._latest is None:
+            names = sorted(p.name for p in self.directory.glob("*.checkpoint"))
+            if not names:
+                return None
+            self._latest = (int(names[-1].split(".")[0]), (self.directory / names[-1]).read_text(encoding="utf-8"))
+        return self._latest[1]
 
 
 class KafkaPublisher:
