@@ -35,10 +35,17 @@ OpenStore = Callable[..., Runtime]
 err = Console(stderr=True)
 
 
+def _log(runtime: Runtime) -> TransparencyLog:
+    try:
+        return runtime.transparency
+    except CheckpointError as error:
+        raise _fail(str(error)) from None
+
+
 def _up_to_date(runtime: Runtime) -> None:
     """Bring the tree up to date and sign a checkpoint over it if it grew, as a follower would."""
     try:
-        runtime.transparency.step(force=True)
+        _log(runtime).step(force=True)
     except LogInconsistent as error:
         err.print(f"[red]not signing:[/red] {error}", highlight=False)
         raise typer.Exit(1) from None
@@ -83,10 +90,10 @@ def register(audit: typer.Typer, open_store: OpenStore) -> None:
         runtime = runtime_for()
         try:
             if public_key:
-                print(runtime.transparency.verifier)
+                print(_log(runtime).verifier)
                 return
             _up_to_date(runtime)
-            latest = runtime.transparency.latest()
+            latest = _log(runtime).latest()
             if latest is None:
                 raise _fail("the log is empty: no checkpoint to sign yet")
             print(latest.note, end="")
@@ -105,7 +112,7 @@ def register(audit: typer.Typer, open_store: OpenStore) -> None:
         try:
             _up_to_date(runtime)
             try:
-                proof = runtime.transparency.inclusion(position, tree_size)
+                proof = _log(runtime).inclusion(position, tree_size)
             except ProofUnavailable as error:
                 raise _fail(str(error)) from None
             print(json.dumps(proof.as_json(), indent=2, ensure_ascii=False))
@@ -125,8 +132,8 @@ def register(audit: typer.Typer, open_store: OpenStore) -> None:
             from infra.checkpoints import open_checkpoint
 
             try:
-                older = open_checkpoint(from_file.read_text(encoding="utf-8"), runtime.transparency.verifier)
-                proof = runtime.transparency.consistency(older.size)
+                older = open_checkpoint(from_file.read_text(encoding="utf-8"), _log(runtime).verifier)
+                proof = _log(runtime).consistency(older.size)
             except (CheckpointError, ProofUnavailable) as error:
                 raise _fail(f"{from_file}: {error}") from None
             print(json.dumps(proof.as_json(), indent=2, ensure_ascii=False))
@@ -163,8 +170,8 @@ def register(audit: typer.Typer, open_store: OpenStore) -> None:
                 source = HttpSource(url, token)
             else:
                 runtime = runtime_for()
-                source = StoreSource(runtime.transparency)
-            verifier = NoteVerifier.parse(key) if key else runtime.transparency.verifier  # type: ignore[union-attr]
+                source = StoreSource(_log(runtime))
+            verifier = NoteVerifier.parse(key) if key else _log(runtime).verifier  # type: ignore[arg-type]
             new = witness(held, verifier, source)
         except (WitnessAlarm, CheckpointError) as alarm:
             raise _fail(str(alarm)) from None
@@ -187,8 +194,8 @@ def register(audit: typer.Typer, open_store: OpenStore) -> None:
         GAM_CHECKPOINT_EVERY_EVENTS events or GAM_CHECKPOINT_EVERY_SECONDS seconds (gam serve does it too)."""
         runtime = runtime_for()
         try:
-            err.print(f"checkpointing as {runtime.transparency.verifier}", highlight=False)
-            signed = runtime.transparency.run(seconds=seconds)
+            err.print(f"checkpointing as {_log(runtime).verifier}", highlight=False)
+            signed = _log(runtime).run(seconds=seconds)
             err.print(f"signed {signed} checkpoints")
         except KeyboardInterrupt:
             err.print("stopped")

@@ -6,17 +6,24 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner, Result
 
 from infra.hash_chain import CHAIN_TABLE
+from infra.merkle_store import CHECKPOINTS
 from infra.settings import Settings
 from services import handlers as h
 from services.app import GamApplication
 from services.cli import cli
+from tests.api_support import SECRET, token
 from tests.integration.test_cli import _gam
+from tests.kafka_broker import free_port, wait_for_port
 from tests.support import meta
 from tests.unit.builders import build_org
 
@@ -73,3 +80,65 @@ def test_an_operator_signs_proves_and_a_witness_follows_then_catches_a_deletion(
     (line,) = [line for line in caught.stderr.splitlines() if not line.startswith("store:")]
     assert line == f"deleted events: the store holds {size} events, the signed checkpoint covers {int(size) + 4}"
     assert held.read_text().splitlines()[1] == str(int(size) + 4)  # the witness still holds what it verified
+
+
+@contextmanager
+def _serving(settings: Settings) -> Iterator[str]:
+    """``gam serve``'s app on a real socket (the witness speaks HTTP with urllib), in a thread."""
+    import uvicorn
+
+    from services.api.app import create_app
+
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        wait_for_port(port)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+
+
+def test_a_witness_over_http_follows_the_log_and_catches_a_rollback(tmp_path: Path) -> None:
+    deal = _store(tmp_path)
+    settings = Settings(store="sqlite", sqlite_path=tmp_path / "gam.db", jwt_secret=SECRET)
+    officer = token("auditor@vendor.example", "compliance")["Authorization"].removeprefix("Bearer ")
+    held = tmp_path / "held.checkpoint"
+
+    def witness(base: str) -> Result:
+        return _run("audit", "witness", "--checkpoint", str(held), "--url", base, "--token", officer, cwd=tmp_path)
+
+    with _serving(settings) as base:
+        key = _run("audit", "checkpoint", "--public-key", cwd=tmp_path).stdout.strip()
+        first = _until_signed(lambda: _run("audit", "witness", "--checkpoint", str(held), "--url", base,
+                                           "--token", officer, "--key", key, cwd=tmp_path))  # fmt: skip
+        assert first.stdout.startswith("holding the first checkpoint")
+        size = int(held.read_text().splitlines()[1])
+        _store(tmp_path, deal, changes=3)
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setenv("GAM_CHECKPOINT_VERIFIER_KEY", key)
+            deadline = time.monotonic() + 20
+            while int(held.read_text().splitlines()[1]) < size + 3:  # the server signs every 0.5 s
+                grew = witness(base)
+                assert grew.exit_code == 0, grew.output
+                assert time.monotonic() < deadline
+                time.sleep(0.1)
+            assert grew.stdout == f"consistent: the log grew to {size + 3} events\n"
+            with sqlite3.connect(tmp_path / "gam.db") as conn:  # an insider drops the newest checkpoints
+                conn.execute(f"DELETE FROM {CHECKPOINTS} WHERE tree_size > ?", (size,))
+            caught = witness(base)
+    assert caught.exit_code == 1
+    assert (
+        f"rollback: the log's latest checkpoint covers {size} events, fewer than the {size + 3} held" in caught.output
+    )
+    assert not caught.stdout
+
+
+def _until_signed(run: Callable[[], Result]) -> Result:
+    deadline = time.monotonic() + 20
+    while (result := run()).exit_code != 0:
+        assert time.monotonic() < deadline, result.output
+        time.sleep(0.2)
+    return result
