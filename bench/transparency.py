@@ -250,11 +250,13 @@ def main() -> None:
         "proofs": {"leaves": args.leaves, "tree_build_in_memory_s": build_seconds, **proofs},
         "demo_mix_postgres": cost,
     }
-    RESULTS.mkdir(exist_ok=True)
-    suffix = "-quick" if args.quick else ""
-    (RESULTS / f"{NAME}{suffix}.json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    out = RESULTS / "quick" if args.quick else RESULTS  # quick runs are kept out of git
+    out.mkdir(parents=True, exist_ok=True)
+    if args.quick:
+        (out / ".gitignore").write_text("*\n", encoding="utf-8")
+    (out / f"{NAME}.json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
     table = markdown(result, args.repeats)
-    (RESULTS / f"{NAME}{suffix}.md").write_text(table, encoding="utf-8")
+    (out / f"{NAME}.md").write_text(table, encoding="utf-8")
     print(table)
 
 
