@@ -27,8 +27,10 @@ from domain.base import GamAggregate
 from domain.deal import Deal
 from domain.errors import AlreadyExists, ConcurrencyConflict, NotFound, SubjectErased
 from domain.plan import AccountPlan
+from infra.hash_chain import PostgresChainedRecorder, SQLiteChainedRecorder
 from infra.mapping import GamMapper
 from infra.personal_keys import KeyErased, PersonalKeys, keys_for_env
+from infra.read_check import ReadCheck, StaleRead
 from infra.transcodings import register_domain_transcodings
 
 A = TypeVar("A", bound=GamAggregate)
@@ -149,6 +151,30 @@ class GamApplication(Application[UUID]):
                     self._evict(cast(UUID, notification.originator_id))
             self._cache_position = last
 
+    @property
+    def checks_reads_at_commit(self) -> bool:
+        """Whether the store verifies a unit of work's reads in the transaction that
+        stores its events (see :mod:`infra.read_check`); the in-memory store does not."""
+        return self.repository.cache is not None and isinstance(
+            self.recorder, SQLiteChainedRecorder | PostgresChainedRecorder
+        )
+
+    def start_reading(self, *, trust_cache: bool) -> int | None:
+        """Begin a unit of work's reads: the log position the cache is known to hold
+        (None: no cache to check). With ``trust_cache`` and a store that checks reads at
+        commit, no query is made: a stale read is caught when the events are stored.
+        Otherwise the cache is brought up to date first (one query)."""
+        if self.repository.cache is None:
+            return None
+        if not (trust_cache and self.checks_reads_at_commit and self._cache_position is not None):
+            self.refresh_cache()
+        return self._cache_position
+
+    def log_moved_past(self, position: int | None) -> bool:
+        """Whether anything was stored after ``position``: a refusal decided on a cache
+        that held the log up to there may have rested on stale state."""
+        return position is not None and (self.recorder.max_notification_id() or 0) > position
+
     def _from_cache(self, entity_id: UUID) -> GamAggregate | None:
         cache = self.repository.cache
         if cache is None or self._cache_position is None:
@@ -174,14 +200,24 @@ class GamApplication(Application[UUID]):
         elif cache is not None:
             cache.cache.clear()
 
-    def _remember(self, aggregates: tuple[GamAggregate, ...], first: int, last: int) -> None:
+    def _remember(
+        self, aggregates: tuple[GamAggregate, ...], first: int, last: int, reads: ReadCheck | None = None
+    ) -> None:
         """After our own commit at positions ``first``..``last``: the committed aggregates
-        are the current ones, if no refresh has moved past the log position before them
-        (else another process may have written them since, and they are dropped)."""
+        are the current ones, if the cache holds the log up to the position before them
+        (else another process may have written them since, and they are dropped). The
+        commit's read check lists the events stored between what the cache held and our
+        commit: forgetting their aggregates brings the cache up to our commit."""
         cache = self.repository.cache
         if cache is None:
             return
         with self._cache_lock:
+            known = self._cache_position
+            if reads is not None and known is not None and reads.known <= known < first:
+                for position, entity_id in reads.between:
+                    if position > known:
+                        self._evict(entity_id)
+                self._cache_position = first - 1
             if self._cache_position == first - 1:
                 for aggregate in aggregates:
                     cache.put(aggregate.id, aggregate)
@@ -197,13 +233,15 @@ class GamApplication(Application[UUID]):
         events = self.recorder.select_events(entity_id, desc=True, limit=1)
         return events[0].originator_version if events else None
 
-    def commit(self, primary: GamAggregate, *others: GamAggregate) -> CommandResult:
-        """Store the pending events of every given aggregate in one transaction."""
+    def commit(self, primary: GamAggregate, *others: GamAggregate, reads: ReadCheck | None = None) -> CommandResult:
+        """Store the pending events of every given aggregate in one transaction; with
+        ``reads``, only if what the unit of work read is still current (else
+        :class:`~infra.read_check.StaleRead`, nothing stored)."""
         aggregates = (primary, *others)
         expected = {a.id: a.version - len(a.pending_events) for a in aggregates}
         pending = [event for a in aggregates for event in a.pending_events]
         try:
-            recordings = self.save(*aggregates)
+            recordings = self.save(*aggregates, reads=reads) if reads is not None else self.save(*aggregates)
         except IntegrityError:
             for aggregate in aggregates:
                 self._evict(aggregate.id)
@@ -213,9 +251,13 @@ class GamApplication(Application[UUID]):
             return CommandResult(primary.id, primary.version, stored_at)
         except KeyErased as erased:
             raise SubjectErased(str(erased)) from None
+        except StaleRead:
+            for aggregate in aggregates:
+                self._evict(aggregate.id)
+            raise
         positions = [r.notification.id for r in recordings]
         if positions:
-            self._remember(aggregates, min(positions), max(positions))
+            self._remember(aggregates, min(positions), max(positions), reads)
         return CommandResult(primary.id, primary.version, max(positions, default=0))
 
     def _position_if_already_stored(self, pending: list[Any]) -> int | None:

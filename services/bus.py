@@ -25,9 +25,14 @@ from domain.base import GamAggregate
 from domain.commands import Command
 from domain.errors import AccountArchived, AlreadyExists, ConcurrencyConflict, DomainError, NotFound
 from domain.metadata import EventMetadata
+from infra.read_check import ReadCheck, StaleRead
 from services.app import CommandResult, GamApplication
 
 A = TypeVar("A", bound=GamAggregate)
+R = TypeVar("R")
+
+STALE_READ_ATTEMPTS = 3
+"""Tries of one command whose reads another process keeps invalidating, before it is a conflict."""
 
 
 @dataclass(frozen=True)
@@ -52,18 +57,26 @@ class Gatekeeper(Protocol):
 
 class Session:
     """One unit of work: aggregates loaded at most once, changes kept in memory
-    until :meth:`commit` stores them all in one transaction."""
+    until :meth:`commit` stores them all in one transaction.
 
-    def __init__(self, app: GamApplication) -> None:
+    ``trust_cache``: read cached aggregates without first asking the store whether
+    anyone wrote since; the commit then refuses (:class:`StaleRead`) if anything read
+    was stale, and the bus decides again. Otherwise the cache is brought up to date
+    first (one query)."""
+
+    def __init__(self, app: GamApplication, *, trust_cache: bool = False) -> None:
         self.app = app
         self._loaded: dict[UUID, GamAggregate] = {}
+        self._read_versions: dict[UUID, int] = {}
         self._order: list[GamAggregate] = []
-        app.refresh_cache()  # one query, so every load below can trust the cache
+        self.known = app.start_reading(trust_cache=trust_cache)
+        """The log position every cached read holds (None: the store gives no cache)."""
 
     def load(self, kind: type[A], entity_id: UUID) -> A:
         aggregate = self._loaded.get(entity_id)
         if aggregate is None:
             aggregate = self.app.load(kind, entity_id, fresh=True)
+            self._read_versions[entity_id] = aggregate.version
             self._keep(aggregate)
         if not isinstance(aggregate, kind):
             raise NotFound(kind.entity_type, entity_id)
@@ -89,7 +102,9 @@ class Session:
         changed = self.changed()
         if not changed:
             return self.app.recorder.max_notification_id() or 0
-        return self.app.commit(*changed).position
+        if self.known is None or not self.app.checks_reads_at_commit:
+            return self.app.commit(*changed).position
+        return self.app.commit(*changed, reads=ReadCheck(self.known, dict(self._read_versions))).position
 
 
 @dataclass(frozen=True)
@@ -155,11 +170,37 @@ class MessageBus:
         gatekeeper: Gatekeeper | None = None,
     ) -> CommandResult:
         """Handle one command in a session of its own and store what it decided."""
-        session = Session(self.app)
-        entity_id, version, created = self.decide(session, command, meta, expected_version, gatekeeper)
-        position = session.commit()
+
+        def attempt(session: Session) -> CommandResult:
+            entity_id, version, created = self.decide(session, command, meta, expected_version, gatekeeper)
+            return CommandResult(entity_id, version, session.commit(), created)
+
+        result = self._in_session(attempt)
         self.after_commit(command, meta)
-        return CommandResult(entity_id, version, position, created)
+        return result
+
+    def _in_session(self, work: Callable[[Session], R]) -> R:
+        """Run ``work`` in a session that trusts the cache; if its reads turn out stale
+        (the commit says so, or it was refused while the log had moved on), run it
+        again in a session brought up to date first. A read still stale on the last
+        try, with another process writing the same aggregates, is a conflict."""
+        for attempt in range(STALE_READ_ATTEMPTS):
+            session = Session(self.app, trust_cache=attempt == 0)
+            try:
+                return work(session)
+            except StaleRead as stale:
+                if attempt + 1 == STALE_READ_ATTEMPTS:
+                    raise ConcurrencyConflict(stale.entity_id, stale.read_version, stale.stored_version) from None
+            except Exception as refused:
+                if attempt > 0 or not self._read_stale_cache(session, refused):
+                    raise
+        raise AssertionError("unreachable: the last attempt returns or raises")
+
+    def _read_stale_cache(self, session: Session, refused: Exception) -> bool:
+        try:
+            return self.app.log_moved_past(session.known)
+        except Exception:  # the store is down, say: the refusal is the error to report
+            raise refused from None
 
     def handle_all(
         self,
@@ -172,17 +213,21 @@ class MessageBus:
         and all are stored in one transaction, or none if any is refused (a
         ``refusals`` error is raised as :class:`BatchRefused` with its index; any
         other error, such as the store being down, as itself)."""
-        session = Session(self.app)
-        decided = []
-        for index, (command, expected_version) in enumerate(commands):
-            try:
-                decided.append(self.decide(session, command, meta, expected_version, gatekeeper))
-            except refusals as refused:
-                raise BatchRefused(index, refused) from refused
-        position = session.commit()
+
+        def attempt(session: Session) -> list[CommandResult]:
+            decided = []
+            for index, (command, expected_version) in enumerate(commands):
+                try:
+                    decided.append(self.decide(session, command, meta, expected_version, gatekeeper))
+                except refusals as refused:
+                    raise BatchRefused(index, refused) from refused
+            position = session.commit()
+            return [CommandResult(entity_id, version, position, created) for entity_id, version, created in decided]
+
+        results = self._in_session(attempt)
         for command, _ in commands:
             self.after_commit(command, meta)
-        return [CommandResult(entity_id, version, position, created) for entity_id, version, created in decided]
+        return results
 
     def decide(
         self,
