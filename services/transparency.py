@@ -221,9 +221,11 @@ class TransparencyLog:
 
     def catch_up(self) -> int:
         total = 0
-        while count := self.integrate():
+        while True:
+            count = self.integrate()
             total += count
-        return total
+            if count < INTEGRATE_BATCH:  # a short batch was the end of the log: no query to learn it again
+                return total
 
     def checkpoint_due(self, size: int, covered: int) -> bool:
         if size <= covered:
