@@ -346,3 +346,22 @@ def test_an_exported_slice_is_provable_on_its_own(seeded: Log, tmp_path: Path) -
         1,
         f"FAILED: row {rows[7]['position']} is NOT in the checkpoint of {checkpoint.size} events\n",
     )
+
+
+def test_the_in_memory_store_keeps_a_log_too() -> None:
+    from infra import merkle
+
+    settings = Settings(store="memory")
+    app = GamApplication(settings.eventsourcing_env())
+    try:
+        build_org(app).deal()
+        log = TransparencyLog.open(app, settings)  # a key of its own, in memory: nothing outlives the process
+        held = log.step(force=True)
+        assert held is not None
+        assert held.size == app.recorder.max_notification_id()
+        proof = log.inclusion(3)
+        data = merkle.event_leaf(3, proof.entity_id, proof.version, proof.topic, bytes.fromhex(proof.state_sha256))
+        assert merkle.verify_inclusion(proof.leaf_index, held.size, merkle.leaf_hash(data), proof.proof, held.root)
+        assert witness(held.note, log.verifier, StoreSource(log)).size == held.size
+    finally:
+        app.close()
