@@ -142,3 +142,39 @@ def _until_signed(run: Callable[[], Result]) -> Result:
         assert time.monotonic() < deadline, result.output
         time.sleep(0.2)
     return result
+
+
+def test_the_commands_refuse_in_one_line(tmp_path: Path) -> None:
+    empty = _run("audit", "checkpoint", cwd=tmp_path)
+    assert (empty.exit_code, empty.stderr.splitlines()[-1]) == (1, "the log is empty: no checkpoint to sign yet")
+    alone = _run("audit", "witness", "--checkpoint", "held", cwd=tmp_path)
+    assert (alone.exit_code, alone.stderr.splitlines()[-1]) == (1, "the log has signed no checkpoint yet")
+    deal = _store(tmp_path)
+    ran = _run("audit", "checkpointer", "--seconds", "0.3", cwd=tmp_path)
+    assert ran.exit_code == 0, ran.output
+    assert ran.stderr.splitlines()[-1] == "signed 1 checkpoints"
+    _store(tmp_path, deal, changes=1)
+    beyond = _run("audit", "prove", "--position", "999", cwd=tmp_path)
+    assert (beyond.exit_code, beyond.stderr.splitlines()[-1]) == (
+        1,
+        f"position 999 is not covered by the checkpoint of {deal_size(tmp_path)} events",
+    )
+    (tmp_path / "forged").write_text("gam.local/events\n1\nAAAA\n\n\u2014 gam.local/events AAAAAAAA\n")
+    forged = _run("audit", "consistency", "--from", str(tmp_path / "forged"), cwd=tmp_path)
+    assert (forged.exit_code, forged.stderr.splitlines()[-1]) == (
+        1,
+        f"{tmp_path / 'forged'}: the checkpoint carries no signature of gam.local/events",
+    )
+    held = _run("audit", "witness", "--checkpoint", str(tmp_path / "forged"), cwd=tmp_path)
+    assert held.stderr.splitlines()[-1].startswith("the checkpoint held does not verify")
+    no_key = _run("audit", "witness", "--checkpoint", "held", "--url", "http://127.0.0.1:9", cwd=tmp_path)
+    assert no_key.stderr.splitlines()[-1].startswith("--url needs the log's verifier key")
+    key = _run("audit", "checkpoint", "--public-key", cwd=tmp_path).stdout.strip()
+    down = _run("audit", "witness", "--checkpoint", "held", "--url", f"http://127.0.0.1:{free_port()}", "--key", key,
+                cwd=tmp_path)  # fmt: skip
+    assert down.stderr.splitlines()[-1].startswith("cannot reach the log at http://127.0.0.1:")
+
+
+def deal_size(tmp_path: Path) -> int:
+    with sqlite3.connect(tmp_path / "gam.db") as conn:
+        return int(conn.execute(f"SELECT MAX(tree_size) FROM {CHECKPOINTS}").fetchone()[0])

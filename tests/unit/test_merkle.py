@@ -5,16 +5,27 @@ and fail on any flipped bit; notes match the Go reference implementation's vecto
 from __future__ import annotations
 
 import base64
+from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from hypothesis import given
 from hypothesis import strategies as st
 from hypothesis.strategies import DrawFn, composite
 
 from infra import merkle
-from infra.checkpoints import CheckpointError, NoteSigner, NoteVerifier, open_checkpoint, sign_checkpoint
+from infra.checkpoints import (
+    CheckpointError,
+    DirectoryPublisher,
+    NoteSigner,
+    NoteVerifier,
+    load_signer,
+    open_checkpoint,
+    sign_checkpoint,
+)
 from infra.merkle_store import MemoryTreeStore
+from infra.settings import Settings
 
 # golang.org/x/mod/sumdb/note's documented example: key, text and its (deterministic) signature.
 GO_VERIFIER = "PeterNeumann+c74f20a3+ARpc2QcUPDhMQegwxbzhKqiBfsVkmqq/LDE4izWy10TW"
@@ -152,3 +163,71 @@ def test_a_checkpoint_opens_only_with_its_key_and_unaltered() -> None:
     stranger = NoteSigner("PeterNeumann", Ed25519PrivateKey.generate())  # same name, another key
     with pytest.raises(CheckpointError, match="no signature"):
         open_checkpoint(checkpoint.note, stranger.verifier)
+
+
+def test_a_pem_key_file_signs_under_the_configured_origin(tmp_path: Path) -> None:
+    key = Ed25519PrivateKey.generate()
+    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    (tmp_path / "log.pem").write_bytes(pem)
+    settings = Settings(store="postgres", signing_key_file=tmp_path / "log.pem", checkpoint_origin="example.com/log")
+    signer = load_signer(settings)
+    assert signer.verifier.name == "example.com/log"
+    assert NoteVerifier.parse(str(signer.verifier)) == signer.verifier
+    with pytest.raises(CheckpointError, match="GAM_SIGNING_KEY_FILE"):
+        load_signer(Settings(store="postgres"))
+    with pytest.raises(CheckpointError, match="no signing key"):
+        load_signer(Settings(store="sqlite", sqlite_path=tmp_path / "gam.db"), create=False)
+
+
+@pytest.mark.parametrize(
+    ("key", "problem"),
+    [
+        ("PRIVATE+KEY+name+00000000+!!!", "malformed signer key"),
+        ("PRIVATE+KEY+name+00000000+" + base64.b64encode(b"\x02" + bytes(32)).decode(), "not an Ed25519 key"),
+        ("-----BEGIN PRIVATE KEY-----\nnonsense\n-----END PRIVATE KEY-----", "neither a note signer key nor a PEM"),
+    ],
+)
+def test_a_bad_signer_key_is_refused_by_name(key: str, problem: str) -> None:
+    with pytest.raises(CheckpointError, match=problem):
+        NoteSigner.parse(key, "origin")
+
+
+@pytest.mark.parametrize(
+    ("verifier", "problem"),
+    [
+        ("no-plus-signs", "not a note verifier key"),
+        ("name+00000000+" + base64.b64encode(b"\x02" + bytes(32)).decode(), "not an Ed25519 key"),
+        ("bad name+00000000+" + base64.b64encode(b"\x01" + bytes(32)).decode(), "without spaces"),
+    ],
+)
+def test_a_bad_verifier_key_is_refused_by_name(verifier: str, problem: str) -> None:
+    with pytest.raises(CheckpointError, match=problem):
+        NoteVerifier.parse(verifier)
+
+
+def test_malformed_checkpoints_are_refused_by_name() -> None:
+    signer = NoteSigner.parse(GO_SIGNER, "ignored")
+    good = sign_checkpoint(signer, 5, bytes(32)).note
+    for note, problem in [
+        ("PeterNeumann\n5\n", "no blank line"),
+        (good.replace("\n5\n", "\n5\t\n"), "control characters"),
+        (good[: good.rindex(" ") + 1] + "!!!\n", "malformed signature line"),
+        (signer.sign("PeterNeumann\n05\nAAAA\n"), "malformed"),
+        (signer.sign("just one line\n"), "not a checkpoint"),
+    ]:
+        with pytest.raises(CheckpointError, match=problem):
+            open_checkpoint(note, signer.verifier)
+    with pytest.raises(CheckpointError, match="ends with a newline"):
+        signer.sign("no newline")
+
+
+def test_the_publish_directory_never_rewrites_a_checkpoint(tmp_path: Path) -> None:
+    signer = NoteSigner.parse(GO_SIGNER, "ignored")
+    directory = DirectoryPublisher(tmp_path / "published")
+    first = sign_checkpoint(signer, 5, bytes(32))
+    directory.publish(first)
+    directory.publish(first)  # the same note again (a crash between publishing and recording): fine
+    with pytest.raises(CheckpointError, match="already holds a different checkpoint"):
+        directory.publish(sign_checkpoint(signer, 5, b"\x01" * 32))
+    assert DirectoryPublisher(tmp_path / "published").latest() == first.note
+    assert DirectoryPublisher(tmp_path / "empty").latest() is None
