@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
 import sqlite3
 import statistics
@@ -216,6 +217,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.quick:
         args.seconds, args.leaves, args.samples, args.repeats = 4.0, 20_000, 50, 1
+    load_at_start = os.getloadavg()[0]
     with ExitStack() as stack:
         tmp = Path(stack.enter_context(tempfile.TemporaryDirectory()))
         dsn = stack.enter_context(postgres(tmp))
@@ -252,7 +254,7 @@ def main() -> None:
     result = {
         "benchmark": NAME,
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
-        "machine": facts,
+        "machine": {**facts, "load_average_1min": {"start": load_at_start, "end": os.getloadavg()[0]}},
         "commit_to_covered_postgres": latency,
         "commit_to_covered_sqlite": sqlite_latency,
         "proofs": {"leaves": args.leaves, "tree_build_in_memory_s": build_seconds, **proofs},
@@ -269,7 +271,7 @@ def main() -> None:
 
 
 def markdown(result: dict[str, Any], repeats: int) -> str:
-    proofs, cost = result["proofs"], result["demo_mix_postgres"]
+    proofs, cost, load = result["proofs"], result["demo_mix_postgres"], result["machine"]["load_average_1min"]
     latency = "".join(
         f"| {store} | {lat['target_rate_per_s']:.0f} | {lat['reached_rate_per_s']:.0f} | {lat['commands']} | "
         f"{lat['checkpoints']} | **{lat['p50_ms']:.0f}** | **{lat['p99_ms']:.0f}** | {lat['max_ms']:.0f} |\n"
@@ -283,7 +285,8 @@ def markdown(result: dict[str, Any], repeats: int) -> str:
     )
     return (
         f"Transparency log ({result['date']}, {result['machine']['cores']} cores, PostgreSQL "
-        f"{result['machine']['postgresql']})\n\n"
+        f"{result['machine']['postgresql']}; 1-minute load average {load['start']:.1f} at the start, "
+        f"{load['end']:.1f} at the end: the machine is shared, so compare figures within this run)\n\n"
         "Commit → covered by a published signed checkpoint (one deal-probability command at a time, "
         "paced at the target rate; the checkpointer signs every 1000 events or 0.5 s, publishing to a directory "
         "with fsync), ms:\n\n"
