@@ -70,6 +70,7 @@ log = logging.getLogger(__name__)
 
 INTEGRATE_BATCH = 5_000
 POLL_SECONDS = 0.05
+RETRY_SECONDS = 1.0
 READ_BATCH = 5_000
 
 
@@ -294,7 +295,10 @@ class TransparencyLog:
                     signed += 1
             except LogInconsistent as error:
                 log.error("not signing: %s", error)
-                stopping.wait(POLL_SECONDS * 20)
+                stopping.wait(RETRY_SECONDS)
+            except Exception as error:  # the store or the broker is away: nothing is lost, the next step redoes it
+                log.warning("checkpointing failed (%s); retrying", error)
+                stopping.wait(RETRY_SECONDS)
             stopping.wait(POLL_SECONDS)
         return signed
 
@@ -511,12 +515,7 @@ class CheckpointFollower:
         self.thread = threading.Thread(target=self._run, name="gam-checkpoints", daemon=True)
 
     def _run(self) -> None:
-        while not self.stopping.is_set():
-            try:
-                self.transparency.run(stopping=self.stopping)
-            except Exception:
-                log.exception("checkpointing failed; retrying")
-                self.stopping.wait(1.0)
+        self.transparency.run(stopping=self.stopping)
 
     def start(self) -> None:
         self.thread.start()
