@@ -169,6 +169,8 @@ class TransparencyLog:
         self._last_signed_at = float("-inf")
         self._owed = True
         """The tree may hold events no checkpoint covers (unknown until the first step)."""
+        self._tree_position = 0
+        """The log position of the tree's last leaf, as last seen."""
         self._closing: list[Callable[[], None]] = []
         self._lock = threading.Lock()
 
@@ -215,10 +217,13 @@ class TransparencyLog:
     def integrate(self, limit: int = INTEGRATE_BATCH) -> int:
         """Append the events stored after the tree's last leaf (up to ``limit``); returns how many."""
         _, last = self.store.end()
+        self._tree_position = last
         notifications = self.app.recorder.select_notifications(start=last + 1, limit=limit)
         if not notifications:
             return 0
-        return self.store.append([(n.id, leaf_of(n)) for n in notifications])
+        appended = self.store.append([(n.id, leaf_of(n)) for n in notifications])
+        self._tree_position = notifications[-1].id
+        return appended
 
     def catch_up(self) -> int:
         total = 0
@@ -291,7 +296,7 @@ class TransparencyLog:
         signed = 0
         while not stopping.is_set() and (deadline is None or time.monotonic() < deadline):
             try:
-                if self.step() is not None:
+                if self._worth_a_step() and self.step() is not None:
                     signed += 1
             except LogInconsistent as error:
                 log.error("not signing: %s", error)
@@ -301,6 +306,15 @@ class TransparencyLog:
                 stopping.wait(RETRY_SECONDS)
             stopping.wait(POLL_SECONDS)
         return signed
+
+    def _worth_a_step(self) -> bool:
+        """Between checkpoints the tree is left alone: it is brought up to date when a checkpoint
+        falls due (by time, or by the number of events waiting, which one query tells), so the
+        follower costs the writers one query a poll and one append a checkpoint, not one a poll."""
+        if self.clock() - self._last_signed_at >= self.every_seconds:
+            return True
+        waiting = (self.app.recorder.max_notification_id() or 0) - self._tree_position
+        return waiting >= self.every_events
 
     # --- reading --------------------------------------------------------------------------
 
