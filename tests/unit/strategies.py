@@ -68,6 +68,7 @@ from domain.values import (
     TeamRole,
     WhitespaceStatus,
 )
+from infra.read_check import ReadCheck
 from services import handlers as h
 from services.app import CommandResult, GamApplication
 from tests.unit.type_names import PERSONAL_DATA_FIELDS
@@ -391,11 +392,11 @@ class ReplayMachine(RuleBasedStateMachine):
             actor=actor, at=self.now, correlation_id=self.new_id(), causation_id=causation, reason=reason
         )
 
-    def _commit(self, primary: GamAggregate, *others: GamAggregate) -> CommandResult:
+    def _commit(self, primary: GamAggregate, *others: GamAggregate, reads: ReadCheck | None = None) -> CommandResult:
         aggregates = (primary, *others)
         pending = [e for a in aggregates for e in a.pending_events]
         before = self.app.recorder.max_notification_id() or 0
-        result = type(self.app).commit(self.app, *aggregates)
+        result = type(self.app).commit(self.app, *aggregates, reads=reads)
         stored = self.app.recorder.select_notifications(start=before + 1, limit=len(pending) + 5)
         assert [(UUID(str(n.originator_id)), n.originator_version) for n in stored] == [
             (e.originator_id, e.originator_version) for e in pending
