@@ -112,10 +112,9 @@ def test_token_refuses_an_unknown_role_and_a_missing_secret(tmp_path: Path) -> N
 def test_import_loads_a_file_of_commands_resumes_and_refuses_a_bad_one(tmp_path: Path) -> None:
     import json
 
-    from services.api.command_models import command_json
-    from tests.integration.test_import import demo_commands
+    from tests.integration.test_import import demo_commands, demo_line
 
-    lines = [json.dumps(command_json(command)) for command in demo_commands()]
+    lines = [json.dumps(demo_line(command)) for command in demo_commands()]
     (tmp_path / "demo.jsonl").write_text("\n".join(lines) + "\n")
     checked = _gam("import", "demo.jsonl", "--dry-run", "--batch", "100", cwd=tmp_path)
     assert checked.returncode == 0, checked.stderr

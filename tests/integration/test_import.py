@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 from unittest import mock
 
 import pytest
 
-from domain.commands import Command, IdentifyStakeholder
+from domain.commands import Command, IdentifyStakeholder, OpenDeal
+from domain.deal import Deal
 from services import demo
 from services.api.command_models import command_json
 from services.app import GamApplication
@@ -32,8 +34,17 @@ def demo_commands() -> list[Command]:
     return recorded
 
 
+DEMO_ERA = "2026-09-01T08:00:00+00:00"
+"""When the demo's history was made: its deals close in 2027, so the lines are decided
+at that moment (a historical import) and stay valid whatever today's date is."""
+
+
+def demo_line(command: Command) -> dict[str, Any]:
+    return {**command_json(command), "meta": {"at": DEMO_ERA}}
+
+
 def write_lines(path: Path, commands: list[Command]) -> Path:
-    path.write_text("".join(json.dumps(command_json(command)) + "\n" for command in commands))
+    path.write_text("".join(json.dumps(demo_line(command)) + "\n" for command in commands))
     return path
 
 
@@ -94,8 +105,8 @@ def test_a_crash_after_a_commit_whose_progress_was_lost_applies_nothing_twice(
 
 def test_a_bad_line_refuses_the_file_before_anything_is_stored(empty_app: GamApplication, tmp_path: Path) -> None:
     commands = demo_commands()
-    lines = [json.dumps(command_json(command)) for command in commands]
-    lines[400] = json.dumps({**command_json(commands[400]), "to_stage": "nowhere"})
+    lines = [json.dumps(demo_line(command)) for command in commands]
+    lines[400] = json.dumps({**demo_line(commands[400]), "to_stage": "nowhere"})
     file = tmp_path / "bad.jsonl"
     file.write_text("\n".join(lines) + "\n")
     with pytest.raises(ImportRefused, match="line 401") as refused:
@@ -127,7 +138,7 @@ def test_a_dry_run_decides_everything_and_stores_nothing(empty_app: GamApplicati
 
 def test_a_history_keeps_each_line_s_actor_and_time(empty_app: GamApplication, tmp_path: Path) -> None:
     commands = demo_commands()
-    lines = [command_json(command) for command in commands]
+    lines = [demo_line(command) for command in commands]
     lines[5]["meta"] = {"actor": "legacy-crm@vendor.example", "at": "2019-03-01T10:00:00+01:00", "reason": "migrated"}
     lines[6]["meta"] = {"actor": "bad\u0000actor"}
     file = tmp_path / "history.jsonl"
@@ -136,7 +147,7 @@ def test_a_history_keeps_each_line_s_actor_and_time(empty_app: GamApplication, t
         import_file(bus_for(empty_app), file, actor="importer")
     assert stored(empty_app) == []
 
-    del lines[6]["meta"]
+    lines[6]["meta"] = {"at": DEMO_ERA}
     file.write_text("".join(json.dumps(line) + "\n" for line in lines))
     import_file(bus_for(empty_app), file, actor="importer", reason="move to gam")
     events = [empty_app.mapper.to_domain_event(n) for n in empty_app.recorder.select_notifications(1, 10_000)]
@@ -144,3 +155,21 @@ def test_a_history_keeps_each_line_s_actor_and_time(empty_app: GamApplication, t
     assert migrated.reason == "migrated"
     assert migrated.timestamp.isoformat() == "2019-03-01T09:00:00+00:00"
     assert {(e.actor, e.reason) for e in events if e is not migrated} == {("importer", "move to gam")}
+
+
+def test_a_historical_line_opens_a_deal_whose_close_date_has_passed_since(
+    empty_app: GamApplication, tmp_path: Path
+) -> None:
+    """ "Historical" is the line's own ``meta.at``: the rule is judged at that moment."""
+    commands = demo_commands()
+    first_deal = next(n for n, command in enumerate(commands) if isinstance(command, OpenDeal))
+    lines = [demo_line(command) for command in commands[: first_deal + 1]]
+    lines[-1]["expected_close"] = "2026-08-31"  # the day before the demo's history starts
+    file = tmp_path / "late.jsonl"
+    file.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    with pytest.raises(ImportRefused, match=f"line {first_deal + 1}: close_date_in_past"):
+        import_file(bus_for(empty_app), file, actor="importer")
+    lines[-1]["meta"] = {"at": "2026-08-01T09:00:00+00:00"}
+    file.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    import_file(bus_for(empty_app), file, actor="importer")
+    assert empty_app.load(Deal, commands[first_deal].entity_id).expected_close.isoformat() == "2026-08-31"
