@@ -171,3 +171,29 @@ def test_json_is_alone_on_stdout(gam: Gam, demo: Result) -> None:
     state = json.loads(result.stdout)
     assert state["account_id"] == ACCOUNT
     assert result.stderr.startswith("store: SQLite file")
+
+
+def test_accounts_are_listed_from_the_views_and_searched(gam: Gam, demo: Result) -> None:
+    seeded = gam("demo", "--accounts", "2")
+    assert seeded.exit_code == 0, seeded.output
+    listed = gam("accounts")
+    assert listed.exit_code == 0, listed.output
+    assert "2 accounts" in listed.stdout
+    assert f"│ Nordwind Industrial Group    │ DE │ {ACCOUNT} │" in listed.stdout
+    assert max(len(line) for line in listed.stdout.splitlines()) <= 80
+    found = json.loads(gam("accounts", "--search", "group #1", "--json").stdout)
+    assert [(row["id"], row["name"], row["open_deals"]) for row in found] == [
+        (str(demo_id(1, "account")), "Nordwind Industrial Group #1", 25)
+    ]
+    assert json.loads(gam("accounts", "--search", "tier_1", "--json").stdout)[0]["id"] == ACCOUNT
+    assert json.loads(gam("accounts", "--search", "no such text", "--json").stdout) == []
+
+
+def test_show_account_reads_like_the_account_view_with_its_plans(gam: Gam, demo: Result) -> None:
+    result = gam("show", "account", ACCOUNT)
+    assert result.exit_code == 0, result.output
+    for part in ("Account view: Nordwind Industrial Group", "Open pipeline by stage", "Plan FY2027 (approved)"):
+        assert part in result.stdout
+    assert max(len(line) for line in result.stdout.splitlines() if TABLE_LINE.match(line)) <= 80
+    assert "no account" in one_line_error(gam("show", "account", str(uuid4())), 1)
+    assert "'deal'" in one_line_error(gam("show", "deal", ACCOUNT), 2)
