@@ -31,6 +31,8 @@ def amounts(currency: str) -> st.SearchStrategy[Decimal]:
 
 def _target(metric: str, currency: str | None) -> st.SearchStrategy[Target]:
     return st.builds(Target, st.just(metric), AMOUNTS if currency is None else amounts(currency), st.just(currency))
+
+
 TEXT = st.text(st.characters(blacklist_categories=("Cs", "Cc")), min_size=1, max_size=40).filter(str.strip)
 
 VALUES: dict[Any, st.SearchStrategy[Any]] = {
