@@ -128,6 +128,7 @@ cli = typer.Typer(
 )
 console = Console()
 diagnostics = Console(stderr=True)
+"""What is said about the run (the store used, progress), kept off standard output."""
 
 
 def _show_version(wanted: bool) -> None:
@@ -146,8 +147,6 @@ def _gam(
     # No docstring: typer would show it instead of the group's help.
     pass
 
-
-"""What is said about the run (the store used, progress), kept off standard output."""
 
 TIME_HELP = (
     "A date (2027-03-31, meaning 00:00 UTC), a UTC time (2027-03-31T14:30 or 2027-03-31 14:30:00), "

@@ -90,7 +90,7 @@ def deal_body(account_id: str, unit_id: str) -> dict[str, Any]:
         "unit_id": unit_id,
         "title": "Sensors for the Basel plant",
         "amount": {"amount": "125000.00", "currency": "CHF"},
-        "expected_close": "2027-06-30",
+        "expected_close": "2099-06-30",  # opened now (the server's clock): far ahead stays valid
         "owner": "sales@vendor.example",
     }
 
