@@ -481,7 +481,8 @@ def replay(
 @cli.command()
 def accounts(
     search: Annotated[
-        str | None, typer.Option(help="Only accounts whose name, industry, HQ country or tier contains this text.")
+        str | None,
+        typer.Option(metavar="TEXT", help="Only accounts whose name, industry, HQ country or tier contains it."),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="As JSON (alone on standard output).")] = False,
     wide: Annotated[bool, typer.Option("--wide", help=WIDE_HELP)] = False,
@@ -504,7 +505,7 @@ def accounts(
 
 @cli.command("show")
 def show_account(
-    kind: Annotated[ShownKind, typer.Argument(help="What to show.")],
+    kind: Annotated[ShownKind, typer.Argument(metavar="KIND", help="What to show: account.")],
     entity_id: Annotated[UUID, typer.Argument(metavar="ID", help="Its id (gam accounts lists them).")],
     wide: Annotated[bool, typer.Option("--wide", help=WIDE_HELP)] = False,
 ) -> None:
