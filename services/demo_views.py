@@ -127,7 +127,8 @@ def show_account_view(console: Console, result: ViewResult[dict[str, Any] | None
     win = view["win_rate"]
     console.print(
         f"win rate: {win['by_count']}% by count, {win['by_value']}% by value ({win['won']} won, {win['lost']} lost); "
-        f"stakeholders without an owner: {len(view['stakeholders']['without_owner'])}"
+        f"stakeholders without an owner: {len(view['stakeholders']['without_owner'])}; "
+        f"open deals past their close date: {sum(1 for deal in pipeline['deals'] if deal['overdue'])}"
     )
 
 

@@ -441,6 +441,14 @@ def test_moving_a_deal_back_without_a_reason_is_refused_with_the_field(world: Wo
     assert (problem["rule"], problem["errors"][0]["path"]) == ("reason_required", "body/reason")
     back = {"to_stage": "prospecting", "reason": "Budget frozen until Q3"}
     assert world.client.post(f"{deal}/stage", json=back, headers={"If-Match": world.etag(deal)}).status_code == 200
+    in_a_batch = {
+        "commands": [
+            {"type": "move_deal_stage", "deal_id": opened.json()["entity_id"], "to_stage": "qualification"},
+            {"type": "move_deal_stage", "deal_id": opened.json()["entity_id"], "to_stage": "prospecting"},
+        ]
+    }
+    problem = refused(world, "POST", "/batches", 422, json=in_a_batch)
+    assert (problem["rule"], problem["index"], problem["errors"][0]["path"]) == ("reason_required", 1, "body/reason")
 
 
 @pytest.mark.parametrize(

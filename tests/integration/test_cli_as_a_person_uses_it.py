@@ -163,6 +163,11 @@ def test_the_replay_summary_shows_the_plan_and_its_cascade(gam: Gam, demo: Resul
     cascade = next(line for line in result.stdout.splitlines() if line.startswith("cascade:"))
     assert re.match(r"cascade: \d+ directives — \d+ adopted, \d+ adapted, \d+ declined", cascade)
     assert "Grow digital services" in result.stdout
+    assert "open deals past their close date: 0" in " ".join(result.stdout.split())
+    later = " ".join(gam("replay", "--account", ACCOUNT, "--as-of", "2027-06-01").stdout.split())
+    overdue = re.search(r"open deals past their close date: (\d+)", later)
+    assert overdue is not None
+    assert int(overdue.group(1)) > 0  # the demo's deals close from January 2027
 
 
 def test_json_is_alone_on_stdout(gam: Gam, demo: Result) -> None:
