@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import sqlite3
 import sys
 import time
 from collections import Counter
@@ -26,7 +27,10 @@ from pathlib import Path
 from typing import Annotated, Any
 from uuid import UUID
 
+import eventsourcing.persistence as es
+import psycopg
 import typer
+from psycopg_pool import PoolTimeout
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from typer._click.exceptions import NoArgsIsHelpError, UsageError  # typer carries its own click
@@ -75,6 +79,18 @@ def _say_error(message: str) -> None:
     typer.echo(" ".join(message.split()), err=True)
 
 
+STORE_UNAVAILABLE = (
+    es.OperationalError,
+    es.InterfaceError,
+    es.ConnectionUnavailableError,
+    psycopg.OperationalError,
+    psycopg.InterfaceError,
+    PoolTimeout,
+    sqlite3.OperationalError,
+)
+"""What a store that is down, unreachable or not there raises (as the API's 503)."""
+
+
 class GamGroup(TyperGroup):
     """The ``gam`` command group: every failure is one line on standard error with a
     non-zero exit: 2 for a usage error (a malformed id, an unknown option), 1 for a
@@ -109,6 +125,9 @@ class GamGroup(TyperGroup):
             sys.exit(1)
         except DomainError as refused:
             _say_error(f"gam: refused ({refused.rule}): {refused}")
+            sys.exit(1)
+        except STORE_UNAVAILABLE as error:
+            _say_error(f"gam: the event store is unavailable ({Settings().describe_store()}): {error}")
             sys.exit(1)
         except Exception as error:  # the store unreachable, a bug: still one line unless asked
             if os.environ.get("GAM_DEBUG"):
@@ -180,7 +199,7 @@ class ExportFormat(StrEnum):
 def _open_store(views: Sequence[str] | None = None, out: Console = diagnostics) -> Runtime:
     """This process's runtime (``services.bootstrap``), after saying which store it uses."""
     settings = Settings()
-    out.print(f"[dim]store:[/dim] {settings.describe_store()}")
+    out.print(f"[dim]store:[/dim] {settings.describe_store()}", soft_wrap=True)  # one line, however long
     return bootstrap(settings, views=views)
 
 

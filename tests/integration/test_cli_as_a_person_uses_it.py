@@ -98,6 +98,11 @@ def test_a_refusal_by_a_rule_is_one_line_naming_it(gam: Gam, demo: Result) -> No
     assert "refused (not_found)" in line
 
 
+def test_a_store_that_cannot_be_opened_is_one_line(tmp_path: Path) -> None:
+    line = one_line_error(Gam(tmp_path / "no such folder" / "gam.db")("store"), 1)
+    assert line.startswith(f"gam: the event store is unavailable (SQLite file {tmp_path / 'no such folder'}")
+
+
 def test_before_the_account_existed_is_said_plainly(gam: Gam, demo: Result) -> None:
     line = one_line_error(gam("replay", "--account", ACCOUNT, "--as-of", "2020-01-01"), 1)
     assert "did not exist yet at 2020-01-01T00:00:00+00:00" in line
