@@ -44,8 +44,8 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from dataclasses import dataclass, field, replace
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 from uuid import UUID
@@ -55,6 +55,7 @@ import jwt
 
 from bench.common import RESULTS, drop_schema, machine_facts, percentile, postgres_dsn, postgres_settings, spread
 from bench.mix import Command, demo_commands
+from domain.commands import OpenDeal
 from domain.metadata import EventMetadata
 from infra.settings import Settings
 from services.api.command_models import command_json, path_parameters
@@ -112,7 +113,23 @@ def client_plans(traces: Sequence[Sequence[Command]], concurrency: int) -> list[
 def demo_traces(accounts: int, commands_per_account: int | None = None) -> list[list[Command]]:
     """The demo's command mix for accounts 0..N-1, each cut to its first ``commands_per_account``
     (a prefix of the mix is still a valid history)."""
-    return [demo_commands(index)[1][:commands_per_account] for index in range(accounts)]
+    today = datetime.now(UTC).date()
+    return [
+        [closing_ahead(command, today) for command in demo_commands(index)[1][:commands_per_account]]
+        for index in range(accounts)
+    ]
+
+
+def closing_ahead(command: Command, today: date) -> Command:
+    """The mix is sent now (the server's clock), and a deal opened now cannot close in the
+    past: a demo deal's close date (2027) moves on by whole years until it is not before today."""
+    if not isinstance(command.command, OpenDeal) or command.command.expected_close >= today:
+        return command
+    close = command.command.expected_close
+    close = close.replace(day=min(close.day, 28))  # no 29 February in the years it moves to
+    years = today.year - close.year + (1 if close.replace(year=today.year) < today else 0)
+    moved = close.replace(year=close.year + years)
+    return replace(command, command=replace(command.command, expected_close=moved))
 
 
 # -- running clients at a fixed concurrency ------------------------------------------------------------------------

@@ -11,12 +11,14 @@ from uuid import UUID
 from domain.account import UnitTree
 from domain.base import GamAggregate, GamEvent
 from domain.errors import (
+    CloseDateInPast,
     CurrencyMismatch,
     DealClosed,
     DealNotClosed,
     InvalidStageTransition,
     InvalidValue,
     NotFound,
+    ReasonRequired,
     UnitOfAnotherAccount,
 )
 from domain.metadata import EventMetadata
@@ -250,11 +252,21 @@ class Deal(GamAggregate):
         linked_objective_ids: tuple[UUID, ...] = (),
         known_objective_ids: frozenset[UUID] = frozenset(),
     ) -> Self:
-        """``known_objective_ids`` are the account's plan objectives a deal may link to."""
+        """``known_objective_ids`` are the account's plan objectives a deal may link to.
+
+        The expected close date is not before the day (UTC) of ``meta.at``, the moment
+        the deal is opened. A history imported from another system carries each
+        command's original moment (``gam import``'s per-line ``meta.at``), so a deal
+        opened back then with a close date since passed is accepted as it was; one
+        opened now cannot be expected to close yesterday."""
         tree.require_open(unit_id)
         if not isinstance(amount, Money):
             raise InvalidValue("amount", "must be money")
-        amount.require_non_negative("amount")
+        amount.require_non_negative("amount").require_minor_units("amount")
+        close = require_date("expected_close", expected_close)
+        opened_on = meta.at.date()
+        if close < opened_on:
+            raise CloseDateInPast("expected_close", f"{close} is before the deal is opened ({opened_on})")
         start = require_enum("stage", DealStage, stage)
         linked = ensure_ids("linked_objective_ids", tuple(dict.fromkeys(linked_objective_ids)))
         for index, objective_id in enumerate(linked):
@@ -269,7 +281,7 @@ class Deal(GamAggregate):
             title=require_text("title", title),
             amount=amount,
             stage=start.value,
-            expected_close=require_date("expected_close", expected_close),
+            expected_close=close,
             probability=start.default_probability
             if probability is None
             else require_int_range("probability", probability, 0, 100),
@@ -279,7 +291,8 @@ class Deal(GamAggregate):
         )
 
     def move_stage(self, *, to_stage: str, meta: EventMetadata) -> None:
-        """Forward one step at a time (each stage is a gate); back to any earlier stage."""
+        """Forward one step at a time (each stage is a gate); back to any earlier stage,
+        with the reason in ``meta.reason`` (a slipping deal is what a forecast review asks about)."""
         self._require_open()
         target = require_enum("to_stage", DealStage, to_stage)
         current = DealStage(self.stage)
@@ -287,6 +300,8 @@ class Deal(GamAggregate):
         if target.position == current.position + 1:
             self._record(self.StageAdvanced, meta, **fields)
         elif target.position < current.position:
+            if meta.reason is None or not meta.reason.strip():
+                raise ReasonRequired("reason", f"moving back from {current.value} to {target.value} needs a reason")
             self._record(self.StageMovedBack, meta, **fields)
         else:
             raise InvalidStageTransition(f"a deal cannot go from {current.value} to {target.value}")
@@ -294,7 +309,7 @@ class Deal(GamAggregate):
     def change_amount(self, *, amount: Money, meta: EventMetadata) -> None:
         self._require_open()
         self._require_same_currency("amount", amount)
-        amount.require_non_negative("amount")
+        amount.require_non_negative("amount").require_minor_units("amount")
         self._record(self.AmountChanged, meta, from_amount=self.amount, to_amount=amount)
 
     def change_close_date(self, *, expected_close: date, meta: EventMetadata) -> None:
@@ -312,7 +327,7 @@ class Deal(GamAggregate):
         if DealStage(self.stage) not in WINNABLE_STAGES:
             raise InvalidStageTransition(f"a deal in {self.stage} cannot be won before a proposal")
         self._require_same_currency("final_amount", final_amount)
-        final_amount.require_non_negative("final_amount")
+        final_amount.require_non_negative("final_amount").require_minor_units("final_amount")
         self._record(self.Won, meta, final_amount=final_amount)
 
     def lose(self, *, loss_reason: str, meta: EventMetadata, competitor: str | None = None) -> None:

@@ -31,6 +31,26 @@ class InvalidValue(DomainError):
         self.field = field
 
 
+class TooManyDecimals(InvalidValue):
+    """A money amount has at most its currency's ISO 4217 minor units (2 for USD, 0 for JPY)."""
+
+    rule = "too_many_decimals"
+
+
+class ReasonRequired(InvalidValue):
+    """Some changes are explained: a deal that moves back a stage says why."""
+
+    rule = "reason_required"
+
+
+class CloseDateInPast(InvalidValue):
+    """A deal opened now is expected to close today or later; only a history brought
+    over from another system (a command recorded at an earlier moment) opens deals
+    whose close date has passed since."""
+
+    rule = "close_date_in_past"
+
+
 class NotFound(DomainError):
     """A referenced entity does not exist (in this aggregate or the store)."""
 

@@ -49,3 +49,24 @@ COUNTRY_CODES: frozenset[str] = frozenset(
     }
 )
 """ISO 3166-1 alpha-2 country codes."""
+
+_MINOR_UNITS_OTHER_THAN_TWO: dict[str, int | None] = {
+    **dict.fromkeys(
+        ("BIF", "CLP", "DJF", "GNF", "ISK", "JPY", "KMF", "KRW", "PYG", "RWF", "UGX", "UYI", "VND", "VUV", "XAF",
+         "XOF", "XPF"),
+        0,
+    ),
+    **dict.fromkeys(("BHD", "IQD", "JOD", "KWD", "LYD", "OMR", "TND"), 3),
+    **dict.fromkeys(("CLF", "UYW"), 4),
+    **dict.fromkeys(
+        ("XAG", "XAU", "XBA", "XBB", "XBC", "XBD", "XDR", "XPD", "XPT", "XSU", "XTS", "XUA", "XXX"), None
+    ),
+}  # fmt: skip
+
+CURRENCY_MINOR_UNITS: dict[str, int | None] = {
+    code: _MINOR_UNITS_OTHER_THAN_TWO.get(code, 2) for code in CURRENCY_CODES
+}
+"""ISO 4217 minor units: how many decimals an amount in the currency may have (2 for
+USD and EUR, 0 for JPY, 3 for KWD). ``None`` where ISO 4217 defines none (precious
+metals, SDR, bond market units, test and "no currency" codes): any number of
+decimals is accepted there, as a troy ounce of gold is weighed finer than a cent."""

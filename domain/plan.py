@@ -383,6 +383,7 @@ class AccountPlan(GamAggregate):
             raise AlreadyExists("objective", objective_id)
         if not isinstance(target, Target):
             raise InvalidValue("target", "must be a target")
+        target.require_minor_units("target")
         if linked_objective_id is not None:
             parent = self._objective(linked_objective_id, "linked_objective_id")
             if not tree.is_below(unit_id, parent.unit_id):
@@ -454,6 +455,7 @@ class AccountPlan(GamAggregate):
         elif kind is CascadeAnswer.ADAPTED:
             if local_target is None or not isinstance(local_target, Target):
                 raise InvalidValue("local_target", "an adapted objective needs its local target")
+            local_target.require_minor_units("local_target")
             self._record(
                 self.ObjectiveAdapted,
                 meta,

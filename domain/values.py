@@ -14,8 +14,8 @@ from enum import StrEnum
 from typing import Final, TypeVar
 from uuid import UUID
 
-from domain.errors import InvalidValue, NegativeAmount
-from domain.iso_codes import COUNTRY_CODES, CURRENCY_CODES
+from domain.errors import InvalidValue, NegativeAmount, TooManyDecimals
+from domain.iso_codes import COUNTRY_CODES, CURRENCY_CODES, CURRENCY_MINOR_UNITS
 
 E = TypeVar("E", bound=StrEnum)
 
@@ -273,6 +273,27 @@ def require_date(field: str, day: date) -> date:
     return day
 
 
+def decimal_places(value: Decimal) -> int:
+    """How many decimals a finite amount needs: ``12.340`` needs 2, ``1E+3`` none.
+    Read from the digits, not by rounding, so no context precision can hide one."""
+    _, digits, exponent = value.as_tuple()
+    if not isinstance(exponent, int) or exponent >= 0 or not any(digits):
+        return 0
+    trailing_zeros = len(digits) - len("".join(map(str, digits)).rstrip("0"))
+    return max(0, -exponent - trailing_zeros)
+
+
+def require_minor_units(field: str, value: Decimal, currency: str) -> Decimal:
+    """An amount has at most its currency's ISO 4217 minor units: 12.345 USD is not money
+    anyone can pay. Checked when a command is decided, not when a value is built, so
+    events stored before the rule existed still load."""
+    places = CURRENCY_MINOR_UNITS.get(currency)
+    if places is not None and decimal_places(value) > places:
+        unit = "no decimals" if places == 0 else f"at most {places} decimal{'s' if places > 1 else ''}"
+        raise TooManyDecimals(field, f"{value} {currency}: {currency} amounts have {unit} (ISO 4217 minor units)")
+    return value
+
+
 def require_finite_decimal(field: str, value: Decimal) -> Decimal:
     if not isinstance(value, Decimal) or not value.is_finite():
         raise InvalidValue(field, "must be a finite decimal number")
@@ -298,6 +319,11 @@ class Money:
             raise NegativeAmount(f"{field}: {self.amount} {self.currency} is negative")
         return self
 
+    def require_minor_units(self, field: str) -> Money:
+        """See :func:`require_minor_units`; ``field`` names the money value, the error its amount."""
+        require_minor_units(f"{field}.amount", self.amount, self.currency)
+        return self
+
 
 @dataclass(frozen=True)
 class Target:
@@ -314,6 +340,12 @@ class Target:
             require_currency("target.currency", self.currency)
             if self.value < 0:
                 raise NegativeAmount(f"target.value: {self.value} {self.currency} is negative")
+
+    def require_minor_units(self, field: str) -> Target:
+        """A money target (one with a currency) has at most the currency's minor units."""
+        if self.currency is not None:
+            require_minor_units(f"{field}.value", self.value, self.currency)
+        return self
 
 
 @dataclass(frozen=True)

@@ -114,6 +114,15 @@ class PostgresChainedRecorder(PostgresApplicationRecorder):
         self._last_link_lock = threading.Lock()
         self._pending = threading.local()
         """The newest link of the insert in progress on this thread, remembered once it commits."""
+        self._insert_columns_statement = SQL(
+            "INSERT INTO {schema}.{table} (originator_id, originator_version, topic, state) "
+            "SELECT * FROM unnest(%b::{id_type}[], %b::bigint[], %b::text[], %b::bytea[]) "
+            "RETURNING notification_id"
+        ).format(
+            schema=Identifier(self.datastore.schema),
+            table=Identifier(self.events_table_name),
+            id_type=Identifier(self.datastore.originator_id_type),
+        )
         self.sql_create_statements.append(
             SQL("CREATE TABLE IF NOT EXISTS {0} (position bigint PRIMARY KEY, link bytea NOT NULL)").format(
                 self.chain_table
@@ -161,6 +170,22 @@ class PostgresChainedRecorder(PostgresApplicationRecorder):
                     self._last_link = pending
         return ids
 
+    def _insert_stored_events(self, curs: Cursor[DictRow], stored_events: Sequence[StoredEvent], **_: Any) -> None:
+        """The library's lock and notification, then the rows as four arrays in binary:
+        its array of a composite type goes through psycopg's text escaping, a quarter
+        of a bulk import's time."""
+        self._lock_table(curs)
+        self._notify_channel(curs)
+        curs.execute(
+            self._insert_columns_statement,
+            (
+                [event.originator_id for event in stored_events],
+                [event.originator_version for event in stored_events],
+                [event.topic for event in stored_events],
+                [event.state for event in stored_events],
+            ),
+        )
+
     def _fetch_ids_after_insert_events(
         self, curs: Cursor[DictRow], stored_events: Sequence[StoredEvent], **kwargs: Any
     ) -> Sequence[int] | None:
@@ -175,7 +200,12 @@ class PostgresChainedRecorder(PostgresApplicationRecorder):
                 previous = link_for(previous, position, _id(event.originator_id), event.originator_version,
                                     event.topic, event.state)  # fmt: skip
                 links.append((position, previous))
-            curs.executemany(SQL("INSERT INTO {0} (position, link) VALUES (%s, %s)").format(self.chain_table), links)
+            curs.execute(  # one statement for the batch: a bulk import's 1,000 rows, executemany'd, cost 2 s in 20
+                SQL("INSERT INTO {0} (position, link) SELECT * FROM unnest(%s::bigint[], %s::bytea[])").format(
+                    self.chain_table
+                ),
+                ([position for position, _ in links], [link for _, link in links]),
+            )
             self._pending.link = links[-1]
         return ids
 

@@ -102,13 +102,16 @@ class GamApplication(Application[UUID]):
         if not self.snapshots or not self.snapshotting_intervals:
             return
         added = Counter(event.originator_id for event in processing_event.events)
+        taken = []
         for aggregate_id, aggregate in processing_event.aggregates.items():
             interval = self.snapshotting_intervals.get(type(aggregate))
             version = aggregate.version
             if interval and (version - added[aggregate_id]) // interval < version // interval:
                 snapshot_class = getattr(type(aggregate), "Snapshot", type(self).snapshot_class)
                 assert snapshot_class is not None  # every GamAggregate has one
-                self.snapshots.put([snapshot_class.take(aggregate)])
+                taken.append(snapshot_class.take(aggregate))
+        if taken:  # one transaction for all of them: a bulk import's batch takes one per deal
+            self.snapshots.put(taken)
 
     def register_transcodings(self, transcoder: JSONTranscoder) -> None:
         super().register_transcodings(transcoder)

@@ -1,57 +1,225 @@
 """The ``gam`` command line.
 
-Every command prints which event store it uses first, so nobody wonders where
+Every command prints which event store it uses first (on standard error, so
+``--json`` and exports stay clean on standard output), so nobody wonders where
 their data went. The store comes from the ``GAM_*`` environment (see
 ``infra.settings``): SQLite ``gam.db`` in the working directory by default.
+
+Bad input never ends in a traceback: a usage error, a refusal by a rule or an
+unreachable store is one line on standard error and a non-zero exit
+(:class:`GamGroup`). ``GAM_DEBUG=1`` shows the traceback of an unexpected error.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import sqlite3
 import sys
 import time
 from collections import Counter
 from collections.abc import Sequence
 from contextlib import nullcontext
 from datetime import UTC, datetime
+from enum import StrEnum
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
+from uuid import UUID
 
+import eventsourcing.persistence as es
+import psycopg
 import typer
+from psycopg_pool import PoolTimeout
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from typer._click.exceptions import NoArgsIsHelpError, UsageError  # typer carries its own click
+from typer.core import TyperGroup
 
+from domain.account import GlobalAccount
+from domain.errors import DomainError, NotFound
 from domain.plan import plan_id_for
 from infra.settings import Settings
 from infra.views_lease import ViewsLeaseTimeout
 from projections.ports import AuditQuery
 from services.bootstrap import Runtime, bootstrap
 from services.demo import FISCAL_PERIOD, demo_id, seed_account
-from services.demo_views import show_account_view, show_audit_trail, show_strategy_flow
+from services.demo_views import (
+    account_rows,
+    show_account_view,
+    show_accounts,
+    show_audit_trail,
+    show_next_steps,
+    show_plans,
+    show_strategy_flow,
+)
 from services.importer import DEFAULT_BATCH, ImportRefused, import_file
 from services.projector import PROJECTIONS, VIEWS_WAIT_SECONDS, bring_up_to_date, follow, rebuild_views
 from services.read_models import ViewResult as ReadModelsResult
 from services.transparency_cli import register as register_transparency
 
+
+class Refused(typer.TyperException):
+    """The command cannot do what was asked (an unknown account, a missing secret):
+    one line on standard error, exit 1 (2 for what the configuration lacks)."""
+
+    def __init__(self, message: str, exit_code: int = 1) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+def _version() -> str:
+    try:
+        return version("gam")
+    except PackageNotFoundError:  # pragma: no cover - run from a source tree that was never installed
+        return "unknown"
+
+
+def _say_error(message: str) -> None:
+    """One line, never wrapped (a terminal's width must not split it)."""
+    typer.echo(" ".join(message.split()), err=True)
+
+
+STORE_UNAVAILABLE = (
+    es.OperationalError,
+    es.InterfaceError,
+    es.ConnectionUnavailableError,
+    psycopg.OperationalError,
+    psycopg.InterfaceError,
+    PoolTimeout,
+    sqlite3.OperationalError,
+)
+"""What a store that is down, unreachable or not there raises (as the API's 503)."""
+
+
+class GamGroup(TyperGroup):
+    """The ``gam`` command group: every failure is one line on standard error with a
+    non-zero exit: 2 for a usage error (a malformed id, an unknown option), 1 for a
+    refusal (a rule, an unknown entity, an unreachable store). A person reading a
+    traceback learns nothing they can act on."""
+
+    def main(
+        self,
+        args: Sequence[str] | None = None,
+        prog_name: str | None = None,
+        complete_var: str | None = None,
+        standalone_mode: bool = True,
+        windows_expand_args: bool = True,
+        **extra: Any,
+    ) -> Any:
+        run = {"args": args, "prog_name": prog_name, "complete_var": complete_var, **extra}
+        if not standalone_mode:
+            return super().main(**run, standalone_mode=False, windows_expand_args=windows_expand_args)
+        try:
+            code = super().main(**run, standalone_mode=False, windows_expand_args=windows_expand_args)
+        except NoArgsIsHelpError as error:
+            typer.echo(error.ctx.get_help() if error.ctx else error.format_message())
+            sys.exit(error.exit_code)
+        except typer.TyperException as error:
+            ctx = getattr(error, "ctx", None)
+            where = ctx.command_path if ctx is not None else "gam"
+            hint = f" (see '{where} --help')" if isinstance(error, UsageError) else ""
+            _say_error(f"{where}: {error.format_message()}{hint}")
+            sys.exit(error.exit_code)
+        except typer.Abort:
+            _say_error("gam: aborted")
+            sys.exit(1)
+        except DomainError as refused:
+            _say_error(f"gam: refused ({refused.rule}): {refused}")
+            sys.exit(1)
+        except STORE_UNAVAILABLE as error:
+            _say_error(f"gam: the event store is unavailable ({Settings().describe_store()}): {error}")
+            sys.exit(1)
+        except Exception as error:  # the store unreachable, a bug: still one line unless asked
+            if os.environ.get("GAM_DEBUG"):
+                raise
+            _say_error(f"gam: {type(error).__name__}: {error} (GAM_DEBUG=1 shows the traceback)")
+            sys.exit(1)
+        sys.exit(code if isinstance(code, int) else 0)
+
+
 cli = typer.Typer(
+    cls=GamGroup,
     help="gam: an event-sourced backend for global account plans.\n\n"
     "The store is chosen by GAM_STORE (sqlite, postgres, memory), GAM_SQLITE_PATH and GAM_POSTGRES_DSN.",
     no_args_is_help=True,
     add_completion=False,
+    rich_markup_mode=None,  # plain help: choices and formats shown, no type noise on flags
 )
 console = Console()
+diagnostics = Console(stderr=True)
+"""What is said about the run (the store used, progress), kept off standard output."""
 
 
-def _open_store(views: Sequence[str] | None = None, out: Console = console) -> Runtime:
+def _show_version(wanted: bool) -> None:
+    if wanted:
+        typer.echo(f"gam {_version()}")
+        raise typer.Exit
+
+
+@cli.callback()
+def _gam(
+    _: Annotated[
+        bool | None,
+        typer.Option("--version", callback=_show_version, is_eager=True, help="Show gam's version and exit."),
+    ] = None,
+) -> None:
+    # No docstring: typer would show it instead of the group's help.
+    pass
+
+
+TIME_HELP = (
+    "A date (2027-03-31, meaning 00:00 UTC), a UTC time (2027-03-31T14:30 or 2027-03-31 14:30:00), "
+    "or a time with its offset (2027-03-31T14:30+02:00, ...Z)."
+)
+
+
+def parse_moment(text: str) -> datetime:
+    """A moment from the command line: ISO 8601, UTC unless it carries an offset."""
+    try:
+        moment = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise typer.BadParameter(f"{text!r} is not a time; {TIME_HELP}") from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def time_option(*names: str, help: str) -> Any:
+    """An option taking a moment (:func:`parse_moment`), shown as TIME in the help."""
+    return typer.Option(*names, parser=parse_moment, metavar="TIME", help=help)
+
+
+class ShownKind(StrEnum):
+    ACCOUNT = "account"
+
+
+class ExportFormat(StrEnum):
+    JSONL = "jsonl"
+    CSV = "csv"
+
+
+def _open_store(views: Sequence[str] | None = None, out: Console = diagnostics) -> Runtime:
     """This process's runtime (``services.bootstrap``), after saying which store it uses."""
     settings = Settings()
-    out.print(f"[dim]store:[/dim] {settings.describe_store()}")
+    out.print(f"[dim]store:[/dim] {settings.describe_store()}", soft_wrap=True)  # one line, however long
     return bootstrap(settings, views=views)
+
+
+def _require_account(runtime: Runtime, account_id: UUID) -> GlobalAccount:
+    """The account, or a refusal naming the id: a command about an account that does
+    not exist must not report on nothing as if all were well."""
+    try:
+        return runtime.app.load(GlobalAccount, account_id)
+    except NotFound:
+        raise Refused(f"no account {account_id} in {runtime.settings.describe_store()}") from None
+
+
+WIDE_HELP = "Show every title and column in full (default: fit the terminal, cutting long titles with …)."
 
 
 @cli.command()
 def demo(
     accounts: Annotated[int, typer.Option(min=1, help="How many demo accounts to seed (the first is shown).")] = 1,
+    wide: Annotated[bool, typer.Option("--wide", help=WIDE_HELP)] = False,
 ) -> None:
     """Seed a realistic global account (HQ, 3 regions, 6 countries, 10 local units, 20 stakeholders,
     30 deals in 6 currencies, 10 HQ objectives cascaded and answered), bring the views up to date,
@@ -74,9 +242,11 @@ def demo(
         account_id = demo_id(0, "account")
         reads = runtime.reads
         now = datetime.now(UTC)
-        show_account_view(console, reads.account_view(account_id, now=now))
-        show_strategy_flow(console, reads.strategy_flow(plan_id_for(account_id, FISCAL_PERIOD), now=now))
-        show_audit_trail(console, reads.audit_trail(AuditQuery(account_id=account_id, limit=10**6)))
+        plan_id = plan_id_for(account_id, FISCAL_PERIOD)
+        show_account_view(console, reads.account_view(account_id, now=now), wide=wide)
+        show_strategy_flow(console, reads.strategy_flow(plan_id, now=now), wide=wide)
+        show_audit_trail(console, reads.audit_trail(AuditQuery(account_id=account_id, limit=10**6)), wide=wide)
+        show_next_steps(console, account_id, plan_id, now)
     finally:
         runtime.close()
 
@@ -133,7 +303,7 @@ def rebuild(
     names = [view] if view else list(PROJECTIONS)
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
     try:
-        with Progress(*columns, console=console) as bar:
+        with Progress(*columns, console=diagnostics) as bar:
             tasks = {n: bar.add_task(n, total=app.recorder.max_notification_id() or 0) for n in names}
             started = time.perf_counter()
             rebuild_views(
@@ -146,8 +316,7 @@ def rebuild(
             elapsed = time.perf_counter() - started
         console.print(f"rebuilt {', '.join(names)} in {elapsed:.2f} s; positions {projector.positions()}")
     except ViewsLeaseTimeout as error:
-        console.print(f"[red]{error}[/red]; the views are left as they were")
-        raise typer.Exit(1) from None
+        raise Refused(f"{error}; the views are left as they were") from None
     finally:
         runtime.close()
 
@@ -195,7 +364,7 @@ def relay(
 @cli.command()
 def subscribe(
     group: Annotated[str, typer.Option(help="Consumer group id.")],
-    account: Annotated[str | None, typer.Option(help="Only this account's events.")] = None,
+    account: Annotated[UUID | None, typer.Option(help="Only this account's events (its id).")] = None,
     topic: Annotated[str | None, typer.Option(help="Topic (default GAM_KAFKA_TOPIC).")] = None,
     bootstrap_servers: Annotated[str | None, typer.Option(help="Kafka brokers (default from the environment).")] = None,
     seconds: Annotated[float | None, typer.Option(help="Stop after this many seconds.")] = None,
@@ -212,7 +381,7 @@ def subscribe(
         handled = consume(
             settings,
             group=group,
-            account=account,
+            account=str(account) if account else None,
             topic=topic,
             seconds=seconds,
             max_events=max_events,
@@ -240,17 +409,17 @@ register_transparency(audit_cli, _open_store)  # checkpoint, prove, consistency,
 @audit_cli.command("verify")
 def audit_verify(
     account: Annotated[
-        str | None, typer.Option(help="Also name the first of this account's events that is affected.")
+        UUID | None, typer.Option(help="Also name the first of this account's events that is affected (its id).")
     ] = None,
 ) -> None:
     """Recompute the hash chain over every stored event; report the first broken position (exit 1 if broken)."""
-    from uuid import UUID
-
     from infra.hash_chain import verify_chain
     from projections.ports import AuditQuery
 
     runtime = _open_store(views=["audit_trail"])
     try:
+        if account is not None:
+            _require_account(runtime, account)
         started = time.perf_counter()
         report = verify_chain(runtime.app.recorder)
         elapsed = time.perf_counter() - started
@@ -261,7 +430,7 @@ def audit_verify(
         if account is not None and report.first_broken is not None:
             bring_up_to_date(runtime.projector, runtime.settings)
             rows = runtime.projector.view("audit_trail").select_audit(
-                AuditQuery(account_id=UUID(account), after_position=report.first_broken - 1, limit=1)
+                AuditQuery(account_id=account, after_position=report.first_broken - 1, limit=1)
             )
             where = f"position {rows[0].position}" if rows else "none of its events"
             console.print(f"first affected event of account {account}: {where}")
@@ -272,10 +441,10 @@ def audit_verify(
 
 @audit_cli.command("export")
 def audit_export(
-    account: Annotated[str | None, typer.Option(help="Only this account's events (default: every event).")] = None,
-    from_time: Annotated[datetime | None, typer.Option("--from", help="From this UTC time (inclusive).")] = None,
-    to_time: Annotated[datetime | None, typer.Option("--to", help="Until this UTC time (exclusive).")] = None,
-    fmt: Annotated[str, typer.Option("--format", help="jsonl or csv.")] = "jsonl",
+    account: Annotated[UUID | None, typer.Option(help="Only this account's events (default: every event).")] = None,
+    since: Annotated[datetime | None, time_option("--from", help=f"From this time (inclusive). {TIME_HELP}")] = None,
+    until: Annotated[datetime | None, time_option("--to", help="Until this time (exclusive); as --from.")] = None,
+    fmt: Annotated[ExportFormat, typer.Option("--format", help="One JSON object a line, or CSV.")] = ExportFormat.JSONL,
     output: Annotated[Path | None, typer.Option(help="Write to this file (default: standard output).")] = None,
     checkpoint: Annotated[
         Path | None,
@@ -284,84 +453,120 @@ def audit_export(
 ) -> None:
     """Stream the audit trail with each row's hash-chain link, its Merkle leaf index and inclusion proof
     against a signed checkpoint (saved beside it), for checking outside the system."""
-    from uuid import UUID
-
     from services.audit_export import export_rows, render
     from services.transparency_cli import export_checkpoint
 
-    if fmt not in ("jsonl", "csv"):
-        raise typer.BadParameter("choose jsonl or csv", param_hint="--format")
-    runtime = _open_store(views=["audit_trail"], out=Console(stderr=True))
+    runtime = _open_store(views=["audit_trail"])
     settings, projector = runtime.settings, runtime.projector
-    since, until = (t if t is None or t.tzinfo else t.replace(tzinfo=UTC) for t in (from_time, to_time))
     try:
+        if account is not None:
+            _require_account(runtime, account)
         bring_up_to_date(projector, settings)
         note_file = checkpoint or (output.with_name(output.name + ".checkpoint") if output else None)
         log, size = export_checkpoint(runtime, note_file)
-        rows = export_rows(projector, account_id=UUID(account) if account else None, since=since, until=until,
-                           transparency=log, tree_size=size)  # fmt: skip
+        rows = export_rows(projector, account_id=account, since=since, until=until, transparency=log, tree_size=size)
         with output.open("w", encoding="utf-8", newline="") if output else nullcontext(sys.stdout) as sink:
-            for line in render(rows, fmt):  # type: ignore[arg-type]
+            for line in render(rows, fmt.value):
                 sink.write(line)
     finally:
         runtime.close()
 
 
-def _moment(value: datetime) -> datetime:
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
-
-
 @cli.command()
 def replay(
-    account: Annotated[str, typer.Option(help="The account's id.")],
-    as_of: Annotated[datetime, typer.Option("--as-of", help="The moment (UTC unless it says otherwise).")],
-    as_json: Annotated[bool, typer.Option("--json", help="Everything as JSON instead of a summary.")] = False,
+    account: Annotated[UUID, typer.Option(help="The account's id.")],
+    as_of: Annotated[datetime, time_option("--as-of", help=f"The moment. {TIME_HELP}")],
+    as_json: Annotated[bool, typer.Option("--json", help="Everything as JSON (alone on standard output).")] = False,
+    wide: Annotated[bool, typer.Option("--wide", help=WIDE_HELP)] = False,
 ) -> None:
-    """The account (plan, stakeholders, deals and the account view) as it stood at a moment."""
-    from uuid import UUID
-
+    """The account (plan and its cascade, stakeholders, deals and the account view) as it stood at a moment."""
     from services.time_travel import account_as_of
 
     runtime = _open_store(views=["audit_trail", "account_view"])
     settings, app, projector = runtime.settings, runtime.app, runtime.projector
     try:
+        _require_account(runtime, account)
         bring_up_to_date(projector, settings)
         started = time.perf_counter()
-        state = account_as_of(app, projector, UUID(account), _moment(as_of))
+        state = account_as_of(app, projector, account, as_of)
         elapsed = time.perf_counter() - started
         if as_json:
             print(json.dumps(state.as_json(), indent=2, ensure_ascii=False, sort_keys=True))
             return
         view = state.view()
         if view is None:
-            console.print(f"account {account} did not exist at {as_of.isoformat()}")
-            raise typer.Exit(1)
+            raise Refused(f"account {account} did not exist yet at {as_of.isoformat()}")
         kinds = Counter(a.entity_type for a in state.aggregates.values())
         console.print(
-            f"as of {state.as_of.isoformat()}: {dict(kinds)}, {sum(state.versions.values())} events ({elapsed:.2f} s)"
+            f"as of {state.as_of.astimezone(UTC).isoformat()}: {dict(kinds)}, "
+            f"{sum(state.versions.values())} events ({elapsed:.2f} s)"
         )
-        show_account_view(console, ReadModelsResult(view, sum(state.versions.values())))
+        show_account_view(console, ReadModelsResult(view, sum(state.versions.values())), wide=wide)
+        show_plans(console, view, wide=wide)
     finally:
         runtime.close()
 
 
+@cli.command()
+def accounts(
+    search: Annotated[
+        str | None,
+        typer.Option(metavar="TEXT", help="Only accounts whose name, industry, HQ country or tier contains it."),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="As JSON (alone on standard output).")] = False,
+    wide: Annotated[bool, typer.Option("--wide", help=WIDE_HELP)] = False,
+) -> None:
+    """List the accounts (from the account view, brought up to date; nothing is replayed)."""
+    from projections.account_view.evolve import KEY_PREFIX
+
+    runtime = _open_store(views=["account_view"])
+    try:
+        bring_up_to_date(runtime.projector, runtime.settings)
+        documents = runtime.projector.view("account_view").documents_with_prefix(KEY_PREFIX)
+    finally:
+        runtime.close()
+    rows = account_rows(documents.values(), search)
+    if as_json:
+        print(json.dumps(rows, indent=2, ensure_ascii=False))
+        return
+    show_accounts(console, rows, wide=wide)
+
+
+@cli.command("show")
+def show_account(
+    kind: Annotated[ShownKind, typer.Argument(metavar="KIND", help="What to show: account.")],
+    entity_id: Annotated[UUID, typer.Argument(metavar="ID", help="Its id (gam accounts lists them).")],
+    wide: Annotated[bool, typer.Option("--wide", help=WIDE_HELP)] = False,
+) -> None:
+    """Show an account as its GAM reads it: units and team, pipeline, relationships, plans and their cascade."""
+    runtime = _open_store(views=["account_view"])
+    try:
+        _require_account(runtime, entity_id)
+        bring_up_to_date(runtime.projector, runtime.settings)
+        result = runtime.reads.account_view(entity_id, now=datetime.now(UTC))
+    finally:
+        runtime.close()
+    show_account_view(console, result, wide=wide)
+    if result.data is not None:
+        show_plans(console, result.data, wide=wide)
+
+
 @cli.command("diff")
 def diff_command(
-    account: Annotated[str, typer.Option(help="The account's id.")],
-    from_time: Annotated[datetime, typer.Option("--from", help="The earlier moment.")],
-    to_time: Annotated[datetime, typer.Option("--to", help="The later moment.")],
+    account: Annotated[UUID, typer.Option(help="The account's id.")],
+    from_time: Annotated[datetime, time_option("--from", help=f"The earlier moment. {TIME_HELP}")],
+    to_time: Annotated[datetime, time_option("--to", help="The later moment; as --from.")],
 ) -> None:
     """What changed in an account between two moments: objectives, answers, stakeholders, deals."""
-    from uuid import UUID
-
     from services.time_travel import account_as_of, describe, diff, names_in
 
     runtime = _open_store(views=["audit_trail", "account_view"])
     settings, app, projector = runtime.settings, runtime.app, runtime.projector
     try:
+        _require_account(runtime, account)
         bring_up_to_date(projector, settings)
-        before = account_as_of(app, projector, UUID(account), _moment(from_time)).document
-        after = account_as_of(app, projector, UUID(account), _moment(to_time)).document
+        before = account_as_of(app, projector, account, from_time).document
+        after = account_as_of(app, projector, account, to_time).document
         changes = diff(before, after)
         names = names_in(after) | names_in(before)
         for change in changes:
@@ -377,13 +582,13 @@ cli.add_typer(erase_cli, name="erase")
 
 @erase_cli.command("stakeholder")
 def erase_stakeholder(
-    stakeholder_id: Annotated[str, typer.Argument(help="The stakeholder's id.")],
+    stakeholder_id: Annotated[UUID, typer.Argument(help="The stakeholder's id.")],
     legal_basis: Annotated[str, typer.Option(help="Why, e.g. 'GDPR Art. 17 request #4711'.")],
     actor: Annotated[str, typer.Option(envvar="GAM_ACTOR", help="Who asks (default: $GAM_ACTOR).")],
 ) -> None:
     """Destroy the person's key and record the erasure: their name, contact details and
     interaction notes can no longer be read anywhere; every other fact stays."""
-    from uuid import UUID, uuid4
+    from uuid import uuid4
 
     from domain.commands import ErasePersonalData
     from domain.metadata import EventMetadata
@@ -391,7 +596,7 @@ def erase_stakeholder(
     runtime = _open_store()
     try:
         meta = EventMetadata(actor=actor, at=datetime.now(UTC), correlation_id=uuid4(), reason=legal_basis)
-        erasure = ErasePersonalData(stakeholder_id=UUID(stakeholder_id), legal_basis=legal_basis)
+        erasure = ErasePersonalData(stakeholder_id=stakeholder_id, legal_basis=legal_basis)
         result = runtime.bus.handle(erasure, meta)
         console.print(f"erased the personal data of {stakeholder_id} (position {result.position})")
     finally:
@@ -424,8 +629,8 @@ def token(
         list[str],
         typer.Option(help="A role (repeatable): gam, regional_manager, local_manager, viewer, compliance, admin."),
     ],
-    account: Annotated[list[str] | None, typer.Option(help="An account id assigned or granted (repeatable).")] = None,
-    unit: Annotated[list[str] | None, typer.Option(help="A unit id a manager runs (repeatable).")] = None,
+    account: Annotated[list[UUID] | None, typer.Option(help="An account id assigned or granted (repeatable).")] = None,
+    unit: Annotated[list[UUID] | None, typer.Option(help="A unit id a manager runs (repeatable).")] = None,
     hours: Annotated[float, typer.Option(min=0.01, max=24 * 30, help="How long the token is valid.")] = 8,
 ) -> None:
     """Mint a bearer token signed with GAM_JWT_SECRET (for development and scripts;
@@ -436,20 +641,18 @@ def token(
 
     settings = Settings()
     if not settings.jwt_secret:
-        console.print("[red]GAM_JWT_SECRET is not set[/]")
-        raise typer.Exit(2)
+        raise Refused("GAM_JWT_SECRET is not set; it signs the token", exit_code=2)
     claims = {
         "sub": subject,
         "roles": role,
-        "accounts": account or [],
-        "units": unit or [],
+        "accounts": [str(a) for a in account or []],
+        "units": [str(u) for u in unit or []],
         "exp": int(datetime.now(UTC).timestamp() + hours * 3600),
     }
     try:
         principal_from_claims(claims)
     except CredentialError as error:
-        console.print(f"[red]{error}[/]")
-        raise typer.Exit(2) from None
+        raise typer.BadParameter(str(error), param_hint="--role") from None
     print(jwt.encode(claims, settings.jwt_secret, algorithm="HS256"))
 
 
@@ -468,7 +671,8 @@ def import_commands(
     crash resumes where the last stored batch ended and applies nothing twice (progress: FILE.progress)."""
     runtime = _open_store()
     try:
-        with Progress(TextColumn("importing"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn()) as bar:
+        columns = (TextColumn("importing"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+        with Progress(*columns, console=diagnostics) as bar:
             task = bar.add_task("import", total=None)
             summary = import_file(
                 runtime.bus,
@@ -480,8 +684,7 @@ def import_commands(
                 on_batch=lambda done, total: bar.update(task, completed=done, total=total),
             )
     except ImportRefused as refused:
-        console.print(f"[red]refused[/red] {file}: {refused}")
-        raise typer.Exit(1) from None
+        raise Refused(f"refused {file}: {refused}") from None
     finally:
         runtime.close()
     rate = summary.applied / summary.seconds if summary.seconds else 0.0

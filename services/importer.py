@@ -5,6 +5,10 @@ Each line is one command as ``POST /batches`` takes it: the fields of its single
 endpoint (path fields included), its ``type`` and optionally ``expected_version``;
 and, for a history brought over from another system, optionally ``meta`` with the
 original ``actor``, ``at`` (a moment with its offset) and ``reason``.
+A line's ``at`` is the moment its command is decided at, so rules about "now" are
+judged as they were then: this is what makes an import *historical*. A deal opened
+on 2020-03-01 may close on 2020-06-30; the same line without ``at`` is decided now
+and refused (``close_date_in_past``).
 Every line is validated before anything is stored; then the commands run in
 batches of ``batch_size``, one transaction each.
 

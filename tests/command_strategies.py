@@ -16,10 +16,23 @@ from uuid import UUID
 from hypothesis import strategies as st
 
 from domain.commands import COMMANDS, Command, Spec
+from domain.iso_codes import CURRENCY_MINOR_UNITS
 from domain.values import Money, PersonalData, Target
 
-CURRENCIES = st.sampled_from(["EUR", "USD", "JPY", "SEK", "GBP"])
+CURRENCIES = st.sampled_from(["EUR", "USD", "JPY", "SEK", "GBP", "KWD"])
 AMOUNTS = st.decimals(min_value=Decimal(0), max_value=Decimal("1e12"), places=2, allow_nan=False)
+
+
+def amounts(currency: str) -> st.SearchStrategy[Decimal]:
+    """Amounts with the currency's minor units (0 for JPY, 3 for KWD): what a command accepts."""
+    places = CURRENCY_MINOR_UNITS[currency]
+    return st.decimals(min_value=Decimal(0), max_value=Decimal("1e12"), places=places, allow_nan=False)
+
+
+def _target(metric: str, currency: str | None) -> st.SearchStrategy[Target]:
+    return st.builds(Target, st.just(metric), AMOUNTS if currency is None else amounts(currency), st.just(currency))
+
+
 TEXT = st.text(st.characters(blacklist_categories=("Cs", "Cc")), min_size=1, max_size=40).filter(str.strip)
 
 VALUES: dict[Any, st.SearchStrategy[Any]] = {
@@ -28,8 +41,8 @@ VALUES: dict[Any, st.SearchStrategy[Any]] = {
     int: st.integers(-1000, 1000),
     date: st.dates(date(2000, 1, 1), date(2100, 12, 31)),
     datetime: st.datetimes(datetime(2000, 1, 1), datetime(2100, 1, 1), timezones=st.just(UTC)),
-    Money: st.builds(Money, AMOUNTS, CURRENCIES),
-    Target: st.builds(Target, TEXT, AMOUNTS, st.none() | CURRENCIES),
+    Money: CURRENCIES.flatmap(lambda currency: st.builds(Money, amounts(currency), st.just(currency))),
+    Target: st.tuples(TEXT, st.none() | CURRENCIES).flatmap(lambda pair: _target(*pair)),
     PersonalData: st.builds(PersonalData, TEXT, st.none() | st.emails(), st.none() | st.just("+46 8 555 0100")),
 }
 

@@ -17,6 +17,7 @@ import pytest
 
 from infra.settings import Settings
 from services.app import GamApplication
+from services.bootstrap import Runtime, bootstrap
 
 AppFactory = Callable[..., GamApplication]
 
@@ -80,25 +81,24 @@ def any_settings(request: pytest.FixtureRequest, tmp_path: Path) -> Settings:
 @pytest.fixture
 def app_factory(durable_settings: Settings) -> Iterator[AppFactory]:
     """Builds applications on one durable store; a second one reads only what the first stored."""
-    apps: list[GamApplication] = []
+    runtimes: list[Runtime] = []
 
     def make(snapshot_interval: int | None = None) -> GamApplication:
         """``snapshot_interval=0`` builds an application that neither takes nor reads snapshots."""
         settings = durable_settings
         if snapshot_interval is not None:
             settings = settings.model_copy(update={"snapshot_interval": snapshot_interval})
-        app = GamApplication(settings.eventsourcing_env(), snapshot_interval=snapshot_interval)
-        apps.append(app)
-        return app
+        runtimes.append(bootstrap(settings))
+        return runtimes[-1].app
 
     yield make
-    for app in apps:
-        app.close()
+    for runtime in runtimes:
+        runtime.close()
 
 
 @pytest.fixture
 def memory_app() -> Iterator[GamApplication]:
     """An in-memory application, for fast unit tests of the service layer."""
-    app = GamApplication(Settings(store="memory").eventsourcing_env())
-    yield app
-    app.close()
+    runtime = bootstrap(Settings(store="memory"))
+    yield runtime.app
+    runtime.close()

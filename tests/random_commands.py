@@ -167,7 +167,7 @@ class World:
     def _move_stage(self, a: int, b: int, c: int) -> None:
         deal = self.pick(self.deals, a)
         stage = ("prospecting", "qualification", "solution", "proposal", "negotiation")[c]
-        h.move_deal_stage(self.app, meta(), deal_id=deal, to_stage=stage)
+        h.move_deal_stage(self.app, meta(reason="Stage reviewed"), deal_id=deal, to_stage=stage)
 
     def _amount(self, a: int, b: int, c: int) -> None:
         deal = self.pick(self.deals, a)

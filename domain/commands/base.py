@@ -15,9 +15,16 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, fields
+from functools import cache
 from typing import Any, ClassVar
 
 _WORD_BREAK = re.compile(r"(?<!^)(?=[A-Z])")
+
+
+@cache
+def _snake_case(name: str) -> str:
+    """Cached: a bulk import asks three times per line, and the regular expression cost it a tenth of its time."""
+    return _WORD_BREAK.sub("_", name).lower()
 
 
 @dataclass(frozen=True)
@@ -48,7 +55,7 @@ class Command:
     @classmethod
     def type_name(cls) -> str:
         """The command's name in data: ``CascadeObjective`` → ``cascade_objective``."""
-        return _WORD_BREAK.sub("_", cls.__name__).lower()
+        return _snake_case(cls.__name__)
 
     def arguments(self) -> dict[str, Any]:
         """The fields the deciding method takes: all of them for a creation (the

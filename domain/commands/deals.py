@@ -30,7 +30,13 @@ class OpenDeal(Command):
     unit_id: Annotated[UUID, Spec(description="The customer unit that buys.")]
     title: Annotated[str, Spec(min_length=1, max_length=300, examples=("Predictive maintenance roll-out, Nordics",))]
     amount: Money
-    expected_close: Annotated[date, Spec(examples=("2027-06-30",))]
+    expected_close: Annotated[
+        date,
+        Spec(
+            examples=("2027-06-30",),
+            description="Not before the day (UTC) the deal is opened; an imported history opens it at its own date.",
+        ),
+    ]
     owner: Annotated[str, Spec(min_length=1, max_length=300, examples=("sven.berg@vendor.example",))]
     stage: DealStage = DealStage.PROSPECTING
     probability: Annotated[int | None, Spec(ge=0, le=100)] = None
@@ -41,7 +47,8 @@ class OpenDeal(Command):
 
 @dataclass(frozen=True, kw_only=True)
 class MoveDealStage(Command):
-    """Move the deal to another open stage (forward, or back with a reason)."""
+    """Move the deal to another open stage: forward one stage, or back to any earlier
+    stage with the reason in ``reason`` (refused without one)."""
 
     entity_field: ClassVar[str] = "deal_id"
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass, field
+from datetime import date
 from decimal import Decimal
 from typing import Any
 
@@ -70,12 +71,14 @@ class Bucket:
 
 
 def open_deal_row(
-    deal_id: str, deal: Document, units: dict[str, Document], reporting: str, rates: ExchangeRates
+    deal_id: str, deal: Document, units: dict[str, Document], reporting: str, rates: ExchangeRates, today: date
 ) -> dict[str, Any]:
+    """An open deal; ``overdue`` when its expected close date has passed (it is still open)."""
     amount, currency = money_of(deal["amount"])
     return {
         "deal_id": deal_id, "title": deal["title"], **unit_label(units, deal["unit_id"]), "stage": deal["stage"],
-        "probability": deal["probability"], "expected_close": deal["expected_close"], "owner": deal["owner"],
+        "probability": deal["probability"], "expected_close": deal["expected_close"],
+        "overdue": deal["expected_close"] < today.isoformat(), "owner": deal["owner"],
         "products": deal["products"], "amount": converted(amount, currency, reporting, rates),
         "weighted": converted(weighted_amount(deal), currency, reporting, rates),
         "linked_objective_ids": deal["linked_objective_ids"],
@@ -85,7 +88,7 @@ def open_deal_row(
 
 
 def pipeline(
-    deals: dict[str, Document], units: dict[str, Document], reporting: str, rates: ExchangeRates
+    deals: dict[str, Document], units: dict[str, Document], reporting: str, rates: ExchangeRates, today: date
 ) -> dict[str, Any]:
     """Open deals, unweighted and weighted (amount × probability), by stage, unit and
     level and in total; each bucket in the reporting currency and per deal currency
@@ -116,7 +119,7 @@ def pipeline(
         },
         "by_deal_currency": {c: by_currency[c].in_own_currency(c, reporting, rates) for c in used},
         "deals": [
-            open_deal_row(deal_id, open_deals[deal_id], units, reporting, rates)
+            open_deal_row(deal_id, open_deals[deal_id], units, reporting, rates, today)
             for deal_id in sorted(
                 open_deals, key=lambda d: (open_deals[d]["expected_close"], open_deals[d]["title"], d)
             )

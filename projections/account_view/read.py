@@ -48,7 +48,7 @@ def read_account_view(
     """Everything a GAM looks at, derived from the stored document.
 
     ``now`` (timezone-aware) decides who counts as not contacted (no interaction in
-    the last ``stale_after_days`` days) and which actions are overdue; ``rates``
+    the last ``stale_after_days`` days) and which actions and open deals are overdue; ``rates``
     convert deal currencies into the account's reporting currency. Raises
     :class:`~projections.exchange_rates.UnknownCurrency` if a currency in play has
     no rate."""
@@ -67,7 +67,7 @@ def read_account_view(
         "plans": [plan_summary(plan_id, plan, units, today=now.date()) for plan_id, plan in plans],
         "stakeholders": stakeholder_map(document["stakeholders"], units, now=now, stale_after_days=stale_after_days),
         "whitespace": whitespace_grid(document["plans"], units),
-        "pipeline": pipeline(document["deals"], units, reporting, rates),
+        "pipeline": pipeline(document["deals"], units, reporting, rates, now.date()),
         "rollups": rollups(document, reporting, rates),
         "win_rate": win_rate(document["deals"], units, reporting, rates),
     }

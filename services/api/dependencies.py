@@ -9,7 +9,9 @@ from fastapi import Depends, Request
 from services.bootstrap import Runtime
 
 
-def current_runtime(request: Request) -> Runtime:
+async def current_runtime(request: Request) -> Runtime:
+    """``async`` though it awaits nothing: FastAPI runs a plain ``def`` dependency in its
+    thread pool, and that hop cost more than the whole lookup."""
     return cast(Runtime, request.app.state.runtime)
 
 

@@ -237,7 +237,7 @@ def test_a_viewer_reads_and_writes_nothing(world: World) -> None:
                 "unit_id": str(lyon),
                 "title": "Sensors",
                 "amount": {"amount": "1000", "currency": "EUR"},
-                "expected_close": "2027-06-30",
+                "expected_close": "2099-06-30",  # opened now (the server's clock): far ahead stays valid
                 "owner": "viewer@vendor.example",
             },
             None,

@@ -397,7 +397,7 @@ def deal_body(deal: UUID, account_id: UUID, unit: UUID) -> Json:
         "unit_id": str(unit),
         "title": "Predictive maintenance roll-out",
         "amount": {"amount": "100000", "currency": "EUR"},
-        "expected_close": "2027-06-30",
+        "expected_close": "2099-06-30",  # opened now (the server's clock): far ahead stays valid
         "owner": "sven.berg@vendor.example",
     }
 

@@ -24,6 +24,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
+from uuid import uuid4
 
 import httpx
 import jwt
@@ -89,7 +90,7 @@ def deal_body(account_id: str, unit_id: str) -> dict[str, Any]:
         "unit_id": unit_id,
         "title": "Sensors for the Basel plant",
         "amount": {"amount": "125000.00", "currency": "CHF"},
-        "expected_close": "2027-06-30",
+        "expected_close": "2099-06-30",  # opened now (the server's clock): far ahead stays valid
         "owner": "sales@vendor.example",
     }
 
@@ -401,6 +402,56 @@ def test_numbers_and_dates_out_of_range_are_invalid_input(world: World, changes:
 
 
 @pytest.mark.parametrize(
+    ("changes", "path", "rule"),
+    [
+        ({"amount": '{"amount": "12.345", "currency": "USD"}'}, "body/amount/amount", "too_many_decimals"),
+        ({"amount": '{"amount": "1.5", "currency": "JPY"}'}, "body/amount/amount", "too_many_decimals"),
+        ({"amount": '{"amount": "1.2345", "currency": "KWD"}'}, "body/amount/amount", "too_many_decimals"),
+        ({"expected_close": '"2020-06-30"'}, "body/expected_close", "close_date_in_past"),
+    ],
+)
+def test_money_finer_than_its_currency_and_a_close_date_in_the_past_are_refused(
+    world: World, changes: dict[str, str], path: str, rule: str
+) -> None:
+    problem = refused(world, "POST", "/deals", 422, content=deal_with(world, **changes), headers=JSON)
+    assert (problem["rule"], [e["path"] for e in problem["errors"]]) == (rule, [path]), problem
+
+
+def test_a_money_target_finer_than_its_currency_is_refused(world: World) -> None:
+    body = {
+        "objective_id": str(uuid4()), "unit_id": world.hq_unit_id, "title": "Grow", "description": "",
+        "target": {"metric": "revenue", "value": "1000.001", "currency": "EUR"}, "due_date": "2027-12-31",
+    }  # fmt: skip
+    plan = world.fill("/plans/{plan}")
+    problem = refused(world, "POST", f"{plan}/objectives", 422, json=body, headers={"If-Match": world.etag(plan)})
+    assert (problem["rule"], problem["errors"][0]["path"]) == ("too_many_decimals", "body/target/value")
+
+
+def test_moving_a_deal_back_without_a_reason_is_refused_with_the_field(world: World) -> None:
+    opened = world.client.post("/deals", json=deal_body(world.account_id, world.hq_unit_id))
+    assert opened.status_code == 201, opened.text
+    deal = f"/deals/{opened.json()['entity_id']}"
+    forward = world.client.post(
+        f"{deal}/stage", json={"to_stage": "qualification"}, headers={"If-Match": world.etag(deal)}
+    )
+    assert forward.status_code == 200, forward.text
+    problem = refused(
+        world, "POST", f"{deal}/stage", 422, json={"to_stage": "prospecting"}, headers={"If-Match": world.etag(deal)}
+    )
+    assert (problem["rule"], problem["errors"][0]["path"]) == ("reason_required", "body/reason")
+    back = {"to_stage": "prospecting", "reason": "Budget frozen until Q3"}
+    assert world.client.post(f"{deal}/stage", json=back, headers={"If-Match": world.etag(deal)}).status_code == 200
+    in_a_batch = {
+        "commands": [
+            {"type": "move_deal_stage", "deal_id": opened.json()["entity_id"], "to_stage": "qualification"},
+            {"type": "move_deal_stage", "deal_id": opened.json()["entity_id"], "to_stage": "prospecting"},
+        ]
+    }
+    problem = refused(world, "POST", "/batches", 422, json=in_a_batch)
+    assert (problem["rule"], problem["index"], problem["errors"][0]["path"]) == ("reason_required", 1, "body/reason")
+
+
+@pytest.mark.parametrize(
     ("path", "params", "field"),
     [
         ("/audit", {"limit": str(10**100)}, "query/limit"),
@@ -426,9 +477,15 @@ def test_query_numbers_and_moments_out_of_range_are_invalid_input(
 
 def test_the_calendars_first_and_last_days_are_stored_and_every_view_still_answers(world_on_store: World) -> None:
     world = world_on_store
-    for close in ("0001-01-01", "9999-12-31"):
-        body = {**deal_body(world.account_id, world.hq_unit_id), "expected_close": close}
-        assert world.client.post("/deals", json=body).status_code == 201
+    opened = world.client.post(
+        "/deals", json={**deal_body(world.account_id, world.hq_unit_id), "expected_close": "9999-12-31"}
+    )
+    assert opened.status_code == 201, opened.text
+    deal = f"/deals/{opened.json()['entity_id']}"  # a new deal cannot close in the past; an open one can slip there
+    moved = world.client.post(
+        f"{deal}/close-date", json={"expected_close": "0001-01-01"}, headers={"If-Match": world.etag(deal)}
+    )
+    assert moved.status_code == 200, moved.text
     path = world.fill("/stakeholders/{stakeholder}")
     first = {"occurred_at": "0001-01-01T00:00:00Z", "channel": "call", "summary": "The first day"}
     logged = world.client.post(f"{path}/interactions", json=first, headers={"If-Match": world.etag(path)})

@@ -33,7 +33,7 @@ def _event_count(output: str) -> int:
 def test_demo_seeds_the_sqlite_default_once_and_says_where(tmp_path: Path) -> None:
     first = _gam("demo", cwd=tmp_path)
     assert first.returncode == 0, first.stderr
-    assert f"store: SQLite file {tmp_path / 'gam.db'}" in first.stdout
+    assert f"store: SQLite file {tmp_path / 'gam.db'}" in first.stderr
     assert "seeded demo account #0: 579 commands" in first.stdout
     assert "Account view: Nordwind Industrial Group" in first.stdout
     assert "Strategy flow: plan FY2027 (approved)" in first.stdout
@@ -54,7 +54,7 @@ def test_demo_runs_on_postgres_by_configuration(tmp_path: Path, postgres_dsn: st
     env = {"GAM_STORE": "postgres", "GAM_POSTGRES_DSN": postgres_dsn, "GAM_POSTGRES_SCHEMA": postgres_schema}
     result = _gam("demo", cwd=tmp_path, env=env)
     assert result.returncode == 0, result.stderr
-    assert "store: PostgreSQL database" in result.stdout
+    assert "store: PostgreSQL database" in result.stderr
     assert _event_count(_gam("store", cwd=tmp_path, env=env).stdout) == 580
     assert not (tmp_path / "gam.db").exists()
 
@@ -103,19 +103,18 @@ def test_token_mints_a_bearer_token_the_api_accepts_with_its_claims(tmp_path: Pa
 def test_token_refuses_an_unknown_role_and_a_missing_secret(tmp_path: Path) -> None:
     unknown = _gam("token", "--sub", "x", "--role", "boss", cwd=tmp_path, env={"GAM_JWT_SECRET": "s" * 32})
     assert unknown.returncode == 2
-    assert "unknown role(s): boss" in unknown.stdout
+    assert "unknown role(s): boss" in unknown.stderr
     no_secret = _gam("token", "--sub", "x", "--role", "admin", cwd=tmp_path)
     assert no_secret.returncode == 2
-    assert "GAM_JWT_SECRET is not set" in no_secret.stdout
+    assert "GAM_JWT_SECRET is not set" in no_secret.stderr
 
 
 def test_import_loads_a_file_of_commands_resumes_and_refuses_a_bad_one(tmp_path: Path) -> None:
     import json
 
-    from services.api.command_models import command_json
-    from tests.integration.test_import import demo_commands
+    from tests.integration.test_import import demo_history, demo_line
 
-    lines = [json.dumps(command_json(command)) for command in demo_commands()]
+    lines = [json.dumps(demo_line(recorded)) for recorded in demo_history()]
     (tmp_path / "demo.jsonl").write_text("\n".join(lines) + "\n")
     checked = _gam("import", "demo.jsonl", "--dry-run", "--batch", "100", cwd=tmp_path)
     assert checked.returncode == 0, checked.stderr
@@ -132,6 +131,6 @@ def test_import_loads_a_file_of_commands_resumes_and_refuses_a_bad_one(tmp_path:
     (tmp_path / "bad.jsonl").write_text('{"type": "rate_influence", "stakeholder_id": "x", "influence": 3}\n')
     refused = _gam("import", "bad.jsonl", cwd=tmp_path)
     assert refused.returncode == 1
-    assert "refused" in refused.stdout
-    assert "line 1: rate_influence/stakeholder_id" in refused.stdout.replace("\n", "")
+    assert "refused" in refused.stderr
+    assert "line 1: rate_influence/stakeholder_id" in refused.stderr
     assert "Traceback" not in refused.stdout + refused.stderr

@@ -5,12 +5,17 @@ anything twice; on SQLite and PostgreSQL."""
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
+from typing import Any
 from unittest import mock
 
 import pytest
 
-from domain.commands import Command, IdentifyStakeholder
+from domain.commands import Command, IdentifyStakeholder, OpenDeal
+from domain.deal import Deal
+from domain.metadata import EventMetadata
 from services import demo
 from services.api.command_models import command_json
 from services.app import GamApplication
@@ -19,21 +24,37 @@ from services.importer import ImportRefused, batch_correlation, file_digest, imp
 from tests.conftest import AppFactory
 
 
-def demo_commands() -> list[Command]:
-    """The demo account's 579 commands, recorded instead of sent."""
-    recorded: list[Command] = []
+@dataclass(frozen=True)
+class Recorded:
+    command: Command
+    at: datetime
+
+
+def demo_history() -> list[Recorded]:
+    """The demo account's 579 commands, recorded instead of sent, each with its moment."""
+    recorded: list[Recorded] = []
 
     class Recorder:
-        def handle(self, command: Command, *_: object, **__: object) -> None:
-            recorded.append(command)
+        def handle(self, command: Command, meta: EventMetadata, *_: object, **__: object) -> None:
+            recorded.append(Recorded(command, meta.at))
 
     with mock.patch.object(demo, "bus_for", return_value=Recorder()):
         demo.seed_account(None, 0)  # type: ignore[arg-type]
     return recorded
 
 
-def write_lines(path: Path, commands: list[Command]) -> Path:
-    path.write_text("".join(json.dumps(command_json(command)) + "\n" for command in commands))
+def demo_commands() -> list[Command]:
+    return [recorded.command for recorded in demo_history()]
+
+
+def demo_line(recorded: Recorded) -> dict[str, Any]:
+    """A line of a history brought over from another system: decided at its own moment
+    (the demo's deals close in 2027), so the file stays valid whatever today's date is."""
+    return {**command_json(recorded.command), "meta": {"at": recorded.at.isoformat()}}
+
+
+def write_lines(path: Path, history: list[Recorded]) -> Path:
+    path.write_text("".join(json.dumps(demo_line(recorded)) + "\n" for recorded in history))
     return path
 
 
@@ -49,8 +70,7 @@ def empty_app(app_factory: AppFactory) -> GamApplication:
 
 
 def test_an_import_applies_every_line_in_batches_of_one_transaction(empty_app: GamApplication, tmp_path: Path) -> None:
-    commands = demo_commands()
-    file = write_lines(tmp_path / "demo.jsonl", commands)
+    file = write_lines(tmp_path / "demo.jsonl", demo_history())
     summary = import_file(bus_for(empty_app), file, actor="importer@vendor.example", batch_size=100)
     assert (summary.lines, summary.applied, summary.skipped, summary.batches) == (579, 579, 0, 6)
     log = stored(empty_app)
@@ -67,7 +87,7 @@ def test_an_import_applies_every_line_in_batches_of_one_transaction(empty_app: G
 def test_a_crash_after_a_commit_whose_progress_was_lost_applies_nothing_twice(
     empty_app: GamApplication, tmp_path: Path
 ) -> None:
-    file = write_lines(tmp_path / "demo.jsonl", demo_commands())
+    file = write_lines(tmp_path / "demo.jsonl", demo_history())
     bus = bus_for(empty_app)
     real_save = Path.write_text
     saves = 0
@@ -93,9 +113,9 @@ def test_a_crash_after_a_commit_whose_progress_was_lost_applies_nothing_twice(
 
 
 def test_a_bad_line_refuses_the_file_before_anything_is_stored(empty_app: GamApplication, tmp_path: Path) -> None:
-    commands = demo_commands()
-    lines = [json.dumps(command_json(command)) for command in commands]
-    lines[400] = json.dumps({**command_json(commands[400]), "to_stage": "nowhere"})
+    history = demo_history()
+    lines = [json.dumps(demo_line(recorded)) for recorded in history]
+    lines[400] = json.dumps({**demo_line(history[400]), "to_stage": "nowhere"})
     file = tmp_path / "bad.jsonl"
     file.write_text("\n".join(lines) + "\n")
     with pytest.raises(ImportRefused, match="line 401") as refused:
@@ -105,10 +125,10 @@ def test_a_bad_line_refuses_the_file_before_anything_is_stored(empty_app: GamApp
 
 
 def test_a_refused_command_stores_nothing_of_its_batch(empty_app: GamApplication, tmp_path: Path) -> None:
-    commands = demo_commands()
-    first_person = next(n for n, command in enumerate(commands) if isinstance(command, IdentifyStakeholder))
-    commands.insert(first_person + 1, commands[first_person])  # the second time, the id is taken
-    file = write_lines(tmp_path / "twice.jsonl", commands)
+    history = demo_history()
+    first_person = next(n for n, line in enumerate(history) if isinstance(line.command, IdentifyStakeholder))
+    history.insert(first_person + 1, history[first_person])  # the second time, the id is taken
+    file = write_lines(tmp_path / "twice.jsonl", history)
     refused_line = first_person + 2
     with pytest.raises(ImportRefused, match=f"line {refused_line}: already_exists"):
         import_file(bus_for(empty_app), file, actor="importer", batch_size=100)
@@ -118,7 +138,7 @@ def test_a_refused_command_stores_nothing_of_its_batch(empty_app: GamApplication
 
 
 def test_a_dry_run_decides_everything_and_stores_nothing(empty_app: GamApplication, tmp_path: Path) -> None:
-    file = write_lines(tmp_path / "demo.jsonl", demo_commands())
+    file = write_lines(tmp_path / "demo.jsonl", demo_history())
     summary = import_file(bus_for(empty_app), file, actor="importer", dry_run=True, batch_size=50)
     assert (summary.applied, summary.dry_run) == (579, True)
     assert stored(empty_app) == []
@@ -126,8 +146,8 @@ def test_a_dry_run_decides_everything_and_stores_nothing(empty_app: GamApplicati
 
 
 def test_a_history_keeps_each_line_s_actor_and_time(empty_app: GamApplication, tmp_path: Path) -> None:
-    commands = demo_commands()
-    lines = [command_json(command) for command in commands]
+    history = demo_history()
+    lines = [demo_line(recorded) for recorded in history]
     lines[5]["meta"] = {"actor": "legacy-crm@vendor.example", "at": "2019-03-01T10:00:00+01:00", "reason": "migrated"}
     lines[6]["meta"] = {"actor": "bad\u0000actor"}
     file = tmp_path / "history.jsonl"
@@ -136,7 +156,7 @@ def test_a_history_keeps_each_line_s_actor_and_time(empty_app: GamApplication, t
         import_file(bus_for(empty_app), file, actor="importer")
     assert stored(empty_app) == []
 
-    del lines[6]["meta"]
+    lines[6]["meta"] = {"at": history[6].at.isoformat()}
     file.write_text("".join(json.dumps(line) + "\n" for line in lines))
     import_file(bus_for(empty_app), file, actor="importer", reason="move to gam")
     events = [empty_app.mapper.to_domain_event(n) for n in empty_app.recorder.select_notifications(1, 10_000)]
@@ -144,3 +164,21 @@ def test_a_history_keeps_each_line_s_actor_and_time(empty_app: GamApplication, t
     assert migrated.reason == "migrated"
     assert migrated.timestamp.isoformat() == "2019-03-01T09:00:00+00:00"
     assert {(e.actor, e.reason) for e in events if e is not migrated} == {("importer", "move to gam")}
+
+
+def test_a_historical_line_opens_a_deal_whose_close_date_has_passed_since(
+    empty_app: GamApplication, tmp_path: Path
+) -> None:
+    """ "Historical" is the line's own ``meta.at``: the rule is judged at that moment."""
+    history = demo_history()
+    first_deal = next(n for n, line in enumerate(history) if isinstance(line.command, OpenDeal))
+    lines = [demo_line(recorded) for recorded in history[: first_deal + 1]]
+    lines[-1]["expected_close"] = "2026-08-31"  # the day before the demo's history starts
+    file = tmp_path / "late.jsonl"
+    file.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    with pytest.raises(ImportRefused, match=f"line {first_deal + 1}: close_date_in_past"):
+        import_file(bus_for(empty_app), file, actor="importer")
+    lines[-1]["meta"] = {"at": "2026-08-01T09:00:00+00:00"}
+    file.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    import_file(bus_for(empty_app), file, actor="importer")
+    assert empty_app.load(Deal, history[first_deal].command.entity_id).expected_close.isoformat() == "2026-08-31"

@@ -378,7 +378,7 @@ def small_account(app: GamApplication, deals: int = 4, people: int = 4, objectiv
     for n, deal in enumerate(deal_ids):
         h.open_deal(
             app, meta, deal_id=deal, account_id=account_id, unit_id=hq, title=f"Deal {n}",
-            amount=Money(Decimal(100_000), "EUR"), expected_close=date(2027, 6, 30), owner="owner@vendor.example",
+            amount=Money(Decimal(100_000), "EUR"), expected_close=date(2099, 6, 30), owner="owner@vendor.example",
         )  # fmt: skip
     return Account(account_id, hq, plan_id, objective_ids, deal_ids, person_ids)
 
@@ -436,7 +436,7 @@ class Client:
             body = {
                 "deal_id": str(deal_id), "account_id": str(account_id), "unit_id": str(unit_id),
                 "title": f"Load deal {deal_id.hex[:8]}", "amount": {"amount": "125000.00", "currency": "EUR"},
-                "expected_close": "2027-09-30", "owner": "load@vendor.example",
+                "expected_close": "2099-09-30", "owner": "load@vendor.example",
             }  # fmt: skip
             return Command(uuid4(), "open_deal", deal_id, "/deals", body, None)
         target = self.random.choice(self.targets)

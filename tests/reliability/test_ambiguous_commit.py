@@ -72,7 +72,7 @@ def test_a_create_committed_with_its_answer_lost_is_a_success(app: GamApplicatio
     result = h.open_deal(
         app, meta(), deal_id=deal, account_id=account.account_id, unit_id=account.hq, title="Lost answer",
         amount=app.load(type(app.repository.get(account.deals[0])), account.deals[0]).amount,
-        expected_close=datetime(2027, 6, 30, tzinfo=UTC).date(), owner="owner@vendor.example",
+        expected_close=datetime(2099, 6, 30, tzinfo=UTC).date(), owner="owner@vendor.example",
     )  # fmt: skip
     assert (result.entity_id, result.version) == (deal, 1)
     assert result.position == max(e.position for e in stored_events(app))

@@ -121,7 +121,7 @@ def test_one_of_many_racing_creates_of_the_same_deal_wins_and_the_rest_are_409(s
     deal_id = uuid.uuid4()
     body = {
         "deal_id": str(deal_id), "account_id": str(account.account_id), "unit_id": str(account.hq),
-        "title": "Raced deal", "amount": {"amount": "1000.00", "currency": "EUR"}, "expected_close": "2027-06-30",
+        "title": "Raced deal", "amount": {"amount": "1000.00", "currency": "EUR"}, "expected_close": "2099-06-30",
         "owner": "race@vendor.example",
     }  # fmt: skip
     answers = _post_all_at_once(stack.api.base_url, CLIENTS, "/deals", body, {})

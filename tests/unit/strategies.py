@@ -42,7 +42,7 @@ from domain.account import GlobalAccount
 from domain.base import GamAggregate, GamEvent
 from domain.deal import Deal
 from domain.errors import DomainError
-from domain.iso_codes import COUNTRY_CODES, CURRENCY_CODES
+from domain.iso_codes import COUNTRY_CODES, CURRENCY_CODES, CURRENCY_MINOR_UNITS
 from domain.metadata import EventMetadata
 from domain.plan import AccountPlan, plan_id_for
 from domain.stakeholder import Stakeholder
@@ -68,6 +68,7 @@ from domain.values import (
     TeamRole,
     WhitespaceStatus,
 )
+from infra.read_check import ReadCheck
 from services import handlers as h
 from services.app import CommandResult, GamApplication
 from tests.unit.type_names import PERSONAL_DATA_FIELDS
@@ -142,11 +143,41 @@ money = st.builds(Money, amount=decimals, currency=currencies)
 non_negative_money = st.builds(Money, amount=non_negative_decimals, currency=currencies)
 
 
+def amounts_in(currency: str) -> st.SearchStrategy[Decimal]:
+    """Non-negative amounts a command may carry in ``currency``: up to 40 digits, at
+    most its ISO 4217 minor units (trailing zeros included: ``1.10`` EUR)."""
+    places = CURRENCY_MINOR_UNITS[currency]
+    lowest = -10 if places is None else -places
+    return st.builds(_decimal, st.just(False), _COEFFICIENTS, st.integers(min_value=lowest, max_value=30))
+
+
+payable_money = currencies.flatmap(lambda code: st.builds(Money, amount=amounts_in(code), currency=st.just(code)))
+"""Money a command accepts: non-negative, within the currency's minor units."""
+deal_money = st.one_of(payable_money, payable_money, payable_money, non_negative_money)
+"""Mostly payable money, sometimes with more decimals than the currency has (refused)."""
+
+
 @st.composite
-def targets(draw: st.DrawFn) -> Target:
+def targets(draw: st.DrawFn, payable: bool = False) -> Target:
+    """Any target an event may hold; ``payable``: one a command accepts (a money target
+    within its currency's minor units)."""
     currency = draw(st.none() | currencies)
-    value = draw(non_negative_decimals if currency else decimals)
+    if currency and payable:
+        value = draw(amounts_in(currency))
+    else:
+        value = draw(non_negative_decimals if currency else decimals)
     return Target(metric=draw(names), value=value, currency=currency)
+
+
+def amount_in(currency: str, amount: Decimal, exact: bool) -> Decimal:
+    """``amount`` cut to the currency's minor units when ``exact`` (without rounding
+    through a context: digits past the last allowed place are dropped)."""
+    places = CURRENCY_MINOR_UNITS[currency]
+    _, digits, exponent = amount.as_tuple()
+    if not exact or places is None or not isinstance(exponent, int) or exponent >= -places:
+        return amount
+    kept = digits[: max(len(digits) - (-places - exponent), 0)] or (0,)
+    return Decimal((0, kept, -places))
 
 
 @st.composite
@@ -391,11 +422,11 @@ class ReplayMachine(RuleBasedStateMachine):
             actor=actor, at=self.now, correlation_id=self.new_id(), causation_id=causation, reason=reason
         )
 
-    def _commit(self, primary: GamAggregate, *others: GamAggregate) -> CommandResult:
+    def _commit(self, primary: GamAggregate, *others: GamAggregate, reads: ReadCheck | None = None) -> CommandResult:
         aggregates = (primary, *others)
         pending = [e for a in aggregates for e in a.pending_events]
         before = self.app.recorder.max_notification_id() or 0
-        result = type(self.app).commit(self.app, *aggregates)
+        result = type(self.app).commit(self.app, *aggregates, reads=reads)
         stored = self.app.recorder.select_notifications(start=before + 1, limit=len(pending) + 5)
         assert [(UUID(str(n.originator_id)), n.originator_version) for n in stored] == [
             (e.originator_id, e.originator_version) for e in pending
@@ -533,9 +564,9 @@ class ReplayMachine(RuleBasedStateMachine):
         model=enum_values(GovernanceModel),
         region=REGION_CODES,
         unit_country=countries,
-        goal=targets(),
+        goal=targets(payable=True),
         personal=personal_data(),
-        amount=non_negative_money,
+        amount=payable_money,
     )
     def onboard(
         self,
@@ -714,7 +745,7 @@ class ReplayMachine(RuleBasedStateMachine):
         unit=SEL,
         title=names,
         description=free_texts,
-        goal=targets(),
+        goal=targets(payable=True) | targets(),
         due=dates,
         link=st.none() | SEL,
     )
@@ -761,7 +792,7 @@ class ReplayMachine(RuleBasedStateMachine):
         answer=enum_values(CascadeAnswer),
         rationale=st.none() | required_texts,
         local_title=st.none() | names,
-        local_target=st.none() | targets(),
+        local_target=st.none() | targets(payable=True) | targets(),
     )
     def respond_to_cascade(
         self,
@@ -986,7 +1017,7 @@ class ReplayMachine(RuleBasedStateMachine):
         meta=META,
         unit=SEL,
         title=names,
-        amount=non_negative_money,
+        amount=deal_money,
         expected_close=dates,
         owner=names,
         stage=enum_values(DealStage),
@@ -1040,6 +1071,7 @@ class ReplayMachine(RuleBasedStateMachine):
         deal = self.deal(which)
         if deal is not None:
             currency = deal.amount.currency if same else other_currency
+            amount = amount_in(currency, amount, exact=same > 1)
             self.run(h.change_deal_amount, meta, deal_id=deal.id, amount=Money(amount, currency))
 
     @rule(
@@ -1073,11 +1105,13 @@ class ReplayMachine(RuleBasedStateMachine):
             extra = {"status": status, "evidence": text}
         self.run(handler, meta, deal_id=deal.id, **{field: value}, **extra)
 
-    @rule(meta=META, which=SEL, amount=non_negative_decimals)
-    def win_deal(self, meta: Any, which: int, amount: Decimal) -> None:
+    @rule(meta=META, which=SEL, amount=non_negative_decimals, exact=st.integers(0, 3))
+    def win_deal(self, meta: Any, which: int, amount: Decimal, exact: int) -> None:
         deal = self.deal(which)
         if deal is not None:
-            self.run(h.win_deal, meta, deal_id=deal.id, final_amount=Money(amount, deal.amount.currency))
+            currency = deal.amount.currency
+            final = Money(amount_in(currency, amount, exact=exact > 0), currency)
+            self.run(h.win_deal, meta, deal_id=deal.id, final_amount=final)
 
     @rule(meta=META, which=SEL)
     def reopen_deal(self, meta: Any, which: int) -> None:

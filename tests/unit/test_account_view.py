@@ -104,7 +104,7 @@ def exercise_the_rest(app: GamApplication, account: SeededAccount) -> None:
     h.correct_personal_data(app, meta(), stakeholder_id=people[0], personal=PersonalData("Anna Schmidt-Berg"))
     h.change_stakeholder_title(app, meta(), stakeholder_id=people[0], title="Group CPO")
     h.change_deal_probability(app, meta(), deal_id=deals[1], probability=35)
-    h.move_deal_stage(app, meta(), deal_id=deals[2], to_stage="prospecting")
+    h.move_deal_stage(app, meta(reason="Budget frozen"), deal_id=deals[2], to_stage="prospecting")
     h.detach_buying_influence(app, meta(), deal_id=deals[1], stakeholder_id=people[1], role="economic_buyer")
     h.close_unit(app, meta(), account_id=account_id, unit_id=demo_id(0, "unit", "SG", "Jurong site"))
     h.erase_personal_data(app, meta(), stakeholder_id=people[2], legal_basis="GDPR Art. 17 request")
@@ -407,6 +407,22 @@ def test_pipeline_converts_each_currency_at_its_rate(memory_app: GamApplication)
     assert pipeline["by_unit"][str(world.paris)]["deals"] == 3
     (jpy,) = [d for d in pipeline["deals"] if d["amount"]["currency"] == "JPY"]
     assert jpy["amount"]["reporting_amount"] == "50.00"
+
+
+def test_open_deals_past_their_expected_close_date_are_flagged_overdue(memory_app: GamApplication) -> None:
+    world = build_world(memory_app)  # the EUR 1000 deal closes on 2027-06-30
+    later = uuid4()
+    h.open_deal(memory_app, meta(), deal_id=later, account_id=world.account, unit_id=world.paris, title="Later",
+                amount=Money(Decimal(5), "EUR"), expected_close=date(2027, 7, 1), owner="bob")  # fmt: skip
+
+    def overdue(day: date) -> dict[str, bool]:
+        moment = datetime(day.year, day.month, day.day, 12, tzinfo=UTC)
+        rows = _view_of(memory_app, world, now=moment)["pipeline"]["deals"]
+        return {row["deal_id"]: row["overdue"] for row in rows}
+
+    assert overdue(date(2027, 6, 30)) == {str(world.deal): False, str(later): False}  # the close date itself
+    assert overdue(date(2027, 7, 1)) == {str(world.deal): True, str(later): False}
+    assert overdue(date(2027, 7, 2)) == {str(world.deal): True, str(later): True}
 
 
 def test_objective_roll_up_against_local_targets(memory_app: GamApplication) -> None:

@@ -165,7 +165,7 @@ def test_a_deal_links_only_to_a_plan_of_its_own_account(org: Org) -> None:
 
 
 def move(org: Org, deal_id: UUID, stage: str) -> None:
-    h.move_deal_stage(org.app, meta(), deal_id=deal_id, to_stage=stage)
+    h.move_deal_stage(org.app, meta(reason="Reviewed with the customer"), deal_id=deal_id, to_stage=stage)
 
 
 @pytest.mark.parametrize("start", STAGES)
@@ -275,14 +275,14 @@ def test_a_closed_deal_refuses_changes_until_reopened(org: Org, command: str, ho
     deal_id, coach = closed_deal(org, how)
     handler, kwargs = CLOSED_COMMANDS[command]
     if how == "open":  # the same command is valid on the open deal
-        handler(org.app, meta(), deal_id=deal_id, **kwargs(org, coach))
+        handler(org.app, meta(reason="Reviewed"), deal_id=deal_id, **kwargs(org, coach))
         return
     version = deal(org, deal_id).version
     error = org.refused(errors.DealClosed, handler, deal_id=deal_id, **kwargs(org, coach))
     assert error.rule == "deal_closed"
     assert (deal(org, deal_id).status, deal(org, deal_id).version) == (how, version)
     h.reopen_deal(org.app, meta(), deal_id=deal_id)
-    handler(org.app, meta(), deal_id=deal_id, **kwargs(org, coach))
+    handler(org.app, meta(reason="Reviewed"), deal_id=deal_id, **kwargs(org, coach))
 
 
 def test_every_deal_command_is_covered() -> None:

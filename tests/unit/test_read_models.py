@@ -56,7 +56,7 @@ def test_a_read_gives_up_after_the_bound(memory_app: GamApplication) -> None:
 def test_exchange_rates_from_a_file(memory_app: GamApplication, tmp_path: Path) -> None:
     world = build_world(memory_app)
     h.open_deal(memory_app, meta(), deal_id=uuid4(), account_id=world.account, unit_id=world.paris,
-                title="USD deal", amount=Money(Decimal(100), "USD"), expected_close=date(2027, 1, 1),
+                title="USD deal", amount=Money(Decimal(100), "USD"), expected_close=date(2027, 3, 1),
                 owner="bob")  # fmt: skip
     rates = tmp_path / "rates.json"
     rates.write_text(json.dumps({"base": "EUR", "as_of": "2026-11-01", "source": "treasury", "rates": {"USD": "2"}}))
