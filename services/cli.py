@@ -401,7 +401,10 @@ def schemas() -> None:
     console.print(f"wrote {len(paths)} schemas to {paths[0].parent}")
 
 
-audit_cli = typer.Typer(help="Compliance: verify the tamper-evident hash chain, export the audit trail with its links.")
+audit_cli = typer.Typer(
+    help="Compliance: verify the tamper-evident hash chain, export the audit trail with its links; the transparency "
+    "log: signed checkpoints, inclusion and consistency proofs, a witness."
+)
 cli.add_typer(audit_cli, name="audit")
 register_transparency(audit_cli, _open_store)  # checkpoint, prove, consistency, witness, checkpointer
 
