@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
@@ -71,6 +72,19 @@ def export_checkpoint(runtime: Runtime, note_file: Path | None) -> tuple[Transpa
     if note_file is not None:
         note_file.write_text(latest.note, encoding="utf-8")
     return transparency, latest.size
+
+
+def _witness_once(checkpoint_file: Path, verifier: NoteVerifier, source: CheckpointSource) -> None:
+    held = checkpoint_file.read_text(encoding="utf-8") if checkpoint_file.exists() else None
+    new = witness(held, verifier, source)
+    if new.note != held:  # written whole, then renamed: a crash never leaves half a checkpoint held
+        temporary = checkpoint_file.with_name(checkpoint_file.name + ".tmp")
+        temporary.write_text(new.note, encoding="utf-8")
+        os.replace(temporary, checkpoint_file)
+    if held is None:
+        print(f"holding the first checkpoint: {new.size} events", flush=True)
+    else:
+        print(f"consistent: the log grew to {new.size} events", flush=True)
 
 
 def register(audit: typer.Typer, open_store: OpenStore) -> None:
@@ -156,35 +170,43 @@ def register(audit: typer.Typer, open_store: OpenStore) -> None:
                 help="The log's note verifier key (default: the local signing key's; required with --url).",
             ),
         ] = None,
+        every: Annotated[
+            float | None, typer.Option(min=0.05, help="Keep watching: check again every this many seconds.")
+        ] = None,
+        seconds: Annotated[float | None, typer.Option(help="With --every: stop after this many seconds.")] = None,
     ) -> None:
         """Check the log's latest checkpoint against the one held: signature, consistency (the log only
         grew) and, reading the store, the events themselves. Exit 0 and hold the new checkpoint when the
-        log only grew; exit 1 with one line on a fork, a rollback, a deleted or rewritten event."""
-        held = checkpoint_file.read_text(encoding="utf-8") if checkpoint_file.exists() else None
+        log only grew; exit 1 with one line on a fork, a rollback, a deleted or rewritten event. With
+        --every, a witness process that checks until it finds something wrong (or is stopped)."""
+        if url is not None and key is None:
+            raise _fail("--url needs the log's verifier key (--key or GAM_CHECKPOINT_VERIFIER_KEY)")
         runtime: Runtime | None = None
         try:
             source: CheckpointSource
             if url is not None:
-                if key is None:
-                    raise _fail("--url needs the log's verifier key (--key or GAM_CHECKPOINT_VERIFIER_KEY)")
                 source = HttpSource(url, token)
             else:
                 runtime = runtime_for()
                 source = StoreSource(_log(runtime))
-            verifier = NoteVerifier.parse(key) if key else _log(runtime).verifier  # type: ignore[arg-type]
-            new = witness(held, verifier, source)
+            if key:
+                verifier = NoteVerifier.parse(key)
+            else:
+                assert runtime is not None  # without a key, the store was opened above (--url needs a key)
+                verifier = _log(runtime).verifier
+            deadline = None if seconds is None else time.monotonic() + seconds
+            while True:
+                _witness_once(checkpoint_file, verifier, source)
+                if every is None or (deadline is not None and time.monotonic() >= deadline):
+                    return
+                time.sleep(every)
         except (WitnessAlarm, CheckpointError) as alarm:
             raise _fail(str(alarm)) from None
+        except KeyboardInterrupt:
+            err.print("stopped")
         finally:
             if runtime is not None:
                 runtime.close()
-        temporary = checkpoint_file.with_name(checkpoint_file.name + ".tmp")
-        temporary.write_text(new.note, encoding="utf-8")
-        os.replace(temporary, checkpoint_file)
-        if held is None:
-            print(f"holding the first checkpoint: {new.size} events")
-        else:
-            print(f"consistent: the log grew to {new.size} events")
 
     @audit.command("checkpointer")
     def checkpointer(
