@@ -20,8 +20,8 @@ Environment variables (all optional):
                        before answering 503 (default 5)
 ``GAM_MAX_BODY_BYTES`` the largest request body the API reads (default 1048576, 1 MiB);
                        a larger one is refused with 413 before anything is stored
-``GAM_JWT_SECRET``     key that signs the API's bearer tokens (HS256); unset (and no
-                       public key), the API refuses every token
+``GAM_JWT_SECRET``     key that signs the API's bearer tokens (HS256, at least 32 bytes);
+                       unset (and no public key), the API refuses every token
 ``GAM_JWT_PUBLIC_KEY_FILE`` PEM public key of an identity provider (RS256/ES256); when
                        set, it is used instead of the secret
 ``GAM_API_KEYS_FILE``  JSON list of services' API keys, as SHA-256 digests with their
@@ -36,6 +36,30 @@ Environment variables (all optional):
                        that lose acknowledged batches of an idempotent producer on a crash
                        (seen with tansu 0.6 on S3 after kill -9); ordering is then kept by one
                        request in flight, and a retry may duplicate (consumers drop duplicates).
+``GAM_POSTGRES_CONNECT_TIMEOUT`` seconds to wait for a PostgreSQL connection (default 5): a
+                       process started with the database unreachable says so and exits
+``GAM_LOG_FORMAT``     ``text`` (default, for a terminal) or ``json`` (one object a line)
+``GAM_LOG_LEVEL``      DEBUG, INFO (default), WARNING or ERROR
+``GAM_METRICS``        Prometheus ``/metrics`` and the per-request metrics (default true)
+``GAM_METRICS_PORT``   port of ``gam project``'s and ``gam relay``'s ``/metrics`` and
+                       ``/readyz`` (default: none; 0 picks a free one); ``GAM_METRICS_HOST``
+                       the interface (default 127.0.0.1; 0.0.0.0 in a container)
+``GAM_READY_MAX_LAG_EVENTS`` ``/readyz`` answers 503 while a view (or the relay) is more
+                       than this many events behind the log (default 10000, 0: no limit)
+``GAM_READY_MAX_LAG_SECONDS`` ... or its oldest unprocessed event is older than this
+                       (default 60, 0: no limit)
+``GAM_READY_RELAY_TOPIC`` the API's ``/readyz`` also counts the relay's lag on this topic
+``GAM_READY_TIMEOUT_SECONDS`` ``/readyz`` answers 503 after this long (default 2)
+``GAM_RATE_LIMIT_PER_PRINCIPAL`` requests a second per authenticated caller (default 200;
+                       0: no limit); ``GAM_RATE_LIMIT_PER_ADDRESS`` per client address
+                       (default 400); bursts of ``GAM_RATE_LIMIT_BURST_SECONDS`` (2) times the
+                       rate pass; past it, 429 with ``Retry-After``
+``GAM_STORE_DOWN_SECONDS`` after the store failed a request, requests answer 503 at once for
+                       this long (default 2; 0: never) instead of each waiting for the database
+``GAM_CORS_ORIGINS``   JSON list of origins allowed to call the API from a browser (default
+                       none: CORS is off)
+``GAM_DOCS``           serve ``/docs``, ``/redoc`` and ``/openapi.json`` (default true; turn it
+                       off in production)
 =====================  ==========================================================
 """
 
@@ -46,8 +70,10 @@ from pathlib import Path
 from typing import Literal
 
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+MIN_JWT_SECRET_BYTES = 32
 
 
 class Settings(BaseSettings):
@@ -73,6 +99,34 @@ class Settings(BaseSettings):
     kafka_topic: str = Field(default="gam.events", pattern=r"^[A-Za-z0-9._-]{1,249}$")
     kafka_max_poll_interval_ms: int = Field(default=300_000, ge=1_000)
     kafka_idempotence: bool = True
+    postgres_connect_timeout: float = Field(default=5.0, gt=0, le=120)
+    log_format: Literal["text", "json"] = "text"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    metrics: bool = True
+    metrics_host: str = "127.0.0.1"
+    metrics_port: int | None = Field(default=None, ge=0, le=65535)
+    ready_max_lag_events: int = Field(default=10_000, ge=0)
+    ready_max_lag_seconds: float = Field(default=60.0, ge=0)
+    ready_relay_topic: str | None = Field(default=None, pattern=r"^[A-Za-z0-9._-]{1,249}$")
+    ready_timeout_seconds: float = Field(default=2.0, gt=0, le=30)
+    rate_limit_per_principal: float = Field(default=200.0, ge=0)
+    rate_limit_per_address: float = Field(default=400.0, ge=0)
+    rate_limit_burst_seconds: float = Field(default=2.0, gt=0)
+    store_down_seconds: float = Field(default=2.0, ge=0, le=60)
+    cors_origins: list[str] = Field(default_factory=list)
+    docs: bool = True
+
+    @field_validator("jwt_secret")
+    @classmethod
+    def _long_enough(cls, secret: str | None) -> str | None:
+        """RFC 7518 (3.2): an HS256 key must have at least as many bits as the hash (256);
+        a short secret can be found by brute force from any token it signed."""
+        if not secret:
+            return None
+        if len(secret.encode()) < MIN_JWT_SECRET_BYTES:
+            msg = f"GAM_JWT_SECRET must be at least {MIN_JWT_SECRET_BYTES} bytes (HS256), e.g. `openssl rand -hex 32`"
+            raise ValueError(msg)
+        return secret
 
     def describe_store(self) -> str:
         """A line for humans (the CLI prints it): which store, where."""
@@ -107,6 +161,7 @@ class Settings(BaseSettings):
             env["APPLICATION_RECORDER_TOPIC"] = "infra.hash_chain:PostgresChainedRecorder"
             env.update(_postgres_env(self._require_dsn()))
             env["POSTGRES_POOL_SIZE"] = str(self.postgres_pool_size)
+            env["POSTGRES_CONNECT_TIMEOUT"] = f"{self.postgres_connect_timeout:g}"
             if self.postgres_schema:
                 env["POSTGRES_SCHEMA"] = self.postgres_schema
         return env

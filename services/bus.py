@@ -26,6 +26,7 @@ from domain.commands import Command
 from domain.errors import AccountArchived, AlreadyExists, ConcurrencyConflict, DomainError, NotFound
 from domain.metadata import EventMetadata
 from services.app import CommandResult, GamApplication
+from services.observability import metrics
 
 A = TypeVar("A", bound=GamAggregate)
 
@@ -155,9 +156,10 @@ class MessageBus:
         gatekeeper: Gatekeeper | None = None,
     ) -> CommandResult:
         """Handle one command in a session of its own and store what it decided."""
-        session = Session(self.app)
-        entity_id, version, created = self.decide(session, command, meta, expected_version, gatekeeper)
-        position = session.commit()
+        with metrics.command_handled(command.type_name()):
+            session = Session(self.app)
+            entity_id, version, created = self.decide(session, command, meta, expected_version, gatekeeper)
+            position = session.commit()
         self.after_commit(command, meta)
         return CommandResult(entity_id, version, position, created)
 
@@ -178,8 +180,10 @@ class MessageBus:
             try:
                 decided.append(self.decide(session, command, meta, expected_version, gatekeeper))
             except refusals as refused:
+                metrics.refused(command.type_name(), refused)
                 raise BatchRefused(index, refused) from refused
         position = session.commit()
+        metrics.accepted(command.type_name() for command, _ in commands)
         for command, _ in commands:
             self.after_commit(command, meta)
         return [CommandResult(entity_id, version, position, created) for entity_id, version, created in decided]

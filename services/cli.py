@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from contextlib import nullcontext
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -31,6 +31,10 @@ from services.demo_views import show_account_view, show_audit_trail, show_strate
 from services.importer import DEFAULT_BATCH, ImportRefused, import_file
 from services.projector import PROJECTIONS, VIEWS_WAIT_SECONDS, bring_up_to_date, follow, rebuild_views
 from services.read_models import ViewResult as ReadModelsResult
+
+if TYPE_CHECKING:
+    from services.observability.operations import Operations
+    from services.relay import Relay
 
 cli = typer.Typer(
     help="gam: an event-sourced backend for global account plans.\n\n"
@@ -99,6 +103,7 @@ def project(
     then follow new events as they are stored (Ctrl-C stops)."""
     runtime = _open_store()
     settings, projector, lease = runtime.settings, runtime.projector, runtime.lease
+    operations = _operations_port(settings)
     try:
         if lease.holds():
             processed = projector.catch_up()
@@ -113,6 +118,19 @@ def project(
             follow(settings, timeout=seconds)
         except KeyboardInterrupt:
             console.print("stopped")
+        finally:
+            if operations is not None:
+                operations.close()
+
+
+def _operations_port(settings: Settings, relay: Relay | None = None) -> Operations | None:
+    """``/metrics`` and ``/readyz`` of ``gam project`` (the views) or ``gam relay`` on
+    GAM_METRICS_PORT, if set."""
+    if settings.metrics_port is None:
+        return None
+    from services.observability.operations import Operations
+
+    return Operations.start(settings, relay)
 
 
 @cli.command()
@@ -175,7 +193,8 @@ def relay(
     if bootstrap_servers:
         settings = settings.model_copy(update={"kafka_bootstrap_servers": bootstrap_servers})
     producer = create_producer(settings)
-    publisher = Relay(runtime.app, settings, producer, topic)
+    publisher = Relay(runtime.app, settings, producer, topic, producer_factory=lambda: create_producer(settings))
+    operations = _operations_port(settings, relay=publisher)
     try:
         if from_position is not None:
             publisher.start_from(from_position)
@@ -186,7 +205,9 @@ def relay(
     except KeyboardInterrupt:
         console.print(f"stopped at position {publisher.position()}")
     finally:
-        producer.close()
+        if operations is not None:
+            operations.close()
+        publisher.producer.close()
         publisher.close()
         runtime.close()
 
@@ -391,6 +412,9 @@ def erase_stakeholder(
 def serve(
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(min=1, max=65535, help="Port to listen on.")] = 8000,
+    workers: Annotated[
+        int, typer.Option(min=1, max=64, help="Server processes (each with its own PostgreSQL pools).")
+    ] = 1,
 ) -> None:
     """Serve the HTTP API (OpenAPI at /docs): commands, queries (views kept up to date in process), compliance."""
     import uvicorn
@@ -403,7 +427,11 @@ def serve(
         console.print(
             "[yellow]no GAM_JWT_SECRET, GAM_JWT_PUBLIC_KEY_FILE or GAM_API_KEYS_FILE: every call will be 401[/]"
         )
-    uvicorn.run(create_app(settings), host=host, port=port)
+    served = {"host": host, "port": port, "log_config": None, "access_log": False, "server_header": False}
+    if workers > 1:  # each worker builds its own app from the same GAM_* environment
+        uvicorn.run("services.api.app:create_app", factory=True, workers=workers, **served)  # type: ignore[arg-type]
+    else:
+        uvicorn.run(create_app(settings), **served)  # type: ignore[arg-type]
 
 
 @cli.command()
@@ -483,7 +511,9 @@ def import_commands(
 
 
 def main() -> None:
-    cli()
+    from services.observability.startup import run
+
+    run(cli)
 
 
 if __name__ == "__main__":

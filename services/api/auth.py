@@ -28,6 +28,7 @@ from fastapi import Depends, HTTPException, Request, Security
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
 from infra.settings import Settings
+from services.observability import metrics
 
 ROLES = frozenset({"gam", "regional_manager", "local_manager", "viewer", "compliance", "admin"})
 
@@ -138,12 +139,20 @@ def authenticate(
     verifier: Verifier = request.app.state.verifier
     try:
         if credentials is not None:
-            return verifier.token(credentials.credentials)
-        if api_key is not None:
-            return verifier.api_key(api_key)
+            principal = verifier.token(credentials.credentials)
+        elif api_key is not None:
+            principal = verifier.api_key(api_key)
+        else:
+            raise _unauthorized("a bearer token or an API key is required")
     except CredentialError as error:
         raise _unauthorized(str(error)) from None
-    raise _unauthorized("a bearer token or an API key is required")
+    request.state.actor = principal.subject  # for the request's log line
+    limiter = getattr(request.app.state, "per_principal", None)
+    wait = limiter.retry_after(principal.subject) if limiter is not None else None
+    if wait is not None:
+        metrics.HTTP_RATE_LIMITED.labels("principal").inc()
+        raise HTTPException(429, "too many requests from this caller", headers={"Retry-After": str(wait)})
+    return principal
 
 
 Caller = Annotated[Principal, Depends(authenticate)]
