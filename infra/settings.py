@@ -186,7 +186,18 @@ def conninfo_from_env(env: Mapping[str, str]) -> str:
     """A libpq conninfo from ``eventsourcing``'s PostgreSQL settings, for the tables gam
     keeps beside the events (personal keys, idempotency keys); ``make_conninfo`` quotes
     values such as passwords properly."""
-    return make_conninfo(**{name: env[key] for name, key in _CONNINFO_KEYS if env.get(key)})
+    params = {name: env[key] for name, key in _CONNINFO_KEYS if env.get(key)}
+    if env.get("POSTGRES_CONNECT_TIMEOUT"):
+        params["connect_timeout"] = str(max(1, round(float(env["POSTGRES_CONNECT_TIMEOUT"]))))
+    return make_conninfo(**params)
+
+
+def pool_wait_seconds(conninfo: str) -> float:
+    """How long a pool of this conninfo waits for a connection: its ``connect_timeout``
+    (psycopg_pool's own default, 30 s, kept a process started without its database
+    silent for half a minute)."""
+    timeout = conninfo_to_dict(conninfo).get("connect_timeout")
+    return float(timeout) if timeout else 30.0
 
 
 def _postgres_env(dsn: str) -> dict[str, str]:
