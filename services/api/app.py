@@ -15,7 +15,7 @@ from contextlib import asynccontextmanager
 from typing import Annotated
 
 import anyio.to_thread
-from fastapi import FastAPI, Query, Response
+from fastapi import Depends, FastAPI, Query, Request, Response
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 
@@ -26,7 +26,7 @@ from services.api.auth import Verifier
 from services.api.body_limit import BodySizeLimit
 from services.api.routes import batches, commands, queries
 from services.bootstrap import Runtime, bootstrap
-from services.observability.http import Guard, RateLimiter, StoreBreaker
+from services.observability.http import Guard, RateLimiter, StoreBreaker, StoreKnownDown, StoreWatch, request_guard
 from services.observability.metrics import exposition
 from services.observability.readiness import describe, observe, progress_source, verdict
 from services.projector import STANDBY_SECONDS, open_view
@@ -75,7 +75,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         stop_observing = observe(runtime.app, readiness.snapshot)
         follower.start()
+        if watch is not None and breaker.seconds:
+            watch.start()
         yield
+        if watch is not None:
+            watch.stop()
         follower.stop()
         stop_observing()
         readiness.close()
@@ -105,8 +109,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             expose_headers=["ETag", "Location", "Retry-After", "X-Correlation-ID", "Idempotent-Replayed"],
         )
     breaker = StoreBreaker(settings.store_down_seconds)
+    watch = StoreWatch(settings.postgres_conninfo(), breaker) if settings.store == "postgres" else None
     per_address = RateLimiter(settings.rate_limit_per_address, settings.rate_limit_burst_seconds)
-    api.add_middleware(Guard, per_address=per_address, breaker=breaker, measure=settings.metrics)
+    api.add_middleware(Guard, measure=settings.metrics)
+    api.router.dependencies.insert(0, Depends(request_guard(per_address, breaker)))
+
+    @api.exception_handler(StoreKnownDown)
+    async def store_known_down(_: Request, error: StoreKnownDown) -> JSONResponse:
+        headers = {"Retry-After": str(error.retry_after)}
+        return problems.problem(503, "Store unavailable", str(error), headers, rule="store_unavailable")
+
     api.state.runtime = runtime
     api.state.verifier = Verifier.from_settings(settings)
     api.state.per_principal = RateLimiter(settings.rate_limit_per_principal, settings.rate_limit_burst_seconds)

@@ -7,7 +7,6 @@ task per layer as Starlette's ``BaseHTTPMiddleware`` would.
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import re
@@ -15,8 +14,9 @@ import threading
 import time
 import uuid
 from collections import OrderedDict
-from typing import Any
+from collections.abc import Awaitable, Callable
 
+from fastapi import HTTPException, Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from services.observability import logs, metrics
@@ -56,13 +56,16 @@ class RateLimiter:
 
 
 class StoreBreaker:
-    """Remembers that the store just failed a request, so the next ones answer 503 at
-    once for ``seconds`` instead of each waiting for the database's timeouts; a
-    request after that goes through and finds out again."""
+    """Remembers that the store is down, so requests answer 503 at once instead of each
+    waiting for the database's timeouts (the event store's recorder retries a lost
+    connection ten times: a request could hang for 20 s). It opens for ``seconds``
+    when a request failed on the store, and for as long as :class:`StoreWatch` finds
+    the database unreachable."""
 
     def __init__(self, seconds: float) -> None:
         self.seconds = seconds
         self._until = 0.0
+        self.down = False
 
     def trip(self) -> None:
         if self.seconds and not self.is_open():
@@ -70,15 +73,67 @@ class StoreBreaker:
         self._until = time.monotonic() + self.seconds
 
     def reset(self) -> None:
+        """The store answered (a readiness check, or the watch)."""
         if self.is_open():
             log.info("the store answers again")
         self._until = 0.0
+        self.down = False
 
     def is_open(self) -> bool:
-        return time.monotonic() < self._until
+        return self.down or time.monotonic() < self._until
 
     def retry_after(self) -> int:
         return max(1, math.ceil(self._until - time.monotonic()))
+
+
+class StoreWatch:
+    """Asks PostgreSQL ``SELECT 1`` every ``interval`` seconds on a connection of its own
+    and holds the breaker open while it gets no answer: the API knows the database is
+    gone within a second or two, not when a request has waited out every retry."""
+
+    def __init__(self, conninfo: str, breaker: StoreBreaker, interval: float = 1.0, timeout: int = 2) -> None:
+        self.conninfo = conninfo
+        self.breaker = breaker
+        self.interval = interval
+        self.timeout = timeout
+        self.stopping = threading.Event()
+        self.thread = threading.Thread(target=self._watch, name="gam-store-watch", daemon=True)
+
+    def _watch(self) -> None:
+        import psycopg
+
+        connection: psycopg.Connection[tuple[object, ...]] | None = None
+        while not self.stopping.is_set():
+            try:
+                if connection is None or connection.closed:
+                    connection = psycopg.connect(
+                        self.conninfo, autocommit=True, connect_timeout=self.timeout, application_name="gam store watch"
+                    )
+                connection.execute("SELECT 1")
+                self._answered(True)
+            except psycopg.Error as error:
+                if not self.breaker.down:
+                    log.warning("lost the database (%s); answering 503 at once until it is back", type(error).__name__)
+                self._answered(False)
+                if connection is not None:
+                    connection.close()
+                connection = None
+            self.stopping.wait(self.interval)
+        if connection is not None:
+            connection.close()
+
+    def _answered(self, up: bool) -> None:
+        if up and self.breaker.down:
+            self.breaker.reset()
+        self.breaker.down = not up
+
+    def start(self) -> StoreWatch:
+        self.thread.start()
+        return self
+
+    def stop(self) -> None:
+        self.stopping.set()
+        self.thread.join(timeout=5)
 
 
 def _header(scope: Scope, name: bytes) -> str | None:
@@ -93,24 +148,11 @@ def _route(scope: Scope) -> str:
     return str(getattr(route, "path", None) or "unmatched")
 
 
-def _problem(status: int, title: str, detail: str, retry_after: int, **extra: Any) -> tuple[bytes, list[Any]]:
-    body = json.dumps({"type": "about:blank", "title": title, "status": status, "detail": detail, **extra}).encode()
-    headers = [
-        (b"content-type", b"application/problem+json"),
-        (b"content-length", str(len(body)).encode()),
-        (b"retry-after", str(retry_after).encode()),
-    ]
-    return body, headers
-
-
 class Guard:
-    """Correlation id, log line and metrics of each request; 429 past the per-address
-    limit; 503 at once while the store is known to be down."""
+    """Correlation id, log line and metrics of each request."""
 
-    def __init__(self, app: ASGIApp, *, per_address: RateLimiter, breaker: StoreBreaker, measure: bool = True) -> None:
+    def __init__(self, app: ASGIApp, *, measure: bool = True) -> None:
         self.app = app
-        self.per_address = per_address
-        self.breaker = breaker
         self.measure = measure
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -133,34 +175,9 @@ class Guard:
 
         with logs.context(correlation=correlation, trace=parent.group(1) if parent else None):
             try:
-                refusal = self._refusal(scope)
-                if refusal is None:
-                    await self.app(scope, receive, sending)
-                else:
-                    status, body, headers = refusal
-                    await send({"type": "http.response.start", "status": status, "headers": headers})
-                    await send({"type": "http.response.body", "body": body})
+                await self.app(scope, receive, sending)
             finally:
                 self._record(scope, status, time.perf_counter() - started)
-
-    def _refusal(self, scope: Scope) -> tuple[int, bytes, list[Any]] | None:
-        if scope["path"] in OPERATIONS_PATHS:
-            return None
-        client = scope.get("client")
-        address = client[0] if client else "unknown"
-        wait = self.per_address.retry_after(address)
-        if wait is not None:
-            metrics.HTTP_RATE_LIMITED.labels("address").inc()
-            body, headers = _problem(429, "Too Many Requests", "too many requests from this address", wait)
-            return 429, body, headers
-        if self.breaker.is_open():
-            metrics.HTTP_FAST_FAILED.inc()
-            detail = "the event store is unavailable; retry shortly"
-            body, headers = _problem(
-                503, "Store unavailable", detail, self.breaker.retry_after(), rule="store_unavailable"
-            )
-            return 503, body, headers
-        return None
 
     def _record(self, scope: Scope, status: int, seconds: float) -> None:
         route, method = _route(scope), scope["method"]
@@ -185,3 +202,31 @@ class Guard:
                 **({"actor": state["actor"]} if state.get("actor") else {}),
             },
         )
+
+
+class StoreKnownDown(Exception):
+    """The store is known to be down: answer 503 without trying it."""
+
+    def __init__(self, retry_after: int) -> None:
+        super().__init__("the event store is unavailable; retry shortly")
+        self.retry_after = retry_after
+
+
+def request_guard(per_address: RateLimiter, breaker: StoreBreaker) -> Callable[[Request], Awaitable[None]]:
+    """The API's first dependency, run once the route is known (so its metrics and log
+    line name the route) and before authentication: 429 past the client address's
+    limit, 503 at once while the store is known to be down."""
+
+    async def guard(request: Request) -> None:
+        if request.url.path in OPERATIONS_PATHS:
+            return
+        address = request.client.host if request.client else "unknown"
+        wait = per_address.retry_after(address)
+        if wait is not None:
+            metrics.HTTP_RATE_LIMITED.labels("address").inc()
+            raise HTTPException(429, "too many requests from this address", headers={"Retry-After": str(wait)})
+        if breaker.is_open():
+            metrics.HTTP_FAST_FAILED.inc()
+            raise StoreKnownDown(breaker.retry_after())
+
+    return guard

@@ -17,6 +17,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -228,9 +229,12 @@ class ProgressCollector(Collector):
     """Positions and lags, read from the store when scraped. A process registers one
     source (its runtime, or the relay); the latest registered one is read."""
 
-    def __init__(self) -> None:
+    def __init__(self, timeout: float = 2.0) -> None:
         self._sources: list[ProgressSource] = []
         self._lock = threading.Lock()
+        self.timeout = timeout
+        """A scrape waits this long for the store, then reports it down (``gam_store_up`` 0)."""
+        self._reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="gam-metrics-read")
 
     def add(self, source: ProgressSource) -> Callable[[], None]:
         with self._lock:
@@ -250,7 +254,7 @@ class ProgressCollector(Collector):
         if not sources:
             return
         try:
-            snapshot = sources[-1]()
+            snapshot = self._reader.submit(sources[-1]).result(timeout=self.timeout)
         except Exception as error:
             log.warning("metrics: the store did not answer (%s)", type(error).__name__)
             up.add_metric([], 0)

@@ -50,13 +50,10 @@ def describe(error: BaseException) -> str:
     import psycopg
     from eventsourcing import persistence
     from psycopg_pool import PoolTimeout
-
     from pydantic import ValidationError
 
     if isinstance(error, ValidationError):  # the settings: name each bad variable and why
-        return "; ".join(
-            f"GAM_{'_'.join(str(part) for part in e['loc']).upper()}: {e['msg']}" for e in error.errors()
-        )
+        return "; ".join(f"GAM_{'_'.join(str(part) for part in e['loc']).upper()}: {e['msg']}" for e in error.errors())
     first_line = (str(error).strip().splitlines() or [""])[0]
     cause: BaseException | None = error
     while cause is not None:
