@@ -8,6 +8,8 @@ Environment variables (all optional):
 ``GAM_POSTGRES_DSN``   libpq DSN or URI, e.g. ``postgresql://gam:pw@db:5432/gam``
 ``GAM_POSTGRES_SCHEMA`` schema for gam's tables (default: the server's search path)
 ``GAM_POSTGRES_POOL_SIZE`` connections kept open (default 5)
+``GAM_POSTGRES_MAX_OVERFLOW`` more connections each pool may open while busy (default 10);
+                       a process's budget is in docs/operations.md (Capacity)
 ``GAM_SNAPSHOT_INTERVAL`` take a snapshot every N events of an aggregate (default 50,
                        0 turns snapshots off)
 ``GAM_AGGREGATE_CACHE_SIZE`` aggregates kept in memory between commands (default 1000,
@@ -86,6 +88,7 @@ class Settings(BaseSettings):
     postgres_dsn: str | None = None
     postgres_schema: str | None = None
     postgres_pool_size: int = Field(default=5, ge=1)
+    postgres_max_overflow: int = Field(default=10, ge=0)
     snapshot_interval: int = Field(default=50, ge=0)
     aggregate_cache_size: int = Field(default=1000, ge=0)
     view_checkpoint_interval: int = Field(default=1000, ge=0)
@@ -161,6 +164,7 @@ class Settings(BaseSettings):
             env["APPLICATION_RECORDER_TOPIC"] = "infra.hash_chain:PostgresChainedRecorder"
             env.update(_postgres_env(self._require_dsn()))
             env["POSTGRES_POOL_SIZE"] = str(self.postgres_pool_size)
+            env["POSTGRES_MAX_OVERFLOW"] = str(self.postgres_max_overflow)
             env["POSTGRES_CONNECT_TIMEOUT"] = f"{self.postgres_connect_timeout:g}"
             if self.postgres_schema:
                 env["POSTGRES_SCHEMA"] = self.postgres_schema
