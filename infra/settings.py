@@ -102,7 +102,8 @@ class Settings(BaseSettings):
     kafka_topic: str = Field(default="gam.events", pattern=r"^[A-Za-z0-9._-]{1,249}$")
     kafka_max_poll_interval_ms: int = Field(default=300_000, ge=1_000)
     kafka_idempotence: bool = True
-    postgres_connect_timeout: float = Field(default=5.0, gt=0, le=120)
+    postgres_connect_timeout: int = Field(default=5, ge=1, le=120)
+    """Whole seconds: the event store library reads ``GAM_POSTGRES_CONNECT_TIMEOUT`` itself too."""
     log_format: Literal["text", "json"] = "text"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     metrics: bool = True
@@ -165,7 +166,7 @@ class Settings(BaseSettings):
             env.update(_postgres_env(self._require_dsn()))
             env["POSTGRES_POOL_SIZE"] = str(self.postgres_pool_size)
             env["POSTGRES_MAX_OVERFLOW"] = str(self.postgres_max_overflow)
-            env["POSTGRES_CONNECT_TIMEOUT"] = f"{self.postgres_connect_timeout:g}"
+            env["POSTGRES_CONNECT_TIMEOUT"] = str(self.postgres_connect_timeout)
             if self.postgres_schema:
                 env["POSTGRES_SCHEMA"] = self.postgres_schema
         return env
