@@ -103,7 +103,7 @@ def project(
     then follow new events as they are stored (Ctrl-C stops)."""
     runtime = _open_store()
     settings, projector, lease = runtime.settings, runtime.projector, runtime.lease
-    operations = _operations_port(settings)
+    operations = _operations_port(settings)  # up during the first catch-up too, which may be long
     try:
         if lease.holds():
             processed = projector.catch_up()
@@ -121,6 +121,8 @@ def project(
         finally:
             if operations is not None:
                 operations.close()
+    elif operations is not None:
+        operations.close()
 
 
 def _operations_port(settings: Settings, relay: Relay | None = None) -> Operations | None:
