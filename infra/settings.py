@@ -52,10 +52,12 @@ Environment variables (all optional):
                        (default 60, 0: no limit)
 ``GAM_READY_RELAY_TOPIC`` the API's ``/readyz`` also counts the relay's lag on this topic
 ``GAM_READY_TIMEOUT_SECONDS`` ``/readyz`` answers 503 after this long (default 2)
-``GAM_RATE_LIMIT_PER_PRINCIPAL`` requests a second per authenticated caller (default 200;
+``GAM_RATE_LIMIT_PER_PRINCIPAL`` requests a second per authenticated caller (default 300;
                        0: no limit); ``GAM_RATE_LIMIT_PER_ADDRESS`` per client address
-                       (default 400); bursts of ``GAM_RATE_LIMIT_BURST_SECONDS`` (2) times the
-                       rate pass; past it, 429 with ``Retry-After``
+                       (default 600); ``GAM_RATE_LIMIT_FAILED_AUTH_PER_ADDRESS`` requests with a
+                       missing or bad credential per client address (default 10, against
+                       guessing); bursts of ``GAM_RATE_LIMIT_BURST_SECONDS`` (10) times the rate
+                       pass; past it, 429 with ``Retry-After``
 ``GAM_STORE_DOWN_SECONDS`` after the store failed a request, requests answer 503 at once for
                        this long (default 2; 0: never) instead of each waiting for the database
 ``GAM_CORS_ORIGINS``   JSON list of origins allowed to call the API from a browser (default
@@ -113,9 +115,10 @@ class Settings(BaseSettings):
     ready_max_lag_seconds: float = Field(default=60.0, ge=0)
     ready_relay_topic: str | None = Field(default=None, pattern=r"^[A-Za-z0-9._-]{1,249}$")
     ready_timeout_seconds: float = Field(default=2.0, gt=0, le=30)
-    rate_limit_per_principal: float = Field(default=200.0, ge=0)
-    rate_limit_per_address: float = Field(default=400.0, ge=0)
-    rate_limit_burst_seconds: float = Field(default=2.0, gt=0)
+    rate_limit_per_principal: float = Field(default=300.0, ge=0)
+    rate_limit_per_address: float = Field(default=600.0, ge=0)
+    rate_limit_failed_auth_per_address: float = Field(default=10.0, ge=0)
+    rate_limit_burst_seconds: float = Field(default=10.0, gt=0)
     store_down_seconds: float = Field(default=2.0, ge=0, le=60)
     cors_origins: list[str] = Field(default_factory=list)
     docs: bool = True

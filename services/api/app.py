@@ -121,7 +121,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     api.state.runtime = runtime
     api.state.verifier = Verifier.from_settings(settings)
-    api.state.per_principal = RateLimiter(settings.rate_limit_per_principal, settings.rate_limit_burst_seconds)
+    burst = settings.rate_limit_burst_seconds
+    api.state.rate_limit_principal = RateLimiter(settings.rate_limit_per_principal, burst)
+    api.state.rate_limit_failed_auth = RateLimiter(settings.rate_limit_failed_auth_per_address, burst)
     api.state.breaker = breaker
     for router in (commands.router, batches.router, queries.router, compliance.router):
         api.include_router(router)

@@ -143,16 +143,23 @@ def authenticate(
         elif api_key is not None:
             principal = verifier.api_key(api_key)
         else:
-            raise _unauthorized("a bearer token or an API key is required")
+            raise CredentialError("a bearer token or an API key is required")
     except CredentialError as error:
+        _limit(request, "failed_auth", request.client.host if request.client else "unknown")
         raise _unauthorized(str(error)) from None
     request.state.actor = principal.subject  # for the request's log line
-    limiter = getattr(request.app.state, "per_principal", None)
-    wait = limiter.retry_after(principal.subject) if limiter is not None else None
-    if wait is not None:
-        metrics.HTTP_RATE_LIMITED.labels("principal").inc()
-        raise HTTPException(429, "too many requests from this caller", headers={"Retry-After": str(wait)})
+    _limit(request, "principal", principal.subject)
     return principal
+
+
+def _limit(request: Request, limit: str, key: str) -> None:
+    """429 past the ``limit``'s rate for ``key`` (a caller; an address that keeps failing to
+    authenticate, which is how tokens and API keys are guessed)."""
+    limiter = getattr(request.app.state, f"rate_limit_{limit}", None)
+    wait = limiter.retry_after(key) if limiter is not None else None
+    if wait is not None:
+        metrics.HTTP_RATE_LIMITED.labels(limit).inc()
+        raise HTTPException(429, "too many requests; slow down", headers={"Retry-After": str(wait)})
 
 
 Caller = Annotated[Principal, Depends(authenticate)]

@@ -235,7 +235,14 @@ def test_json_logs_one_line_per_request_and_refusal_without_personal_data(
 
 
 def test_rate_limits_answer_429_with_retry_after(tmp_path: Any) -> None:
-    settings = Settings(store="memory", jwt_secret=SECRET, rate_limit_per_principal=1, rate_limit_per_address=3)
+    settings = Settings(
+        store="memory",
+        jwt_secret=SECRET,
+        rate_limit_per_principal=1,
+        rate_limit_per_address=100,
+        rate_limit_failed_auth_per_address=1,
+        rate_limit_burst_seconds=2,
+    )
     with TestClient(create_app(settings)) as client:
         caller = token("busy@vendor.example", "viewer")
         somewhere = f"/accounts/{uuid4()}"
@@ -246,11 +253,17 @@ def test_rate_limits_answer_429_with_retry_after(tmp_path: Any) -> None:
         assert limited.headers["content-type"] == "application/problem+json"
         assert int(limited.headers["Retry-After"]) >= 1
         assert limited.json()["status"] == 429
-        # Past the address's burst, even bad tokens get 429, before any work is done for them.
-        bad = [client.get(somewhere, headers={"Authorization": "Bearer nonsense"}) for _ in range(6)]
-        assert bad[-1].status_code == 429
-        assert int(bad[-1].headers["Retry-After"]) >= 1
+        assert client.get(somewhere, headers=token("other@vendor.example", "viewer")).status_code == 404
+        # Guessing tokens: past the address's few failed attempts, 429 instead of 401.
+        guesses = [client.get(somewhere, headers={"Authorization": f"Bearer guess-{n}"}) for n in range(3)]
+        assert [g.status_code for g in guesses] == [401, 401, 429]
+        assert int(guesses[2].headers["Retry-After"]) >= 1
         assert client.get("/healthz").status_code == 200  # probes are never limited
+    per_address = Settings(store="memory", jwt_secret=SECRET, rate_limit_per_address=1, rate_limit_burst_seconds=2)
+    with TestClient(create_app(per_address)) as client:
+        statuses = [client.get(f"/accounts/{uuid4()}", headers=ADMIN).status_code for _ in range(3)]
+        assert statuses == [404, 404, 429]
+        assert client.get("/readyz").status_code == 200
 
 
 @pytest.mark.postgres
