@@ -410,6 +410,9 @@ def erase_stakeholder(
         runtime.close()
 
 
+WORKER_START_SECONDS = 60
+
+
 @cli.command()
 def serve(
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
@@ -431,7 +434,15 @@ def serve(
         )
     served = {"host": host, "port": port, "log_config": None, "access_log": False, "server_header": False}
     if workers > 1:  # each worker builds its own app from the same GAM_* environment
-        uvicorn.run("services.api.app:create_app", factory=True, workers=workers, **served)  # type: ignore[arg-type]
+        # A worker starts by importing gam (seconds on a busy machine): uvicorn's 5 s health
+        # check of a new worker restarted it over and over.
+        uvicorn.run(
+            "services.api.app:create_worker_app",
+            factory=True,
+            workers=workers,
+            timeout_worker_healthcheck=WORKER_START_SECONDS,
+            **served,  # type: ignore[arg-type]
+        )
     else:
         uvicorn.run(create_app(settings), **served)  # type: ignore[arg-type]
 

@@ -172,6 +172,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     return api
 
 
+def create_worker_app() -> FastAPI:
+    """The app of one ``gam serve --workers N`` process: a new interpreter, so its logging
+    is configured here as the CLI configures the parent's."""
+    from services.observability.logs import configured_from_environment
+
+    configured_from_environment("serve")
+    return create_app()
+
+
 class Readiness:
     """What ``/readyz`` and the metrics read: the log, the views and, if watched
     (``GAM_READY_RELAY_TOPIC``), the relay's position, in one bounded snapshot."""

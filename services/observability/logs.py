@@ -27,7 +27,7 @@ actor: ContextVar[str | None] = ContextVar("gam_actor", default=None)
 _process = "gam"
 
 _CONTEXT = (("correlation_id", correlation_id), ("trace_id", trace_id), ("actor", actor))
-_STANDARD = frozenset(logging.makeLogRecord({}).__dict__) | {"message", "asctime"}
+_STANDARD = frozenset(logging.makeLogRecord({}).__dict__) | {"message", "asctime", "color_message"}
 
 
 @contextmanager
@@ -97,7 +97,7 @@ def configure(process: str, fmt: str = "text", level: str = "INFO", stream: Text
     for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
         logger = logging.getLogger(name)
         logger.handlers.clear()
-        logger.propagate = True
+        logger.propagate = name != "uvicorn.access"  # gam logs each request itself (services.observability.http)
     # kafka-python narrates every reconnect at INFO/WARNING/ERROR; the relay says what matters once.
     logging.getLogger("kafka").setLevel(max(logging.getLevelName(level), logging.CRITICAL))
     logging.captureWarnings(True)
