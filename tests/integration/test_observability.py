@@ -310,3 +310,57 @@ def test_while_postgresql_is_down_requests_fail_fast_with_503_and_recover_after(
             assert again.status_code == 201, again.json()
     finally:
         server.cleanup()
+
+
+@pytest.mark.postgres
+@pytest.mark.kafka
+def test_readiness_counts_the_relay_when_watched_and_is_ready_once_it_has_published(
+    postgres_dsn: str, postgres_schema: str, kafka_bootstrap: str, fast_follower: None
+) -> None:
+    from infra.kafka import create_producer
+    from services.relay import Relay
+
+    topic = f"ready-{uuid4().hex[:8]}"
+    settings = Settings(
+        store="postgres",
+        postgres_dsn=postgres_dsn,
+        postgres_schema=postgres_schema,
+        postgres_pool_size=2,
+        jwt_secret=SECRET,
+        kafka_bootstrap_servers=kafka_bootstrap,
+        kafka_topic=topic,
+        ready_max_lag_events=2,
+        ready_relay_topic=topic,
+    )
+    writer = bootstrap(settings)
+    try:
+        with TestClient(create_app(settings)) as client:
+            meta = EventMetadata(actor="ops-test", at=_now(), correlation_id=uuid4())
+            for _ in range(3):
+                command = CreateAccount(
+                    account_id=uuid4(), hq_unit_id=uuid4(), name="Relayed AB", industry="Tools",
+                    hq_country="SE", reporting_currency="EUR",
+                )  # fmt: skip
+                writer.bus.handle(command, meta)
+            deadline = time.monotonic() + 30
+            while (stopped := client.get("/readyz")).json()["views"]["account_view"]["lag"]:
+                assert time.monotonic() < deadline
+                time.sleep(0.05)
+            assert stopped.status_code == 503  # the views keep up; the relay has published nothing
+            assert stopped.json()["relays"][topic]["lag"] == 3
+            assert f"relay {topic} is 3 events behind" in stopped.json()["detail"]
+            assert value(scrape(client), "gam_relay_lag_events", topic=topic) == 3
+
+            producer = create_producer(settings)
+            relay = Relay(writer.app, settings, producer)
+            try:
+                relay.run(seconds=30, until_caught_up=True)
+            finally:
+                producer.close()
+                relay.close()
+            ready = client.get("/readyz")
+            assert ready.status_code == 200, ready.json()
+            assert ready.json()["relays"][topic] == {"position": 3, "lag": 0, "lag_seconds": 0.0}
+            assert value(scrape(client), "gam_relay_lag_events", topic=topic) == 0
+    finally:
+        writer.close()
