@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from typing import Any
 from uuid import UUID, uuid4
 
+import httpx
 import pytest
 from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
@@ -24,6 +25,7 @@ from infra.views_lease import ViewsLease
 from services.api.app import create_app
 from services.bootstrap import bootstrap
 from services.observability import logs
+from services.observability.operations import Operations
 from tests.api_support import ADMIN, SECRET, token
 
 Json = dict[str, Any]
@@ -355,12 +357,23 @@ def test_readiness_counts_the_relay_when_watched_and_is_ready_once_it_has_publis
             relay = Relay(writer.app, settings, producer)
             try:
                 relay.run(seconds=30, until_caught_up=True)
+                ready = client.get("/readyz")
+                assert ready.status_code == 200, ready.json()
+                assert ready.json()["relays"][topic] == {"position": 3, "lag": 0, "lag_seconds": 0.0}
+                assert value(scrape(client), "gam_relay_lag_events", topic=topic) == 0
+                # gam relay's own port (GAM_METRICS_PORT) says the same.
+                port = Operations.start(settings.model_copy(update={"metrics_port": 0}), relay)
+                try:
+                    with httpx.Client(base_url=f"http://127.0.0.1:{port.port}") as own:
+                        assert own.get("/readyz").json()["relays"][topic]["lag"] == 0
+                        families = text_string_to_metric_families(own.get("/metrics").text)
+                        shown = {(s.name, tuple(s.labels.values())): s.value for f in families for s in f.samples}
+                        assert shown[("gam_relay_position", (topic,))] == 3
+                        assert shown[("gam_relay_published_total", (topic,))] >= 3
+                finally:
+                    port.close()
             finally:
                 producer.close()
                 relay.close()
-            ready = client.get("/readyz")
-            assert ready.status_code == 200, ready.json()
-            assert ready.json()["relays"][topic] == {"position": 3, "lag": 0, "lag_seconds": 0.0}
-            assert value(scrape(client), "gam_relay_lag_events", topic=topic) == 0
     finally:
         writer.close()
