@@ -21,7 +21,6 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, Counter, Gauge, Histogram, generate_latest
@@ -328,60 +327,3 @@ def watch_pools(app: Any) -> None:
 def exposition() -> tuple[bytes, str]:
     """The metrics as Prometheus text, with their content type."""
     return generate_latest(REGISTRY), CONTENT_TYPE_LATEST
-
-
-# ------------------------------------------------------------------ the small port of gam project and gam relay
-
-
-Check = Callable[[], tuple[bool, dict[str, Any]]]
-
-
-class OperationsServer:
-    """``/metrics``, ``/healthz`` and ``/readyz`` on a port of their own, for processes that
-    serve no API (``gam project``, ``gam relay``); ``/readyz`` answers 503 while
-    ``ready`` says the process is not making progress."""
-
-    def __init__(self, host: str, port: int, ready: Check) -> None:
-        import json
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                path = self.path.split("?", 1)[0]
-                if path == "/metrics":
-                    body, kind, status = *exposition(), 200
-                elif path == "/healthz":
-                    body, kind, status = b'{"status":"ok"}', "application/json", 200
-                elif path == "/readyz":
-                    try:
-                        ok, detail = ready()
-                    except Exception as error:
-                        ok, detail = False, {"error": type(error).__name__}
-                    body = json.dumps({"status": "ready" if ok else "not ready", **detail}).encode()
-                    kind, status = "application/json", 200 if ok else 503
-                else:
-                    body, kind, status = b"not found", "text/plain", 404
-                self.send_response(status)
-                self.send_header("Content-Type", kind)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, format: str, *args: Any) -> None:
-                """Scrapes are not worth a log line each."""
-
-        self.server = ThreadingHTTPServer((host, port), Handler)
-        self.server.daemon_threads = True
-        self.thread = threading.Thread(target=self.server.serve_forever, name="gam-metrics", daemon=True)
-
-    @property
-    def port(self) -> int:
-        return int(self.server.server_address[1])
-
-    def start(self) -> OperationsServer:
-        self.thread.start()
-        log.info("metrics and readiness on port %d", self.port)
-        return self
-
-    def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()

@@ -16,7 +16,6 @@ from infra.settings import Settings
 from services.app import GamApplication
 from services.observability.metrics import (
     PROGRESS,
-    OperationsServer,
     Progress,
     ProgressSource,
     Snapshot,
@@ -111,10 +110,3 @@ def check(source: ProgressSource, settings: Settings) -> Callable[[], tuple[bool
         return ok, {**describe(snapshot), **({"reasons": reasons} if reasons else {})}
 
     return ready
-
-
-def operations_server(settings: Settings, source: ProgressSource) -> OperationsServer | None:
-    """The metrics-and-readiness port of ``gam project`` and ``gam relay``, if one is configured."""
-    if settings.metrics_port is None:
-        return None
-    return OperationsServer(settings.metrics_host, settings.metrics_port, check(source, settings)).start()
