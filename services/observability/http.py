@@ -34,9 +34,10 @@ class RateLimiter:
     """A token bucket per key (a caller, an address): ``rate`` requests a second on
     average, bursts of ``rate * burst_seconds``. ``rate`` 0 means no limit."""
 
-    def __init__(self, rate: float, burst_seconds: float) -> None:
+    def __init__(self, rate: float, burst_seconds: float, clock: Callable[[], float] = time.monotonic) -> None:
         self.rate = rate
         self.capacity = max(1.0, rate * burst_seconds)
+        self.clock = clock
         self._buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()
         self._lock = threading.Lock()
 
@@ -44,7 +45,7 @@ class RateLimiter:
         """Take one request's token; None if allowed, else the seconds until one is free."""
         if not self.rate:
             return None
-        now = time.monotonic()
+        now = self.clock()
         with self._lock:
             tokens, then = self._buckets.pop(key, (self.capacity, now))
             tokens = min(self.capacity, tokens + (now - then) * self.rate)
