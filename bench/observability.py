@@ -48,10 +48,11 @@ CONTENDERS: dict[str, tuple[dict[str, Any], tuple[str, ...]]] = {
 UNGUARDED = {"rate_limit_per_principal": 0, "rate_limit_per_address": 0}
 
 
-def run(dsn: str, concurrency: int, commands: int | None, repeats: int, log_dir: Path) -> dict[str, Any]:
+def run(
+    dsn: str, concurrency: int, commands: int | None, repeats: int, log_dir: Path, names: list[str]
+) -> dict[str, Any]:
     traces = demo_traces(concurrency, commands)
-    samples: dict[str, list[dict[str, float]]] = {name: [] for name in CONTENDERS}
-    names = list(CONTENDERS)
+    samples: dict[str, list[dict[str, float]]] = {name: [] for name in names}
     for repeat in range(repeats):
         order = names[repeat % len(names) :] + names[: repeat % len(names)]
         for name in order:
@@ -72,7 +73,7 @@ def run(dsn: str, concurrency: int, commands: int | None, repeats: int, log_dir:
             "repeats": repeats,
         },
         "commands": summary,
-        "ratios": {name: summary[name]["commands_per_s"]["median"] / base for name in CONTENDERS},
+        "ratios": {name: summary[name]["commands_per_s"]["median"] / base for name in names},
     }
 
 
@@ -94,6 +95,8 @@ def markdown(result: dict[str, Any]) -> str:
         "two_workers": "as observed, `--workers 2`",
     }
     for name, label in labels.items():
+        if name not in result["commands"]:
+            continue
         row = result["commands"][name]
         figures = " | ".join(
             f"{row[key]['median']:,.{d}f} ({row[key]['min']:,.{d}f}–{row[key]['max']:,.{d}f})"
@@ -114,6 +117,9 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--quick", action="store_true", help="120 commands per account, 2 repeats")
     parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument(
+        "--only", default=",".join(CONTENDERS), help="contenders, comma-separated (unobserved is always run)"
+    )
     args = parser.parse_args()
     commands, repeats = (120, 2) if args.quick else (args.commands, args.repeats)
     with tempfile.TemporaryDirectory(prefix="gam-bench-obs-") as tmpdir:
@@ -122,7 +128,8 @@ def main() -> None:
         result: dict[str, Any] = {"benchmark": NAME, "machine": machine_facts(dsn, PACKAGES)}
         result["machine"]["commit"] = source_commit()
         before = os.getloadavg()[0]
-        result |= run(dsn, args.concurrency, commands, repeats, tmp)
+        names = ["unobserved", *(n for n in args.only.split(",") if n in CONTENDERS and n != "unobserved")]
+        result |= run(dsn, args.concurrency, commands, repeats, tmp, names)
         result["machine"]["load_average_1min"] = {"before": before, "after": os.getloadavg()[0]}
     table = markdown(result)
     args.out.mkdir(parents=True, exist_ok=True)
