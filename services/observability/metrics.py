@@ -17,7 +17,6 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -233,7 +232,6 @@ class ProgressCollector(Collector):
         self._lock = threading.Lock()
         self.timeout = timeout
         """A scrape waits this long for the store, then reports it down (``gam_store_up`` 0)."""
-        self._reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="gam-metrics-read")
 
     def add(self, source: ProgressSource) -> Callable[[], None]:
         with self._lock:
@@ -246,6 +244,27 @@ class ProgressCollector(Collector):
 
         return remove
 
+    def _read(self, source: ProgressSource) -> Snapshot:
+        """The source's snapshot, read in a thread of its own so that a scrape answers in
+        time; a read stuck on a dead database is left to finish (or fail) by itself, and
+        the next scrape does not queue behind it."""
+        found: list[Snapshot | BaseException] = []
+
+        def read() -> None:
+            try:
+                found.append(source())
+            except BaseException as error:
+                found.append(error)
+
+        reader = threading.Thread(target=read, name="gam-metrics-read", daemon=True)
+        reader.start()
+        reader.join(self.timeout)
+        if not found:
+            raise TimeoutError(f"the store did not answer within {self.timeout:g} s")
+        if isinstance(found[0], BaseException):
+            raise found[0]
+        return found[0]
+
     def collect(self) -> Iterator[GaugeMetricFamily]:
         with self._lock:
             sources = list(self._sources)
@@ -253,7 +272,7 @@ class ProgressCollector(Collector):
         if not sources:
             return
         try:
-            snapshot = self._reader.submit(sources[-1]).result(timeout=self.timeout)
+            snapshot = self._read(sources[-1])
         except Exception as error:
             log.warning("metrics: the store did not answer (%s)", type(error).__name__)
             up.add_metric([], 0)
