@@ -253,14 +253,17 @@ def free_port() -> int:
 
 
 @contextmanager
-def api_server(settings: Settings, log_dir: Path, *, start_timeout: float = 60) -> Iterator[Server]:
-    """``gam serve`` on ``settings`` in its own process on a free port, until the block ends."""
+def api_server(
+    settings: Settings, log_dir: Path, *, start_timeout: float = 60, args: Sequence[str] = ()
+) -> Iterator[Server]:
+    """``gam serve`` on ``settings`` in its own process on a free port, until the block ends
+    (``args``: more options of ``gam serve``, such as ``--workers``)."""
     secret = settings.jwt_secret or secrets.token_urlsafe(32)
     settings = settings.model_copy(update={"jwt_secret": secret})
     port = free_port()
     env = {key: value for key, value in os.environ.items() if not key.startswith("GAM_")} | gam_env(settings)
     log = log_dir / f"gam-serve-{port}.log"
-    command = [sys.executable, "-m", "services.cli", "serve", "--host", "127.0.0.1", "--port", str(port)]
+    command = [sys.executable, "-m", "services.cli", "serve", "--host", "127.0.0.1", "--port", str(port), *args]
     with log.open("wb") as sink:
         process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=sink, stderr=subprocess.STDOUT)
     server = Server(f"http://127.0.0.1:{port}", process, secret, log)

@@ -22,7 +22,7 @@ from psycopg.sql import SQL, Identifier
 from psycopg_pool import ConnectionPool
 
 from infra.postgres_ddl import lock_for_this_transaction
-from infra.settings import Settings
+from infra.settings import Settings, pool_wait_seconds
 
 TABLE = "gam_idempotency"
 LEASE = timedelta(seconds=30)
@@ -196,7 +196,7 @@ class SQLiteIdempotency(IdempotencyStore):
 class PostgresIdempotency(IdempotencyStore):
     def __init__(self, conninfo: str, schema: str) -> None:
         self.table = SQL("{0}.{1}").format(Identifier(schema), Identifier(TABLE))
-        self.pool = ConnectionPool(conninfo, min_size=1, max_size=4, open=True)
+        self.pool = ConnectionPool(conninfo, min_size=1, max_size=4, open=True, timeout=pool_wait_seconds(conninfo))
         with self.pool.connection() as conn:
             lock_for_this_transaction(conn, schema)  # other processes may be starting too
             conn.execute(

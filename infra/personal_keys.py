@@ -25,7 +25,7 @@ from psycopg.sql import SQL, Identifier
 from psycopg_pool import ConnectionPool
 
 from infra.postgres_ddl import lock_for_this_transaction
-from infra.settings import Settings, conninfo_from_env
+from infra.settings import Settings, conninfo_from_env, pool_wait_seconds
 
 KEY_TABLE = "gam_personal_keys"
 NONCE_BYTES = 12
@@ -123,7 +123,7 @@ class SQLiteKeys(PersonalKeys):
 class PostgresKeys(PersonalKeys):
     def __init__(self, conninfo: str, schema: str) -> None:
         self.table = SQL("{0}.{1}").format(Identifier(schema), Identifier(KEY_TABLE))
-        self.pool = ConnectionPool(conninfo, min_size=1, max_size=2, open=True)
+        self.pool = ConnectionPool(conninfo, min_size=1, max_size=2, open=True, timeout=pool_wait_seconds(conninfo))
         with self.pool.connection() as conn:
             lock_for_this_transaction(conn, schema)  # other processes may be starting too
             conn.execute(

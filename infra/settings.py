@@ -8,6 +8,8 @@ Environment variables (all optional):
 ``GAM_POSTGRES_DSN``   libpq DSN or URI, e.g. ``postgresql://gam:pw@db:5432/gam``
 ``GAM_POSTGRES_SCHEMA`` schema for gam's tables (default: the server's search path)
 ``GAM_POSTGRES_POOL_SIZE`` connections kept open (default 5)
+``GAM_POSTGRES_MAX_OVERFLOW`` more connections each pool may open while busy (default 10);
+                       a process's budget is in docs/operations.md (Capacity)
 ``GAM_SNAPSHOT_INTERVAL`` take a snapshot every N events of an aggregate (default 50,
                        0 turns snapshots off)
 ``GAM_AGGREGATE_CACHE_SIZE`` aggregates kept in memory between commands (default 1000,
@@ -20,8 +22,8 @@ Environment variables (all optional):
                        before answering 503 (default 5)
 ``GAM_MAX_BODY_BYTES`` the largest request body the API reads (default 1048576, 1 MiB);
                        a larger one is refused with 413 before anything is stored
-``GAM_JWT_SECRET``     key that signs the API's bearer tokens (HS256); unset (and no
-                       public key), the API refuses every token
+``GAM_JWT_SECRET``     key that signs the API's bearer tokens (HS256, at least 32 bytes);
+                       unset (and no public key), the API refuses every token
 ``GAM_JWT_PUBLIC_KEY_FILE`` PEM public key of an identity provider (RS256/ES256); when
                        set, it is used instead of the secret
 ``GAM_API_KEYS_FILE``  JSON list of services' API keys, as SHA-256 digests with their
@@ -47,6 +49,32 @@ Environment variables (all optional):
                        ``<sqlite file>.checkpoints`` beside the database; none for PostgreSQL)
 ``GAM_CHECKPOINT_TOPIC`` Kafka topic checkpoints are published to, on the relay's brokers
                        (default: none)
+``GAM_POSTGRES_CONNECT_TIMEOUT`` seconds to wait for a PostgreSQL connection (default 5): a
+                       process started with the database unreachable says so and exits
+``GAM_LOG_FORMAT``     ``text`` (default, for a terminal) or ``json`` (one object a line)
+``GAM_LOG_LEVEL``      DEBUG, INFO (default), WARNING or ERROR
+``GAM_METRICS``        Prometheus ``/metrics`` and the per-request metrics (default true)
+``GAM_METRICS_PORT``   port of ``gam project``'s and ``gam relay``'s ``/metrics`` and
+                       ``/readyz`` (default: none; 0 picks a free one); ``GAM_METRICS_HOST``
+                       the interface (default 127.0.0.1; 0.0.0.0 in a container)
+``GAM_READY_MAX_LAG_EVENTS`` ``/readyz`` answers 503 while a view (or the relay) is more
+                       than this many events behind the log (default 10000, 0: no limit)
+``GAM_READY_MAX_LAG_SECONDS`` ... or its oldest unprocessed event is older than this
+                       (default 60, 0: no limit)
+``GAM_READY_RELAY_TOPIC`` the API's ``/readyz`` also counts the relay's lag on this topic
+``GAM_READY_TIMEOUT_SECONDS`` ``/readyz`` answers 503 after this long (default 2)
+``GAM_RATE_LIMIT_PER_PRINCIPAL`` requests a second per authenticated caller (default 300;
+                       0: no limit); ``GAM_RATE_LIMIT_PER_ADDRESS`` per client address
+                       (default 600); ``GAM_RATE_LIMIT_FAILED_AUTH_PER_ADDRESS`` requests with a
+                       missing or bad credential per client address (default 10, against
+                       guessing); bursts of ``GAM_RATE_LIMIT_BURST_SECONDS`` (10) times the rate
+                       pass; past it, 429 with ``Retry-After``
+``GAM_STORE_DOWN_SECONDS`` after the store failed a request, requests answer 503 at once for
+                       this long (default 2; 0: never) instead of each waiting for the database
+``GAM_CORS_ORIGINS``   JSON list of origins allowed to call the API from a browser (default
+                       none: CORS is off)
+``GAM_DOCS``           serve ``/docs``, ``/redoc`` and ``/openapi.json`` (default true; turn it
+                       off in production)
 =====================  ==========================================================
 """
 
@@ -57,8 +85,10 @@ from pathlib import Path
 from typing import Literal
 
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+MIN_JWT_SECRET_BYTES = 32
 
 
 class Settings(BaseSettings):
@@ -71,6 +101,7 @@ class Settings(BaseSettings):
     postgres_dsn: str | None = None
     postgres_schema: str | None = None
     postgres_pool_size: int = Field(default=5, ge=1)
+    postgres_max_overflow: int = Field(default=10, ge=0)
     snapshot_interval: int = Field(default=50, ge=0)
     aggregate_cache_size: int = Field(default=1000, ge=0)
     view_checkpoint_interval: int = Field(default=1000, ge=0)
@@ -90,6 +121,36 @@ class Settings(BaseSettings):
     checkpoint_every_seconds: float = Field(default=0.5, gt=0)
     checkpoint_dir: Path | None = None
     checkpoint_topic: str | None = Field(default=None, pattern=r"^[A-Za-z0-9._-]{1,249}$")
+    postgres_connect_timeout: int = Field(default=5, ge=1, le=120)
+    """Whole seconds: the event store library reads ``GAM_POSTGRES_CONNECT_TIMEOUT`` itself too."""
+    log_format: Literal["text", "json"] = "text"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    metrics: bool = True
+    metrics_host: str = "127.0.0.1"
+    metrics_port: int | None = Field(default=None, ge=0, le=65535)
+    ready_max_lag_events: int = Field(default=10_000, ge=0)
+    ready_max_lag_seconds: float = Field(default=60.0, ge=0)
+    ready_relay_topic: str | None = Field(default=None, pattern=r"^[A-Za-z0-9._-]{1,249}$")
+    ready_timeout_seconds: float = Field(default=2.0, gt=0, le=30)
+    rate_limit_per_principal: float = Field(default=300.0, ge=0)
+    rate_limit_per_address: float = Field(default=600.0, ge=0)
+    rate_limit_failed_auth_per_address: float = Field(default=10.0, ge=0)
+    rate_limit_burst_seconds: float = Field(default=10.0, gt=0)
+    store_down_seconds: float = Field(default=2.0, ge=0, le=60)
+    cors_origins: list[str] = Field(default_factory=list)
+    docs: bool = True
+
+    @field_validator("jwt_secret")
+    @classmethod
+    def _long_enough(cls, secret: str | None) -> str | None:
+        """RFC 7518 (3.2): an HS256 key must have at least as many bits as the hash (256);
+        a short secret can be found by brute force from any token it signed."""
+        if not secret:
+            return None
+        if len(secret.encode()) < MIN_JWT_SECRET_BYTES:
+            msg = f"GAM_JWT_SECRET must be at least {MIN_JWT_SECRET_BYTES} bytes (HS256), e.g. `openssl rand -hex 32`"
+            raise ValueError(msg)
+        return secret
 
     def describe_store(self) -> str:
         """A line for humans (the CLI prints it): which store, where."""
@@ -124,6 +185,8 @@ class Settings(BaseSettings):
             env["APPLICATION_RECORDER_TOPIC"] = "infra.hash_chain:PostgresChainedRecorder"
             env.update(_postgres_env(self._require_dsn()))
             env["POSTGRES_POOL_SIZE"] = str(self.postgres_pool_size)
+            env["POSTGRES_MAX_OVERFLOW"] = str(self.postgres_max_overflow)
+            env["POSTGRES_CONNECT_TIMEOUT"] = str(self.postgres_connect_timeout)
             if self.postgres_schema:
                 env["POSTGRES_SCHEMA"] = self.postgres_schema
         return env
@@ -148,7 +211,18 @@ def conninfo_from_env(env: Mapping[str, str]) -> str:
     """A libpq conninfo from ``eventsourcing``'s PostgreSQL settings, for the tables gam
     keeps beside the events (personal keys, idempotency keys); ``make_conninfo`` quotes
     values such as passwords properly."""
-    return make_conninfo(**{name: env[key] for name, key in _CONNINFO_KEYS if env.get(key)})
+    params = {name: env[key] for name, key in _CONNINFO_KEYS if env.get(key)}
+    if env.get("POSTGRES_CONNECT_TIMEOUT"):
+        params["connect_timeout"] = str(max(1, round(float(env["POSTGRES_CONNECT_TIMEOUT"]))))
+    return make_conninfo(**params)
+
+
+def pool_wait_seconds(conninfo: str) -> float:
+    """How long a pool of this conninfo waits for a connection: its ``connect_timeout``
+    (psycopg_pool's own default, 30 s, kept a process started without its database
+    silent for half a minute)."""
+    timeout = conninfo_to_dict(conninfo).get("connect_timeout")
+    return float(timeout) if timeout else 30.0
 
 
 def _postgres_env(dsn: str) -> dict[str, str]:

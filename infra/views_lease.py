@@ -28,6 +28,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+from collections.abc import Callable
 
 import psycopg
 
@@ -60,6 +61,10 @@ operator can see which process writes the views: the one whose connection holds 
 advisory lock (:meth:`ViewsLease.writer`)."""
 
 
+lease_observer: Callable[[bool], None] | None = None
+"""Told of every lease taken (True) or given up (False) in this process (the metrics set it)."""
+
+
 class ViewsLease:
     """Ask :meth:`holds` before writing the views; call :meth:`release` when done."""
 
@@ -67,7 +72,23 @@ class ViewsLease:
         self.settings = settings
         self.key = f"gam views in schema {settings.postgres_schema or 'public'}"
         self._connection: psycopg.Connection[tuple[object, ...]] | None = None
-        self._held = False
+        self._holding = False
+
+    @property
+    def _held(self) -> bool:
+        return self._holding
+
+    @_held.setter
+    def _held(self, held: bool) -> None:
+        """Every change of who writes the views is logged (and counted, if observed): a
+        fail-over from ``gam project`` to ``gam serve`` must not happen silently."""
+        if held == self._holding:
+            return
+        self._holding = held
+        if not held:
+            log.info("this process no longer writes the views (%s)", self.key)
+        if lease_observer is not None:
+            lease_observer(held)
 
     def holds(self) -> bool:
         """Whether this process may write the views now, taking the lease if it is free."""

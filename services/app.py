@@ -32,6 +32,7 @@ from infra.mapping import GamMapper
 from infra.personal_keys import KeyErased, PersonalKeys, keys_for_env
 from infra.read_check import ReadCheck, StaleRead
 from infra.transcodings import register_domain_transcodings
+from services.observability import metrics
 
 A = TypeVar("A", bound=GamAggregate)
 
@@ -244,7 +245,8 @@ class GamApplication(Application[UUID]):
         expected = {a.id: a.version - len(a.pending_events) for a in aggregates}
         pending = [event for a in aggregates for event in a.pending_events]
         try:
-            recordings = self.save(*aggregates, reads=reads) if reads is not None else self.save(*aggregates)
+            with metrics.commit_timed(len(pending)):
+                recordings = self.save(*aggregates, reads=reads) if reads is not None else self.save(*aggregates)
         except IntegrityError:
             for aggregate in aggregates:
                 self._evict(aggregate.id)

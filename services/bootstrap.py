@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any, TypeVar
 
+import psycopg
+
 from infra.idempotency import IdempotencyStore, idempotency_for
 from infra.personal_keys import PersonalKeys, keys_for
 from infra.settings import Settings
@@ -89,9 +91,19 @@ class Runtime:
 def bootstrap(settings: Settings | None = None, *, views: Sequence[str] | None = None) -> Runtime:
     """The runtime of one process, from ``settings`` (the ``GAM_*`` environment by default)."""
     settings = settings or Settings()
+    if settings.store == "postgres":
+        reach_postgres(settings)
     app = GamApplication(
         settings.eventsourcing_env(),
         snapshot_interval=settings.snapshot_interval,
         personal_keys=keys_for(settings),
     )
     return Runtime(settings, app, views)
+
+
+def reach_postgres(settings: Settings) -> None:
+    """Connect once before the pools do: an unreachable database then fails at once with
+    libpq's own reason ("connection refused", "no such file" for a socket) instead of
+    each pool retrying quietly until its timeout."""
+    with psycopg.connect(settings.postgres_conninfo()):
+        pass

@@ -27,6 +27,7 @@ from domain.errors import AccountArchived, AlreadyExists, ConcurrencyConflict, D
 from domain.metadata import EventMetadata
 from infra.read_check import ReadCheck, StaleRead
 from services.app import CommandResult, GamApplication
+from services.observability import metrics
 
 A = TypeVar("A", bound=GamAggregate)
 R = TypeVar("R")
@@ -175,7 +176,8 @@ class MessageBus:
             entity_id, version, created = self.decide(session, command, meta, expected_version, gatekeeper)
             return CommandResult(entity_id, version, session.commit(), created)
 
-        result = self._in_session(attempt)
+        with metrics.command_handled(command.type_name()):
+            result = self._in_session(attempt)
         self.after_commit(command, meta)
         return result
 
@@ -224,7 +226,12 @@ class MessageBus:
             position = session.commit()
             return [CommandResult(entity_id, version, position, created) for entity_id, version, created in decided]
 
-        results = self._in_session(attempt)
+        try:
+            results = self._in_session(attempt)
+        except BatchRefused as refused:  # counted once, after any retry on fresh state
+            metrics.refused(commands[refused.index][0].type_name(), refused)
+            raise
+        metrics.accepted(command.type_name() for command, _ in commands)
         for command, _ in commands:
             self.after_commit(command, meta)
         return results

@@ -13,6 +13,7 @@ unreachable store is one line on standard error and a non-zero exit
 from __future__ import annotations
 
 import json
+import logging
 import os
 import sqlite3
 import sys
@@ -24,7 +25,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 from uuid import UUID
 
 import eventsourcing.persistence as es
@@ -54,6 +55,7 @@ from services.demo_views import (
     show_strategy_flow,
 )
 from services.importer import DEFAULT_BATCH, ImportRefused, import_file
+from services.observability.startup import describe as describe_failure
 from services.projector import PROJECTIONS, VIEWS_WAIT_SECONDS, bring_up_to_date, follow, rebuild_views
 from services.read_models import ViewResult as ReadModelsResult
 from services.transparency_cli import register as register_transparency
@@ -76,8 +78,13 @@ def _version() -> str:
 
 
 def _say_error(message: str) -> None:
-    """One line, never wrapped (a terminal's width must not split it)."""
-    typer.echo(" ".join(message.split()), err=True)
+    """One line, never wrapped (a terminal's width must not split it); with
+    ``GAM_LOG_FORMAT=json``, a log record, so standard error holds JSON lines only."""
+    line = " ".join(message.split())
+    if os.environ.get("GAM_LOG_FORMAT", "").lower() == "json":
+        logging.getLogger("gam").critical(line)
+    else:
+        typer.echo(line, err=True)
 
 
 STORE_UNAVAILABLE = (
@@ -128,7 +135,12 @@ class GamGroup(TyperGroup):
             _say_error(f"gam: refused ({refused.rule}): {refused}")
             sys.exit(1)
         except STORE_UNAVAILABLE as error:
-            _say_error(f"gam: the event store is unavailable ({Settings().describe_store()}): {error}")
+            if os.environ.get("GAM_DEBUG"):
+                raise
+            cause = describe_failure(error)  # PostgreSQL: where it was looked for, never the password
+            if not cause.startswith("the PostgreSQL database"):
+                cause = f"the event store is unavailable ({Settings().describe_store()}): {error}"
+            _say_error(f"gam: {cause}")
             sys.exit(1)
         except Exception as error:  # the store unreachable, a bug: still one line unless asked
             if os.environ.get("GAM_DEBUG"):
@@ -137,6 +149,10 @@ class GamGroup(TyperGroup):
             sys.exit(1)
         sys.exit(code if isinstance(code, int) else 0)
 
+
+if TYPE_CHECKING:
+    from services.observability.operations import Operations
+    from services.relay import Relay
 
 cli = typer.Typer(
     cls=GamGroup,
@@ -200,7 +216,10 @@ class ExportFormat(StrEnum):
 def _open_store(views: Sequence[str] | None = None, out: Console = diagnostics) -> Runtime:
     """This process's runtime (``services.bootstrap``), after saying which store it uses."""
     settings = Settings()
-    out.print(f"[dim]store:[/dim] {settings.describe_store()}", soft_wrap=True)  # one line, however long
+    if settings.log_format == "json" and out is diagnostics:  # standard error holds JSON lines only
+        logging.getLogger("gam").info("store: %s", settings.describe_store())
+    else:
+        out.print(f"[dim]store:[/dim] {settings.describe_store()}", soft_wrap=True)  # one line, however long
     return bootstrap(settings, views=views)
 
 
@@ -270,6 +289,7 @@ def project(
     then follow new events as they are stored (Ctrl-C stops)."""
     runtime = _open_store()
     settings, projector, lease = runtime.settings, runtime.projector, runtime.lease
+    operations = _operations_port(settings)  # up during the first catch-up too, which may be long
     try:
         if lease.holds():
             processed = projector.catch_up()
@@ -284,6 +304,21 @@ def project(
             follow(settings, timeout=seconds)
         except KeyboardInterrupt:
             console.print("stopped")
+        finally:
+            if operations is not None:
+                operations.close()
+    elif operations is not None:
+        operations.close()
+
+
+def _operations_port(settings: Settings, relay: Relay | None = None) -> Operations | None:
+    """``/metrics`` and ``/readyz`` of ``gam project`` (the views) or ``gam relay`` on
+    GAM_METRICS_PORT, if set."""
+    if settings.metrics_port is None:
+        return None
+    from services.observability.operations import Operations
+
+    return Operations.start(settings, relay)
 
 
 @cli.command()
@@ -345,7 +380,8 @@ def relay(
     if bootstrap_servers:
         settings = settings.model_copy(update={"kafka_bootstrap_servers": bootstrap_servers})
     producer = create_producer(settings)
-    publisher = Relay(runtime.app, settings, producer, topic)
+    publisher = Relay(runtime.app, settings, producer, topic, producer_factory=lambda: create_producer(settings))
+    operations = _operations_port(settings, relay=publisher)
     try:
         if from_position is not None:
             publisher.start_from(from_position)
@@ -356,7 +392,9 @@ def relay(
     except KeyboardInterrupt:
         console.print(f"stopped at position {publisher.position()}")
     finally:
-        producer.close()
+        if operations is not None:
+            operations.close()
+        publisher.producer.close()
         publisher.close()
         runtime.close()
 
@@ -606,10 +644,16 @@ def erase_stakeholder(
         runtime.close()
 
 
+WORKER_START_SECONDS = 60
+
+
 @cli.command()
 def serve(
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(min=1, max=65535, help="Port to listen on.")] = 8000,
+    workers: Annotated[
+        int, typer.Option(min=1, max=64, help="Server processes (each with its own PostgreSQL pools).")
+    ] = 1,
 ) -> None:
     """Serve the HTTP API (OpenAPI at /docs): commands, queries (views kept up to date in process), compliance."""
     import uvicorn
@@ -622,7 +666,19 @@ def serve(
         console.print(
             "[yellow]no GAM_JWT_SECRET, GAM_JWT_PUBLIC_KEY_FILE or GAM_API_KEYS_FILE: every call will be 401[/]"
         )
-    uvicorn.run(create_app(settings), host=host, port=port)
+    served = {"host": host, "port": port, "log_config": None, "access_log": False, "server_header": False}
+    if workers > 1:  # each worker builds its own app from the same GAM_* environment
+        # A worker starts by importing gam (seconds on a busy machine): uvicorn's 5 s health
+        # check of a new worker restarted it over and over.
+        uvicorn.run(
+            "services.api.app:create_worker_app",
+            factory=True,
+            workers=workers,
+            timeout_worker_healthcheck=WORKER_START_SECONDS,
+            **served,  # type: ignore[arg-type]
+        )
+    else:
+        uvicorn.run(create_app(settings), **served)  # type: ignore[arg-type]
 
 
 @cli.command()
@@ -700,7 +756,9 @@ def import_commands(
 
 
 def main() -> None:
-    cli()
+    from services.observability.startup import run
+
+    run(cli)
 
 
 if __name__ == "__main__":

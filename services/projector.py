@@ -38,6 +38,7 @@ from projections.base import ViewProjection
 from projections.ports import AuditRow, Document, ViewChange, ViewRecorder
 from projections.strategy_flow import StrategyFlowProjection
 from services.app import GamApplication
+from services.observability import metrics
 
 log = logging.getLogger(__name__)
 
@@ -204,6 +205,7 @@ class Projector:
             notifications = self.app.recorder.select_notifications(start=start + 1, limit=batch)
             if not notifications:
                 break
+            batch_started, before = time.perf_counter(), dict(positions)
             with batched(self.projections.values()):
                 for notification in notifications:
                     event = self.app.mapper.to_domain_event(notification)
@@ -214,6 +216,7 @@ class Projector:
                             positions[name] = notification.id
                             processed += 1
             start = notifications[-1].id
+            metrics.views_advanced(before, positions, time.perf_counter() - batch_started)
             if progress:
                 for name in self.projections:
                     progress(name, positions[name], last)
@@ -366,7 +369,7 @@ def _run_while_holding(lease: ViewsLease, settings: Settings, names: list[str], 
             running.enter_context(
                 ProjectionRunner(
                     application_class=GamApplication,
-                    projection_class=projection_class(settings, name),
+                    projection_class=metrics.counting(projection_class(settings, name), name),
                     view_class=view_recorder_class(settings.store, name),
                     env=follower_env(settings),
                 )

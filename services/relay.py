@@ -9,13 +9,16 @@ again, with the same ids, and never skips one.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from uuid import UUID
 
-from eventsourcing.persistence import Tracking
+import psycopg
+from eventsourcing.persistence import PersistenceError, Tracking
 from kafka import KafkaProducer
 from kafka.errors import KafkaError
 
@@ -25,6 +28,7 @@ from infra.settings import Settings
 from projections.ports import ViewRecorder
 from services.app import GamApplication
 from services.envelope import to_message
+from services.observability import metrics
 from services.projector import open_view
 
 log = logging.getLogger(__name__)
@@ -34,6 +38,7 @@ POLL_SECONDS = 0.05
 ACK_TIMEOUT_SECONDS = 60.0
 OWNER_CACHE_SIZE = 100_000
 RETRY_SECONDS = 1.0
+REBUILD_AFTER_FAILURES = 3
 
 
 def relay_view_name(topic: str) -> str:
@@ -42,10 +47,20 @@ def relay_view_name(topic: str) -> str:
 
 
 class Relay:
-    def __init__(self, app: GamApplication, settings: Settings, producer: KafkaProducer, topic: str | None = None):
+    def __init__(
+        self,
+        app: GamApplication,
+        settings: Settings,
+        producer: KafkaProducer,
+        topic: str | None = None,
+        producer_factory: Callable[[], KafkaProducer] | None = None,
+    ):
         self.app = app
         self.topic = topic or settings.kafka_topic
         self.producer = producer
+        self.producer_factory = producer_factory
+        """Builds a new producer when the current one keeps failing (see :meth:`run`)."""
+        self._failures = 0
         self.tracking: ViewRecorder = open_view(settings, relay_view_name(self.topic))
         self._owners: OrderedDict[UUID, UUID | None] = OrderedDict()
         self._stopping = threading.Event()
@@ -73,9 +88,10 @@ class Relay:
             futures.append(
                 self.producer.send(self.topic, key=message.key, value=message.value, headers=message.headers)
             )
-        self.producer.flush(timeout=ACK_TIMEOUT_SECONDS)
-        for future in futures:
-            future.get(timeout=ACK_TIMEOUT_SECONDS)  # raises if any record was not acknowledged
+        with metrics.publish_timed(self.topic, len(futures)):
+            self.producer.flush(timeout=ACK_TIMEOUT_SECONDS)
+            for future in futures:
+                future.get(timeout=ACK_TIMEOUT_SECONDS)  # raises if any record was not acknowledged
         self.tracking.insert_tracking(Tracking(self.app.name, notifications[-1].id))
         return len(notifications)
 
@@ -88,15 +104,47 @@ class Relay:
                 count = self.publish_batch()
             except KafkaError as error:
                 # Nothing after the stored position counts as published: retry it all.
-                log.warning("publishing failed (%s); retrying from position %d", error, self.position() + 1)
-                self._stopping.wait(RETRY_SECONDS)
+                self._failed(f"publishing failed ({error})")
                 continue
+            except (PersistenceError, psycopg.Error) as error:
+                self._failed(f"the event store is unavailable ({type(error).__name__})")
+                continue
+            if self._failures:
+                log.info("publishing again after %d failed attempts; position %d", self._failures, self.position())
+                self._failures = 0
             published += count
             if count == 0:
                 if until_caught_up:
                     break
                 self._stopping.wait(POLL_SECONDS)
         return published
+
+    def _failed(self, why: str) -> None:
+        """Wait and retry from the stored position; a producer that failed
+        ``REBUILD_AFTER_FAILURES`` times in a row is replaced by a new one. A kafka-python
+        producer can stay broken after the broker came back (an idempotent one keeps
+        failing ``InitProducerId`` with ``UnknownError``), so retrying with it alone
+        looped until a person restarted the relay."""
+        self._failures += 1
+        metrics.RELAY_RETRIES.labels(self.topic).inc()
+        with contextlib.suppress(Exception):  # the store may be what is down
+            log.warning("%s; retrying from position %d", why, self.position() + 1)
+        self._stopping.wait(RETRY_SECONDS)
+        if self.producer_factory is not None and self._failures % REBUILD_AFTER_FAILURES == 0:
+            self._rebuild_producer()
+
+    def _rebuild_producer(self) -> None:
+        assert self.producer_factory is not None
+        try:
+            fresh = self.producer_factory()
+        except Exception as error:  # the broker is still away: keep the old one, try again later
+            log.warning("cannot build a new Kafka producer yet (%s)", error)
+            return
+        old, self.producer = self.producer, fresh
+        with contextlib.suppress(Exception):
+            old.close(timeout=0)
+        metrics.RELAY_PRODUCER_RESTARTS.inc()
+        log.info("built a new Kafka producer after %d failed attempts", self._failures)
 
     def stop(self) -> None:
         """Ask a running :meth:`run` (in another thread) to return."""

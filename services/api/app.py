@@ -8,21 +8,29 @@ which log position its view had reached, and ``min_position`` makes a read wait
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Annotated
 
-from fastapi import FastAPI, Query
+import anyio.to_thread
+from fastapi import Depends, FastAPI, Query, Request, Response
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 
 from infra.settings import Settings
+from projections.ports import ViewRecorder
 from services.api import compliance, problems
 from services.api.auth import Verifier
 from services.api.body_limit import BodySizeLimit
 from services.api.routes import batches, commands, queries, transparency
 from services.bootstrap import Runtime, bootstrap
-from services.projector import STANDBY_SECONDS
+from services.observability.http import Guard, RateLimiter, StoreBreaker, StoreKnownDown, StoreWatch, request_guard
+from services.observability.metrics import exposition
+from services.observability.readiness import describe, observe, progress_source, verdict
+from services.projector import STANDBY_SECONDS, open_view
+from services.relay import relay_view_name
 
 FOLLOW_SECONDS = 0.2
 LINGER_SECONDS = 0.01
@@ -65,18 +73,28 @@ class ViewsFollower:
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     runtime = bootstrap(settings or Settings()).open("projector", "reads", "idempotency", "lease")
+    settings = runtime.settings
     follower = ViewsFollower(runtime)
     checkpoints = transparency.checkpointer(runtime)
+    readiness = Readiness(runtime)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        stop_observing = observe(runtime.app, readiness.snapshot)
         follower.start()
         checkpoints.start()
+        if watch is not None and breaker.seconds:
+            watch.start()
         yield
+        if watch is not None:
+            watch.stop()
         checkpoints.stop()
         follower.stop()
+        stop_observing()
+        readiness.close()
         runtime.close()
 
+    docs = {} if settings.docs else {"docs_url": None, "redoc_url": None, "openapi_url": None}
     api = FastAPI(
         title="gam",
         version="0.2.0",
@@ -84,11 +102,38 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         "the account view, the strategy flow and the audit trail.",
         description=API_DESCRIPTION,
         lifespan=lifespan,
+        **docs,  # type: ignore[arg-type]
     )
     problems.install(api)
-    api.add_middleware(BodySizeLimit, max_bytes=runtime.settings.max_body_bytes)
+    api.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    if settings.cors_origins:
+        api.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
+            allow_headers=[
+                *("Authorization", "Content-Type", "If-Match"),
+                *("Idempotency-Key", "X-API-Key", "X-Correlation-ID"),
+            ],
+            expose_headers=["ETag", "Location", "Retry-After", "X-Correlation-ID", "Idempotent-Replayed"],
+        )
+    breaker = StoreBreaker(settings.store_down_seconds)
+    watch = StoreWatch(settings.postgres_conninfo(), breaker) if settings.store == "postgres" else None
+    per_address = RateLimiter(settings.rate_limit_per_address, settings.rate_limit_burst_seconds)
+    api.add_middleware(Guard, measure=settings.metrics)
+    api.router.dependencies.insert(0, Depends(request_guard(per_address, breaker)))
+
+    @api.exception_handler(StoreKnownDown)
+    async def store_known_down(_: Request, error: StoreKnownDown) -> JSONResponse:
+        headers = {"Retry-After": str(error.retry_after)}
+        return problems.problem(503, "Store unavailable", str(error), headers, rule="store_unavailable")
+
     api.state.runtime = runtime
-    api.state.verifier = Verifier.from_settings(runtime.settings)
+    api.state.verifier = Verifier.from_settings(settings)
+    burst = settings.rate_limit_burst_seconds
+    api.state.rate_limit_principal = RateLimiter(settings.rate_limit_per_principal, burst)
+    api.state.rate_limit_failed_auth = RateLimiter(settings.rate_limit_failed_auth_per_address, burst)
+    api.state.breaker = breaker
     for router in (commands.router, batches.router, queries.router, compliance.router, transparency.router):
         api.include_router(router)
 
@@ -97,23 +142,74 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         """The process is alive."""
         return {"status": "ok"}
 
-    @api.get("/readyz", tags=["operations"], responses=problems.problem_responses({503: "The store is unreachable"}))
-    def readyz() -> JSONResponse:
-        """The store answers; each view's position and how far it lags the log."""
+    @api.get(
+        "/readyz",
+        tags=["operations"],
+        responses=problems.problem_responses(
+            {503: "The store is unreachable, a view (or the watched relay) lags too far, or the check took too long"}
+        ),
+    )
+    async def readyz() -> JSONResponse:
+        """Whether this process should get traffic: the store answers (within
+        ``GAM_READY_TIMEOUT_SECONDS``) and no view lags more than ``GAM_READY_MAX_LAG_EVENTS``
+        events or ``GAM_READY_MAX_LAG_SECONDS`` seconds; each view's position and lag."""
         try:
-            last = runtime.app.recorder.max_notification_id() or 0
-            positions = runtime.projector.positions()
+            snapshot = await asyncio.wait_for(
+                anyio.to_thread.run_sync(readiness.snapshot, abandon_on_cancel=True), settings.ready_timeout_seconds
+            )
+        except TimeoutError:
+            return problems.problem(503, "Not ready", "the store did not answer in time", rule="store_unavailable")
         except Exception as error:
-            return problems.problem(503, "Store unavailable", str(error))
-        body = {
-            "status": "ready",
-            "store": runtime.settings.describe_store(),
-            "log_position": last,
-            "views": {name: {"position": p, "lag": last - p} for name, p in positions.items()},
-        }
-        return JSONResponse(body)
+            breaker.trip()
+            return problems.problem(
+                503, "Not ready", f"the store is unavailable ({type(error).__name__})", rule="store_unavailable"
+            )
+        breaker.reset()
+        ok, reasons = verdict(snapshot, settings)
+        shown = describe(snapshot)
+        if not ok:
+            return problems.problem(503, "Not ready", "; ".join(reasons), rule="lagging", **shown)
+        return JSONResponse({"status": "ready", **shown})
+
+    if settings.metrics:
+
+        @api.get("/metrics", tags=["operations"], include_in_schema=False)
+        def prometheus_metrics() -> Response:
+            body, content_type = exposition()
+            return Response(body, media_type=content_type)
 
     return api
+
+
+def create_worker_app() -> FastAPI:
+    """The app of one ``gam serve --workers N`` process: a new interpreter, so its logging
+    is configured here as the CLI configures the parent's."""
+    from services.observability.logs import configured_from_environment
+
+    configured_from_environment("serve")
+    return create_app()
+
+
+class Readiness:
+    """What ``/readyz`` and the metrics read: the log, the views and, if watched
+    (``GAM_READY_RELAY_TOPIC``), the relay's position, in one bounded snapshot."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+        self._relay: ViewRecorder | None = None
+        topic = runtime.settings.ready_relay_topic
+        relays = (lambda: {topic: self._relay_position(topic)}) if topic else None
+        self.snapshot = progress_source(runtime.app, runtime.projector.positions, relays)
+
+    def _relay_position(self, topic: str) -> int:
+        if self._relay is None:
+            self._relay = open_view(self.runtime.settings, relay_view_name(topic))
+        return self._relay.max_tracking_id(self.runtime.app.name) or 0
+
+    def close(self) -> None:
+        close = getattr(self._relay, "close", None)
+        if close:
+            close()
 
 
 API_DESCRIPTION = """

@@ -28,6 +28,7 @@ from fastapi import Depends, HTTPException, Request, Security
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
 from infra.settings import Settings
+from services.observability import metrics
 
 ROLES = frozenset({"gam", "regional_manager", "local_manager", "viewer", "compliance", "admin"})
 
@@ -140,12 +141,27 @@ async def authenticate(
     verifier: Verifier = request.app.state.verifier
     try:
         if credentials is not None:
-            return verifier.token(credentials.credentials)
-        if api_key is not None:
-            return verifier.api_key(api_key)
+            principal = verifier.token(credentials.credentials)
+        elif api_key is not None:
+            principal = verifier.api_key(api_key)
+        else:
+            raise CredentialError("a bearer token or an API key is required")
     except CredentialError as error:
+        _limit(request, "failed_auth", request.client.host if request.client else "unknown")
         raise _unauthorized(str(error)) from None
-    raise _unauthorized("a bearer token or an API key is required")
+    request.state.actor = principal.subject  # for the request's log line
+    _limit(request, "principal", principal.subject)
+    return principal
+
+
+def _limit(request: Request, limit: str, key: str) -> None:
+    """429 past the ``limit``'s rate for ``key`` (a caller; an address that keeps failing to
+    authenticate, which is how tokens and API keys are guessed)."""
+    limiter = getattr(request.app.state, f"rate_limit_{limit}", None)
+    wait = limiter.retry_after(key) if limiter is not None else None
+    if wait is not None:
+        metrics.HTTP_RATE_LIMITED.labels(limit).inc()
+        raise HTTPException(429, "too many requests; slow down", headers={"Retry-After": str(wait)})
 
 
 Caller = Annotated[Principal, Depends(authenticate)]

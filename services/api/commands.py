@@ -35,6 +35,7 @@ from services.api.command_models import CommandBody
 from services.api.dependencies import RuntimeDep
 from services.api.problems import problem_responses
 from services.bus import MessageBus, Scope
+from services.observability import metrics
 
 log = logging.getLogger(__name__)
 
@@ -100,11 +101,11 @@ class CommandGate:
     def send(self, command: Command, body: CommandBody, location: str | None = None) -> Response:
         """Send the command through the bus; this gate admits the caller on the state
         the bus loaded. A creation answers 201 with ``Location``; a change 200."""
-        return self._once(lambda: self._decide(command, body, location))
+        return self._once(lambda: self._decide(command, body, location), command.type_name())
 
     def send_batch(self, commands: list[tuple[Command, int | None]], reason: str | None) -> Response:
         """Send commands through the bus in one transaction; a refusal names its index."""
-        return self._once(lambda: self._decide_batch(commands, reason))
+        return self._once(lambda: self._decide_batch(commands, reason), "batch")
 
     def _decide_batch(self, commands: list[tuple[Command, int | None]], reason: str | None) -> Response:
         results = self.bus.handle_all(
@@ -145,13 +146,14 @@ class CommandGate:
         status = 201 if command.creates else 200
         return JSONResponse(accepted.model_dump(mode="json"), status_code=status, headers=headers)
 
-    def _once(self, decide: Callable[[], Response]) -> Response:
+    def _once(self, decide: Callable[[], Response], type_name: str) -> Response:
         key = self.idempotency_key
         if key is None:
             return decide()
         owner = self.principal.subject
         reservation = self.idempotency.reserve(owner, key, self.fingerprint)
         if isinstance(reservation, Replay):
+            metrics.replayed(type_name)
             stored = reservation.response
             headers = {**stored.headers, "Idempotent-Replayed": "true"}
             return Response(stored.body, status_code=stored.status, headers=headers, media_type="application/json")

@@ -189,10 +189,13 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(psycopg.InterfaceError)
     @app.exception_handler(PoolTimeout)
     @app.exception_handler(sqlite3.OperationalError)
-    async def store_unavailable(_: Request, error: Exception) -> JSONResponse:
+    async def store_unavailable(request: Request, error: Exception) -> JSONResponse:
         # The database restarted, is unreachable or locked: nothing was acknowledged,
         # so the caller may retry (with the same Idempotency-Key) after a moment.
         log.warning("store unavailable: %s", error)
+        breaker = getattr(request.app.state, "breaker", None)
+        if breaker is not None and not isinstance(error, sqlite3.OperationalError):
+            breaker.trip()  # the next requests answer 503 at once instead of waiting for the database
         return problem(
             503, "Store unavailable", "the event store is unavailable; retry shortly", rule="store_unavailable"
         )

@@ -235,3 +235,29 @@ def test_a_broker_killed_and_restarted_mid_stream_loses_nothing(
         relay.producer.close()
         relay.close()
         app.close()
+
+
+def test_a_relay_whose_producer_broke_for_good_builds_a_new_one_and_loses_nothing(settings: Settings) -> None:
+    """A kafka-python producer can stay broken after a broker outage (an idempotent one
+    failing ``InitProducerId`` with ``UnknownError`` on every try, seen for 35 s until a
+    person restarted the relay). A producer that can never send again stands for it
+    here: the relay replaces it and publishes from its stored position."""
+    from services.observability import metrics
+
+    app = GamApplication(settings.eventsourcing_env())
+    seed_account(app, 0)
+    broken = create_producer(settings)
+    broken.close()
+    relay = Relay(app, settings, broken, producer_factory=lambda: create_producer(settings))
+    restarts = metrics.RELAY_PRODUCER_RESTARTS._value.get()
+    retries = metrics.RELAY_RETRIES.labels(relay.topic)._value.get()
+    relay.run(seconds=60, until_caught_up=True)
+    assert relay.position() == 580
+    assert relay.producer is not broken
+    assert metrics.RELAY_PRODUCER_RESTARTS._value.get() == restarts + 1
+    assert metrics.RELAY_RETRIES.labels(relay.topic)._value.get() == retries + 3
+    records = read_topic(settings.kafka_bootstrap_servers, relay.topic, at_least=580)
+    assert sorted(json.loads(r.value)["gamposition"] for r in records) == list(range(1, 581))
+    relay.producer.close()
+    relay.close()
+    app.close()

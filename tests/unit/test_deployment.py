@@ -3,11 +3,14 @@ where Docker Compose is installed, otherwise loaded as YAML and checked."""
 
 from __future__ import annotations
 
+import os
+import re
 import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 
 from infra.settings import Settings
@@ -15,9 +18,49 @@ from infra.settings import Settings
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _compose() -> dict[str, Any]:
-    loaded: dict[str, Any] = yaml.safe_load((ROOT / "docker-compose.yml").read_text(encoding="utf-8"))
+REQUIRED = {"GAM_POSTGRES_PASSWORD": "pw-from-the-host", "GAM_JWT_SECRET": "s" * 32}
+"""What an operator must export before ``docker compose up`` (there are no defaults)."""
+
+
+def _interpolated(text: str, env: dict[str, str]) -> str:
+    """Compose's ``${NAME:?message}`` substitution: a required variable that is unset is an error."""
+
+    def value(match: re.Match[str]) -> str:
+        name = match.group(1)
+        if name not in env:
+            raise KeyError(f"{name} is required: {match.group(2)}")
+        return env[name]
+
+    return re.sub(r"\$\{(\w+):\?([^}]*)\}", value, text)
+
+
+def _compose(env: dict[str, str] = REQUIRED) -> dict[str, Any]:
+    text = _interpolated((ROOT / "docker-compose.yml").read_text(encoding="utf-8"), env)
+    loaded: dict[str, Any] = yaml.safe_load(text)
     return loaded
+
+
+def test_compose_has_no_default_credentials() -> None:
+    text = (ROOT / "docker-compose.yml").read_text(encoding="utf-8")
+    assert ":-" not in text  # no ${VAR:-default}
+    for name in REQUIRED:
+        assert f"${{{name}:?" in text
+        with pytest.raises(KeyError, match=name):
+            _compose({k: v for k, v in REQUIRED.items() if k != name})
+    services = _compose()["services"]
+    assert services["postgres"]["environment"]["POSTGRES_PASSWORD"] == REQUIRED["GAM_POSTGRES_PASSWORD"]
+    assert services["api"]["environment"]["GAM_DOCS"] == "false"
+
+
+def test_projector_and_relay_are_checked_by_their_progress_and_scraped() -> None:
+    compose = _compose()
+    services = compose["services"]
+    for name in ("projector", "relay"):
+        assert "9100/readyz" in " ".join(services[name]["healthcheck"]["test"])
+        assert services[name]["environment"]["GAM_METRICS_PORT"] == "9100"
+    scraped = compose["configs"]["prometheus"]["content"]
+    for target in ("api:8000", "projector:9100", "relay:9100"):
+        assert target in scraped
 
 
 def test_compose_file_parses_with_docker_compose_when_present() -> None:
@@ -29,6 +72,7 @@ def test_compose_file_parses_with_docker_compose_when_present() -> None:
             capture_output=True,
             text=True,
             check=False,
+            env={**os.environ, **REQUIRED},
         )
         assert result.returncode == 0, result.stderr
     services = _compose()["services"]

