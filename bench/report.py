@@ -271,7 +271,25 @@ def markdown(result: dict[str, Any], json_name: str, plot_paths: list[Path], bas
               f"| {number(p['account_view_and_audit_trail_s'])} |" for p in flow),
             "",
         ]  # fmt: skip
+    out += rebuild_section(base / "results")
     for path in plot_paths:
         out.append(f"![{path.stem}]({path.relative_to(base).as_posix()})")
     out.append("")
     return "\n".join(out)
+
+
+REBUILD_NOTES = Path(__file__).resolve().parent / "rebuild_notes.md"
+"""What the rebuild figures mean and how they were reached (kept by hand; ``bench.rebuild`` writes the tables)."""
+
+
+def rebuild_section(results: Path) -> list[str]:
+    """The latest tables of ``python -m bench.rebuild`` (its own command), with their notes."""
+    tables = sorted(results.glob("rebuild*.md"))
+    if not tables:
+        return []
+    out = ["## Rebuilding the views (`python -m bench.rebuild`)", ""]
+    if REBUILD_NOTES.exists():
+        out += [REBUILD_NOTES.read_text().strip(), ""]
+    for table in tables:
+        out += [table.read_text().strip(), ""]
+    return out
