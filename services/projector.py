@@ -54,6 +54,12 @@ Progress = Callable[[str, int, int], None]
 CATCH_UP_BATCH = 5_000
 """Events read from the log per query and stored per view transaction by a catch-up."""
 
+FLUSH_SECONDS = 1.0
+"""A catch-up stores its views at least this often, however large its batch. A
+rebuild on PostgreSQL is one transaction per view, and the server ends a
+transaction that sends no statement for ``POSTGRES_IDLE_IN_TRANSACTION_SESSION_TIMEOUT``
+(5 s by default): on a busy machine, a batch of thousands of events could take that long."""
+
 
 @functools.cache
 def view_recorder_class(store: str, view_name: str) -> type[ViewRecorder]:
@@ -228,7 +234,8 @@ class Projector:
 
         Each event is decoded once for every view (and not at all when no view
         reads its class); each view's changes are stored once per batch of
-        ``batch`` events, with the batch's last position."""
+        ``batch`` events (or of what :data:`FLUSH_SECONDS` allowed), with the
+        batch's last position."""
         positions = self.positions()
         start = min(positions.values(), default=0)
         last = self.app.recorder.max_notification_id() or 0
@@ -237,12 +244,21 @@ class Projector:
         views = list(self.projections.items())
         read_by: dict[type[Any] | None, list[bool]] = {}
         with batched(self.projections.values()) as batches:
+            flushed = dict(positions)
+
+            def flush() -> None:
+                for (name, _), view_batch in zip(views, batches, strict=True):
+                    if positions[name] != flushed[name]:
+                        view_batch.tracking = Tracking(self.app.name, positions[name])
+                    view_batch.flush()
+                flushed.update(positions)
+
             while start < last:
                 notifications = self.app.recorder.select_notifications(start=start + 1, limit=batch)
                 if not notifications:
                     break
-                before = dict(positions)
-                for notification in notifications:
+                flush_by = time.monotonic() + FLUSH_SECONDS
+                for index, notification in enumerate(notifications, 1):
                     position = notification.id
                     cls = event_class(notification.topic)
                     reads = read_by.get(cls)
@@ -255,10 +271,10 @@ class Projector:
                                 view_batch.apply(projection.change_for(facts, position))
                             positions[name] = position
                             processed += 1
-                for (name, _), view_batch in zip(views, batches, strict=True):
-                    if positions[name] != before[name]:
-                        view_batch.tracking = Tracking(self.app.name, positions[name])
-                    view_batch.flush()
+                    if index % 256 == 0 and time.monotonic() > flush_by:
+                        flush()
+                        flush_by = time.monotonic() + FLUSH_SECONDS
+                flush()
                 start = notifications[-1].id
                 if progress:
                     for name in self.projections:
