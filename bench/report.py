@@ -292,4 +292,15 @@ def rebuild_section(results: Path) -> list[str]:
         out += [REBUILD_NOTES.read_text().strip(), ""]
     for table in tables:
         out += [table.read_text().strip(), ""]
+    reads = results / "reads.md"
+    if reads.exists():
+        out += [
+            "## Reading parts of the account view (`python -m bench.reads`)",
+            "",
+            "`/stakeholder-map` and `/pipeline` derive only the sections they return (they derived the whole view), "
+            "and the view routes write their answers with orjson instead of FastAPI's `jsonable_encoder`.",
+            "",
+            reads.read_text().strip(),
+            "",
+        ]
     return out
