@@ -298,7 +298,8 @@ def rebuild_section(results: Path) -> list[str]:
             "## Reading parts of the account view (`python -m bench.reads`)",
             "",
             "`/stakeholder-map` and `/pipeline` derive only the sections they return (they derived the whole view), "
-            "and the view routes write their answers with orjson instead of FastAPI's `jsonable_encoder`.",
+            "and the view routes write their answers with orjson instead of FastAPI's response-model validation and "
+            "`json.dumps` (in-process HTTP through TestClient, whose own cost is most of both figures).",
             "",
             reads.read_text().strip(),
             "",
