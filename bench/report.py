@@ -284,7 +284,7 @@ REBUILD_NOTES = Path(__file__).resolve().parent / "rebuild_notes.md"
 
 def rebuild_section(results: Path) -> list[str]:
     """The latest tables of ``python -m bench.rebuild`` (its own command), with their notes."""
-    tables = sorted(results.glob("rebuild*.md"))
+    tables = sorted(results.glob("rebuild*.md"), key=lambda path: (path.name != "rebuild.md", path.name))
     if not tables:
         return []
     out = ["## Rebuilding the views (`python -m bench.rebuild`)", ""]
