@@ -7,9 +7,9 @@ about still record their position, so the view's position is the log's.
 
 The logic reads an event as :class:`~projections.facts.EventFacts`: a follower
 builds them from each domain event the library hands it (:meth:`process_event`),
-a catch-up decodes them once from the stored event for every view. A view names the event classes it reads
-(:meth:`reads`), so a catch-up need not decode the events no view reads.
-Either way in, :meth:`change_for` gives the view's :meth:`change`.
+a catch-up decodes them once from the stored event for every view. Either way in,
+:meth:`change_for` gives the view's :meth:`change`. A view names the event classes
+it reads (:meth:`reads`), so a catch-up need not decode the events no view reads.
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ from projections.facts import EventFacts, facts_of
 from projections.ports import Document, ViewChange, ViewRecorder
 
 NO_CHANGE = ViewChange()
+"""What an event a view ignores does to it (shared: nothing changes a ViewChange)."""
 
 OWNER_PREFIX = "owner:"
 """Index documents ``owner:<entity id>`` → the account (and kind) an entity belongs to."""
