@@ -271,6 +271,7 @@ def markdown(result: dict[str, Any], json_name: str, plot_paths: list[Path], bas
               f"| {number(p['account_view_and_audit_trail_s'])} |" for p in flow),
             "",
         ]  # fmt: skip
+    out += rebuild_section(base / "results")
     out += transparency_section()
     for path in plot_paths:
         out.append(f"![{path.stem}]({path.relative_to(base).as_posix()})")
@@ -287,3 +288,32 @@ def transparency_section() -> list[str]:
         return []
     return ["## Transparency log", "", f"From `python -m bench.transparency` ({TRANSPARENCY.name}):", "",
             TRANSPARENCY.read_text(encoding="utf-8").strip(), ""]  # fmt: skip
+
+
+REBUILD_NOTES = Path(__file__).resolve().parent / "rebuild_notes.md"
+"""What the rebuild figures mean and how they were reached (kept by hand; ``bench.rebuild`` writes the tables)."""
+
+
+def rebuild_section(results: Path) -> list[str]:
+    """The latest tables of ``python -m bench.rebuild`` (its own command), with their notes."""
+    tables = sorted(results.glob("rebuild*.md"), key=lambda path: (path.name != "rebuild.md", path.name))
+    if not tables:
+        return []
+    out = ["## Rebuilding the views (`python -m bench.rebuild`)", ""]
+    if REBUILD_NOTES.exists():
+        out += [REBUILD_NOTES.read_text().strip(), ""]
+    for table in tables:
+        out += [table.read_text().strip(), ""]
+    reads = results / "reads.md"
+    if reads.exists():
+        out += [
+            "## Reading parts of the account view (`python -m bench.reads`)",
+            "",
+            "`/stakeholder-map` and `/pipeline` derive only the sections they return (they derived the whole view), "
+            "and the view routes write their answers with orjson instead of FastAPI's response-model validation and "
+            "`json.dumps` (in-process HTTP through TestClient, whose own cost is most of both figures).",
+            "",
+            reads.read_text().strip(),
+            "",
+        ]
+    return out

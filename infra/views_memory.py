@@ -10,6 +10,7 @@ from uuid import UUID
 from eventsourcing.persistence import Tracking
 from eventsourcing.popo import POPOTrackingRecorder
 
+from projections.encoding import deep_copy
 from projections.ports import AuditQuery, AuditRow, Document, ViewChange, ViewRecorder
 
 
@@ -25,8 +26,8 @@ class MemoryViewRecorder(POPOTrackingRecorder, ViewRecorder):
             for key, body in change.documents.items():
                 if body is None:
                     self._documents.pop(key, None)
-                else:
-                    self._documents[key] = body
+                else:  # a copy, as a database stores: the writer may go on changing its own
+                    self._documents[key] = deep_copy(body)
             for row in change.audit_rows:
                 self._audit[row.position] = row
             self._insert_tracking(tracking)

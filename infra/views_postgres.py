@@ -110,41 +110,42 @@ class PostgresViewRecorder(PostgresTrackingRecorder, ViewRecorder):
         return super()._max_tracking_id(application_name, curs)
 
     def record(self, change: ViewChange, tracking: Tracking) -> None:
+        """One pipelined statement per kind of document write, and the audit rows
+        by COPY, for the whole change (a catch-up's batch holds thousands)."""
+        view = self.view_name
+        documents = change.documents.items()
         with self._transaction(commit=True) as curs:
-            for key, body in change.documents.items():
-                if body is None:
-                    curs.execute(
-                        SQL("DELETE FROM {0} WHERE view = %s AND key = %s").format(self.documents_table),
-                        (self.view_name, key),
-                    )
-                else:
-                    curs.execute(
-                        SQL(
-                            "INSERT INTO {0} (view, key, body) VALUES (%s, %s, %s) "
-                            "ON CONFLICT (view, key) DO UPDATE SET body = excluded.body"
-                        ).format(self.documents_table),
-                        (self.view_name, key, dumps(body)),
-                    )
-            for row in change.audit_rows:
-                curs.execute(
-                    SQL("INSERT INTO {0} ({1}) VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s)").format(
-                        self.audit_table, _AUDIT_COLUMNS
-                    ),
-                    (
-                        row.position,
-                        row.occurred_at,
-                        row.actor,
-                        row.account_id,
-                        row.entity_type,
-                        row.entity_id,
-                        row.version,
-                        row.event_type,
-                        dumps(list(row.changes)),
-                        row.reason,
-                        row.correlation_id,
-                        row.causation_id,
-                    ),
+            gone = [(view, key) for key, body in documents if body is None]
+            if gone:
+                curs.executemany(SQL("DELETE FROM {0} WHERE view = %s AND key = %s").format(self.documents_table), gone)
+            kept = [(view, key, dumps(body)) for key, body in documents if body is not None]
+            if kept:
+                curs.executemany(
+                    SQL(
+                        "INSERT INTO {0} (view, key, body) VALUES (%s, %s, %s) "
+                        "ON CONFLICT (view, key) DO UPDATE SET body = excluded.body"
+                    ).format(self.documents_table),
+                    kept,
                 )
+            if change.audit_rows:
+                with curs.copy(SQL("COPY {0} ({1}) FROM STDIN").format(self.audit_table, _AUDIT_COLUMNS)) as copy:
+                    for row in change.audit_rows:
+                        copy.write_row(
+                            (
+                                row.position,
+                                row.occurred_at,
+                                row.actor,
+                                row.account_id,
+                                row.entity_type,
+                                row.entity_id,
+                                row.version,
+                                row.event_type,
+                                dumps(list(row.changes)),
+                                row.reason,
+                                row.correlation_id,
+                                row.causation_id,
+                            )
+                        )
             self._insert_tracking(curs, tracking)
 
     def documents(self, keys: Sequence[str]) -> dict[str, Document]:

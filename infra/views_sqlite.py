@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
@@ -54,18 +55,23 @@ class SQLiteViewRecorder(SQLiteTrackingRecorder, ViewRecorder):
         return super()._max_tracking_id(application_name, c)
 
     def record(self, change: ViewChange, tracking: Tracking) -> None:
+        """One statement per kind of row for the whole change (a catch-up's batch
+        holds thousands)."""
+        view = self.view_name
+        documents = change.documents.items()
         with self.datastore.transaction(commit=True) as c:
-            for key, body in change.documents.items():
-                if body is None:
-                    c.execute("DELETE FROM gam_view_documents WHERE view = ? AND key = ?", (self.view_name, key))
-                else:
-                    c.execute(
-                        "INSERT INTO gam_view_documents (view, key, body) VALUES (?, ?, ?) "
-                        "ON CONFLICT (view, key) DO UPDATE SET body = excluded.body",
-                        (self.view_name, key, dumps(body)),
-                    )
-            for row in change.audit_rows:
-                c.execute(_INSERT_AUDIT, _row(row))
+            gone = [(view, key) for key, body in documents if body is None]
+            if gone:
+                c.executemany("DELETE FROM gam_view_documents WHERE view = ? AND key = ?", gone)
+            kept = [(view, key, dumps(body)) for key, body in documents if body is not None]
+            if kept:
+                c.executemany(
+                    "INSERT INTO gam_view_documents (view, key, body) VALUES (?, ?, ?) "
+                    "ON CONFLICT (view, key) DO UPDATE SET body = excluded.body",
+                    kept,
+                )
+            if change.audit_rows:
+                c.executemany(_INSERT_AUDIT, [_row(row) for row in change.audit_rows])
             self._insert_tracking(c, tracking)
 
     def documents(self, keys: Sequence[str]) -> dict[str, Document]:
@@ -127,14 +133,18 @@ class SQLiteViewRecorder(SQLiteTrackingRecorder, ViewRecorder):
             c.execute("DELETE FROM tracking WHERE application_name LIKE ?", (f"%::{self.view_name}",))
 
 
+_text = functools.lru_cache(maxsize=65_536)(str)
+"""``str`` of an account's or entity's id: the same few come back event after event."""
+
+
 def _row(row: AuditRow) -> tuple[Any, ...]:
     return (
         row.position,
         format_time(row.occurred_at),
         row.actor,
-        None if row.account_id is None else str(row.account_id),
+        None if row.account_id is None else _text(row.account_id),
         row.entity_type,
-        str(row.entity_id),
+        _text(row.entity_id),
         row.version,
         row.event_type,
         dumps(list(row.changes)),

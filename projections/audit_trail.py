@@ -8,20 +8,17 @@ the same field of the same entity (kept in ``state:<entity id>`` documents).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any, ClassVar
 from uuid import UUID
 
-from eventsourcing.domain import DomainEventProtocol
-
 from domain.account import GlobalAccount
 from domain.base import GamEvent
-from domain.catalog import PERSONAL_DATA_FIELDS, entity_type_of, event_type_of, payload_of
+from domain.catalog import PERSONAL_DATA_FIELDS, entity_type_of_class
 from domain.deal import Deal
 from domain.plan import AccountPlan
 from domain.stakeholder import Stakeholder
-from projections.base import ViewProjection, owner_of
-from projections.encoding import to_json_value
+from projections.base import ViewProjection, as_uuid, owner_of
+from projections.facts import EventFacts
 from projections.ports import AuditQuery, AuditRow, Document, ViewChange, ViewRecorder
 
 STATE_PREFIX = "state:"
@@ -58,44 +55,37 @@ REMOVALS: frozenset[type[GamEvent]] = frozenset(
 )
 
 
-@dataclass(frozen=True)
-class FieldChange:
-    field: str
-    before: Any
-    after: Any
-
-
 def field_changes(
     event_class: type[GamEvent], payload: dict[str, Any], state: Document
-) -> tuple[list[FieldChange], Document]:
-    """Changes an event of this class with this payload makes, and the entity's field state after it."""
+) -> tuple[list[Document], Document]:
+    """Changes (``field``, ``before``, ``after``) an event of this class with this
+    payload (JSON values) makes, and the entity's field state after it."""
     new_state = dict(state)
     keys = ITEM_KEYS.get(event_class, ())
     prefix = ""
     if keys:
-        item = "/".join(str(to_json_value(payload[k])) for k in keys)
+        item = "/".join(str(payload[k]) for k in keys)
         prefix = f"{keys[0].removesuffix('_id')}[{item}]."
-    changes: list[FieldChange] = []
-    for name, value in payload.items():
+    changes: list[Document] = []
+    for name, after in payload.items():
         if name in keys:
             continue
-        if name.startswith("from_") and "to_" + name.removeprefix("from_") in payload:
+        if name.startswith("from_") and "to_" + name[5:] in payload:
             continue
-        field = name.removeprefix("to_") if name.startswith("to_") and "from_" + name[3:] in payload else name
-        path = prefix + field
-        after = to_json_value(value)
         if name.startswith("to_") and "from_" + name[3:] in payload:
-            before = to_json_value(payload["from_" + name[3:]])
+            path = prefix + name[3:]
+            before = payload["from_" + name[3:]]
         else:
+            path = prefix + name
             before = state.get(path)
-        changes.append(FieldChange(path, before, after))
+        changes.append({"field": path, "before": before, "after": after})
         new_state[path] = after
     if event_class in REMOVALS:
-        changes.append(FieldChange(prefix + "present", state.get(prefix + "present", True), False))
+        changes.append({"field": prefix + "present", "before": state.get(prefix + "present", True), "after": False})
         new_state[prefix + "present"] = False
     elif keys:
         if state.get(prefix + "present") is not True:
-            changes.insert(0, FieldChange(prefix + "present", state.get(prefix + "present"), True))
+            changes.insert(0, {"field": prefix + "present", "before": state.get(prefix + "present"), "after": True})
         new_state[prefix + "present"] = True
     return changes, new_state
 
@@ -104,26 +94,26 @@ class AuditTrailProjection(ViewProjection):
     view_name: ClassVar[str] = "audit_trail"
     writes_audit_rows: ClassVar[bool] = True
 
-    def change_for(self, event: DomainEventProtocol[Any], position: int) -> ViewChange:
-        if not isinstance(event, GamEvent):
-            return ViewChange()
+    def change(self, event: EventFacts, position: int) -> ViewChange:
         account_id, index = owner_of(self.view, event)
-        state_key = STATE_PREFIX + str(event.originator_id)
-        state = self.view.documents([state_key]).get(state_key, {})
-        payload = payload_of(event)
-        for field in PERSONAL_DATA_FIELDS.get(type(event), ()):
-            payload[field] = PERSONAL_DATA  # the trail says that it changed, not what it says
-        changes, new_state = field_changes(type(event), payload, state)
+        state_key = STATE_PREFIX + event.entity
+        state = self.view.document(state_key) or {}
+        payload = event.payload
+        personal = PERSONAL_DATA_FIELDS.get(event.event_class)
+        if personal:
+            # the trail says that it changed, not what it says
+            payload = {**payload, **dict.fromkeys(personal, PERSONAL_DATA)}
+        changes, new_state = field_changes(event.event_class, payload, state)
         row = AuditRow(
             position=position,
             occurred_at=event.timestamp,
             actor=event.actor,
-            account_id=account_id,
-            entity_type=entity_type_of(event),
-            entity_id=event.originator_id,
-            version=event.originator_version,
-            event_type=event_type_of(event),
-            changes=tuple({"field": c.field, "before": c.before, "after": c.after} for c in changes),
+            account_id=as_uuid(account_id),
+            entity_type=entity_type_of_class(event.event_class),
+            entity_id=event.entity_id,
+            version=event.version,
+            event_type=event.event_class.__qualname__,
+            changes=tuple(changes),
             reason=event.reason,
             correlation_id=event.correlation_id,
             causation_id=event.causation_id,

@@ -1,18 +1,25 @@
 """Canonical JSON for view documents and audit changes.
 
 Sorted keys and fixed separators make the same view state serialise to the
-same bytes, which the compliance exports rely on.
+same bytes, which the compliance exports rely on. orjson writes them (the same
+bytes as ``json.dumps(sort_keys=True, ensure_ascii=False, separators=(",", ":"))``
+for the JSON values gam stores, several times faster).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
-from datetime import UTC, date, datetime
+import re
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from enum import Enum
 from typing import Any
 from uuid import UUID
+
+import orjson
+
+_ZERO = timedelta(0)
 
 
 def to_json_value(value: Any) -> Any:
@@ -43,6 +50,8 @@ def format_time(moment: datetime) -> str:
     """UTC with microseconds and a four-digit year, so stored times sort as text too
     and :func:`parse_time` reads every one back (``strftime("%Y")`` writes the year
     208 as ``208``)."""
+    if moment.utcoffset() == _ZERO:  # already UTC: one call instead of three
+        return moment.isoformat(timespec="microseconds")[:-6] + "Z"
     return moment.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
 
 
@@ -51,8 +60,33 @@ def parse_time(text: str) -> datetime:
 
 
 def dumps(document: Any) -> str:
-    return json.dumps(document, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    return dumps_bytes(document).decode()
 
 
-def loads(text: str) -> Any:
-    return json.loads(text)
+def dumps_bytes(document: Any) -> bytes:
+    try:
+        return orjson.dumps(document, option=orjson.OPT_SORT_KEYS)
+    except TypeError:  # integers past 64 bits: the standard library writes the same JSON
+        return json.dumps(document, sort_keys=True, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+def loads(text: str | bytes) -> Any:
+    if may_hold_a_long_integer(text):
+        return json.loads(text)
+    return orjson.loads(text)
+
+
+_LONG_DIGITS = re.compile(r"\d{19}")
+_LONG_DIGITS_BYTES = re.compile(rb"\d{19}")
+
+
+def may_hold_a_long_integer(text: str | bytes) -> bool:
+    """orjson reads an integer past 64 bits as a float, losing digits; the standard
+    library reads JSON that may hold one (19 digits in a row, in a string or not)."""
+    pattern = _LONG_DIGITS_BYTES if isinstance(text, bytes) else _LONG_DIGITS
+    return pattern.search(text) is not None  # type: ignore[arg-type]
+
+
+def deep_copy(document: Any) -> Any:
+    """A copy of a JSON value sharing nothing with it (``copy.deepcopy``, several times faster)."""
+    return loads(dumps_bytes(document))

@@ -83,6 +83,10 @@ class ViewRecorder(TrackingRecorder, ABC):
     def documents(self, keys: Sequence[str]) -> dict[str, Document]:
         """The stored documents among ``keys`` (missing keys are absent)."""
 
+    def document(self, key: str) -> Document | None:
+        """The stored document at ``key``, if any."""
+        return self.documents([key]).get(key)
+
     @abstractmethod
     def documents_with_prefix(self, prefix: str) -> dict[str, Document]:
         """Every document whose key starts with ``prefix``, by key."""

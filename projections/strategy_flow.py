@@ -30,17 +30,15 @@ from decimal import ROUND_HALF_UP, Decimal
 from typing import Any, ClassVar
 from uuid import UUID
 
-from eventsourcing.domain import DomainEventProtocol
-
 from domain.account import GlobalAccount
 from domain.base import GamAggregate, GamEvent
-from domain.catalog import payload_of
 from domain.deal import Deal
 from domain.plan import AccountPlan
 from domain.stakeholder import Stakeholder
 from domain.values import ActionStatus, CascadeAnswer, PlanStatus, UnitLevel
 from projections.base import ViewProjection, owner_of
-from projections.encoding import format_time, parse_time, to_json_value
+from projections.encoding import format_time, parse_time
+from projections.facts import EventFacts
 from projections.ports import Document, ViewChange, ViewRecorder
 
 PLAN_PREFIX = "plan:"
@@ -53,7 +51,7 @@ TAKEN_ON = frozenset({CascadeAnswer.ADOPTED.value, CascadeAnswer.ADAPTED.value})
 STARTED: type[GamEvent] = AccountPlan.Started
 """The event that creates a plan's document (see the projection)."""
 
-PlanEvolve = Callable[[Document, dict[str, Any], GamEvent], None]
+PlanEvolve = Callable[[Document, dict[str, Any], EventFacts], None]
 """Changes a plan document (a private copy) in place, given the event's JSON payload and the event."""
 UnitEvolve = Callable[[dict[str, Document], dict[str, Any]], None]
 """Changes an account's units (a private copy) in place, given the event's JSON payload."""
@@ -110,7 +108,7 @@ def _directive_source(plan: Document, objective_id: str, unit_id: str) -> str | 
 
 def _flow(
     plan: Document,
-    e: GamEvent,
+    e: EventFacts,
     direction: str,
     kind: str,
     objective_id: str,
@@ -124,28 +122,28 @@ def _flow(
     plan["flows"].append({
         "direction": direction, "kind": kind, "objective_id": objective_id, "unit_id": unit_id,
         "from_unit_id": other if direction == DOWN else unit_id, "to_unit_id": unit_id if direction == DOWN else other,
-        "at": format_time(e.timestamp), "actor": e.actor, **detail,
+        "at": e.at, "actor": e.actor, **detail,
     })  # fmt: skip
 
 
-def _up(plan: Document, e: GamEvent, kind: str, objective_id: str, unit_id: str, **detail: Any) -> None:
+def _up(plan: Document, e: EventFacts, kind: str, objective_id: str, unit_id: str, **detail: Any) -> None:
     source = _directive_source(plan, objective_id, unit_id)
     _flow(plan, e, UP, kind, objective_id, unit_id, source, **detail)
 
 
-def _objective_set(plan: Document, p: dict[str, Any], e: GamEvent) -> None:
+def _objective_set(plan: Document, p: dict[str, Any], e: EventFacts) -> None:
     plan["objectives"][p["objective_id"]] = {
         "unit_id": p["unit_id"], "title": p["title"], "target": p["target"], "due_date": p["due_date"],
-        "linked_objective_id": p["linked_objective_id"], "set_at": format_time(e.timestamp), "set_by": e.actor,
+        "linked_objective_id": p["linked_objective_id"], "set_at": e.at, "set_by": e.actor,
         "directives": {}, "actions": {}, "progress": {},
     }  # fmt: skip
 
 
-def _cascaded(plan: Document, p: dict[str, Any], e: GamEvent) -> None:
+def _cascaded(plan: Document, p: dict[str, Any], e: EventFacts) -> None:
     directives = plan["objectives"][p["objective_id"]]["directives"]
     for unit_id in p["to_unit_ids"]:
         directives[unit_id] = {
-            "from_unit_id": p["from_unit_id"], "cascaded_at": format_time(e.timestamp), "cascaded_by": e.actor,
+            "from_unit_id": p["from_unit_id"], "cascaded_at": e.at, "cascaded_by": e.actor,
             "answer": None, "answered_at": None, "answered_by": None,
             "local_title": None, "local_target": None, "rationale": None,
         }  # fmt: skip
@@ -153,10 +151,10 @@ def _cascaded(plan: Document, p: dict[str, Any], e: GamEvent) -> None:
 
 
 def _answered(answer: CascadeAnswer) -> PlanEvolve:
-    def evolve(plan: Document, p: dict[str, Any], e: GamEvent) -> None:
+    def evolve(plan: Document, p: dict[str, Any], e: EventFacts) -> None:
         directive = plan["objectives"][p["objective_id"]]["directives"][p["unit_id"]]
         directive.update(
-            answer=answer.value, answered_at=format_time(e.timestamp), answered_by=e.actor,
+            answer=answer.value, answered_at=e.at, answered_by=e.actor,
             local_title=p.get("local_title"), local_target=p.get("local_target"), rationale=p.get("rationale"),
         )  # fmt: skip
         _up(plan, e, answer.value, p["objective_id"], p["unit_id"], rationale=p.get("rationale"))
@@ -164,34 +162,34 @@ def _answered(answer: CascadeAnswer) -> PlanEvolve:
     return evolve
 
 
-def _action_added(plan: Document, p: dict[str, Any], e: GamEvent) -> None:
+def _action_added(plan: Document, p: dict[str, Any], e: EventFacts) -> None:
     plan["objectives"][p["objective_id"]]["actions"][p["action_id"]] = {
         "unit_id": p["unit_id"], "title": p["title"], "owner": p["owner"], "due_date": p["due_date"],
-        "status": ActionStatus.PLANNED.value, "added_at": format_time(e.timestamp),
-        "status_at": format_time(e.timestamp),
+        "status": ActionStatus.PLANNED.value, "added_at": e.at,
+        "status_at": e.at,
     }  # fmt: skip
     plan["action_objective"][p["action_id"]] = p["objective_id"]
     _up(plan, e, "action_added", p["objective_id"], p["unit_id"], action_id=p["action_id"], title=p["title"])
 
 
-def _action_status(plan: Document, p: dict[str, Any], e: GamEvent) -> None:
+def _action_status(plan: Document, p: dict[str, Any], e: EventFacts) -> None:
     """A blocked action is the unit asking for help: it flows up as an escalation."""
     objective_id = plan["action_objective"][p["action_id"]]
     action = plan["objectives"][objective_id]["actions"][p["action_id"]]
-    action.update(status=p["to_status"], status_at=format_time(e.timestamp))
+    action.update(status=p["to_status"], status_at=e.at)
     kind = "escalation" if p["to_status"] == ActionStatus.BLOCKED.value else "action_status"
     _up(plan, e, kind, objective_id, action["unit_id"], action_id=p["action_id"], from_status=p["from_status"],
         status=p["to_status"])  # fmt: skip
 
 
-def _progress(plan: Document, p: dict[str, Any], e: GamEvent) -> None:
+def _progress(plan: Document, p: dict[str, Any], e: EventFacts) -> None:
     reports = plan["objectives"][p["objective_id"]]["progress"].setdefault(p["unit_id"], [])
-    reports.append({"percent": p["percent"], "comment": p["comment"], "at": format_time(e.timestamp), "by": e.actor})
+    reports.append({"percent": p["percent"], "comment": p["comment"], "at": e.at, "by": e.actor})
     _up(plan, e, "progress", p["objective_id"], p["unit_id"], percent=p["percent"], comment=p["comment"])
 
 
 def _status(status: PlanStatus) -> PlanEvolve:
-    def evolve(plan: Document, p: dict[str, Any], e: GamEvent) -> None:
+    def evolve(plan: Document, p: dict[str, Any], e: EventFacts) -> None:
         plan["status"] = status.value
 
     return evolve
@@ -231,10 +229,12 @@ IGNORED_AGGREGATES: tuple[type[GamAggregate], ...] = (Stakeholder, Deal)
 class StrategyFlowProjection(ViewProjection):
     view_name: ClassVar[str] = "strategy_flow"
 
-    def change_for(self, event: DomainEventProtocol[Any], position: int) -> ViewChange:
-        if not isinstance(event, GamEvent):
-            return ViewChange()
-        event_class = type(event)
+    @classmethod
+    def reads(cls, event_class: type[GamEvent]) -> bool:
+        return event_class in UNIT_EVOLVE or event_class is STARTED or event_class in PLAN_EVOLVE
+
+    def change(self, event: EventFacts, position: int) -> ViewChange | None:
+        event_class = event.event_class
         unit_evolve = UNIT_EVOLVE.get(event_class)
         if unit_evolve is not None:
             return self._unit_change(event, unit_evolve)
@@ -243,48 +243,45 @@ class StrategyFlowProjection(ViewProjection):
         plan_evolve = PLAN_EVOLVE.get(event_class)
         if plan_evolve is not None:
             return self._plan_change(event, plan_evolve)
-        return ViewChange()  # IGNORED, and every event of IGNORED_AGGREGATES
+        return None  # IGNORED, and every event of IGNORED_AGGREGATES
 
-    def _read(self, key: str) -> Document | None:
-        """The document to change in place: every view store hands out a private
-        copy, and a catch-up batch hands out its own pending document, which is
-        stored with the batch or not at all. (Copying it here made each event cost
+    def _unit_change(self, event: EventFacts, evolve: UnitEvolve) -> ViewChange:
+        """The document to change is changed in place: every view store hands out a
+        private copy, and a catch-up batch hands out its own pending document, which
+        is stored with the batch or not at all. (Copying it here made each event cost
         the size of its plan's whole history: quadratic in progress reports.)"""
-        return self.view.documents([key]).get(key)
-
-    def _unit_change(self, event: GamEvent, evolve: UnitEvolve) -> ViewChange:
-        key = units_key(event.originator_id)
-        account = self._read(key) or _new_units_document(event.originator_id)
-        evolve(account["units"], to_json_value(payload_of(event)))
+        key = units_key(event.entity)
+        account = self.view.document(key) or _new_units_document(event.entity)
+        evolve(account["units"], event.payload)
         documents: dict[str, Document | None] = {key: account}
         for plan_id in account["plan_ids"]:
-            plan = self._read(plan_key(plan_id))
+            plan = self.view.document(plan_key(plan_id))
             if plan is not None:
                 plan["units"] = copy.deepcopy(account["units"])
                 documents[plan_key(plan_id)] = plan
         return ViewChange(documents=documents)
 
-    def _plan_started(self, event: GamEvent) -> ViewChange:
+    def _plan_started(self, event: EventFacts) -> ViewChange:
         """The plan starts with a copy of its account's units; the account document
         learns the plan, so later unit events reach it."""
         account_id, index = owner_of(self.view, event)
         key = units_key(str(account_id))
-        account = self._read(key) or _new_units_document(str(account_id))
-        if str(event.originator_id) not in account["plan_ids"]:
-            account["plan_ids"].append(str(event.originator_id))
+        account = self.view.document(key) or _new_units_document(str(account_id))
+        if event.entity not in account["plan_ids"]:
+            account["plan_ids"].append(event.entity)
         plan: Document = {
-            "plan_id": str(event.originator_id), "account_id": str(account_id),
-            "fiscal_period": getattr(event, "fiscal_period", None), "status": PlanStatus.DRAFT.value,
+            "plan_id": event.entity, "account_id": str(account_id),
+            "fiscal_period": event.payload.get("fiscal_period"), "status": PlanStatus.DRAFT.value,
             "units": copy.deepcopy(account["units"]), "objectives": {}, "action_objective": {}, "flows": [],
         }  # fmt: skip
-        return ViewChange(documents={**index, key: account, plan_key(event.originator_id): plan})
+        return ViewChange(documents={**index, key: account, plan_key(event.entity): plan})
 
-    def _plan_change(self, event: GamEvent, evolve: PlanEvolve) -> ViewChange:
-        key = plan_key(event.originator_id)
-        plan = self._read(key)
+    def _plan_change(self, event: EventFacts, evolve: PlanEvolve) -> ViewChange | None:
+        key = plan_key(event.entity)
+        plan = self.view.document(key)
         if plan is None:  # only a view rebuilt from the middle of the log; nothing to attach to
-            return ViewChange()
-        evolve(plan, to_json_value(payload_of(event)), event)
+            return None
+        evolve(plan, event.payload, event)
         return ViewChange(documents={key: plan})
 
 

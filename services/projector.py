@@ -2,8 +2,9 @@
 events with ``eventsourcing``'s ``ProjectionRunner``, and wait (bounded) until a
 view has reached a position (read-your-writes).
 
-Catch-up and the runner call the same ``process_event``, so a view built either
-way is the same.
+Catch-up and the runner run the same ``change_for`` of each view (the runner from
+the domain event, catch-up from the stored event decoded once for every view), so
+a view built either way is the same.
 
 Only the holder of the :class:`~infra.views_lease.ViewsLease` writes the views: the
 follower (``gam project``, or the API's thread), and a command only while it holds
@@ -27,6 +28,7 @@ from eventsourcing.persistence import InfrastructureFactory, PersistenceError, T
 from eventsourcing.projection import ProjectionRunner
 from eventsourcing.utils import Environment
 
+from infra.event_facts import FactsDecoder, event_class
 from infra.settings import Settings
 from infra.views_lease import ViewsLease, ViewsLeaseLost
 from infra.views_memory import MemoryViewRecorder
@@ -50,7 +52,14 @@ PROJECTIONS: dict[str, type[ViewProjection]] = {
 Progress = Callable[[str, int, int], None]
 """Called as (view name, position reached, last position in the log)."""
 
-CATCH_UP_BATCH = 500
+CATCH_UP_BATCH = 5_000
+"""Events read from the log per query and stored per view transaction by a catch-up."""
+
+FLUSH_SECONDS = 1.0
+"""A catch-up stores its views at least this often, however large its batch. A
+rebuild on PostgreSQL is one transaction per view, and the server ends a
+transaction that sends no statement for ``POSTGRES_IDLE_IN_TRANSACTION_SESSION_TIMEOUT``
+(5 s by default): on a busy machine, a batch of thousands of events could take that long."""
 
 
 @functools.cache
@@ -121,11 +130,19 @@ class _Batch:
         self.audit_rows: list[AuditRow] = []
         self.tracking: Tracking | None = None
 
+    def document(self, key: str) -> Document | None:
+        """Each document is read from the store once per catch-up (absent ones too):
+        the catch-up is the views' only writer (see ViewsLease), so what it read
+        stays true until it changes it, and then ``pending`` (or, after a flush,
+        ``loaded``) holds it. Reading every event's documents again cost a round
+        trip or two per event, and decoding the same document once per batch."""
+        if key in self.pending:
+            return self.pending[key]
+        if key not in self.loaded:
+            self.loaded[key] = self.view.document(key)
+        return self.loaded[key]
+
     def documents(self, keys: Sequence[str]) -> dict[str, Document]:
-        """Each document is read from the store once per batch (absent ones too):
-        the batch's projection is the views' only writer (see ViewsLease), so what
-        it read stays true until it changes it, and then ``pending`` holds it.
-        Reading every event's documents again cost a round trip or two per event."""
         missing = [k for k in keys if k not in self.pending and k not in self.loaded]
         if missing:
             found = self.view.documents(missing)
@@ -141,18 +158,36 @@ class _Batch:
         return {k: v for k, v in sorted(merged.items()) if v is not None}
 
     def record(self, change: ViewChange, tracking: Tracking) -> None:
-        self.pending.update(change.documents)
-        self.audit_rows.extend(change.audit_rows)
+        self.apply(change)
         self.tracking = tracking
 
+    def apply(self, change: ViewChange) -> None:
+        self.pending.update(change.documents)
+        if change.audit_rows:
+            self.audit_rows.extend(change.audit_rows)
+
     def flush(self) -> None:
+        """Store the batch; what it wrote stays known to the next batch of the same
+        catch-up (up to :data:`DOCUMENTS_KEPT` documents)."""
         if self.tracking is not None:
             self.view.record(ViewChange(documents=self.pending, audit_rows=self.audit_rows), self.tracking)
+        if len(self.loaded) + len(self.pending) > DOCUMENTS_KEPT:
+            self.loaded.clear()
+        self.loaded.update(self.pending)
+        self.pending = {}
+        self.audit_rows = []
+        self.tracking = None
+
+
+DOCUMENTS_KEPT = 100_000
+"""Documents a catch-up keeps between its batches (per view), so a long rebuild
+over many accounts does not hold every document in memory."""
 
 
 @contextmanager
-def batched(projections: Iterable[ViewProjection]) -> Iterator[None]:
-    """Run the projections against batches; flush each view's batch if the block succeeds."""
+def batched(projections: Iterable[ViewProjection]) -> Iterator[list[_Batch]]:
+    """Run the projections against batches, one per view, in the order given (the
+    block may flush them on the way); flush each view's batch if the block succeeds."""
     swapped = [(projection, projection.view) for projection in projections]
     batches = []
     for projection, view in swapped:
@@ -160,7 +195,7 @@ def batched(projections: Iterable[ViewProjection]) -> Iterator[None]:
         batches.append(batch)
         projection._view = batch  # type: ignore[assignment]
     try:
-        yield
+        yield batches
         for batch in batches:
             batch.flush()
     finally:
@@ -196,30 +231,57 @@ class Projector:
         return {name: self.position(name) for name in self.projections}
 
     def catch_up(self, progress: Progress | None = None, batch: int = CATCH_UP_BATCH) -> int:
-        """Process every event stored after each view's position; returns events processed."""
+        """Process every event stored after each view's position; returns events processed.
+
+        Each event is decoded once for every view (and not at all when no view
+        reads its class); each view's changes are stored once per batch of
+        ``batch`` events (or of what :data:`FLUSH_SECONDS` allowed), with the
+        batch's last position."""
         positions = self.positions()
         start = min(positions.values(), default=0)
         last = self.app.recorder.max_notification_id() or 0
         processed = 0
-        while start < last:
-            notifications = self.app.recorder.select_notifications(start=start + 1, limit=batch)
-            if not notifications:
-                break
-            batch_started, before = time.perf_counter(), dict(positions)
-            with batched(self.projections.values()):
-                for notification in notifications:
-                    event = self.app.mapper.to_domain_event(notification)
-                    tracking = Tracking(self.app.name, notification.id)
-                    for name, projection in self.projections.items():
-                        if notification.id > positions[name]:
-                            projection.process_event(event, tracking)
-                            positions[name] = notification.id
+        decode = FactsDecoder(self.app.mapper).decode
+        views = list(self.projections.items())
+        read_by: dict[type[Any] | None, list[bool]] = {}
+        with batched(self.projections.values()) as batches:
+            flushed = dict(positions)
+
+            def flush() -> None:
+                for (name, _), view_batch in zip(views, batches, strict=True):
+                    if positions[name] != flushed[name]:
+                        view_batch.tracking = Tracking(self.app.name, positions[name])
+                    view_batch.flush()
+                flushed.update(positions)
+
+            while start < last:
+                notifications = self.app.recorder.select_notifications(start=start + 1, limit=batch)
+                if not notifications:
+                    break
+                flush_by = time.monotonic() + FLUSH_SECONDS
+                batch_started, before = time.perf_counter(), dict(positions)
+                for index, notification in enumerate(notifications, 1):
+                    position = notification.id
+                    cls = event_class(notification.topic)
+                    reads = read_by.get(cls)
+                    if reads is None:
+                        reads = read_by[cls] = [cls is not None and p.reads(cls) for _, p in views]
+                    facts = decode(notification) if any(reads) else None
+                    for (name, projection), view_reads, view_batch in zip(views, reads, batches, strict=True):
+                        if position > positions[name]:
+                            if view_reads and facts is not None:
+                                view_batch.apply(projection.change_for(facts, position))
+                            positions[name] = position
                             processed += 1
-            start = notifications[-1].id
-            metrics.views_advanced(before, positions, time.perf_counter() - batch_started)
-            if progress:
-                for name in self.projections:
-                    progress(name, positions[name], last)
+                    if index % 256 == 0 and time.monotonic() > flush_by:
+                        flush()
+                        flush_by = time.monotonic() + FLUSH_SECONDS
+                flush()
+                start = notifications[-1].id
+                metrics.views_advanced(before, positions, time.perf_counter() - batch_started)
+                if progress:
+                    for name in self.projections:
+                        progress(name, positions[name], last)
         return processed
 
     def rebuild(self, names: Iterable[str] | None = None, progress: Progress | None = None) -> int:

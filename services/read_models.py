@@ -4,6 +4,7 @@ reached, and any read can first wait (bounded) for a position the caller wrote.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Generic, TypeVar
@@ -48,10 +49,17 @@ class ReadModels:
         return self.projector.position(view)
 
     def account_view(
-        self, account_id: UUID, *, now: datetime, min_position: int | None = None
+        self,
+        account_id: UUID,
+        *,
+        now: datetime,
+        min_position: int | None = None,
+        sections: Collection[str] = account_view.SECTIONS,
     ) -> ViewResult[dict[str, object] | None]:
         position = self._ready("account_view", min_position)
-        data = account_view.account_view(self.projector.view("account_view"), account_id, now=now, rates=self.rates)
+        data = account_view.account_view(
+            self.projector.view("account_view"), account_id, now=now, rates=self.rates, sections=sections
+        )
         return ViewResult(data, position)
 
     def strategy_flow(

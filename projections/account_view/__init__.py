@@ -38,13 +38,14 @@ from projections.account_view.projection import (
     AccountViewProjection,
     account_view_projection,
 )
-from projections.account_view.read import account_view, read_account_view
+from projections.account_view.read import SECTIONS, account_view, read_account_view
 from projections.account_view.stakeholders import relationship_health
 
 __all__ = [
     "CHECKPOINT_PREFIX",
     "EVOLVE",
     "IGNORED",
+    "SECTIONS",
     "AccountReplayProjection",
     "AccountViewProjection",
     "account_key",

@@ -23,16 +23,15 @@ person erases them from every checkpoint of the account too.
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from uuid import UUID
 
 from domain.account import GlobalAccount
-from domain.base import GamEvent
 from domain.stakeholder import Stakeholder
 from domain.values import ERASED
-from projections.encoding import format_time
+from projections.encoding import deep_copy, format_time
+from projections.facts import EventFacts
 from projections.ports import Document, ViewRecorder
 
 DEFAULT_CHECKPOINT_INTERVAL = 1000
@@ -58,26 +57,31 @@ def checkpoint_key(account_id: UUID | str, events: int) -> str:
 
 
 def checkpoint_changes(
-    view: ViewRecorder, account_id: UUID, event: GamEvent, document: Document, covered: Document | None, interval: int
+    view: ViewRecorder,
+    account_id: UUID | str,
+    event: EventFacts,
+    document: Document,
+    covered: Document | None,
+    interval: int,
 ) -> dict[str, Document | None]:
     """The event counted in the account's coverage, a checkpoint when one is due
     (every ``interval`` events of the account; never for 0), and, for an erasure,
     the checkpoints that held the person's name."""
     changes: dict[str, Document | None] = {}
-    if isinstance(event, Stakeholder.PersonalDataErased):
-        changes.update(erase_from_checkpoints(view, account_id, str(event.originator_id)))
+    if issubclass(event.event_class, Stakeholder.PersonalDataErased):
+        changes.update(erase_from_checkpoints(view, account_id, event.entity))
     if covered is None:
-        if not isinstance(event, GlobalAccount.Created):
+        if not issubclass(event.event_class, GlobalAccount.Created):
             return changes  # built before checkpoints: this account's coverage is unknown
         covered = {"events": 0, "latest_us": (event.timestamp - EPOCH) // MICROSECOND, "versions": {}}
-    covered["versions"][str(event.originator_id)] = event.originator_version
+    covered["versions"][event.entity] = event.version
     covered["events"] += 1
     covered["latest_us"] = max(covered["latest_us"], (event.timestamp - EPOCH) // MICROSECOND)
     changes[covered_key(account_id)] = covered
     if interval and covered["events"] % interval == 0:
         events = sum(covered["versions"].values())
         latest_at = format_time(EPOCH + covered["latest_us"] * MICROSECOND)
-        taken = view.documents([checkpoints_key(account_id)]).get(checkpoints_key(account_id))
+        taken = view.document(checkpoints_key(account_id))
         taken = taken or {"taken": []}
         taken["taken"].append({"events": events, "latest_at": latest_at})
         changes[checkpoints_key(account_id)] = taken
@@ -85,12 +89,12 @@ def checkpoint_changes(
             "events": events,
             "latest_at": latest_at,
             "versions": dict(covered["versions"]),
-            "document": copy.deepcopy(document),  # the document changes in place from the next event on
+            "document": deep_copy(document),  # the document changes in place from the next event on
         }
     return changes
 
 
-def erase_from_checkpoints(view: ViewRecorder, account_id: UUID, person: str) -> dict[str, Document | None]:
+def erase_from_checkpoints(view: ViewRecorder, account_id: UUID | str, person: str) -> dict[str, Document | None]:
     """The account's checkpoints that still hold the person's name, with it erased."""
     taken = view.documents([checkpoints_key(account_id)]).get(checkpoints_key(account_id))
     keys = [checkpoint_key(account_id, entry["events"]) for entry in (taken or {"taken": []})["taken"]]

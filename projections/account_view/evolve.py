@@ -8,24 +8,25 @@ is kept), so erasing a person's data later touches one sub-dict.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import Any
 from uuid import UUID
 
 from domain.account import GlobalAccount
 from domain.base import GamAggregate, GamEvent
-from domain.catalog import aggregate_of, payload_of
+from domain.catalog import aggregate_of
 from domain.deal import Deal
 from domain.plan import AccountPlan
 from domain.stakeholder import Stakeholder
 from domain.values import ERASED, CascadeAnswer
-from projections.encoding import format_time, to_json_value
+from projections.facts import EventFacts, facts_of
 from projections.ports import Document
 
 KEY_PREFIX = "account:"
 
 
-Evolve = Callable[[Document, dict[str, Any], GamEvent], None]
+Evolve = Callable[[Document, dict[str, Any], EventFacts], None]
 
 
 def account_key(account_id: UUID | str) -> str:
@@ -37,10 +38,10 @@ def account_key(account_id: UUID | str) -> str:
 # and the event (for its id and timestamp), and changes the document in place.
 
 
-def _account_created(doc: Document, p: dict[str, Any], e: GamEvent) -> None:
+def _account_created(doc: Document, p: dict[str, Any], e: EventFacts) -> None:
     facts = ("name", "industry", "hq_country", "reporting_currency", "tier", "governance_model")
     doc.update(
-        account={"id": str(e.originator_id), **{k: p[k] for k in facts}, "archived": False},
+        account={"id": e.entity, **{k: p[k] for k in facts}, "archived": False},
         units={},
         team={},
         plans={},
@@ -54,7 +55,7 @@ def _unit(name: str, level: str, parent_id: str | None, code: str) -> Document:
     return {"name": name, "level": level, "parent_id": parent_id, "code": code, "closed": False}
 
 
-def _unit_added(doc: Document, p: dict[str, Any], e: GamEvent) -> None:
+def _unit_added(doc: Document, p: dict[str, Any], e: EventFacts) -> None:
     doc["units"][p["unit_id"]] = _unit(p["name"], p["level"], p["parent_id"], p["code"])
 
 
@@ -62,23 +63,23 @@ def _team_key(p: dict[str, Any]) -> str:
     return f"{p['member']}|{p['unit_id']}|{p['role']}"
 
 
-def _team_assigned(doc: Document, p: dict[str, Any], e: GamEvent) -> None:
+def _team_assigned(doc: Document, p: dict[str, Any], e: EventFacts) -> None:
     doc["team"][_team_key(p)] = {"member": p["member"], "unit_id": p["unit_id"], "role": p["role"]}
 
 
-def _plan(doc: Document, e: GamEvent) -> Document:
-    plan: Document = doc["plans"][str(e.originator_id)]
+def _plan(doc: Document, e: EventFacts) -> Document:
+    plan: Document = doc["plans"][e.entity]
     return plan
 
 
-def _plan_started(doc: Document, p: dict[str, Any], e: GamEvent) -> None:
-    doc["plans"][str(e.originator_id)] = {
+def _plan_started(doc: Document, p: dict[str, Any], e: EventFacts) -> None:
+    doc["plans"][e.entity] = {
         "fiscal_period": p["fiscal_period"], "status": "draft", "baseline_version": None, "objectives": {},
         "actions": {}, "swot": {}, "whitespace": {}, "reviews": {},
     }  # fmt: skip
 
 
-def _objective_set(doc: Document, p: dict[str, Any], e: GamEvent) -> None:
+def _objective_set(doc: Document, p: dict[str, Any], e: EventFacts) -> None:
     _plan(doc, e)["objectives"][p["objective_id"]] = {
         "unit_id": p["unit_id"], "title": p["title"], "description": p["description"], "target": p["target"],
         "due_date": p["due_date"], "linked_objective_id": p["linked_objective_id"], "directives": {},
@@ -86,21 +87,21 @@ def _objective_set(doc: Document, p: dict[str, Any], e: GamEvent) -> None:
     }  # fmt: skip
 
 
-def _cascaded(doc: Document, p: dict[str, Any], e: GamEvent) -> None:
+def _cascaded(doc: Document, p: dict[str, Any], e: EventFacts) -> None:
     directives = _plan(doc, e)["objectives"][p["objective_id"]]["directives"]
     for unit in p["to_unit_ids"]:
         directives[unit] = {
-            "from_unit_id": p["from_unit_id"], "cascaded_at": format_time(e.timestamp), "answer": None,
+            "from_unit_id": p["from_unit_id"], "cascaded_at": e.at, "answer": None,
             "local_title": None, "local_target": None, "rationale": None, "answered_at": None,
         }  # fmt: skip
 
 
 def _answered(answer: CascadeAnswer) -> Evolve:
-    def evolve(doc: Document, p: dict[str, Any], e: GamEvent) -> None:
+    def evolve(doc: Document, p: dict[str, Any], e: EventFacts) -> None:
         directive = _plan(doc, e)["objectives"][p["objective_id"]]["directives"][p["unit_id"]]
         directive.update(
             answer=answer.value,
-            answered_at=format_time(e.timestamp),
+            answered_at=e.at,
             rationale=p.get("rationale"),
             local_title=p.get("local_title"),
             local_target=p.get("local_target"),
@@ -109,43 +110,43 @@ def _answered(answer: CascadeAnswer) -> Evolve:
     return evolve
 
 
-def _action_added(doc: Document, p: dict[str, Any], e: GamEvent) -> None:
+def _action_added(doc: Document, p: dict[str, Any], e: EventFacts) -> None:
     _plan(doc, e)["actions"][p["action_id"]] = {
         "objective_id": p["objective_id"], "unit_id": p["unit_id"], "title": p["title"], "owner": p["owner"],
         "due_date": p["due_date"], "status": "planned",
     }  # fmt: skip
 
 
-def _action_status(doc: Document, p: dict[str, Any], e: GamEvent) -> None:
+def _action_status(doc: Document, p: dict[str, Any], e: EventFacts) -> None:
     _plan(doc, e)["actions"][p["action_id"]]["status"] = p["to_status"]
 
 
-def _progress(doc: Document, p: dict[str, Any], e: GamEvent) -> None:
+def _progress(doc: Document, p: dict[str, Any], e: EventFacts) -> None:
     """Only the latest report per (objective, unit) is kept: it is what the GAM reads."""
     _plan(doc, e)["objectives"][p["objective_id"]]["progress"][p["unit_id"]] = {
-        "percent": p["percent"], "comment": p["comment"], "at": format_time(e.timestamp),
+        "percent": p["percent"], "comment": p["comment"], "at": e.at,
     }  # fmt: skip
 
 
-def _swot_added(doc: Document, p: dict[str, Any], e: GamEvent) -> None:
+def _swot_added(doc: Document, p: dict[str, Any], e: EventFacts) -> None:
     _plan(doc, e)["swot"][p["entry_id"]] = {"kind": p["kind"], "text": p["text"], "unit_id": p["unit_id"]}
 
 
-def _swot_removed(doc: Document, p: dict[str, Any], e: GamEvent) -> None:
+def _swot_removed(doc: Document, p: dict[str, Any], e: EventFacts) -> None:
     _plan(doc, e)["swot"].pop(p["entry_id"], None)
 
 
-def _whitespace(doc: Document, p: dict[str, Any], e: GamEvent) -> None:
+def _whitespace(doc: Document, p: dict[str, Any], e: EventFacts) -> None:
     _plan(doc, e)["whitespace"].setdefault(p["offering"], {})[p["unit_id"]] = p["status"]
 
 
-def _review(doc: Document, p: dict[str, Any], e: GamEvent) -> None:
+def _review(doc: Document, p: dict[str, Any], e: EventFacts) -> None:
     fields = ("held_on", "participants", "decisions", "follow_up_actions")
     _plan(doc, e)["reviews"][p["review_id"]] = {k: p[k] for k in fields}
 
 
 def _plan_status(status: str) -> Evolve:
-    def evolve(doc: Document, p: dict[str, Any], e: GamEvent) -> None:
+    def evolve(doc: Document, p: dict[str, Any], e: EventFacts) -> None:
         plan = _plan(doc, e)
         plan["status"] = status
         if "baseline_version" in p:
@@ -154,37 +155,37 @@ def _plan_status(status: str) -> Evolve:
     return evolve
 
 
-def _person(doc: Document, e: GamEvent) -> Document:
-    person: Document = doc["stakeholders"][str(e.originator_id)]
+def _person(doc: Document, e: EventFacts) -> Document:
+    person: Document = doc["stakeholders"][e.entity]
     return person
 
 
-def _identified(doc: Document, p: dict[str, Any], e: GamEvent) -> None:
-    doc["stakeholders"][str(e.originator_id)] = {
+def _identified(doc: Document, p: dict[str, Any], e: EventFacts) -> None:
+    doc["stakeholders"][e.entity] = {
         "unit_id": p["unit_id"], "title": p["title"], "personal": {"name": p["personal"]["name"]},
         "buying_role": None, "influence": None, "sentiment": None, "relationship_owner": None, "reports_to": None,
         "last_contact": None, "interactions": 0, "left_on": None,
     }  # fmt: skip
 
 
-def _personal_corrected(doc: Document, p: dict[str, Any], e: GamEvent) -> None:
+def _personal_corrected(doc: Document, p: dict[str, Any], e: EventFacts) -> None:
     _person(doc, e)["personal"] = {"name": p["personal"]["name"]}
 
 
-def _personal_erased(doc: Document, p: dict[str, Any], e: GamEvent) -> None:
+def _personal_erased(doc: Document, p: dict[str, Any], e: EventFacts) -> None:
     person = _person(doc, e)
     person["personal"] = {"name": ERASED}
     person["erased"] = True
 
 
 def _person_field(field: str, source: str) -> Evolve:
-    def evolve(doc: Document, p: dict[str, Any], e: GamEvent) -> None:
+    def evolve(doc: Document, p: dict[str, Any], e: EventFacts) -> None:
         _person(doc, e)[field] = p[source]
 
     return evolve
 
 
-def _interaction(doc: Document, p: dict[str, Any], e: GamEvent) -> None:
+def _interaction(doc: Document, p: dict[str, Any], e: EventFacts) -> None:
     """Interactions may be logged late, so the last contact is the latest ``occurred_at``
     (stored times sort as text), not the last one logged."""
     person = _person(doc, e)
@@ -193,13 +194,13 @@ def _interaction(doc: Document, p: dict[str, Any], e: GamEvent) -> None:
         person["last_contact"] = p["occurred_at"]
 
 
-def _deal(doc: Document, e: GamEvent) -> Document:
-    deal: Document = doc["deals"][str(e.originator_id)]
+def _deal(doc: Document, e: EventFacts) -> Document:
+    deal: Document = doc["deals"][e.entity]
     return deal
 
 
-def _deal_opened(doc: Document, p: dict[str, Any], e: GamEvent) -> None:
-    doc["deals"][str(e.originator_id)] = {
+def _deal_opened(doc: Document, p: dict[str, Any], e: EventFacts) -> None:
+    doc["deals"][e.entity] = {
         "unit_id": p["unit_id"], "title": p["title"], "amount": p["amount"], "stage": p["stage"],
         "probability": p["probability"], "expected_close": p["expected_close"], "owner": p["owner"],
         "products": p["products"], "linked_objective_ids": p["linked_objective_ids"], "status": "open",
@@ -210,7 +211,7 @@ def _deal_opened(doc: Document, p: dict[str, Any], e: GamEvent) -> None:
 def _deal_fields(**mapping: str | Callable[[dict[str, Any]], Any]) -> Evolve:
     """Set deal fields from payload fields (by name) or from a function of the payload."""
 
-    def evolve(doc: Document, p: dict[str, Any], e: GamEvent) -> None:
+    def evolve(doc: Document, p: dict[str, Any], e: EventFacts) -> None:
         deal = _deal(doc, e)
         for name, source in mapping.items():
             deal[name] = source(p) if callable(source) else p[source]
@@ -222,16 +223,16 @@ def _constant(value: Any) -> Callable[[dict[str, Any]], Any]:
     return lambda _: value
 
 
-def _influence_attached(doc: Document, p: dict[str, Any], e: GamEvent) -> None:
+def _influence_attached(doc: Document, p: dict[str, Any], e: EventFacts) -> None:
     fields = ("stakeholder_id", "role", "degree", "note")
     _deal(doc, e)["influences"][f"{p['stakeholder_id']}|{p['role']}"] = {k: p[k] for k in fields}
 
 
-def _influence_detached(doc: Document, p: dict[str, Any], e: GamEvent) -> None:
+def _influence_detached(doc: Document, p: dict[str, Any], e: EventFacts) -> None:
     _deal(doc, e)["influences"].pop(f"{p['stakeholder_id']}|{p['role']}", None)
 
 
-def _qualification(doc: Document, p: dict[str, Any], e: GamEvent) -> None:
+def _qualification(doc: Document, p: dict[str, Any], e: EventFacts) -> None:
     _deal(doc, e)["qualification"][p["element"]] = {"status": p["status"], "evidence": p["evidence"]}
 
 
@@ -303,25 +304,31 @@ ENTITY_COLLECTIONS: dict[type[GamAggregate], str] = {AccountPlan: "plans", Stake
 """Where the document keeps each kind of entity below the account, by aggregate."""
 
 
-def evolve_document(stored: Document | None, event: GamEvent) -> Document | None:
+def evolve_document(stored: Document | None, event: EventFacts | GamEvent) -> Document | None:
     """The account's document after ``event`` (``stored`` is changed in place: every
     view storage hands out a document the caller owns, and copying a large account
     per event made replays quadratic), or ``None`` when the event does not change
     this view: its type is ignored, or it concerns an account or entity the
     document does not know (then only the tracking position is recorded)."""
-    event_class = type(event)
+    facts = event if isinstance(event, EventFacts) else facts_of(event)
+    event_class = facts.event_class
     evolve = EVOLVE.get(event_class)
     if evolve is None or event_class in IGNORED:
         return None
     if stored is None:
-        if not isinstance(event, GlobalAccount.Created):
+        if not issubclass(event_class, GlobalAccount.Created):
             return None
         document: Document = {}
     else:
         document = stored
-        aggregate = aggregate_of(event_class)
-        collection = ENTITY_COLLECTIONS.get(aggregate) if aggregate else None
-        if collection and event.originator_version > 1 and str(event.originator_id) not in document[collection]:
+        collection = _collection_of(event_class)
+        if collection and facts.version > 1 and facts.entity not in document[collection]:
             return None
-    evolve(document, to_json_value(payload_of(event)), event)
+    evolve(document, facts.payload, facts)
     return document
+
+
+@functools.cache
+def _collection_of(event_class: type[GamEvent]) -> str | None:
+    aggregate = aggregate_of(event_class)
+    return ENTITY_COLLECTIONS.get(aggregate) if aggregate else None

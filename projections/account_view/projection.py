@@ -4,14 +4,12 @@ the account's coverage and checkpoints are kept in the same transaction."""
 from __future__ import annotations
 
 import functools
-from typing import Any, ClassVar
+from typing import ClassVar
 
-from eventsourcing.domain import DomainEventProtocol
-
-from domain.base import GamEvent
 from projections.account_view.checkpoints import DEFAULT_CHECKPOINT_INTERVAL, checkpoint_changes, covered_key
 from projections.account_view.evolve import account_key, evolve_document
 from projections.base import ViewProjection, owner_of
+from projections.facts import EventFacts
 from projections.ports import Document, ViewChange
 
 
@@ -23,24 +21,20 @@ class AccountViewProjection(ViewProjection):
     keeps_checkpoints: ClassVar[bool] = True
     """False for a private replay: no coverage, no checkpoints."""
 
-    def change_for(self, event: DomainEventProtocol[Any], position: int) -> ViewChange:
-        if not isinstance(event, GamEvent):
-            return ViewChange()
+    def change(self, event: EventFacts, position: int) -> ViewChange:
         account_id, index = owner_of(self.view, event)
         if account_id is None:
             return ViewChange(documents=index)
-        key, covered = account_key(account_id), covered_key(account_id)
-        stored = self.view.documents([key, covered] if self.keeps_checkpoints else [key])
-        document = evolve_document(stored.get(key), event)
+        key = account_key(account_id)
+        document = evolve_document(self.view.document(key), event)
         if document is None:
             return ViewChange(documents=index)
         document["position"] = position
         changes: dict[str, Document | None] = {**index, key: document}
         if self.keeps_checkpoints:
+            covered = self.view.document(covered_key(account_id))
             changes.update(
-                checkpoint_changes(
-                    self.view, account_id, event, document, stored.get(covered), self.checkpoint_interval
-                )
+                checkpoint_changes(self.view, account_id, event, document, covered, self.checkpoint_interval)
             )
         return ViewChange(documents=changes)
 

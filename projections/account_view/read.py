@@ -8,7 +8,7 @@ is sorted explicitly; units come in tree order (depth first, siblings by name).
 
 from __future__ import annotations
 
-import copy
+from collections.abc import Callable, Collection
 from datetime import datetime
 from typing import Any
 from uuid import UUID
@@ -21,9 +21,12 @@ from projections.account_view.stakeholders import stakeholder_map
 from projections.account_view.units import unit_tree
 from projections.account_view.whitespace import whitespace_grid
 from projections.account_view.win_rate import win_rate
-from projections.encoding import format_time
+from projections.encoding import deep_copy, format_time
 from projections.exchange_rates import PLANNING_RATES, ExchangeRates
 from projections.ports import Document, ViewRecorder
+
+SECTIONS = ("unit_tree", "plans", "stakeholders", "whitespace", "pipeline", "rollups", "win_rate")
+"""The sections of the account view, in the order the answer lists them."""
 
 
 def account_view(
@@ -33,17 +36,22 @@ def account_view(
     now: datetime,
     stale_after_days: int = 90,
     rates: ExchangeRates = PLANNING_RATES,
+    sections: Collection[str] = SECTIONS,
 ) -> dict[str, Any] | None:
     """The account as the GAM reads it, or ``None`` if the view does not know it."""
-    key = account_key(account_id)
-    document = view.documents([key]).get(key)
+    document = view.document(account_key(account_id))
     if document is None:
         return None
-    return read_account_view(document, now=now, stale_after_days=stale_after_days, rates=rates)
+    return read_account_view(document, now=now, stale_after_days=stale_after_days, rates=rates, sections=sections)
 
 
 def read_account_view(
-    document: Document, *, now: datetime, stale_after_days: int = 90, rates: ExchangeRates = PLANNING_RATES
+    document: Document,
+    *,
+    now: datetime,
+    stale_after_days: int = 90,
+    rates: ExchangeRates = PLANNING_RATES,
+    sections: Collection[str] = SECTIONS,
 ) -> dict[str, Any]:
     """Everything a GAM looks at, derived from the stored document.
 
@@ -51,23 +59,31 @@ def read_account_view(
     the last ``stale_after_days`` days) and which actions and open deals are overdue; ``rates``
     convert deal currencies into the account's reporting currency. Raises
     :class:`~projections.exchange_rates.UnknownCurrency` if a currency in play has
-    no rate."""
+    no rate. Only the ``sections`` asked for are derived (the stakeholder map or the
+    pipeline alone cost a fraction of the whole), besides the account's facts."""
     if now.utcoffset() is None:
         msg = "now must be timezone-aware"
         raise ValueError(msg)
-    document = copy.deepcopy(document)  # the answer shares parts with it; the store's copy stays private
+    document = deep_copy(document)  # the answer shares parts with it; the caller's copy stays as it was
     units: dict[str, Document] = document["units"]
     reporting: str = document["account"]["reporting_currency"]
-    plans = sorted(document["plans"].items(), key=lambda item: (item[1]["fiscal_period"], item[0]))
+    derive: dict[str, Callable[[], Any]] = {
+        "unit_tree": lambda: unit_tree(units, document["team"]),
+        "plans": lambda: [
+            plan_summary(plan_id, plan, units, today=now.date())
+            for plan_id, plan in sorted(document["plans"].items(), key=lambda item: (item[1]["fiscal_period"], item[0]))
+        ],
+        "stakeholders": lambda: stakeholder_map(
+            document["stakeholders"], units, now=now, stale_after_days=stale_after_days
+        ),
+        "whitespace": lambda: whitespace_grid(document["plans"], units),
+        "pipeline": lambda: pipeline(document["deals"], units, reporting, rates, now.date()),
+        "rollups": lambda: rollups(document, reporting, rates),
+        "win_rate": lambda: win_rate(document["deals"], units, reporting, rates),
+    }
     return {
         "account": dict(document["account"]),
         "position": document.get("position"),
         "as_of": format_time(now),
-        "unit_tree": unit_tree(units, document["team"]),
-        "plans": [plan_summary(plan_id, plan, units, today=now.date()) for plan_id, plan in plans],
-        "stakeholders": stakeholder_map(document["stakeholders"], units, now=now, stale_after_days=stale_after_days),
-        "whitespace": whitespace_grid(document["plans"], units),
-        "pipeline": pipeline(document["deals"], units, reporting, rates, now.date()),
-        "rollups": rollups(document, reporting, rates),
-        "win_rate": win_rate(document["deals"], units, reporting, rates),
+        **{name: derive[name]() for name in SECTIONS if name in sections},
     }

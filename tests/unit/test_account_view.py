@@ -490,3 +490,13 @@ def test_an_erased_person_reads_as_erased_in_the_view(memory_app: GamApplication
         projector.rebuild()  # rebuilt after the key is gone: the identified event itself reads as erased
         rebuilt = projector.view("account_view").documents([account_key(account.account_id)])
         assert rebuilt[account_key(account.account_id)]["stakeholders"][str(person)]["personal"] == {"name": "[erased]"}
+
+
+def test_sections_asked_alone_equal_those_of_the_whole_view(seeded: Seeded) -> None:
+    whole = seeded.view()
+    view = seeded.projector.view("account_view")
+    for sections in (("stakeholders",), ("pipeline", "win_rate"), ("unit_tree", "rollups"), ()):
+        part = account_view(view, seeded.account.account_id, now=NOW, sections=sections)
+        assert part is not None
+        assert set(part) == {"account", "position", "as_of", *sections}
+        assert part == {key: whole[key] for key in part}

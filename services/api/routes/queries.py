@@ -4,12 +4,14 @@ trail, one entity's history). A caller reads only the accounts they may read."""
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from datetime import UTC, datetime
 from typing import Annotated, Any, Generic, TypeVar
 from uuid import UUID
 
+import orjson
 from fastapi import APIRouter, HTTPException, Query
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 
 from domain.account import GlobalAccount
@@ -18,6 +20,7 @@ from domain.deal import Deal
 from domain.errors import NotFound
 from domain.plan import AccountPlan
 from domain.stakeholder import Stakeholder
+from projections.account_view import SECTIONS
 from projections.encoding import to_json_value
 from projections.ports import AuditQuery
 from services.api.access import check_read
@@ -111,10 +114,23 @@ def get_deal(runtime: RuntimeDep, deal_id: UUID, principal: Caller, as_of: AsOf 
     return _entity(runtime, principal, Deal, deal_id, as_of)
 
 
+def json_response(content: dict[str, Any]) -> Response:
+    """The answer as orjson writes it: the views' answers are JSON values already, and
+    FastAPI's encoder walked every one of them again (anything else goes through
+    ``to_json_value``)."""
+    return Response(orjson.dumps(content, default=to_json_value), media_type="application/json")
+
+
 def _account_view(
-    runtime: Runtime, principal: Principal, account_id: UUID, min_position: int | None, as_of: datetime | None
+    runtime: Runtime,
+    principal: Principal,
+    account_id: UUID,
+    min_position: int | None,
+    as_of: datetime | None,
+    sections: Collection[str] = SECTIONS,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Where the answer stands (its log position, or the moment it was rebuilt at) and the view."""
+    """Where the answer stands (its log position, or the moment it was rebuilt at) and
+    the view, with only the ``sections`` asked for derived (as of a moment, all of them)."""
     check_read(principal, runtime.app, account_id)
     if as_of is not None:
         moment = as_of.astimezone(UTC)
@@ -123,50 +139,52 @@ def _account_view(
         if view is None:
             raise HTTPException(404, f"account {account_id} did not exist at {moment.isoformat()}")
         return {"as_of": moment.isoformat(), "events": sum(state.versions.values())}, view
-    result = runtime.reads.account_view(account_id, now=datetime.now(UTC), min_position=min_position)
+    result = runtime.reads.account_view(account_id, now=datetime.now(UTC), min_position=min_position, sections=sections)
     if result.data is None:
         raise HTTPException(404, f"account {account_id} not found")
     return {"position": result.position}, result.data
 
 
-@router.get("/accounts/{account_id}/view", tags=["views"], responses=NOT_FOUND)
+@router.get("/accounts/{account_id}/view", tags=["views"], responses=NOT_FOUND, response_model=dict[str, Any])
 def get_account_view(
     runtime: RuntimeDep, account_id: UUID, principal: Caller, min_position: MinPosition = None, as_of: AsOf = None
-) -> dict[str, Any]:
+) -> Response:
     """Unit tree, team, plans and their cascade, stakeholder map, whitespace, pipeline and roll-ups."""
     where, view = _account_view(runtime, principal, account_id, min_position, as_of)
-    return {**where, "view": view}
+    return json_response({**where, "view": view})
 
 
-@router.get("/accounts/{account_id}/stakeholder-map", tags=["views"], responses=NOT_FOUND)
+@router.get(
+    "/accounts/{account_id}/stakeholder-map", tags=["views"], responses=NOT_FOUND, response_model=dict[str, Any]
+)
 def get_stakeholder_map(
     runtime: RuntimeDep, account_id: UUID, principal: Caller, min_position: MinPosition = None, as_of: AsOf = None
-) -> dict[str, Any]:
+) -> Response:
     """People by unit and buying role, the org chart, owner coverage, who has not been contacted lately."""
-    where, view = _account_view(runtime, principal, account_id, min_position, as_of)
-    return {**where, "stakeholders": view["stakeholders"]}
+    where, view = _account_view(runtime, principal, account_id, min_position, as_of, ("stakeholders",))
+    return json_response({**where, "stakeholders": view["stakeholders"]})
 
 
-@router.get("/accounts/{account_id}/pipeline", tags=["views"], responses=NOT_FOUND)
+@router.get("/accounts/{account_id}/pipeline", tags=["views"], responses=NOT_FOUND, response_model=dict[str, Any])
 def get_pipeline(
     runtime: RuntimeDep, account_id: UUID, principal: Caller, min_position: MinPosition = None, as_of: AsOf = None
-) -> dict[str, Any]:
+) -> Response:
     """Open deals by stage, level and unit, weighted and unweighted, in the reporting currency; win rate."""
-    where, view = _account_view(runtime, principal, account_id, min_position, as_of)
-    return {**where, "pipeline": view["pipeline"], "win_rate": view["win_rate"]}
+    where, view = _account_view(runtime, principal, account_id, min_position, as_of, ("pipeline", "win_rate"))
+    return json_response({**where, "pipeline": view["pipeline"], "win_rate": view["win_rate"]})
 
 
-@router.get("/plans/{plan_id}/strategy-flow", tags=["views"], responses=NOT_FOUND)
+@router.get("/plans/{plan_id}/strategy-flow", tags=["views"], responses=NOT_FOUND, response_model=dict[str, Any])
 def get_strategy_flow(
     runtime: RuntimeDep, plan_id: UUID, principal: Caller, min_position: MinPosition = None
-) -> dict[str, Any]:
+) -> Response:
     """Each HQ objective's cascade down the tree, the answers and progress back up, and the gaps."""
     plan = runtime.app.load(AccountPlan, plan_id)
     check_read(principal, runtime.app, plan.account_id)
     result = runtime.reads.strategy_flow(plan_id, now=datetime.now(UTC), min_position=min_position)
     if result.data is None:
         raise HTTPException(404, f"plan {plan_id} not found")
-    return {"position": result.position, "flow": result.data}
+    return json_response({"position": result.position, "flow": result.data})
 
 
 def _load_any(app: GamApplication, entity_id: UUID) -> GamAggregate:
