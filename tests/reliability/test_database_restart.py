@@ -87,6 +87,9 @@ def restart_under_load(
     try:
         api.start()
         projector.start()
+        # Up before the database goes away: started while it is away, gam project says so
+        # and exits at once (what an operator wants at start-up), which is not what this tests.
+        wait_for(lambda: "following new events" in projector.log.read_text(), 60, "gam project to start following")
         load.start()
         wait_for(lambda: len(ledger.acknowledged) >= 20, 60, "the load to get going")
         for mode in modes:
