@@ -19,6 +19,13 @@ from infra.settings import Settings
 from services.app import GamApplication
 from services.bootstrap import Runtime, bootstrap
 
+# pytest-xdist's workers start with COLUMNS=80 and LINES=24 set; rich fixes a console's
+# width for good when it is made with COLUMNS set, so the CLI's tests, which give each
+# run its own COLUMNS, would all print at 80 columns. Without them, rich reads the
+# variable each time it prints, as it does for a person's terminal.
+for _size in ("COLUMNS", "LINES"):
+    os.environ.pop(_size, None)
+
 AppFactory = Callable[..., GamApplication]
 
 
