@@ -72,6 +72,8 @@ class Session:
         self._order: list[GamAggregate] = []
         self.known = app.start_reading(trust_cache=trust_cache)
         """The log position every cached read holds (None: the store gives no cache)."""
+        self.committing = False
+        """Set once the commit began: from then on, an error may leave the events stored."""
 
     def load(self, kind: type[A], entity_id: UUID) -> A:
         aggregate = self._loaded.get(entity_id)
@@ -103,6 +105,7 @@ class Session:
         changed = self.changed()
         if not changed:
             return self.app.recorder.max_notification_id() or 0
+        self.committing = True
         if self.known is None or not self.app.checks_reads_at_commit:
             return self.app.commit(*changed).position
         return self.app.commit(*changed, reads=ReadCheck(self.known, dict(self._read_versions))).position
@@ -194,8 +197,9 @@ class MessageBus:
                 if attempt + 1 == STALE_READ_ATTEMPTS:
                     raise ConcurrencyConflict(stale.entity_id, stale.read_version, stale.stored_version) from None
             except Exception as refused:
-                if attempt > 0 or not self._read_stale_cache(session, refused):
-                    raise
+                stored_nothing = not session.committing or isinstance(refused, ConcurrencyConflict | AlreadyExists)
+                if attempt > 0 or not stored_nothing or not self._read_stale_cache(session, refused):
+                    raise  # an error during the commit (the store went away) may have stored it: never decide twice
         raise AssertionError("unreachable: the last attempt returns or raises")
 
     def _read_stale_cache(self, session: Session, refused: Exception) -> bool:

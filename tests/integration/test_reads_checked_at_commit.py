@@ -164,3 +164,22 @@ def test_the_check_lists_what_was_stored_in_between_and_refuses_newer_versions_o
     with pytest.raises(StaleRead) as raised:
         ReadCheck(known=7, versions={read: 3}).verify(10, lambda start, stop: [(8, other, 5), (9, read, 4)])
     assert (raised.value.entity_id, raised.value.read_version, raised.value.stored_version) == (read, 3, 4)
+
+
+def test_an_error_during_the_commit_is_never_decided_again(app_factory: AppFactory) -> None:
+    """The store may have stored the events before failing (an ambiguous commit): deciding
+    again on fresh state would apply the command twice, so the error goes to the caller."""
+    org, second = org_on_two_apps(app_factory)
+    commit = second.commit
+    calls: list[int] = []
+
+    def failing(*aggregates: Any, **kwargs: Any) -> Any:
+        calls.append(1)
+        h.close_unit(org.app, meta(), account_id=org.account, unit_id=org.houston)  # the log moves on meanwhile
+        raise ConnectionError("the store went away during COMMIT")
+
+    second.commit = failing  # type: ignore[method-assign]
+    with pytest.raises(ConnectionError):
+        h.set_objective(second, meta(), **objective_kwargs(org, org.lyon))
+    assert calls == [1]
+    second.commit = commit  # type: ignore[method-assign]
