@@ -155,18 +155,6 @@ def views_advanced(before: Mapping[str, int], after: Mapping[str, int], seconds:
     VIEW_BATCH_LATENCY.observe(seconds)
 
 
-def counting(projection_class: type[Any], view_name: str) -> type[Any]:
-    """The projection class, counting the events it applies (for the follower's runners,
-    which call ``process_event`` themselves)."""
-    counter = VIEW_EVENTS_APPLIED.labels(view_name)
-
-    def process_event(self: Any, event: Any, tracking: Any) -> None:
-        projection_class.process_event(self, event, tracking)
-        counter.inc()
-
-    return type(projection_class.__name__, (projection_class,), {"process_event": process_event})
-
-
 @contextmanager
 def publish_timed(topic: str, records: int) -> Iterator[None]:
     """Time one batch from sending to the broker's last acknowledgement; count what was acknowledged."""
