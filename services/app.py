@@ -27,6 +27,7 @@ from domain.base import GamAggregate
 from domain.deal import Deal
 from domain.errors import AlreadyExists, ConcurrencyConflict, NotFound, SubjectErased
 from domain.plan import AccountPlan
+from domain.stakeholder import Stakeholder
 from infra.hash_chain import PostgresChainedRecorder, SQLiteChainedRecorder
 from infra.mapping import GamMapper
 from infra.personal_keys import KeyErased, PersonalKeys, keys_for_env
@@ -63,8 +64,9 @@ class GamApplication(Application[UUID]):
         GlobalAccount: DEFAULT_SNAPSHOT_INTERVAL,
         AccountPlan: DEFAULT_SNAPSHOT_INTERVAL,
         Deal: DEFAULT_SNAPSHOT_INTERVAL,
+        Stakeholder: DEFAULT_SNAPSHOT_INTERVAL,
     }
-    """No snapshots of stakeholders: a snapshot would hold their personal data unsealed."""
+    """Stakeholders too: their snapshots hold the personal data sealed (``infra.mapping``)."""
 
     def __init__(
         self,
