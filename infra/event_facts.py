@@ -7,11 +7,16 @@ and cost most of a rebuild. Here the stored JSON is read with orjson and each
 transcoded value (``{"_type_": ..., "_data_": ...}``) is turned into the JSON
 value ``projections.encoding.to_json_value`` gives for the decoded object.
 
+Personal data stays sealed: a sealed value reads as ``{"sealed": ...}``, the same
+ciphertext under the person's key, so the views keep it sealed and it is opened
+only when someone reads a view (``infra.sealed_reads``); a destroyed key makes
+every copy unreadable without rewriting a row.
+
 Whatever this module does not know how to read the same way goes through the
-mapper, as before: events holding sealed personal data (opened with the
-subject's key), events stored under an older class version (upcast by the
+mapper, as before: events stored under an older class version (upcast by the
 class), a mapper that compresses or encrypts, and any value type not listed
-below. A test holds the two ways equal on every kind of event the domain has.
+below. A test holds the two ways equal on every kind of event the domain has
+(personal data once opened).
 """
 
 from __future__ import annotations
@@ -26,12 +31,13 @@ from eventsourcing.persistence import Mapper, StoredEvent
 from eventsourcing.utils import resolve_topic
 
 from domain.base import GamEvent
-from domain.catalog import PERSONAL_DATA_FIELDS
+from infra.personal_keys import Sealed
 from infra.transcodings import value_types
 from projections.encoding import format_time
 from projections.facts import EventFacts, facts_of
 
 _VALUE_TYPES = frozenset(f"{cls.__module__}.{cls.__qualname__}" for cls in value_types())
+_SEALED = f"{Sealed.__module__}.{Sealed.__qualname__}"
 
 
 class Undecodable(ValueError):
@@ -74,6 +80,8 @@ def _json_value(value: Any) -> Any:
             return data
         if kind == "datetime_iso":
             return _utc_text(data) or format_time(datetime.fromisoformat(data))
+        if kind == _SEALED:
+            return {"sealed": data["sealed"]}
         if kind in _VALUE_TYPES:
             return {key: _json_value(v) for key, v in data.items()}
         raise Undecodable(kind)
@@ -110,7 +118,7 @@ class FactsDecoder:
         cls = event_class(stored.topic)
         if cls is None:
             return None
-        if self.direct and cls not in PERSONAL_DATA_FIELDS:
+        if self.direct:
             try:
                 return self.from_json(cls, stored)
             except Undecodable:

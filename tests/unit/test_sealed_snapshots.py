@@ -37,7 +37,9 @@ def apply(app: GamApplication, person: UUID, step: tuple[str, str], erased: bool
     """Send one step; the personal text it stored, if any."""
     kind, text = step
     if kind == "correct" and not erased:
-        h.correct_personal_data(app, meta(), stakeholder_id=person, personal=PersonalData(f"N{text}", f"{text}@x.example"))
+        h.correct_personal_data(
+            app, meta(), stakeholder_id=person, personal=PersonalData(f"N{text}", f"{text}@x.example")
+        )
         return f"N{text}"
     if kind == "interaction" and not erased:
         m = meta()
