@@ -112,16 +112,3 @@ def test_no_store_holds_the_canary_in_clear_and_erasure_reaches_every_copy(
     if settings.store == "sqlite":
         wal = settings.sqlite_path.with_name(settings.sqlite_path.name + "-wal")
         assert not wal.exists() or wal.stat().st_size == 0  # and none left when the process stops
-
-
-def test_every_sqlite_connection_zeroes_what_it_frees(tmp_path: Path) -> None:
-    """``secure_delete`` on the events' and the views' connections (``infra.sqlite_hygiene``)."""
-    runtime = bootstrap(Settings(store="sqlite", sqlite_path=tmp_path / "gam.db"))
-    try:
-        recorders = [runtime.app.recorder, runtime.projector.view("account_view")]
-        for recorder in recorders:
-            with recorder.datastore.transaction(commit=False) as cursor:  # type: ignore[attr-defined]
-                cursor.execute("PRAGMA secure_delete")
-                assert cursor.fetchone()[0] == 1
-    finally:
-        runtime.close()
