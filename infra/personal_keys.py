@@ -325,6 +325,20 @@ class FileKeys(PersonalKeys):
         self.checkpoint()
         return len(rows)
 
+    def adopt(self, subject: UUID, key: bytes | None, erasure: tuple[str, str, str] | None) -> bool:
+        """Take over a key kept elsewhere before (or its erasure: erased at, by, legal
+        basis); a subject this store knows already is left as it is. Whether it was taken."""
+        with self._connect() as conn:
+            wrapper = self._current_wrapper(conn)
+            wrapped = wrapper.wrap(subject, key) if key is not None else None
+            erased_at, erased_by, legal_basis = erasure or (None, None, None)
+            taken = conn.execute(
+                f"INSERT INTO {KEY_TABLE} (subject, wrapped, master_key_id, erased_at, erased_by, legal_basis) "  # noqa: S608
+                "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (subject) DO NOTHING",
+                (str(subject), wrapped, wrapper.key_id if key is not None else None, erased_at, erased_by, legal_basis),
+            ).rowcount
+        return bool(taken)
+
     def counts(self) -> dict[str, int]:
         """Live keys per master key id, and destroyed ones under ``erased``."""
         with self._connect() as conn:
@@ -426,3 +440,56 @@ def rotate_master_key(settings: Settings, new_key_file: Path | None = None) -> R
     rewrapped = keys.rewrap(old, new)
     os.replace(pending, path)
     return Rotation(rewrapped, new.key_id, path)
+
+
+def move_keys_out_of_the_database(settings: Settings, keys: PersonalKeys) -> int:
+    """Earlier versions kept the keys in ``gam_personal_keys`` in the events' database:
+    move them into the key store and drop that table, so no later database backup holds
+    a key. Run at every start (one query when there is nothing to move); the number moved."""
+    if not isinstance(keys, FileKeys) or settings.store not in ("sqlite", "postgres"):
+        return 0
+    if settings.store == "sqlite":
+        if not settings.sqlite_path.exists():
+            return 0
+        conn = sqlite3.connect(settings.sqlite_path, timeout=10)
+        try:
+            conn.execute("PRAGMA secure_delete=ON")
+            if not conn.execute("SELECT 1 FROM sqlite_master WHERE name = ?", (KEY_TABLE,)).fetchone():
+                return 0
+            rows = conn.execute(f"SELECT subject, key, erased_at, erased_by, legal_basis FROM {KEY_TABLE}").fetchall()  # noqa: S608
+            moved = _adopt_all(keys, [(UUID(r[0]), *r[1:]) for r in rows])
+            conn.execute(f"DROP TABLE {KEY_TABLE}")
+            conn.commit()
+        finally:
+            conn.close()
+        conn = sqlite3.connect(settings.sqlite_path, timeout=10)
+        try:
+            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        finally:
+            conn.close()
+        return moved
+    import psycopg
+    from psycopg.sql import SQL, Identifier
+
+    schema = settings.postgres_schema or "public"
+    with psycopg.connect(settings.postgres_conninfo()) as pg:
+        exists = pg.execute("SELECT to_regclass(%s)", (f'"{schema}".{KEY_TABLE}',)).fetchone()
+        if not exists or exists[0] is None:
+            return 0
+        table = SQL("{0}.{1}").format(Identifier(schema), Identifier(KEY_TABLE))
+        rows = pg.execute(
+            SQL("SELECT subject, key, erased_at, erased_by, legal_basis FROM {0}").format(table)
+        ).fetchall()
+        moved = _adopt_all(keys, [(r[0], r[1], r[2].isoformat() if r[2] else None, r[3], r[4]) for r in rows])
+        pg.execute(SQL("DROP TABLE {0}").format(table))
+    return moved
+
+
+def _adopt_all(keys: FileKeys, rows: list[tuple[UUID, object, str | None, str | None, str | None]]) -> int:
+    moved = 0
+    for subject, key, erased_at, erased_by, legal_basis in rows:
+        erasure = (erased_at or "", erased_by or "", legal_basis or "") if key is None else None
+        moved += keys.adopt(subject, bytes(key) if isinstance(key, bytes | memoryview) else None, erasure)
+    if rows:
+        log.warning("moved %d personal-data keys out of the events' database into %s", moved, keys.path)
+    return moved

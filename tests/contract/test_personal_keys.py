@@ -21,6 +21,7 @@ from uuid import UUID, uuid4
 import psycopg
 import pytest
 from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from pydantic import SecretStr
 
 from infra.personal_keys import (
@@ -36,6 +37,7 @@ from infra.personal_keys import (
     rotate_master_key,
 )
 from infra.settings import Settings
+from services.bootstrap import bootstrap
 from tests.contract.stores import MemoryStore, PostgresStore, SQLiteStore
 
 RACERS = 8
@@ -199,6 +201,18 @@ class DurablePersonalKeysContract(PersonalKeysContract):
         with pytest.raises(MasterKeyMissing):
             FileKeys(before, lambda: [MasterKey.parse(settings.master_key_path(key_store).read_text())])
 
+    def test_keys_kept_in_the_events_database_before_are_moved_out_at_start(self, settings: Settings) -> None:
+        ada, bob = uuid4(), uuid4()
+        adas_key = AESGCM.generate_key(bit_length=256)
+        keys_kept_the_old_way(settings, [(ada, adas_key), (bob, None)])
+        runtime = bootstrap(settings)
+        try:
+            assert runtime.personal_keys.key(ada, create=False) == adas_key
+            assert runtime.personal_keys.key(bob, create=True) is None  # erased stays erased
+            assert key_tables_in_the_events_database(settings) == []
+        finally:
+            runtime.close()
+
     def test_a_rotation_stopped_half_way_opens_everything_and_finishes_when_run_again(
         self, settings: Settings, keys: PersonalKeys, opened: list[PersonalKeys]
     ) -> None:
@@ -218,6 +232,25 @@ class DurablePersonalKeysContract(PersonalKeysContract):
         assert not pending_path(master_file).exists()
         assert MasterKey.parse(master_file.read_text()).key_id == new.key_id
         assert keys.open(ada, "name", sealed) == b"Ada"
+
+
+def keys_kept_the_old_way(settings: Settings, kept: list[tuple[UUID, bytes | None]]) -> None:
+    """``gam_personal_keys`` in the events' database, as versions before the key store kept it."""
+    ddl = (
+        "CREATE TABLE gam_personal_keys (subject {0} PRIMARY KEY, key {1}, erased_at {2}, "
+        "erased_by text, legal_basis text)"
+    )
+    erasure = (ERASED_AT.isoformat(), "dpo", "Art. 17")
+    rows = [(str(s), k, *((None, None, None) if k else erasure)) for s, k in kept]
+    if settings.store == "sqlite":
+        with sqlite3.connect(settings.sqlite_path) as conn:
+            conn.execute(ddl.format("TEXT", "BLOB", "TEXT"))
+            conn.executemany("INSERT INTO gam_personal_keys VALUES (?, ?, ?, ?, ?)", rows)
+        return
+    with psycopg.connect(settings.postgres_dsn or "", autocommit=True) as conn:
+        conn.execute(f'SET search_path TO "{settings.postgres_schema}"')
+        conn.execute(ddl.format("uuid", "bytea", "timestamptz"))
+        conn.cursor().executemany("INSERT INTO gam_personal_keys VALUES (%s, %s, %s, %s, %s)", rows)
 
 
 def raw_files(path: Path) -> bytes:
