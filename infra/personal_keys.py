@@ -27,7 +27,7 @@ import os
 import sqlite3
 import threading
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -73,6 +73,10 @@ class PersonalKeys(ABC):
 
     def close(self) -> None:  # noqa: B027 - only stores holding connections close anything
         """Nothing to close unless the store holds connections."""
+
+    def keys(self, subjects: Collection[UUID]) -> dict[UUID, bytes | None]:
+        """Several subjects' keys, none made (a store may read them in one go)."""
+        return {subject: self.key(subject, create=False) for subject in subjects}
 
     def seal(self, subject: UUID, field: str, plaintext: bytes) -> Sealed:
         key = self.key(subject, create=True)
@@ -213,6 +217,8 @@ class FileKeys(PersonalKeys):
         self._load = load
         self._use(load())
         path.parent.mkdir(parents=True, exist_ok=True)
+        with contextlib.closing(sqlite3.connect(path, timeout=10)) as setup:
+            setup.execute("PRAGMA journal_mode=WAL")  # kept by the file
         with self._connect() as conn:
             conn.execute(
                 f"CREATE TABLE IF NOT EXISTS {KEY_TABLE} (subject TEXT PRIMARY KEY, wrapped BLOB, "
@@ -229,12 +235,13 @@ class FileKeys(PersonalKeys):
         self._unwrappers = {w.key_id: w for w in wrappers}
 
     @contextlib.contextmanager
-    def _connect(self) -> Iterator[sqlite3.Connection]:
+    def _connect(self, *, write: bool = True) -> Iterator[sqlite3.Connection]:
+        """A transaction; a writing one takes the write lock at once (two first users of a
+        subject must not both make a key), a reading one none."""
         conn = sqlite3.connect(self.path, timeout=10, isolation_level=None)
         try:
-            conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA secure_delete=ON")
-            conn.execute("BEGIN IMMEDIATE")
+            conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
             yield conn
             conn.execute("COMMIT")
         except BaseException:
@@ -257,6 +264,8 @@ class FileKeys(PersonalKeys):
         return self._unwrappers[current]
 
     def key(self, subject: UUID, *, create: bool) -> bytes | None:
+        if not create:
+            return self.keys([subject])[subject]
         with self._connect() as conn:
             row = conn.execute(
                 f"SELECT wrapped, master_key_id FROM {KEY_TABLE} WHERE subject = ?",  # noqa: S608
@@ -273,6 +282,20 @@ class FileKeys(PersonalKeys):
         if row is None or row[0] is None:
             return None
         return self._unwrap(subject, bytes(row[0]), row[1])
+
+    def keys(self, subjects: Collection[UUID]) -> dict[UUID, bytes | None]:
+        """Several subjects' keys in one read (None: erased or never made)."""
+        wanted = {str(s): s for s in subjects}
+        found: dict[UUID, bytes | None] = dict.fromkeys(subjects)
+        with self._connect(write=False) as conn:
+            for start in range(0, len(wanted), 500):
+                chunk = list(wanted)[start : start + 500]
+                marks = ",".join("?" * len(chunk))
+                query = f"SELECT subject, wrapped, master_key_id FROM {KEY_TABLE} WHERE subject IN ({marks})"  # noqa: S608
+                for subject, wrapped, master_key_id in conn.execute(query, chunk).fetchall():
+                    if wrapped is not None:
+                        found[wanted[subject]] = self._unwrap(wanted[subject], bytes(wrapped), master_key_id)
+        return found
 
     def _unwrap(self, subject: UUID, wrapped: bytes, master_key_id: str) -> bytes:
         if master_key_id not in self._unwrappers:
@@ -341,7 +364,7 @@ class FileKeys(PersonalKeys):
 
     def counts(self) -> dict[str, int]:
         """Live keys per master key id, and destroyed ones under ``erased``."""
-        with self._connect() as conn:
+        with self._connect(write=False) as conn:
             rows = conn.execute(
                 f"SELECT coalesce(master_key_id, 'erased'), count(*) FROM {KEY_TABLE} GROUP BY 1"  # noqa: S608
             ).fetchall()

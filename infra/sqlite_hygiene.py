@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import sqlite3
+from pathlib import Path
 from typing import Any
 
 from eventsourcing.sqlite import SQLiteConnection, SQLiteConnectionPool
@@ -50,13 +51,17 @@ def truncate_wal(path: str) -> tuple[int, int, int] | None:
     and the log file cut to zero bytes. Returns SQLite's (busy, log pages, pages
     checkpointed); busy is 1 when a reader elsewhere kept it from finishing (it is then
     done when that process stops). ``None`` for an in-memory database."""
-    if not path or SQLiteConnectionPool.detect_memory_mode(path):
-        return None
-    conn = sqlite3.connect(path, timeout=10)
+    if not path or SQLiteConnectionPool.detect_memory_mode(path) or not Path(path).exists():
+        return None  # (an application closed again when collected, after its file went)
     try:
-        row = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
-    finally:
-        conn.close()
+        conn = sqlite3.connect(path, timeout=10)
+        try:
+            row = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+        finally:
+            conn.close()
+    except sqlite3.Error as failed:
+        log.warning("the write-ahead log of %s was not truncated: %s", path, failed)
+        return None
     result = (int(row[0]), int(row[1]), int(row[2]))
     if result[0]:
         log.warning("the write-ahead log of %s could not be truncated yet: another process is reading", path)
