@@ -9,7 +9,8 @@ COPY projections ./projections
 COPY services ./services
 COPY infra ./infra
 COPY schemas ./schemas
-RUN pip install . && useradd --create-home --uid 10001 gam
+# The personal-data key store's volume (compose: gamkeys) takes this directory's owner.
+RUN pip install . && useradd --create-home --uid 10001 gam && install -d -o gam -m 700 /var/lib/gam-keys
 USER gam
 ENTRYPOINT ["gam"]
 CMD ["--help"]

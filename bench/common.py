@@ -13,6 +13,7 @@ import os
 import platform
 import sqlite3
 import statistics
+import tempfile
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -103,7 +104,9 @@ def drop_schema(dsn: str, schema: str) -> None:
 
 def postgres_settings(dsn: str, **updates: Any) -> Settings:
     """gam's settings for a fresh schema on ``dsn``."""
-    return Settings(store="postgres", postgres_dsn=dsn, postgres_schema=new_schema(dsn), **updates)
+    schema = new_schema(dsn)
+    updates.setdefault("key_store_path", Path(tempfile.gettempdir()) / f"gam-bench-keys-{schema}.keys")
+    return Settings(store="postgres", postgres_dsn=dsn, postgres_schema=schema, **updates)
 
 
 def raw_env(settings: Settings) -> dict[str, str]:

@@ -38,6 +38,14 @@ about them), by event class. They are kept apart so they can be redacted in the
 audit trail and on Kafka, and erased."""
 
 
+PERSONAL_STATE_FIELDS: dict[type[GamAggregate], dict[str, str | None]] = {
+    Stakeholder: {"personal": None, "interactions": "summary"},
+}
+"""Snapshot state that holds a person's data, by aggregate class: a field sealed whole
+(``None``), or the named field of each record in a list (each interaction's summary),
+so an erased person's snapshot still holds the rest of each record."""
+
+
 METADATA_FIELDS = frozenset(
     {"originator_id", "originator_version", "timestamp", "originator_topic", "actor", "correlation_id",
      "causation_id", "reason"}

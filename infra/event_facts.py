@@ -7,11 +7,16 @@ and cost most of a rebuild. Here the stored JSON is read with orjson and each
 transcoded value (``{"_type_": ..., "_data_": ...}``) is turned into the JSON
 value ``projections.encoding.to_json_value`` gives for the decoded object.
 
+Personal data stays sealed: a sealed value reads as ``{"sealed": ...}``, the same
+ciphertext under the person's key, so the views keep it sealed and it is opened
+only when someone reads a view (``infra.sealed_reads``); a destroyed key makes
+every copy unreadable without rewriting a row.
+
 Whatever this module does not know how to read the same way goes through the
-mapper, as before: events holding sealed personal data (opened with the
-subject's key), events stored under an older class version (upcast by the
+mapper, as before: events stored under an older class version (upcast by the
 class), a mapper that compresses or encrypts, and any value type not listed
-below. A test holds the two ways equal on every kind of event the domain has.
+below. A test holds the two ways equal on every kind of event the domain has
+(personal data once opened).
 """
 
 from __future__ import annotations
@@ -26,12 +31,13 @@ from eventsourcing.persistence import Mapper, StoredEvent
 from eventsourcing.utils import resolve_topic
 
 from domain.base import GamEvent
-from domain.catalog import PERSONAL_DATA_FIELDS
+from infra.personal_keys import Sealed
 from infra.transcodings import value_types
 from projections.encoding import format_time
 from projections.facts import EventFacts, facts_of
 
 _VALUE_TYPES = frozenset(f"{cls.__module__}.{cls.__qualname__}" for cls in value_types())
+_SEALED = f"{Sealed.__module__}.{Sealed.__qualname__}"
 
 
 class Undecodable(ValueError):
@@ -74,6 +80,8 @@ def _json_value(value: Any) -> Any:
             return data
         if kind == "datetime_iso":
             return _utc_text(data) or format_time(datetime.fromisoformat(data))
+        if kind == _SEALED:
+            return {"sealed": data["sealed"]}
         if kind in _VALUE_TYPES:
             return {key: _json_value(v) for key, v in data.items()}
         raise Undecodable(kind)
@@ -101,36 +109,25 @@ def _uuid_of_hex(hex_text: str) -> UUID:
 class FactsDecoder:
     """Reads stored events of one application as the views' facts."""
 
-    def __init__(self, mapper: Mapper[Any], *, personal_as: str | None = None) -> None:
-        """``personal_as``: read every personal-data field as this text instead of opening
-        it with its subject's key. The relay publishes those fields redacted: opening them
-        cost a key lookup (a query) for each of a person's events only to throw it away."""
+    def __init__(self, mapper: Mapper[Any]) -> None:
         self.mapper = mapper
         self.direct = mapper.cipher is None and mapper.compressor is None
-        self.personal_as = personal_as
 
     def decode(self, stored: StoredEvent) -> EventFacts | None:
         """The event's facts; ``None`` for an event that is not gam's."""
         cls = event_class(stored.topic)
         if cls is None:
             return None
-        personal = PERSONAL_DATA_FIELDS.get(cls, frozenset())
-        if self.direct and (not personal or self.personal_as is not None):
+        if self.direct:
             try:
-                return self.from_json(cls, stored, personal)
+                return self.from_json(cls, stored)
             except Undecodable:
                 pass
         event = self.mapper.to_domain_event(stored)
-        if not isinstance(event, GamEvent):
-            return None
-        facts = facts_of(event)
-        if personal and self.personal_as is not None:
-            facts.payload = {k: self.personal_as if k in personal else v for k, v in facts.payload.items()}
-        return facts
+        return facts_of(event) if isinstance(event, GamEvent) else None
 
-    def from_json(self, cls: type[GamEvent], stored: StoredEvent, personal: frozenset[str] = frozenset()) -> EventFacts:
-        """The facts read straight from the stored JSON (the ``personal`` fields as
-        ``personal_as``); :class:`Undecodable` if they cannot be."""
+    def from_json(self, cls: type[GamEvent], stored: StoredEvent) -> EventFacts:
+        """The facts read straight from the stored JSON; :class:`Undecodable` if they cannot be."""
         state: dict[str, Any] = orjson.loads(stored.state)  # a long integer reads as a float: see _json_value
         if state.pop("class_version", 1) != getattr(cls, "class_version", 1):
             raise Undecodable("an older class version")
@@ -159,7 +156,5 @@ class FactsDecoder:
             reason=reason,
             correlation_id=correlation_id,
             causation_id=_uuid(causation),
-            payload={
-                name: self.personal_as if name in personal else _json_value(value) for name, value in state.items()
-            },
+            payload={name: _json_value(value) for name, value in state.items()},
         )

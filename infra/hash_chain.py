@@ -32,6 +32,7 @@ from psycopg.sql import SQL, Composed, Identifier
 
 from infra.postgres_ddl import creating_tables
 from infra.read_check import ReadCheck, StaleRead
+from infra.sqlite_hygiene import secure_pool
 
 GENESIS = bytes(32)
 CHAIN_TABLE = "gam_event_chain"
@@ -57,6 +58,10 @@ def link_from_digest(
 
 
 class SQLiteChainedRecorder(SQLiteApplicationRecorder):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        secure_pool(self.datastore)  # infra.sqlite_hygiene
+
     def construct_create_table_statements(self) -> list[str]:
         return [
             *super().construct_create_table_statements(),

@@ -23,6 +23,7 @@ from psycopg_pool import ConnectionPool
 
 from infra.postgres_ddl import lock_for_this_transaction
 from infra.settings import Settings, pool_wait_seconds
+from infra.sqlite_hygiene import secure
 
 TABLE = "gam_idempotency"
 LEASE = timedelta(seconds=30)
@@ -139,7 +140,7 @@ class SQLiteIdempotency(IdempotencyStore):
                 conn.execute(f"ALTER TABLE {TABLE} ADD COLUMN token TEXT")
 
     def _connect(self) -> sqlite3.Connection:
-        return sqlite3.connect(self.path, timeout=10, isolation_level=None)
+        return secure(sqlite3.connect(self.path, timeout=10, isolation_level=None))
 
     def reserve(self, owner: str, key: str, fingerprint: str) -> Reservation:
         now = datetime.now(UTC)

@@ -34,6 +34,7 @@ from psycopg_pool import ConnectionPool
 from infra.merkle import NodeKey, append_leaves, root_keys
 from infra.postgres_ddl import lock_for_this_transaction
 from infra.settings import Settings
+from infra.sqlite_hygiene import secure
 
 NODES, LEAVES, CHECKPOINTS = "gam_merkle_nodes", "gam_merkle_leaves", "gam_checkpoints"
 LEVEL_SHIFT = 50
@@ -177,7 +178,7 @@ class SQLiteTreeStore(TreeStore):
 
     @contextmanager
     def _connection(self, *, write: bool = True) -> Iterator[sqlite3.Connection]:
-        conn = sqlite3.connect(self.path, timeout=10, isolation_level=None)
+        conn = secure(sqlite3.connect(self.path, timeout=10, isolation_level=None))
         try:
             if write:
                 conn.execute("BEGIN IMMEDIATE")  # the write lock first: the tree's end is read under it

@@ -10,6 +10,13 @@ Environment variables (all optional):
 ``GAM_POSTGRES_POOL_SIZE`` connections kept open (default 5)
 ``GAM_POSTGRES_MAX_OVERFLOW`` more connections each pool may open while busy (default 10);
                        a process's budget is in docs/operations.md (Capacity)
+``GAM_KEY_STORE_PATH`` the personal-data key store, a file of its own outside the events'
+                       database (default ``<sqlite file>.keys`` beside the SQLite database;
+                       required with PostgreSQL); see docs/operations.md (Backup and restore)
+``GAM_MASTER_KEY_FILE`` the master key every personal-data key is wrapped under (default
+                       ``<key store>.master-key``, made on first use); keep it apart from
+                       every backup. ``gam keys rotate-master`` replaces it
+``GAM_MASTER_KEY``     the master key itself (base64 or hex of 32 bytes), instead of the file
 ``GAM_SNAPSHOT_INTERVAL`` take a snapshot every N events of an aggregate (default 50,
                        0 turns snapshots off)
 ``GAM_AGGREGATE_CACHE_SIZE`` aggregates kept in memory between commands (default 1000,
@@ -85,7 +92,7 @@ from pathlib import Path
 from typing import Literal
 
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 MIN_JWT_SECRET_BYTES = 32
@@ -102,6 +109,9 @@ class Settings(BaseSettings):
     postgres_schema: str | None = None
     postgres_pool_size: int = Field(default=5, ge=1)
     postgres_max_overflow: int = Field(default=10, ge=0)
+    key_store_path: Path | None = None
+    master_key_file: Path | None = None
+    master_key: SecretStr | None = None
     snapshot_interval: int = Field(default=50, ge=0)
     aggregate_cache_size: int = Field(default=1000, ge=0)
     view_checkpoint_interval: int = Field(default=1000, ge=0)
@@ -162,6 +172,24 @@ class Settings(BaseSettings):
             return f"PostgreSQL database {params.get('dbname', '?')} on {where}"
         return "in-memory store (nothing is kept)"
 
+    def key_store_file(self) -> Path | None:
+        """Where the personal-data keys live: never in the events' database, so no backup
+        of it holds a key (None: in memory, with the memory store)."""
+        if self.key_store_path is not None:
+            return self.key_store_path
+        if self.store == "sqlite":
+            return self.sqlite_path.with_name(self.sqlite_path.name + ".keys")
+        if self.store == "postgres":
+            msg = (
+                "GAM_STORE=postgres needs GAM_KEY_STORE_PATH: the personal-data keys are kept in a file "
+                "outside the database (see docs/operations.md, Backup and restore)"
+            )
+            raise ValueError(msg)
+        return None
+
+    def master_key_path(self, key_store: Path) -> Path:
+        return self.master_key_file or key_store.with_name(key_store.name + ".master-key")
+
     def postgres_conninfo(self) -> str:
         """A libpq conninfo for the tables gam keeps beside the events."""
         return conninfo_from_env(self.eventsourcing_env())
@@ -169,6 +197,14 @@ class Settings(BaseSettings):
     def eventsourcing_env(self) -> dict[str, str]:
         """The ``eventsourcing`` library's own settings for this store."""
         env = {"IS_SNAPSHOTTING_ENABLED": "y" if self.snapshot_interval else "n"}
+        # Not the library's: for an application built from this environment alone
+        # (infra.personal_keys.keys_for_env), the key store these settings choose.
+        if self.key_store_path is not None:
+            env["GAM_KEY_STORE_PATH"] = str(self.key_store_path)
+        if self.master_key_file is not None:
+            env["GAM_MASTER_KEY_FILE"] = str(self.master_key_file)
+        if self.master_key is not None:
+            env["GAM_MASTER_KEY"] = self.master_key.get_secret_value()
         if self.aggregate_cache_size:
             # eventsourcing's repository cache; fast-forward reads newer events on every get.
             env["AGGREGATE_CACHE_MAXSIZE"] = str(self.aggregate_cache_size)

@@ -11,6 +11,7 @@ from uuid import UUID
 from eventsourcing.persistence import Tracking
 from eventsourcing.sqlite import SQLiteCursor, SQLiteTrackingRecorder
 
+from infra.sqlite_hygiene import secure_pool
 from projections.encoding import dumps, format_time, loads, parse_time
 from projections.ports import AuditQuery, AuditRow, Document, ViewChange, ViewRecorder
 
@@ -25,6 +26,10 @@ _INSERT_AUDIT = f"INSERT INTO gam_audit_trail ({_AUDIT_COLUMNS}) VALUES ({','.jo
 class SQLiteViewRecorder(SQLiteTrackingRecorder, ViewRecorder):
     """Documents in ``gam_view_documents``, audit rows in ``gam_audit_trail``, and the
     position in the library's ``tracking`` table under ``<application>::<view>``."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        secure_pool(self.datastore)  # a rewritten row leaves no copy in the file
 
     def construct_create_table_statements(self) -> list[str]:
         return [

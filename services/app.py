@@ -27,10 +27,12 @@ from domain.base import GamAggregate
 from domain.deal import Deal
 from domain.errors import AlreadyExists, ConcurrencyConflict, NotFound, SubjectErased
 from domain.plan import AccountPlan
+from domain.stakeholder import Stakeholder
 from infra.hash_chain import PostgresChainedRecorder, SQLiteChainedRecorder
 from infra.mapping import GamMapper
 from infra.personal_keys import KeyErased, PersonalKeys, keys_for_env
 from infra.read_check import ReadCheck, StaleRead
+from infra.sqlite_hygiene import truncate_wal
 from infra.transcodings import register_domain_transcodings
 from services.observability import metrics
 
@@ -63,8 +65,9 @@ class GamApplication(Application[UUID]):
         GlobalAccount: DEFAULT_SNAPSHOT_INTERVAL,
         AccountPlan: DEFAULT_SNAPSHOT_INTERVAL,
         Deal: DEFAULT_SNAPSHOT_INTERVAL,
+        Stakeholder: DEFAULT_SNAPSHOT_INTERVAL,
     }
-    """No snapshots of stakeholders: a snapshot would hold their personal data unsealed."""
+    """Stakeholders too: their snapshots hold the personal data sealed (``infra.mapping``)."""
 
     def __init__(
         self,
@@ -91,9 +94,17 @@ class GamApplication(Application[UUID]):
         return mapper
 
     def close(self) -> None:
-        """Close the store and the personal-key store beside it (its own connections)."""
+        """Close the store and the personal-key store (its own connections); on SQLite,
+        leave no write-ahead log behind (``infra.sqlite_hygiene``)."""
         super().close()
         self.personal_keys.close()
+        self.truncate_wal()
+
+    def truncate_wal(self) -> None:
+        """On SQLite, the write-ahead log checkpointed and cut to nothing: after an
+        erasure and when a process stops, no older page copy stays in it."""
+        if self.env.get("PERSISTENCE_MODULE", "").endswith("sqlite"):
+            truncate_wal(self.env.get("SQLITE_DBNAME", ""))
 
     def _take_snapshots(self, processing_event: ProcessingEvent[UUID]) -> None:
         """Snapshot the aggregates just saved, as they are in memory, when a save takes

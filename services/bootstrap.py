@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 import psycopg
 
 from infra.idempotency import IdempotencyStore, idempotency_for
-from infra.personal_keys import PersonalKeys, keys_for
+from infra.personal_keys import PersonalKeys, keys_for, move_keys_out_of_the_database
 from infra.settings import Settings
 from infra.views_lease import ViewsLease
 from services.app import GamApplication
@@ -93,11 +93,9 @@ def bootstrap(settings: Settings | None = None, *, views: Sequence[str] | None =
     settings = settings or Settings()
     if settings.store == "postgres":
         reach_postgres(settings)
-    app = GamApplication(
-        settings.eventsourcing_env(),
-        snapshot_interval=settings.snapshot_interval,
-        personal_keys=keys_for(settings),
-    )
+    keys = keys_for(settings)
+    move_keys_out_of_the_database(settings, keys)
+    app = GamApplication(settings.eventsourcing_env(), snapshot_interval=settings.snapshot_interval, personal_keys=keys)
     return Runtime(settings, app, views)
 
 

@@ -644,6 +644,52 @@ def erase_stakeholder(
         runtime.close()
 
 
+keys_cli = typer.Typer(help="The personal-data key store (outside the events' database) and its master key.")
+cli.add_typer(keys_cli, name="keys")
+
+
+@keys_cli.command("status")
+def keys_status() -> None:
+    """Where the keys and the master key are, and how many keys each master key wraps."""
+    from infra.personal_keys import FileKeys, keys_for
+
+    settings = Settings()
+    keys = keys_for(settings)
+    try:
+        if not isinstance(keys, FileKeys):
+            console.print("keys: in memory (GAM_STORE=memory); nothing is kept")
+            return
+        console.print(f"key store: {keys.path.resolve()}")
+        where = "GAM_MASTER_KEY" if settings.master_key else str(settings.master_key_path(keys.path).resolve())
+        console.print(f"master key: {where} (id {keys.wrapper.key_id})")
+        for name, count in sorted(keys.counts().items()):
+            console.print(f"{name}: {count} keys")
+    finally:
+        keys.close()
+
+
+@keys_cli.command("rotate-master")
+def keys_rotate_master(
+    new_key_file: Annotated[
+        Path | None, typer.Option(help="Where to write the new master key when GAM_MASTER_KEY holds the old one.")
+    ] = None,
+) -> None:
+    """Re-wrap every personal-data key under a new master key and retire the old one
+    (a key-store backup made before is then useless without the old master key)."""
+    from infra.personal_keys import rotate_master_key
+
+    try:
+        rotation = rotate_master_key(Settings(), new_key_file)
+    except ValueError as refused:
+        raise Refused(str(refused)) from None
+    console.print(
+        f"re-wrapped {rotation.rewrapped} keys under master key {rotation.master_key_id} "
+        f"({rotation.master_key_file.resolve()})"
+    )
+    if new_key_file is not None:
+        console.print("point GAM_MASTER_KEY_FILE at it and remove GAM_MASTER_KEY, then restart gam's processes")
+
+
 WORKER_START_SECONDS = 60
 
 

@@ -51,6 +51,7 @@ def destroy_key(command: c.ErasePersonalData, app: GamApplication, meta: EventMe
     app.personal_keys.destroy(
         command.stakeholder_id, erased_by=meta.actor, erased_at=meta.at, legal_basis=command.legal_basis
     )
+    app.truncate_wal()
 
 
 def manager_chain(command: c.SetReportsTo, session: Session) -> Mapping[str, Any]:

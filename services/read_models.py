@@ -10,6 +10,7 @@ from datetime import datetime
 from typing import Generic, TypeVar
 from uuid import UUID
 
+from infra.sealed_reads import PersonalOpener, open_people
 from infra.settings import Settings
 from projections import account_view, strategy_flow
 from projections.audit_trail import audit_trail, entity_history
@@ -57,10 +58,17 @@ class ReadModels:
         sections: Collection[str] = account_view.SECTIONS,
     ) -> ViewResult[dict[str, object] | None]:
         position = self._ready("account_view", min_position)
-        data = account_view.account_view(
-            self.projector.view("account_view"), account_id, now=now, rates=self.rates, sections=sections
-        )
+        document = self.projector.view("account_view").document(account_view.account_key(account_id))
+        if document is None:
+            return ViewResult(None, position)
+        document = open_people(document, self.opener())
+        data = account_view.read_account_view(document, now=now, rates=self.rates, sections=sections)
         return ViewResult(data, position)
+
+    def opener(self) -> PersonalOpener:
+        """Opens the personal data the views keep sealed, for one read."""
+        app = self.projector.app
+        return PersonalOpener(app.personal_keys, app.mapper.transcoder)
 
     def strategy_flow(
         self, plan_id: UUID, *, now: datetime, min_position: int | None = None

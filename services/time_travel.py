@@ -22,6 +22,7 @@ from eventsourcing.persistence import Tracking
 
 from domain.base import GamAggregate, GamEvent
 from domain.values import ERASED
+from infra.sealed_reads import PersonalOpener, open_people
 from projections.account_view import (
     AccountReplayProjection,
     AccountViewProjection,
@@ -102,6 +103,8 @@ def account_as_of(
             document = _view_document(app, account_id, versions)
         else:
             document = _view_from_checkpoint(app, account_id, versions, checkpoint)
+    if document is not None:  # checkpoints keep people's data sealed; an as-of read opens it
+        document = open_people(document, PersonalOpener(app.personal_keys, app.mapper.transcoder))
     return AccountAsOf(account_id, moment, versions, aggregates, document)
 
 

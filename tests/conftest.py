@@ -71,7 +71,10 @@ def _settings(kind: str, tmp_path: Path, request: pytest.FixtureRequest) -> Sett
         return Settings(store="sqlite", sqlite_path=tmp_path / "gam.db")
     dsn = request.getfixturevalue("postgres_dsn")
     schema = request.getfixturevalue("postgres_schema")
-    return Settings(store="postgres", postgres_dsn=dsn, postgres_schema=schema, postgres_pool_size=2)
+    return Settings(
+        store="postgres", postgres_dsn=dsn, postgres_schema=schema, postgres_pool_size=2,
+        key_store_path=tmp_path / "gam.keys",
+    )  # fmt: skip
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])

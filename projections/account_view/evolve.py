@@ -2,8 +2,9 @@
 
 One document per account (``account:<id>``) holding the normalised current state
 of its units, team, plans, stakeholders and deals: facts only, evolved event by
-event. A stakeholder's name is kept under ``personal`` (and nothing else personal
-is kept), so erasing a person's data later touches one sub-dict.
+event. A stakeholder's personal data is kept under ``personal``, sealed under the
+person's key as the event holds it (``{"sealed": ...}``), and nothing else personal
+is kept; the reader opens it (``infra.sealed_reads``) into ``{"name": ...}``.
 """
 
 from __future__ import annotations
@@ -162,14 +163,23 @@ def _person(doc: Document, e: EventFacts) -> Document:
 
 def _identified(doc: Document, p: dict[str, Any], e: EventFacts) -> None:
     doc["stakeholders"][e.entity] = {
-        "unit_id": p["unit_id"], "title": p["title"], "personal": {"name": p["personal"]["name"]},
+        "unit_id": p["unit_id"], "title": p["title"], "personal": stored_personal(p["personal"]),
         "buying_role": None, "influence": None, "sentiment": None, "relationship_owner": None, "reports_to": None,
         "last_contact": None, "interactions": 0, "left_on": None,
     }  # fmt: skip
 
 
 def _personal_corrected(doc: Document, p: dict[str, Any], e: EventFacts) -> None:
-    _person(doc, e)["personal"] = {"name": p["personal"]["name"]}
+    _person(doc, e)["personal"] = stored_personal(p["personal"])
+
+
+def stored_personal(personal: dict[str, Any]) -> dict[str, Any]:
+    """A person's data as the view keeps it: sealed, as the event holds it (opened only
+    when the view is read, so destroying the key erases every copy at once), or, from
+    an event the mapper already opened (a replay in memory), the name alone."""
+    if "sealed" in personal:
+        return {"sealed": personal["sealed"]}
+    return {"name": personal["name"]}
 
 
 def _personal_erased(doc: Document, p: dict[str, Any], e: EventFacts) -> None:

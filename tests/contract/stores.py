@@ -32,7 +32,8 @@ class PostgresStore:
     pytestmark = [pytest.mark.postgres]
 
     @pytest.fixture
-    def settings(self, postgres_dsn: str, postgres_schema: str) -> Settings:
+    def settings(self, postgres_dsn: str, postgres_schema: str, tmp_path: Path) -> Settings:
         return Settings(
-            store="postgres", postgres_dsn=postgres_dsn, postgres_schema=postgres_schema, postgres_pool_size=2
-        )
+            store="postgres", postgres_dsn=postgres_dsn, postgres_schema=postgres_schema, postgres_pool_size=2,
+            key_store_path=tmp_path / "gam.keys",
+        )  # fmt: skip

@@ -32,7 +32,10 @@ def seeded(
         schema = f"audit_{uuid.uuid4().hex[:10]}"
         with psycopg.connect(dsn, autocommit=True) as conn:
             conn.execute(f'CREATE SCHEMA "{schema}"')
-        settings = Settings(store="postgres", postgres_dsn=dsn, postgres_schema=schema, postgres_pool_size=2)
+        settings = Settings(
+            store="postgres", postgres_dsn=dsn, postgres_schema=schema, postgres_pool_size=2,
+            key_store_path=tmp_path_factory.mktemp("audit-keys") / "gam.keys",
+        )  # fmt: skip
     app = GamApplication(settings.eventsourcing_env())
     first, second = seed_account(app, 0), seed_account(app, 1)
     projector = Projector.open(app, settings, ["audit_trail"])

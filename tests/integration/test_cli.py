@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import subprocess
 import sys
 from pathlib import Path
+from uuid import uuid4
 
 import pytest
+
+from domain.commands import CreateAccount, IdentifyStakeholder
+from domain.stakeholder import Stakeholder
+from domain.values import PersonalData
+from infra.settings import Settings
+from services.bootstrap import bootstrap
+from tests.support import meta
 
 
 def _gam(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -51,7 +60,8 @@ def test_demo_seeds_the_sqlite_default_once_and_says_where(tmp_path: Path) -> No
 
 @pytest.mark.postgres
 def test_demo_runs_on_postgres_by_configuration(tmp_path: Path, postgres_dsn: str, postgres_schema: str) -> None:
-    env = {"GAM_STORE": "postgres", "GAM_POSTGRES_DSN": postgres_dsn, "GAM_POSTGRES_SCHEMA": postgres_schema}
+    env = {"GAM_STORE": "postgres", "GAM_POSTGRES_DSN": postgres_dsn, "GAM_POSTGRES_SCHEMA": postgres_schema,
+           "GAM_KEY_STORE_PATH": str(tmp_path / "gam.keys")}  # fmt: skip
     result = _gam("demo", cwd=tmp_path, env=env)
     assert result.returncode == 0, result.stderr
     assert "store: PostgreSQL database" in result.stderr
@@ -134,3 +144,30 @@ def test_import_loads_a_file_of_commands_resumes_and_refuses_a_bad_one(tmp_path:
     assert "refused" in refused.stderr
     assert "line 1: rate_influence/stakeholder_id" in refused.stderr
     assert "Traceback" not in refused.stdout + refused.stderr
+
+
+def test_the_keys_live_beside_the_database_and_rotate_master_rewraps_them(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    settings = Settings(store="sqlite", sqlite_path=tmp_path / "gam.db")
+    with caplog.at_level(logging.WARNING, logger="gam.keys"):
+        runtime = bootstrap(settings)
+    master = tmp_path / "gam.db.keys.master-key"
+    assert f"made a master key for the personal-data keys at {master}" in caplog.text  # and says where
+    account, hq, ada = uuid4(), uuid4(), uuid4()
+    runtime.bus.handle(CreateAccount(account_id=account, hq_unit_id=hq, name="Acme", industry="Tools",
+                                     hq_country="SE", reporting_currency="EUR"), meta())  # fmt: skip
+    runtime.bus.handle(IdentifyStakeholder(stakeholder_id=ada, account_id=account, unit_id=hq, title="CFO",
+                                           personal=PersonalData("Ada Lovelace")), meta())  # fmt: skip
+    runtime.close()
+    before = master.read_text()
+
+    rotated = _gam("keys", "rotate-master", cwd=tmp_path)
+    assert rotated.returncode == 0, rotated.stderr
+    assert "re-wrapped 1 keys" in rotated.stdout
+    assert master.read_text() != before
+    again = bootstrap(settings.model_copy(update={"aggregate_cache_size": 0}))
+    try:
+        assert again.app.load(Stakeholder, ada).personal.name == "Ada Lovelace"  # opens under the new master key
+    finally:
+        again.close()

@@ -17,6 +17,7 @@ from domain.stakeholder import Stakeholder
 from domain.values import ERASED, PersonalData
 from infra.hash_chain import verify_chain
 from infra.kafka import create_producer
+from infra.personal_keys import KEY_TABLE
 from infra.settings import Settings
 from projections.account_view import account_key
 from services import handlers as h
@@ -44,13 +45,10 @@ def raw_bytes(settings: Settings) -> bytes:
 
 
 def key_row(settings: Settings, subject: uuid.UUID) -> tuple[object, ...]:
-    query = "SELECT key, erased_by, legal_basis FROM gam_personal_keys WHERE subject = %s"
-    if settings.store == "sqlite":
-        with sqlite3.connect(settings.sqlite_path) as conn:
-            return tuple(conn.execute(query.replace("%s", "?"), (str(subject),)).fetchone())
-    with psycopg.connect(settings.postgres_dsn or "", autocommit=True) as conn:
-        conn.execute(sql.SQL("SET search_path TO {0}").format(sql.Identifier(settings.postgres_schema or "public")))
-        return tuple(conn.execute(query, (subject,)).fetchone() or ())
+    """The subject's row in the key store, a file outside the events' database."""
+    query = f"SELECT wrapped, erased_by, legal_basis FROM {KEY_TABLE} WHERE subject = ?"
+    with sqlite3.connect(settings.key_store_file() or "") as conn:
+        return tuple(conn.execute(query, (str(subject),)).fetchone())
 
 
 @pytest.mark.kafka

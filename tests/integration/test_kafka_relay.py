@@ -32,9 +32,10 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
-def settings(postgres_dsn: str, postgres_schema: str, kafka_bootstrap: str) -> Settings:
+def settings(postgres_dsn: str, postgres_schema: str, kafka_bootstrap: str, tmp_path: Path) -> Settings:
     return Settings(
         store="postgres",
+        key_store_path=tmp_path / "gam.keys",
         postgres_dsn=postgres_dsn,
         postgres_schema=postgres_schema,
         postgres_pool_size=2,
@@ -148,6 +149,7 @@ def _relay_process(settings: Settings, cwd: Path, *args: str) -> subprocess.Pope
         GAM_STORE="postgres",
         GAM_POSTGRES_DSN=settings.postgres_dsn or "",
         GAM_POSTGRES_SCHEMA=settings.postgres_schema or "",
+        GAM_KEY_STORE_PATH=str(settings.key_store_file()),
         GAM_KAFKA_BOOTSTRAP_SERVERS=settings.kafka_bootstrap_servers,
         GAM_KAFKA_TOPIC=settings.kafka_topic,
     )
@@ -206,6 +208,7 @@ def test_a_broker_killed_and_restarted_mid_stream_loses_nothing(
         # a run with idempotence on; none with it off): this broker runs without it.
         settings = Settings(
             store="postgres", postgres_dsn=postgres_dsn, postgres_schema=postgres_schema,
+            key_store_path=tmp_path / "gam.keys",
             kafka_bootstrap_servers=broker.bootstrap, kafka_topic="durable", kafka_idempotence=False,
         )  # fmt: skip
         app = GamApplication(settings.eventsourcing_env())

@@ -9,6 +9,7 @@ import json
 import logging
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 from uuid import UUID, uuid4
 
@@ -126,10 +127,11 @@ def test_metrics_count_accepted_refused_conflicting_and_replayed_commands(
 
 @pytest.mark.postgres
 def test_readiness_fails_while_the_views_writer_is_stopped_and_lags_then_recovers(
-    postgres_dsn: str, postgres_schema: str, fast_follower: None
+    postgres_dsn: str, postgres_schema: str, fast_follower: None, tmp_path: Path
 ) -> None:
     settings = Settings(
         store="postgres",
+        key_store_path=tmp_path / "gam.keys",
         postgres_dsn=postgres_dsn,
         postgres_schema=postgres_schema,
         postgres_pool_size=2,
@@ -277,6 +279,7 @@ def test_while_postgresql_is_down_requests_fail_fast_with_503_and_recover_after(
     server = get_server(tmp_path / "pgdata", cleanup_mode="stop")
     settings = Settings(
         store="postgres",
+        key_store_path=tmp_path / "gam.keys",
         postgres_dsn=server.get_uri(),
         postgres_pool_size=1,
         postgres_connect_timeout=2,
@@ -317,7 +320,7 @@ def test_while_postgresql_is_down_requests_fail_fast_with_503_and_recover_after(
 @pytest.mark.postgres
 @pytest.mark.kafka
 def test_readiness_counts_the_relay_when_watched_and_is_ready_once_it_has_published(
-    postgres_dsn: str, postgres_schema: str, kafka_bootstrap: str, fast_follower: None
+    postgres_dsn: str, postgres_schema: str, kafka_bootstrap: str, fast_follower: None, tmp_path: Path
 ) -> None:
     from infra.kafka import create_producer
     from services.relay import Relay
@@ -325,6 +328,7 @@ def test_readiness_counts_the_relay_when_watched_and_is_ready_once_it_has_publis
     topic = f"ready-{uuid4().hex[:8]}"
     settings = Settings(
         store="postgres",
+        key_store_path=tmp_path / "gam.keys",
         postgres_dsn=postgres_dsn,
         postgres_schema=postgres_schema,
         postgres_pool_size=2,

@@ -29,6 +29,7 @@ def _env(settings: Settings) -> dict[str, str]:
     else:
         env["GAM_POSTGRES_DSN"] = settings.postgres_dsn or ""
         env["GAM_POSTGRES_SCHEMA"] = settings.postgres_schema or ""
+        env["GAM_KEY_STORE_PATH"] = str(settings.key_store_file())
     return env
 
 

@@ -68,6 +68,7 @@ def gam_env(settings: Settings, **extra: str) -> dict[str, str]:
         GAM_POSTGRES_DSN=settings.postgres_dsn or "",
         GAM_POSTGRES_SCHEMA=settings.postgres_schema or "",
         GAM_POSTGRES_POOL_SIZE=str(settings.postgres_pool_size),
+        GAM_KEY_STORE_PATH=str(settings.key_store_file()),
         GAM_JWT_SECRET=SECRET,
         GAM_KAFKA_BOOTSTRAP_SERVERS=settings.kafka_bootstrap_servers,
         GAM_KAFKA_TOPIC=settings.kafka_topic,

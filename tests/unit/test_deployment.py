@@ -18,7 +18,11 @@ from infra.settings import Settings
 ROOT = Path(__file__).resolve().parents[2]
 
 
-REQUIRED = {"GAM_POSTGRES_PASSWORD": "pw-from-the-host", "GAM_JWT_SECRET": "s" * 32}
+REQUIRED = {
+    "GAM_POSTGRES_PASSWORD": "pw-from-the-host",
+    "GAM_JWT_SECRET": "s" * 32,
+    "GAM_MASTER_KEY": "bWFzdGVyLWtleS1vZi10aGUtdGVzdC0zMi1ieXRlcyE=",
+}
 """What an operator must export before ``docker compose up`` (there are no defaults)."""
 
 

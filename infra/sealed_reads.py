@@ -1,0 +1,72 @@
+"""Opening the personal data a view keeps sealed, when someone reads the view.
+
+The account view (and its checkpoints) keep each person's data as the event holds
+it, sealed under the person's key (``projections.account_view.evolve``). Only a
+read opens it, here: each person's key is looked up once per read, and a person
+whose key was destroyed reads as ``[erased]``, whatever old rows, backups or
+replicas of the view still hold.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from typing import Any
+from uuid import UUID
+
+from eventsourcing.persistence import Transcoder
+
+from domain.values import ERASED, PersonalData
+from infra.personal_keys import PersonalKeys, open_with
+from projections.ports import Document
+
+
+class PersonalOpener:
+    """For one read: opens sealed values with each subject's key, looked up once."""
+
+    def __init__(self, keys: PersonalKeys, transcoder: Transcoder) -> None:
+        self._keys = keys
+        self._transcoder = transcoder
+        self._looked_up: dict[str, bytes | None] = {}
+
+    def _key(self, subject: str) -> bytes | None:
+        if subject not in self._looked_up:
+            self._looked_up[subject] = self._keys.key(UUID(subject), create=False)
+        return self._looked_up[subject]
+
+    def look_up(self, subjects: Collection[str]) -> None:
+        """Fetch these subjects' keys in one go (one read of the key store per view read)."""
+        wanted = [s for s in subjects if s not in self._looked_up]
+        if wanted:
+            found = self._keys.keys([UUID(s) for s in wanted])
+            self._looked_up |= {str(subject): key for subject, key in found.items()}
+
+    def open(self, subject: str, field: str, stored: Any) -> Any:
+        """The value, opened; an unsealed value as it is; ``None`` once the key is gone."""
+        if not (isinstance(stored, dict) and set(stored) == {"sealed"}):
+            return stored
+        key = self._key(subject)
+        if key is None:
+            return None
+        return self._transcoder.decode(open_with(key, f"{subject}/{field}", stored["sealed"]))
+
+    def name(self, subject: str, personal: Document) -> dict[str, Any]:
+        """A person's ``personal`` as a view shows it: ``{"name": ...}``."""
+        opened = self.open(subject, "personal", personal)
+        if opened is None:
+            return {"name": ERASED}
+        if isinstance(opened, PersonalData):
+            return {"name": opened.name}
+        return {"name": opened.get("name")}
+
+
+def open_people(document: Document, opener: PersonalOpener) -> Document:
+    """The account view document with every person's data opened (a copy where it
+    differs: the stored document is left as it is)."""
+    people = document.get("stakeholders")
+    if not people:
+        return document
+    opener.look_up([sid for sid, p in people.items() if set(p.get("personal") or {}) == {"sealed"}])
+    opened = {
+        sid: {**person, "personal": opener.name(sid, person.get("personal") or {})} for sid, person in people.items()
+    }
+    return {**document, "stakeholders": opened}
