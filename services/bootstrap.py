@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 
 import psycopg
 
+from infra.access_log import SubjectAccessLog, access_log_for
 from infra.idempotency import IdempotencyStore, idempotency_for
 from infra.personal_keys import PersonalKeys, keys_for
 from infra.settings import Settings
@@ -34,7 +35,7 @@ T = TypeVar("T")
 @dataclass
 class Runtime:
     """One process's gam: the application and its bus, and, opened on first use,
-    the views, the idempotency store and the views lease."""
+    the views, the idempotency store, the subject-access record and the views lease."""
 
     settings: Settings
     app: GamApplication
@@ -61,6 +62,11 @@ class Runtime:
     @cached_property
     def idempotency(self) -> IdempotencyStore:
         return self._opening(idempotency_for(self.settings))
+
+    @cached_property
+    def access_log(self) -> SubjectAccessLog:
+        """The record of subject-access requests (who asked about whom, why, when)."""
+        return self._opening(access_log_for(self.settings))
 
     @cached_property
     def transparency(self) -> TransparencyLog:

@@ -644,6 +644,55 @@ def erase_stakeholder(
         runtime.close()
 
 
+subject_access_cli = typer.Typer(help="Compliance: a person's right of access (GDPR Art. 15).")
+cli.add_typer(subject_access_cli, name="subject-access")
+
+
+@subject_access_cli.command("stakeholder")
+def subject_access_stakeholder(
+    stakeholder_id: Annotated[UUID, typer.Argument(help="The stakeholder's id.")],
+    actor: Annotated[str, typer.Option(envvar="GAM_ACTOR", help="Who asks (default: $GAM_ACTOR).")],
+    legal_basis: Annotated[
+        str, typer.Option(help="Why the data is disclosed, e.g. 'GDPR Art. 15 request #4711'.")
+    ] = "GDPR Art. 15 (right of access)",
+) -> None:
+    """Everything gam holds about the person, as JSON on standard output: their fields and
+    interactions, the deals they influence, where they are named, and who changed what about
+    them and when. The request is recorded (who asked, the legal basis, when)."""
+    from services.subject_access import request_subject_access
+
+    runtime = _open_store()
+    try:
+        report = request_subject_access(
+            runtime.app,
+            runtime.access_log,
+            stakeholder_id,
+            requested_by=actor,
+            legal_basis=legal_basis,
+            at=datetime.now(UTC),
+        )
+    finally:
+        runtime.close()
+    print(json.dumps(report, indent=2, ensure_ascii=False))
+
+
+@subject_access_cli.command("requests")
+def subject_access_requests(
+    stakeholder_id: Annotated[
+        UUID | None, typer.Option("--stakeholder", help="Only requests about this person.")
+    ] = None,
+) -> None:
+    """The subject-access requests answered so far (who asked about whom, why, when), oldest first, as JSON."""
+    from services.subject_access import access_request_json
+
+    runtime = _open_store()
+    try:
+        requests = runtime.access_log.requests(stakeholder_id)
+    finally:
+        runtime.close()
+    print(json.dumps([access_request_json(r) for r in requests], indent=2, ensure_ascii=False))
+
+
 WORKER_START_SECONDS = 60
 
 
