@@ -693,6 +693,38 @@ def subject_access_requests(
     print(json.dumps([access_request_json(r) for r in requests], indent=2, ensure_ascii=False))
 
 
+retention_cli = typer.Typer(help="Compliance: erase people some time after they left the customer.")
+cli.add_typer(retention_cli, name="retention")
+
+
+@retention_cli.command("run")
+def retention_run(
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Only list who would be erased; store nothing.")] = False,
+    actor: Annotated[
+        str, typer.Option(envvar="GAM_ACTOR", help="Who the erasures name (default: $GAM_ACTOR, else the policy).")
+    ] = "retention-policy",
+) -> None:
+    """Erase the personal data of everyone who left the customer more than
+    GAM_RETENTION_AFTER_DEPARTURE_DAYS days ago (each an erasure with the policy as its
+    legal basis). People already erased are skipped, so a run can be repeated."""
+    from services.retention import run_retention
+
+    runtime = _open_store()
+    try:
+        days = runtime.settings.retention_after_departure_days
+        if days is None:
+            raise Refused("no retention policy: set GAM_RETENTION_AFTER_DEPARTURE_DAYS to the days to keep leavers")
+        run = run_retention(runtime.app, runtime.bus, days, now=datetime.now(UTC), actor=actor, dry_run=dry_run)
+    finally:
+        runtime.close()
+    verb = "would erase" if dry_run else "erased"
+    for leaver in run.due:
+        console.print(f"{verb} {leaver.stakeholder_id} (account {leaver.account_id}, left on {leaver.left_on})")
+    console.print(
+        f"{len(run.due)} {'would be erased' if dry_run else 'erased'}: left more than {days} days before {run.today}"
+    )
+
+
 WORKER_START_SECONDS = 60
 
 
