@@ -51,11 +51,11 @@ class Finding:
 
     kind: str
 
-    def explain(self, field: str) -> str:
+    def explain(self) -> str:
         return (
-            f"{field} holds {self.kind}; personal data belongs on the stakeholder (their name, e-mail and "
-            "phone), in an interaction's summary or in a buying influence's note, where it is sealed under "
-            "the person's key and erased with them"
+            f"holds {self.kind}; personal data belongs on the stakeholder (their name, e-mail and phone), "
+            "in an interaction's summary or in a buying influence's note, where it is sealed under the "
+            "person's key and erased with them"
         )
 
 
@@ -69,10 +69,13 @@ def _phones(text: str) -> Iterator[str]:
             yield match.group()
 
 
-def find_personal_data(text: str, names: Iterable[str] = ()) -> Finding | None:
+def find_personal_data(text: str, names: Iterable[str] = (), our_addresses: Iterable[str] = ()) -> Finding | None:
     """The first obvious piece of personal data in ``text``, or None. ``names``: the
-    full names of the people whose mention counts (the account's stakeholders)."""
-    if EMAIL.search(text):
+    full names of the people whose mention counts (the account's stakeholders);
+    ``our_addresses``: the account team's own addresses, which gam keeps as who owns
+    what (an action's owner, a review's participant) and are not the customer's people."""
+    ours = {address.casefold() for address in our_addresses}
+    if any(match.group().casefold() not in ours for match in EMAIL.finditer(text)):
         return Finding("an e-mail address")
     if next(_phones(text), None) is not None:
         return Finding("a phone number")

@@ -25,6 +25,7 @@ from infra.views_lease import ViewsLease
 from services.app import GamApplication
 from services.bus import MessageBus
 from services.handlers import bus_for
+from services.personal_data_guard import PersonalDataGuard
 from services.projector import Projector
 from services.read_models import ReadModels
 from services.transparency import TransparencyLog
@@ -104,6 +105,7 @@ def bootstrap(settings: Settings | None = None, *, views: Sequence[str] | None =
         snapshot_interval=settings.snapshot_interval,
         personal_keys=keys_for(settings),
     )
+    bus_for(app).guard = PersonalDataGuard(app, settings.personal_data_guard)
     return Runtime(settings, app, views)
 
 

@@ -25,9 +25,11 @@ from domain.base import GamAggregate
 from domain.commands import Command
 from domain.errors import AccountArchived, AlreadyExists, ConcurrencyConflict, DomainError, NotFound
 from domain.metadata import EventMetadata
+from domain.stakeholder import Stakeholder
 from infra.read_check import ReadCheck, StaleRead
 from services.app import CommandResult, GamApplication
 from services.observability import metrics
+from services.personal_data_guard import PersonalDataGuard
 
 A = TypeVar("A", bound=GamAggregate)
 R = TypeVar("R")
@@ -97,6 +99,10 @@ class Session:
         self._loaded[aggregate.id] = aggregate
         self._order.append(aggregate)
 
+    def loaded(self, kind: type[A]) -> list[A]:
+        """The aggregates of ``kind`` this unit of work holds, with its changes so far."""
+        return [aggregate for aggregate in self._order if isinstance(aggregate, kind)]
+
     def changed(self) -> list[GamAggregate]:
         return [aggregate for aggregate in self._order if aggregate.pending_events]
 
@@ -152,9 +158,16 @@ def plain(value: Any) -> Any:
 class MessageBus:
     """Sends commands to their handling, in a session of their own or a shared one."""
 
-    def __init__(self, app: GamApplication, handlings: Mapping[type[Command], Handling]) -> None:
+    def __init__(
+        self,
+        app: GamApplication,
+        handlings: Mapping[type[Command], Handling],
+        guard: PersonalDataGuard | None = None,
+    ) -> None:
         self.app = app
         self.handlings = dict(handlings)
+        self.guard = guard or PersonalDataGuard(app)
+        """Checks business free text for personal data (``GAM_PERSONAL_DATA_GUARD``; refuses by default)."""
         self._parameters = {kind: handling.parameters(kind) for kind, handling in self.handlings.items()}
         for kind in self.handlings:
             self._check_fields(kind)
@@ -264,6 +277,7 @@ class MessageBus:
             raise ConcurrencyConflict(target.id, expected_version, target.version)
         if account is not None and account is not target and account.archived and not handling.while_archived:
             raise AccountArchived(f"account {account.name} ({account.id}) is archived")
+        self.guard.check(command, meta, account, session.loaded(Stakeholder))
         arguments = self._arguments(command, handling, scope.tree, meta, session)
         if target is None:
             created = handling.decide(**arguments)

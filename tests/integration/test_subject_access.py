@@ -46,7 +46,8 @@ class Person:
 
 def a_person_on_the_map(runtime: Runtime) -> Person:
     """A stakeholder with contact data, an interaction, a rating, someone reporting to
-    them, a buying influence with a note on one deal, and a deal whose title names them."""
+    them, a buying influence with a note on one deal, and a deal whose title names them
+    (accepted with the personal-data guard on ``warn``, as data from before the guard may be)."""
     app = runtime.app
     org = build_org(app, with_plan=True)
     person = org.stakeholder(name=NAME)
@@ -71,7 +72,7 @@ def a_person_on_the_map(runtime: Runtime) -> Person:
 
 @pytest.fixture
 def runtime(durable_settings: Settings) -> Iterator[Runtime]:
-    runtime = bootstrap(durable_settings)
+    runtime = bootstrap(durable_settings.model_copy(update={"personal_data_guard": "warn"}))
     yield runtime
     runtime.close()
 
@@ -140,7 +141,7 @@ def test_after_erasure_the_report_shows_the_erased_state_not_the_data(runtime: R
 
 def test_over_http_only_compliance_may_ask_and_the_record_names_the_caller(tmp_path: Path) -> None:
     settings = Settings(store="sqlite", sqlite_path=tmp_path / "gam.db", jwt_secret=SECRET)
-    writer = bootstrap(settings)
+    writer = bootstrap(settings.model_copy(update={"personal_data_guard": "warn"}))
     person = a_person_on_the_map(writer)
     writer.close()
     url = f"/compliance/stakeholders/{person.stakeholder}/subject-access"
@@ -168,7 +169,7 @@ def test_from_the_cli_with_the_actor_and_legal_basis_recorded(tmp_path: Path, mo
     monkeypatch.chdir(tmp_path)
     for name in ("GAM_STORE", "GAM_SQLITE_PATH"):
         monkeypatch.delenv(name, raising=False)
-    writer = bootstrap(Settings(store="sqlite", sqlite_path=tmp_path / "gam.db"))
+    writer = bootstrap(Settings(store="sqlite", sqlite_path=tmp_path / "gam.db", personal_data_guard="warn"))
     person = a_person_on_the_map(writer)
     writer.close()
 
