@@ -121,7 +121,7 @@ class AssessQualification(Command):
 
     def text_kind(self, field: str) -> TextKind | None:
         """Evidence on the economic buyer or the champion is about a person, and names them."""
-        if field == "evidence" and MeddpiccElement(self.element) in PERSON_ELEMENTS:
+        if field == "evidence" and self.element in PERSON_ELEMENTS:  # a str or the member: both hash alike
             return TextKind.PERSONAL
         return super().text_kind(field)
 
