@@ -3,7 +3,8 @@
 Every command's text fields say what they hold (``Spec(text=...)``); those marked
 ``checked``, and the reason that comes with the command, are looked at with
 :func:`domain.personal_text.find_personal_data` against the names of the account's
-known stakeholders. ``GAM_PERSONAL_DATA_GUARD`` says what follows: ``refuse`` (the
+known stakeholders; the addresses of the account's team and of the caller are our
+own people, whom gam names as owners and participants. ``GAM_PERSONAL_DATA_GUARD`` says what follows: ``refuse`` (the
 default) raises :class:`~domain.errors.PersonalDataInText` naming the field, so
 nothing is stored (HTTP 422); ``warn`` logs which command and field, never the
 text, and lets it through; ``off`` does not look.
@@ -111,11 +112,11 @@ class PersonalDataGuard:
         if not texts:
             return
         names: list[str] = []
-        team: set[str] = set()
+        team = {meta.actor}  # the caller may name themselves (a review's participant, say)
         if account is not None:
             names = self.names.of_account(account.id)
             names += [p.personal.name for p in in_session if p.account_id == account.id and not p.erased]
-            team = {assignment.member for assignment in account.team.values()}
+            team |= {assignment.member for assignment in account.team.values()}
         for field, text in texts:
             finding = find_personal_data(text, names, team)
             if finding is None:

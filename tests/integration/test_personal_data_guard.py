@@ -151,8 +151,8 @@ def test_personal_free_text_may_name_the_person() -> None:
                                evidence=f"{NAME} pushes our offer internally")  # fmt: skip
         h.assign_team_member(app, meta(), account_id=w.org.account, member="bob@vendor.example", unit_id=w.org.hq,
                              role="gam")  # fmt: skip
-        h.hold_business_review(app, meta(), plan_id=w.org.plan, held_on=date(2027, 1, 10),
-                               participants=("bob@vendor.example", "CFO"))  # fmt: skip
+        h.hold_business_review(app, meta("carol@vendor.example"), plan_id=w.org.plan, held_on=date(2027, 1, 10),
+                               participants=("bob@vendor.example", "carol@vendor.example", "CFO"))  # fmt: skip
     finally:
         runtime.close()
 
