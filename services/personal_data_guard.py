@@ -4,10 +4,11 @@ Every command's text fields say what they hold (``Spec(text=...)``); those marke
 ``checked``, and the reason that comes with the command, are looked at with
 :func:`domain.personal_text.find_personal_data` against the names of the account's
 known stakeholders; the addresses of the account's team and of the caller are our
-own people, whom gam names as owners and participants. ``GAM_PERSONAL_DATA_GUARD`` says what follows: ``refuse`` (the
-default) raises :class:`~domain.errors.PersonalDataInText` naming the field, so
-nothing is stored (HTTP 422); ``warn`` logs which command and field, never the
-text, and lets it through; ``off`` does not look.
+own people, whom gam names as owners and participants. ``GAM_PERSONAL_DATA_GUARD``
+says what follows: ``refuse`` (the default) raises
+:class:`~domain.errors.PersonalDataInText` naming the field, so nothing is stored
+(HTTP 422); ``warn`` logs which command and field, never the text, and lets it
+through; ``off`` does not look.
 
 The names come from the log itself (:class:`KnownNames`): each check first reads
 the stakeholder events stored since the last one, filtered by topic in the store,
