@@ -25,7 +25,6 @@ from domain.base import GamAggregate
 from domain.commands import Command
 from domain.errors import AccountArchived, AlreadyExists, ConcurrencyConflict, DomainError, NotFound
 from domain.metadata import EventMetadata
-from domain.stakeholder import Stakeholder
 from infra.read_check import ReadCheck, StaleRead
 from services.app import CommandResult, GamApplication
 from services.observability import metrics
@@ -76,6 +75,8 @@ class Session:
         """The log position every cached read holds (None: the store gives no cache)."""
         self.committing = False
         """Set once the commit began: from then on, an error may leave the events stored."""
+        self.stored: tuple[int, int] | None = None
+        """The log positions of the first and last event the commit stored (None: nothing stored)."""
 
     def load(self, kind: type[A], entity_id: UUID) -> A:
         aggregate = self._loaded.get(entity_id)
@@ -112,9 +113,13 @@ class Session:
         if not changed:
             return self.app.recorder.max_notification_id() or 0
         self.committing = True
+        events = sum(len(aggregate.pending_events) for aggregate in changed)
         if self.known is None or not self.app.checks_reads_at_commit:
-            return self.app.commit(*changed).position
-        return self.app.commit(*changed, reads=ReadCheck(self.known, dict(self._read_versions))).position
+            last = self.app.commit(*changed).position
+        else:
+            last = self.app.commit(*changed, reads=ReadCheck(self.known, dict(self._read_versions))).position
+        self.stored = (last - events + 1, last)
+        return last
 
 
 @dataclass(frozen=True)
@@ -190,7 +195,9 @@ class MessageBus:
 
         def attempt(session: Session) -> CommandResult:
             entity_id, version, created = self.decide(session, command, meta, expected_version, gatekeeper)
-            return CommandResult(entity_id, version, session.commit(), created)
+            position = session.commit()
+            self.guard.committed(session)
+            return CommandResult(entity_id, version, position, created)
 
         with metrics.command_handled(command.type_name()):
             result = self._in_session(attempt)
@@ -241,6 +248,7 @@ class MessageBus:
                 except refusals as refused:
                     raise BatchRefused(index, refused) from refused
             position = session.commit()
+            self.guard.committed(session)
             return [CommandResult(entity_id, version, position, created) for entity_id, version, created in decided]
 
         try:
@@ -277,7 +285,7 @@ class MessageBus:
             raise ConcurrencyConflict(target.id, expected_version, target.version)
         if account is not None and account is not target and account.archived and not handling.while_archived:
             raise AccountArchived(f"account {account.name} ({account.id}) is archived")
-        self.guard.check(command, meta, account, session.loaded(Stakeholder))
+        self.guard.check(command, meta, account, session)
         arguments = self._arguments(command, handling, scope.tree, meta, session)
         if target is None:
             created = handling.decide(**arguments)

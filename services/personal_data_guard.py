@@ -37,6 +37,7 @@ from domain.values import ERASED
 
 if TYPE_CHECKING:
     from services.app import GamApplication
+    from services.bus import Session
 
 GuardMode = Literal["refuse", "warn", "off"]
 PAGE = 1_000
@@ -54,25 +55,47 @@ class KnownNames:
 
     def __init__(self, app: GamApplication) -> None:
         self.app = app
-        self._position = 0
+        self._scanned_to = 0
+        """Every stakeholder event up to this log position is reflected."""
         self._names: dict[UUID, dict[UUID, str]] = {}
         self._account_of: dict[UUID, UUID] = {}
         self._lock = threading.Lock()
 
     def of_account(self, account_id: UUID) -> list[str]:
+        """The names as the log has them now: its last position is asked for (the process's
+        cached aggregates may not have seen another process's stakeholders yet), and only the
+        stakeholder events after what was read before are read, if any."""
         with self._lock:
-            self._catch_up()
+            self._catch_up(self.app.recorder.max_notification_id() or 0)
             return list(self._names.get(account_id, {}).values())
 
-    def _catch_up(self) -> None:
-        while True:
-            page = self.app.recorder.select_notifications(start=self._position + 1, limit=PAGE, topics=self.TOPICS)
+    def remember(self, people: Iterable[Stakeholder], first: int, last: int) -> None:
+        """After this process stored positions ``first``..``last``: if the names hold the log
+        up to just before them, the stakeholders of that commit are all that is new, so the
+        next check needs no query (as the application's aggregate cache does)."""
+        with self._lock:
+            if self._scanned_to != first - 1:
+                return
+            for person in people:
+                self._account_of[person.id] = person.account_id
+                self._set(person.account_id, person.id, None if person.erased else person.personal.name)
+            self._scanned_to = last
+
+    def _catch_up(self, up_to: int) -> None:
+        while self._scanned_to < up_to:
+            page = self.app.recorder.select_notifications(
+                start=self._scanned_to + 1, limit=PAGE, stop=up_to, topics=self.TOPICS
+            )
             for notification in page:
                 self._apply(self.app.mapper.to_domain_event(notification))
-            if page:
-                self._position = page[-1].id
-            if len(page) < PAGE:
-                return
+            self._scanned_to = page[-1].id if len(page) == PAGE else up_to
+
+    def _set(self, account: UUID, person: UUID, name: str | None) -> None:
+        people = self._names.setdefault(account, {})
+        if name is None or name == ERASED:
+            people.pop(person, None)
+        else:
+            people[person] = name
 
     def _apply(self, event: object) -> None:
         if not isinstance(event, GamEvent):
@@ -83,11 +106,10 @@ class KnownNames:
         account = self._account_of.get(person)
         if account is None:
             return
-        people = self._names.setdefault(account, {})
         if isinstance(event, Stakeholder.Identified | Stakeholder.PersonalDataCorrected):
-            people[person] = event.personal.name
-        if isinstance(event, Stakeholder.PersonalDataErased) or people.get(person) == ERASED:
-            people.pop(person, None)
+            self._set(account, person, event.personal.name)
+        elif isinstance(event, Stakeholder.PersonalDataErased):
+            self._set(account, person, None)
 
 
 class PersonalDataGuard:
@@ -95,16 +117,11 @@ class PersonalDataGuard:
         self.mode = mode
         self.names = KnownNames(app)
 
-    def check(
-        self,
-        command: Command,
-        meta: EventMetadata,
-        account: GlobalAccount | None,
-        in_session: Iterable[Stakeholder] = (),
-    ) -> None:
+    def check(self, command: Command, meta: EventMetadata, account: GlobalAccount | None, session: Session) -> None:
         """Refuse (or report) the first checked text of ``command``, or its reason, that
         holds obvious personal data; ``account``: the account the command is about (None
-        for a new one), ``in_session``: stakeholders of this unit of work."""
+        for a new one). Names are read from the log, and from the stakeholders of the
+        session itself (a batch that identifies a person, then names them)."""
         if self.mode == "off":
             return
         texts = list(command.checked_texts())
@@ -116,7 +133,9 @@ class PersonalDataGuard:
         team = {meta.actor}  # the caller may name themselves (a review's participant, say)
         if account is not None:
             names = self.names.of_account(account.id)
-            names += [p.personal.name for p in in_session if p.account_id == account.id and not p.erased]
+            names += [
+                p.personal.name for p in session.loaded(Stakeholder) if p.account_id == account.id and not p.erased
+            ]
             team |= {assignment.member for assignment in account.team.values()}
         for field, text in texts:
             finding = find_personal_data(text, names, team)
@@ -127,3 +146,8 @@ class PersonalDataGuard:
             log.warning(
                 "%s: %s holds %s; accepted (GAM_PERSONAL_DATA_GUARD=warn)", command.type_name(), field, finding.kind
             )
+
+    def committed(self, session: Session) -> None:
+        """Learn the names a unit of work of this process just stored, without reading them back."""
+        if self.mode != "off" and session.stored is not None:
+            self.names.remember(session.loaded(Stakeholder), *session.stored)

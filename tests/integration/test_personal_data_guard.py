@@ -12,7 +12,7 @@ from datetime import date
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
-from uuid import UUID
+from uuid import UUID, uuid4
 
 import pytest
 from fastapi.testclient import TestClient
@@ -227,3 +227,20 @@ def test_an_import_file_gets_the_same_refusal(tmp_path: Path, monkeypatch: pytes
     assert run.exit_code != 0
     assert "personal_data_in_text" in run.output or "stakeholders" in run.output
     assert NAME not in run.output
+
+
+def test_a_name_stored_by_another_process_is_known_at_once(durable_settings: Settings) -> None:
+    first, second = bootstrap(durable_settings), bootstrap(durable_settings)
+    try:
+        w = a_world(first)
+        swot = c.AddSwotEntry(plan_id=w.org.plan, kind="threat", text="Budget freeze")
+        second.bus.handle(swot, meta())  # the second process has read the names once
+        h.identify_stakeholder(first.app, meta(), account_id=w.org.account, unit_id=w.org.hq, title="CIO",
+                               personal=PersonalData("Nora Neighbour"))  # fmt: skip
+        with pytest.raises(PersonalDataInText):
+            second.bus.handle(replace(swot, entry_id=uuid4(), text="Nora Neighbour is sceptical"), meta())
+        h.erase_personal_data(first.app, meta(), stakeholder_id=w.person, legal_basis="Art. 17 #2")
+        second.bus.handle(replace(swot, entry_id=uuid4(), text=f"{NAME} was erased"), meta())
+    finally:
+        first.close()
+        second.close()
