@@ -4,11 +4,12 @@ The report is read from the events, not from the views, so it is complete and
 current whatever a view's lag: the person's own state and every event of their
 history (who changed what about them, and when), the deals on which they are a
 buying influence with the events that named them there, who reports to them, and
-which plans and deals mention them by name in their text. Personal data is read
+which plans and deals mention them by name in their text. A buying influence
+since detached shows in the history, not among the deals. Personal data is read
 through the application's mapper, so once the person's key is destroyed their
 fields read ``[erased]``; free text bound to them (buying-influence notes) is
-shown as ``[erased]`` too, as is every mention, since after erasure gam no
-longer knows their name.
+shown as ``[erased]`` too, and mentions are no longer looked for, since after
+erasure gam no longer knows their name.
 
 Every answered request is kept (:mod:`infra.access_log`): who asked, on what
 legal basis, and when; the report lists the requests made about the person.
@@ -99,7 +100,11 @@ def subject_access_report(app: GamApplication, stakeholder_id: UUID) -> dict[str
         "stakeholder_id": str(stakeholder_id),
         "erased": person.erased,
         "person": entity_json(person),
-        "deals": [_influence(deals[d], stakeholder_id, person.erased) for d in sorted(deal_ids, key=str)],
+        "deals": [
+            influence
+            for d in sorted(deal_ids, key=str)
+            if (influence := _influence(deals[d], stakeholder_id, person.erased))["influences"]
+        ],
         "direct_reports": sorted(
             str(s) for s in managed if s != stakeholder_id and app.load(Stakeholder, s).reports_to == stakeholder_id
         ),

@@ -60,6 +60,8 @@ def a_person_on_the_map(runtime: Runtime) -> Person:
     deal, other = org.deal(), org.deal()
     h.attach_buying_influence(app, meta(), deal_id=deal, stakeholder_id=person, role="economic_buyer",
                               degree="high", note=NOTE)  # fmt: skip
+    h.attach_buying_influence(app, meta(), deal_id=other, stakeholder_id=person, role="coach", degree="low")
+    h.detach_buying_influence(app, meta("erin@vendor.example"), deal_id=other, stakeholder_id=person, role="coach")
     mentioning = uuid4()
     runtime.bus.handle(
         OpenDeal(deal_id=mentioning, account_id=org.account, unit_id=org.paris, title=f"Pilot for {NAME}'s plant",
@@ -100,7 +102,10 @@ def test_the_report_holds_everything_about_the_person_and_each_request_is_record
         ("Stakeholder.InteractionLogged", "carol@vendor.example"),
         ("Stakeholder.InfluenceRated", "dave@vendor.example"),
         ("Deal.BuyingInfluenceAttached", "alice@vendor.example"),
+        ("Deal.BuyingInfluenceAttached", "alice@vendor.example"),
+        ("Deal.BuyingInfluenceDetached", "erin@vendor.example"),
     ]
+    assert report["history"][-1]["entity_id"] == str(person.other_deal), "a detached influence is in the history only"
     assert report["history"][3]["fields"] == {"from_influence": None, "to_influence": 5}
     assert report["request"]["requested_by"] == "dpo@vendor.example"
     assert [r["legal_basis"] for r in report["access_requests"]] == ["Art. 15 request #12"]
