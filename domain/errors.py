@@ -43,6 +43,14 @@ class ReasonRequired(InvalidValue):
     rule = "reason_required"
 
 
+class PersonalDataInText(InvalidValue):
+    """Business free text (a title, a description, a reason) holds no personal data:
+    stored there it would be in clear and outlive the person's erasure. The message
+    says what was found and where such data belongs, never the data itself."""
+
+    rule = "personal_data_in_text"
+
+
 class CloseDateInPast(InvalidValue):
     """A deal opened now is expected to close today or later; only a history brought
     over from another system (a command recorded at an earlier moment) opens deals

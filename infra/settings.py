@@ -82,6 +82,14 @@ Environment variables (all optional):
                        none: CORS is off)
 ``GAM_DOCS``           serve ``/docs``, ``/redoc`` and ``/openapi.json`` (default true; turn it
                        off in production)
+``GAM_RETENTION_AFTER_DEPARTURE_DAYS`` ``gam retention run`` erases the personal data of
+                       people who left the customer more than this many days ago (default:
+                       none, no retention policy)
+``GAM_PERSONAL_DATA_GUARD`` free text that is not meant for personal data (objective
+                       descriptions, deal titles, reasons...) holding an e-mail address, a
+                       phone number or a stakeholder's name is refused (``refuse``: 422,
+                       the default), accepted with a warning in the log (``warn``), or not
+                       checked (``off``)
 =====================  ==========================================================
 """
 
@@ -149,6 +157,8 @@ class Settings(BaseSettings):
     store_down_seconds: float = Field(default=2.0, ge=0, le=60)
     cors_origins: list[str] = Field(default_factory=list)
     docs: bool = True
+    retention_after_departure_days: int | None = Field(default=None, ge=0)
+    personal_data_guard: Literal["refuse", "warn", "off"] = "refuse"
 
     @field_validator("jwt_secret")
     @classmethod

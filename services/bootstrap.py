@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 
 import psycopg
 
+from infra.access_log import SubjectAccessLog, access_log_for
 from infra.idempotency import IdempotencyStore, idempotency_for
 from infra.personal_keys import PersonalKeys, keys_for, move_keys_out_of_the_database
 from infra.settings import Settings
@@ -24,6 +25,7 @@ from infra.views_lease import ViewsLease
 from services.app import GamApplication
 from services.bus import MessageBus
 from services.handlers import bus_for
+from services.personal_data_guard import PersonalDataGuard
 from services.projector import Projector
 from services.read_models import ReadModels
 from services.transparency import TransparencyLog
@@ -34,7 +36,7 @@ T = TypeVar("T")
 @dataclass
 class Runtime:
     """One process's gam: the application and its bus, and, opened on first use,
-    the views, the idempotency store and the views lease."""
+    the views, the idempotency store, the subject-access record and the views lease."""
 
     settings: Settings
     app: GamApplication
@@ -61,6 +63,11 @@ class Runtime:
     @cached_property
     def idempotency(self) -> IdempotencyStore:
         return self._opening(idempotency_for(self.settings))
+
+    @cached_property
+    def access_log(self) -> SubjectAccessLog:
+        """The record of subject-access requests (who asked about whom, why, when)."""
+        return self._opening(access_log_for(self.settings))
 
     @cached_property
     def transparency(self) -> TransparencyLog:
@@ -96,6 +103,7 @@ def bootstrap(settings: Settings | None = None, *, views: Sequence[str] | None =
     keys = keys_for(settings)
     move_keys_out_of_the_database(settings, keys)
     app = GamApplication(settings.eventsourcing_env(), snapshot_interval=settings.snapshot_interval, personal_keys=keys)
+    bus_for(app).guard = PersonalDataGuard(app, settings.personal_data_guard)
     return Runtime(settings, app, views)
 
 

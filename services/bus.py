@@ -29,6 +29,7 @@ from domain.stakeholder import Stakeholder
 from infra.read_check import ReadCheck, StaleRead
 from services.app import CommandResult, GamApplication
 from services.observability import metrics
+from services.personal_data_guard import PersonalDataGuard
 
 A = TypeVar("A", bound=GamAggregate)
 R = TypeVar("R")
@@ -75,6 +76,8 @@ class Session:
         """The log position every cached read holds (None: the store gives no cache)."""
         self.committing = False
         """Set once the commit began: from then on, an error may leave the events stored."""
+        self.stored: tuple[int, int] | None = None
+        """The log positions of the first and last event the commit stored (None: nothing stored)."""
 
     def load(self, kind: type[A], entity_id: UUID) -> A:
         aggregate = self._loaded.get(entity_id)
@@ -100,6 +103,10 @@ class Session:
         self._loaded[aggregate.id] = aggregate
         self._order.append(aggregate)
 
+    def loaded(self, kind: type[A]) -> list[A]:
+        """The aggregates of ``kind`` this unit of work holds, with its changes so far."""
+        return [aggregate for aggregate in self._order if isinstance(aggregate, kind)]
+
     def changed(self) -> list[GamAggregate]:
         return [aggregate for aggregate in self._order if aggregate.pending_events]
 
@@ -109,9 +116,13 @@ class Session:
         if not changed:
             return self.app.recorder.max_notification_id() or 0
         self.committing = True
+        events = sum(len(aggregate.pending_events) for aggregate in changed)
         if self.known is None or not self.app.checks_reads_at_commit:
-            return self.app.commit(*changed).position
-        return self.app.commit(*changed, reads=ReadCheck(self.known, dict(self._read_versions))).position
+            last = self.app.commit(*changed).position
+        else:
+            last = self.app.commit(*changed, reads=ReadCheck(self.known, dict(self._read_versions))).position
+        self.stored = (last - events + 1, last)
+        return last
 
 
 @dataclass(frozen=True)
@@ -155,9 +166,16 @@ def plain(value: Any) -> Any:
 class MessageBus:
     """Sends commands to their handling, in a session of their own or a shared one."""
 
-    def __init__(self, app: GamApplication, handlings: Mapping[type[Command], Handling]) -> None:
+    def __init__(
+        self,
+        app: GamApplication,
+        handlings: Mapping[type[Command], Handling],
+        guard: PersonalDataGuard | None = None,
+    ) -> None:
         self.app = app
         self.handlings = dict(handlings)
+        self.guard = guard or PersonalDataGuard(app)
+        """Checks business free text for personal data (``GAM_PERSONAL_DATA_GUARD``; refuses by default)."""
         self._parameters = {kind: handling.parameters(kind) for kind, handling in self.handlings.items()}
         for kind in self.handlings:
             self._check_fields(kind)
@@ -180,7 +198,9 @@ class MessageBus:
 
         def attempt(session: Session) -> CommandResult:
             entity_id, version, created = self.decide(session, command, meta, expected_version, gatekeeper)
-            return CommandResult(entity_id, version, session.commit(), created)
+            position = session.commit()
+            self.guard.committed(session)
+            return CommandResult(entity_id, version, position, created)
 
         with metrics.command_handled(command.type_name()):
             result = self._in_session(attempt)
@@ -231,6 +251,7 @@ class MessageBus:
                 except refusals as refused:
                     raise BatchRefused(index, refused) from refused
             position = session.commit()
+            self.guard.committed(session)
             return [CommandResult(entity_id, version, position, created) for entity_id, version, created in decided]
 
         try:
@@ -267,6 +288,7 @@ class MessageBus:
             raise ConcurrencyConflict(target.id, expected_version, target.version)
         if account is not None and account is not target and account.archived and not handling.while_archived:
             raise AccountArchived(f"account {account.name} ({account.id}) is archived")
+        self.guard.check(command, meta, account, session)
         arguments = self._arguments(command, handling, scope.tree, meta, session)
         if target is None:
             created = handling.decide(**arguments)

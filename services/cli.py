@@ -690,6 +690,87 @@ def keys_rotate_master(
         console.print("point GAM_MASTER_KEY_FILE at it and remove GAM_MASTER_KEY, then restart gam's processes")
 
 
+subject_access_cli = typer.Typer(help="Compliance: a person's right of access (GDPR Art. 15).")
+cli.add_typer(subject_access_cli, name="subject-access")
+
+
+@subject_access_cli.command("stakeholder")
+def subject_access_stakeholder(
+    stakeholder_id: Annotated[UUID, typer.Argument(help="The stakeholder's id.")],
+    actor: Annotated[str, typer.Option(envvar="GAM_ACTOR", help="Who asks (default: $GAM_ACTOR).")],
+    legal_basis: Annotated[
+        str, typer.Option(help="Why the data is disclosed, e.g. 'GDPR Art. 15 request #4711'.")
+    ] = "GDPR Art. 15 (right of access)",
+) -> None:
+    """Everything gam holds about the person, as JSON on standard output: their fields and
+    interactions, the deals they influence, where they are named, and who changed what about
+    them and when. The request is recorded (who asked, the legal basis, when)."""
+    from services.subject_access import request_subject_access
+
+    runtime = _open_store()
+    try:
+        report = request_subject_access(
+            runtime.app,
+            runtime.access_log,
+            stakeholder_id,
+            requested_by=actor,
+            legal_basis=legal_basis,
+            at=datetime.now(UTC),
+        )
+    finally:
+        runtime.close()
+    print(json.dumps(report, indent=2, ensure_ascii=False))
+
+
+@subject_access_cli.command("requests")
+def subject_access_requests(
+    stakeholder_id: Annotated[
+        UUID | None, typer.Option("--stakeholder", help="Only requests about this person.")
+    ] = None,
+) -> None:
+    """The subject-access requests answered so far (who asked about whom, why, when), oldest first, as JSON."""
+    from services.subject_access import access_request_json
+
+    runtime = _open_store()
+    try:
+        requests = runtime.access_log.requests(stakeholder_id)
+    finally:
+        runtime.close()
+    print(json.dumps([access_request_json(r) for r in requests], indent=2, ensure_ascii=False))
+
+
+retention_cli = typer.Typer(help="Compliance: erase people some time after they left the customer.")
+cli.add_typer(retention_cli, name="retention")
+
+
+@retention_cli.command("run")
+def retention_run(
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Only list who would be erased; store nothing.")] = False,
+    actor: Annotated[
+        str, typer.Option(envvar="GAM_ACTOR", help="Who the erasures name (default: $GAM_ACTOR, else the policy).")
+    ] = "retention-policy",
+) -> None:
+    """Erase the personal data of everyone who left the customer more than
+    GAM_RETENTION_AFTER_DEPARTURE_DAYS days ago (each an erasure with the policy as its
+    legal basis). People already erased are skipped, so a run can be repeated."""
+    from services.retention import run_retention
+
+    runtime = _open_store()
+    try:
+        days = runtime.settings.retention_after_departure_days
+        if days is None:
+            raise Refused("no retention policy: set GAM_RETENTION_AFTER_DEPARTURE_DAYS to the days to keep leavers")
+        run = run_retention(runtime.app, runtime.bus, days, now=datetime.now(UTC), actor=actor, dry_run=dry_run)
+    finally:
+        runtime.close()
+    verb = "would erase" if dry_run else "erased"
+    for leaver in run.due:
+        console.print(f"{verb} {leaver.stakeholder_id} (account {leaver.account_id}, left on {leaver.left_on})")
+    console.print(
+        f"{len(run.due)} {'would be erased' if dry_run else 'erased'}: left more than {days} days before {run.today}"
+    )
+
+
 WORKER_START_SECONDS = 60
 
 

@@ -7,11 +7,14 @@ from typing import Annotated, Any, ClassVar
 from uuid import UUID, uuid4
 
 from domain.commands.base import Command, Spec
+from domain.personal_text import TextKind
 from domain.plan import plan_id_for
 from domain.values import AccountTier, GovernanceModel, TeamRole, UnitLevel
 
-NAME = Spec(min_length=1, max_length=300)
-FISCAL_PERIOD = Spec(min_length=1, max_length=10, examples=("FY2027",), description="FY2027, FY2027-H1 or FY2027-Q3")
+NAME = Spec(text=TextKind.LABEL, min_length=1, max_length=300)
+FISCAL_PERIOD = Spec(
+    text=TextKind.LABEL, min_length=1, max_length=10, examples=("FY2027",), description="FY2027, FY2027-H1 or FY2027-Q3"
+)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -24,10 +27,18 @@ class CreateAccount(Command):
 
     account_id: Annotated[UUID, Spec(description="Chosen by the client or the server.")] = field(default_factory=uuid4)
     hq_unit_id: UUID = field(default_factory=uuid4)
-    name: Annotated[str, Spec(min_length=1, max_length=300, examples=("Nordwind Industrial Group",))]
-    industry: Annotated[str, Spec(min_length=1, max_length=300, examples=("Industrial machinery",))]
-    hq_country: Annotated[str, Spec(pattern=r"^[A-Z]{2}$", description="ISO 3166-1 alpha-2", examples=("SE",))]
-    reporting_currency: Annotated[str, Spec(pattern=r"^[A-Z]{3}$", description="ISO 4217", examples=("EUR",))]
+    name: Annotated[
+        str, Spec(text=TextKind.LABEL, min_length=1, max_length=300, examples=("Nordwind Industrial Group",))
+    ]
+    industry: Annotated[
+        str, Spec(text=TextKind.LABEL, min_length=1, max_length=300, examples=("Industrial machinery",))
+    ]
+    hq_country: Annotated[
+        str, Spec(text=TextKind.LABEL, pattern=r"^[A-Z]{2}$", description="ISO 3166-1 alpha-2", examples=("SE",))
+    ]
+    reporting_currency: Annotated[
+        str, Spec(text=TextKind.LABEL, pattern=r"^[A-Z]{3}$", description="ISO 4217", examples=("EUR",))
+    ]
     tier: AccountTier = AccountTier.TIER_1
     governance_model: GovernanceModel = GovernanceModel.COORDINATED
     hq_unit_name: Annotated[str, NAME] = "Headquarters"
@@ -56,10 +67,17 @@ class AddUnit(Command):
     account_id: UUID
     unit_id: UUID = field(default_factory=uuid4)
     parent_id: Annotated[UUID, Spec(description="The unit one level up.")]
-    name: Annotated[str, Spec(min_length=1, max_length=300, examples=("Nordics",))]
+    name: Annotated[str, Spec(text=TextKind.LABEL, min_length=1, max_length=300, examples=("Nordics",))]
     level: Annotated[UnitLevel, Spec(examples=("region",))]
     code: Annotated[
-        str, Spec(min_length=1, max_length=20, description="Region code or ISO country code", examples=("NORD",))
+        str,
+        Spec(
+            text=TextKind.LABEL,
+            min_length=1,
+            max_length=20,
+            description="Region code or ISO country code",
+            examples=("NORD",),
+        ),
     ]
 
 
@@ -71,7 +89,7 @@ class RenameUnit(Command):
 
     account_id: UUID
     unit_id: UUID
-    name: Annotated[str, Spec(min_length=1, max_length=300, examples=("Nordics & Baltics",))]
+    name: Annotated[str, Spec(text=TextKind.LABEL, min_length=1, max_length=300, examples=("Nordics & Baltics",))]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -91,7 +109,9 @@ class _TeamAssignment(Command):
     entity_field: ClassVar[str] = "account_id"
 
     account_id: UUID
-    member: Annotated[str, Spec(min_length=1, max_length=300, examples=("sven.berg@vendor.example",))]
+    member: Annotated[
+        str, Spec(text=TextKind.LABEL, min_length=1, max_length=300, examples=("sven.berg@vendor.example",))
+    ]
     unit_id: UUID
     role: Annotated[TeamRole, Spec(examples=("regional_am",))]
 

@@ -14,9 +14,12 @@ documentation from it, so they cannot drift apart.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, fields
 from functools import cache
-from typing import Any, ClassVar
+from typing import Annotated, Any, ClassVar, get_args, get_origin, get_type_hints
+
+from domain.personal_text import TextKind
 
 _WORD_BREAK = re.compile(r"(?<!^)(?=[A-Z])")
 
@@ -38,6 +41,9 @@ class Spec:
     pattern: str | None = None
     ge: int | None = None
     le: int | None = None
+    text: TextKind | None = None
+    """For text: whether it is personal free text, business free text checked for
+    personal data, or a label (see :class:`~domain.personal_text.TextKind`)."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -62,6 +68,29 @@ class Command:
         factory takes the new id), all but the entity's id for a change."""
         return {f.name: getattr(self, f.name) for f in fields(self) if self.creates or f.name != self.entity_field}
 
+    @classmethod
+    def text_fields(cls) -> dict[str, TextKind | None]:
+        """Every field that holds text (a string or strings), with what its ``Spec`` says
+        it may hold (None: not said, which the guard's tests refuse)."""
+        return _text_fields(cls)
+
+    def text_kind(self, field: str) -> TextKind | None:
+        """What the field holds in this command; a command whose field is personal only in
+        some cases (MEDDPICC evidence about a person) says so by overriding this."""
+        return self.text_fields().get(field)
+
+    def checked_texts(self) -> Iterator[tuple[str, str]]:
+        """``(path, text)`` of every non-empty business free text in this command, the path
+        as ``field`` or ``field.index`` for one of several strings."""
+        for name in self.text_fields():
+            if self.text_kind(name) is not TextKind.CHECKED:
+                continue
+            value = getattr(self, name)
+            if isinstance(value, str) and value:
+                yield name, value
+            elif isinstance(value, tuple):
+                yield from ((f"{name}.{i}", item) for i, item in enumerate(value) if isinstance(item, str) and item)
+
     @property
     def entity_id(self) -> Any:
         return getattr(self, self.entity_field)
@@ -69,3 +98,30 @@ class Command:
     @property
     def created_id(self) -> Any:
         return getattr(self, self.created) if self.created else None
+
+
+def _holds_text(annotation: Any) -> bool:
+    if annotation is str:
+        return True
+    return any(_holds_text(arg) for arg in get_args(annotation) if arg is not Ellipsis)
+
+
+_TEXT_FIELDS: dict[type[Command], dict[str, TextKind | None]] = {}
+
+
+def _text_fields(kind: type[Command]) -> dict[str, TextKind | None]:
+    """Read once per command type: the bus asks for every command it handles."""
+    known = _TEXT_FIELDS.get(kind)
+    if known is not None:
+        return known
+    hints = get_type_hints(kind, include_extras=True)
+    found: dict[str, TextKind | None] = {}
+    for f in fields(kind):
+        hint = hints[f.name]
+        extras = get_args(hint)[1:] if get_origin(hint) is Annotated else ()
+        base = get_args(hint)[0] if extras else hint
+        if _holds_text(base):
+            spec = next((e for e in extras if isinstance(e, Spec)), None)
+            found[f.name] = spec.text if spec else None
+    _TEXT_FIELDS[kind] = found
+    return found

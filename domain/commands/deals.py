@@ -8,6 +8,7 @@ from typing import Annotated, ClassVar
 from uuid import UUID, uuid4
 
 from domain.commands.base import Command, Spec
+from domain.personal_text import TextKind
 from domain.values import (
     BuyingInfluenceRole,
     DealStage,
@@ -16,6 +17,9 @@ from domain.values import (
     Money,
     QualificationStatus,
 )
+
+PERSON_ELEMENTS = frozenset({MeddpiccElement.ECONOMIC_BUYER, MeddpiccElement.CHAMPION})
+"""MEDDPICC elements that are a person: their evidence is personal free text."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -28,7 +32,12 @@ class OpenDeal(Command):
     deal_id: Annotated[UUID, Spec(description="Chosen by the client or the server.")] = field(default_factory=uuid4)
     account_id: UUID
     unit_id: Annotated[UUID, Spec(description="The customer unit that buys.")]
-    title: Annotated[str, Spec(min_length=1, max_length=300, examples=("Predictive maintenance roll-out, Nordics",))]
+    title: Annotated[
+        str,
+        Spec(
+            text=TextKind.CHECKED, min_length=1, max_length=300, examples=("Predictive maintenance roll-out, Nordics",)
+        ),
+    ]
     amount: Money
     expected_close: Annotated[
         date,
@@ -37,10 +46,14 @@ class OpenDeal(Command):
             description="Not before the day (UTC) the deal is opened; an imported history opens it at its own date.",
         ),
     ]
-    owner: Annotated[str, Spec(min_length=1, max_length=300, examples=("sven.berg@vendor.example",))]
+    owner: Annotated[
+        str, Spec(text=TextKind.LABEL, min_length=1, max_length=300, examples=("sven.berg@vendor.example",))
+    ]
     stage: DealStage = DealStage.PROSPECTING
     probability: Annotated[int | None, Spec(ge=0, le=100)] = None
-    products: Annotated[tuple[str, ...], Spec(max_length=50, examples=(("Sensors", "Analytics"),))] = ()
+    products: Annotated[
+        tuple[str, ...], Spec(text=TextKind.LABEL, max_length=50, examples=(("Sensors", "Analytics"),))
+    ] = ()
     plan_id: UUID | None = None
     linked_objective_ids: Annotated[tuple[UUID, ...], Spec(max_length=50)] = ()
 
@@ -95,7 +108,22 @@ class AssessQualification(Command):
     deal_id: UUID
     element: Annotated[MeddpiccElement, Spec(examples=("economic_buyer",), description="A MEDDPICC element.")]
     status: Annotated[QualificationStatus, Spec(examples=("confirmed",))]
-    evidence: Annotated[str | None, Spec(max_length=10_000, examples=("CFO signed off the budget line",))] = None
+    evidence: Annotated[
+        str | None,
+        Spec(
+            text=TextKind.CHECKED,
+            max_length=10_000,
+            examples=("CFO signed off the budget line",),
+            description="About the economic buyer or the champion, personal (it may name them); otherwise "
+            "business text, refused if it holds personal data.",
+        ),
+    ] = None
+
+    def text_kind(self, field: str) -> TextKind | None:
+        """Evidence on the economic buyer or the champion is about a person, and names them."""
+        if field == "evidence" and self.element in PERSON_ELEMENTS:  # a str or the member: both hash alike
+            return TextKind.PERSONAL
+        return super().text_kind(field)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -108,7 +136,7 @@ class AttachBuyingInfluence(Command):
     stakeholder_id: UUID
     role: Annotated[BuyingInfluenceRole, Spec(examples=("economic_buyer",))]
     degree: Annotated[InfluenceDegree, Spec(examples=("high",))]
-    note: Annotated[str | None, Spec(max_length=10_000)] = None
+    note: Annotated[str | None, Spec(text=TextKind.PERSONAL, max_length=10_000)] = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -139,8 +167,10 @@ class LoseDeal(Command):
     entity_field: ClassVar[str] = "deal_id"
 
     deal_id: UUID
-    loss_reason: Annotated[str, Spec(min_length=1, max_length=10_000, examples=("Price: competitor 18% cheaper",))]
-    competitor: Annotated[str | None, Spec(max_length=300, examples=("Acme Automation",))] = None
+    loss_reason: Annotated[
+        str, Spec(text=TextKind.CHECKED, min_length=1, max_length=10_000, examples=("Price: competitor 18% cheaper",))
+    ]
+    competitor: Annotated[str | None, Spec(text=TextKind.LABEL, max_length=300, examples=("Acme Automation",))] = None
 
 
 @dataclass(frozen=True, kw_only=True)

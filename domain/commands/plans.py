@@ -11,11 +11,12 @@ from uuid import UUID, uuid4
 
 from domain.commands.accounts import FISCAL_PERIOD
 from domain.commands.base import Command, Spec
+from domain.personal_text import TextKind
 from domain.plan import plan_id_for
 from domain.values import ActionStatus, CascadeAnswer, SwotKind, Target, WhitespaceStatus
 
-TITLE = Spec(min_length=1, max_length=300)
-TEXT = Spec(max_length=10_000)
+TITLE = Spec(text=TextKind.CHECKED, min_length=1, max_length=300)
+TEXT = Spec(text=TextKind.CHECKED, max_length=10_000)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -46,7 +47,13 @@ class SetObjective(Command):
     )
     unit_id: Annotated[UUID, Spec(description="The unit that owns the objective.")]
     title: Annotated[
-        str, Spec(min_length=1, max_length=300, examples=("Become preferred automation partner in the Nordics",))
+        str,
+        Spec(
+            text=TextKind.CHECKED,
+            min_length=1,
+            max_length=300,
+            examples=("Become preferred automation partner in the Nordics",),
+        ),
     ]
     description: Annotated[str, TEXT] = ""
     target: Target
@@ -76,8 +83,10 @@ class RespondToCascade(Command):
     objective_id: UUID
     unit_id: Annotated[UUID, Spec(description="The unit answering.")]
     answer: Annotated[CascadeAnswer, Spec(examples=("adapted",))]
-    rationale: Annotated[str | None, Spec(max_length=10_000, examples=("Market is half the size of Sweden",))] = None
-    local_title: Annotated[str | None, Spec(max_length=300)] = None
+    rationale: Annotated[
+        str | None, Spec(text=TextKind.CHECKED, max_length=10_000, examples=("Market is half the size of Sweden",))
+    ] = None
+    local_title: Annotated[str | None, Spec(text=TextKind.CHECKED, max_length=300)] = None
     local_target: Target | None = None
 
 
@@ -105,8 +114,15 @@ class AddAction(Command):
     action_id: UUID = field(default_factory=uuid4)
     objective_id: UUID
     unit_id: UUID
-    title: Annotated[str, Spec(min_length=1, max_length=300, examples=("Run a joint innovation day in Stockholm",))]
-    owner: Annotated[str, Spec(min_length=1, max_length=300, examples=("sven.berg@vendor.example",))]
+    title: Annotated[
+        str,
+        Spec(
+            text=TextKind.CHECKED, min_length=1, max_length=300, examples=("Run a joint innovation day in Stockholm",)
+        ),
+    ]
+    owner: Annotated[
+        str, Spec(text=TextKind.LABEL, min_length=1, max_length=300, examples=("sven.berg@vendor.example",))
+    ]
     due_date: Annotated[date, Spec(examples=("2027-03-31",))]
 
 
@@ -132,7 +148,13 @@ class AddSwotEntry(Command):
     entry_id: UUID = field(default_factory=uuid4)
     kind: Annotated[SwotKind, Spec(examples=("opportunity",))]
     text: Annotated[
-        str, Spec(min_length=1, max_length=10_000, examples=("Plant modernisation budget approved for 2027",))
+        str,
+        Spec(
+            text=TextKind.CHECKED,
+            min_length=1,
+            max_length=10_000,
+            examples=("Plant modernisation budget approved for 2027",),
+        ),
     ]
     unit_id: Annotated[UUID | None, Spec(description="The unit it is about; none for the whole account.")] = None
 
@@ -154,7 +176,9 @@ class SetWhitespaceCell(Command):
     entity_field: ClassVar[str] = "plan_id"
 
     plan_id: UUID
-    offering: Annotated[str, Spec(min_length=1, max_length=300, examples=("Predictive maintenance",))]
+    offering: Annotated[
+        str, Spec(text=TextKind.LABEL, min_length=1, max_length=300, examples=("Predictive maintenance",))
+    ]
     unit_id: UUID
     status: Annotated[WhitespaceStatus, Spec(examples=("opportunity",))]
 
@@ -170,10 +194,11 @@ class HoldBusinessReview(Command):
     review_id: UUID = field(default_factory=uuid4)
     held_on: Annotated[date, Spec(examples=("2027-04-15",))]
     participants: Annotated[
-        tuple[str, ...], Spec(min_length=1, max_length=100, examples=(("CFO", "Head of Operations", "GAM"),))
+        tuple[str, ...],
+        Spec(text=TextKind.CHECKED, min_length=1, max_length=100, examples=(("CFO", "Head of Operations", "GAM"),)),
     ]
-    decisions: Annotated[tuple[str, ...], Spec(max_length=100)] = ()
-    follow_up_actions: Annotated[tuple[str, ...], Spec(max_length=100)] = ()
+    decisions: Annotated[tuple[str, ...], Spec(text=TextKind.CHECKED, max_length=100)] = ()
+    follow_up_actions: Annotated[tuple[str, ...], Spec(text=TextKind.CHECKED, max_length=100)] = ()
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -10,6 +10,7 @@ from typing import Annotated, ClassVar
 from uuid import UUID, uuid4
 
 from domain.commands.base import Command, Spec
+from domain.personal_text import TextKind
 from domain.values import BuyingRole, InteractionChannel, PersonalData
 
 
@@ -23,7 +24,9 @@ class IdentifyStakeholder(Command):
     stakeholder_id: UUID = field(default_factory=uuid4)
     account_id: UUID
     unit_id: Annotated[UUID, Spec(description="The customer unit the person works at.")]
-    title: Annotated[str, Spec(min_length=1, max_length=300, examples=("Chief Procurement Officer",))]
+    title: Annotated[
+        str, Spec(text=TextKind.CHECKED, min_length=1, max_length=300, examples=("Chief Procurement Officer",))
+    ]
     personal: PersonalData
 
 
@@ -34,7 +37,9 @@ class ChangeStakeholderTitle(Command):
     entity_field: ClassVar[str] = "stakeholder_id"
 
     stakeholder_id: UUID
-    title: Annotated[str, Spec(min_length=1, max_length=300, examples=("Chief Operating Officer",))]
+    title: Annotated[
+        str, Spec(text=TextKind.CHECKED, min_length=1, max_length=300, examples=("Chief Operating Officer",))
+    ]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -74,7 +79,9 @@ class AssignRelationshipOwner(Command):
     entity_field: ClassVar[str] = "stakeholder_id"
 
     stakeholder_id: UUID
-    owner: Annotated[str, Spec(min_length=1, max_length=300, examples=("anna.lind@vendor.example",))]
+    owner: Annotated[
+        str, Spec(text=TextKind.LABEL, min_length=1, max_length=300, examples=("anna.lind@vendor.example",))
+    ]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -101,7 +108,13 @@ class LogInteraction(Command):
     occurred_at: Annotated[datetime, Spec(examples=("2027-02-03T10:00:00Z",))]
     channel: Annotated[InteractionChannel, Spec(examples=("meeting",))]
     summary: Annotated[
-        str, Spec(min_length=1, max_length=10_000, examples=("Discussed the 2027 modernisation budget",))
+        str,
+        Spec(
+            text=TextKind.PERSONAL,
+            min_length=1,
+            max_length=10_000,
+            examples=("Discussed the 2027 modernisation budget",),
+        ),
     ]
 
 
@@ -132,4 +145,6 @@ class ErasePersonalData(Command):
     entity_field: ClassVar[str] = "stakeholder_id"
 
     stakeholder_id: UUID
-    legal_basis: Annotated[str, Spec(min_length=1, max_length=2000, examples=("GDPR Art. 17 request #4711",))]
+    legal_basis: Annotated[
+        str, Spec(text=TextKind.CHECKED, min_length=1, max_length=2000, examples=("GDPR Art. 17 request #4711",))
+    ]

@@ -68,7 +68,7 @@ class ViewsFollower:
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
-    runtime = bootstrap(settings or Settings()).open("projector", "reads", "idempotency", "lease")
+    runtime = bootstrap(settings or Settings()).open("projector", "reads", "idempotency", "access_log", "lease")
     settings = runtime.settings
     follower = ViewsFollower(runtime)
     checkpoints = transparency.checkpointer(runtime)

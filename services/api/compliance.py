@@ -1,6 +1,7 @@
 """Compliance over HTTP: the account as it stood, what changed, the audit export
-with its hash-chain links and chain verification (compliance and admin roles
-only). Erasure is a command like every other (``services.api.routes.commands``)."""
+with its hash-chain links and chain verification, and a person's right of access
+with the record of who used it (compliance and admin roles only). Erasure is a
+command like every other (``services.api.routes.commands``)."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from services.api.problems import problem_responses
 from services.api.routes.transparency import export_checkpoint
 from services.api.values import MomentOrUtc
 from services.audit_export import export_rows, render
+from services.subject_access import ACCESS_BASIS, access_request_json, request_subject_access
 from services.time_travel import account_as_of, diff
 
 router = APIRouter(
@@ -34,6 +36,15 @@ router = APIRouter(
     ),
 )
 NOT_THEN = problem_responses({404: "The account did not exist at that moment"})
+NO_SUCH_PERSON = problem_responses({404: "No such stakeholder"})
+LegalBasis = Annotated[
+    str,
+    Query(
+        min_length=1,
+        max_length=2000,
+        description="Why the data is disclosed, e.g. 'GDPR Art. 15 request #4711'; kept with the request.",
+    ),
+]
 
 
 def _utc(moment: datetime) -> datetime:
@@ -95,3 +106,32 @@ def verify(runtime: RuntimeDep, _: Compliance) -> dict[str, Any]:
     report = verify_chain(runtime.app.recorder)
     return {"intact": report.intact, "checked": report.checked, "first_broken": report.first_broken,
             "problem": report.problem}  # fmt: skip
+
+
+@router.get("/stakeholders/{stakeholder_id}/subject-access", responses=NO_SUCH_PERSON)
+def get_subject_access(
+    runtime: RuntimeDep,
+    stakeholder_id: UUID,
+    caller: Compliance,
+    legal_basis: LegalBasis = ACCESS_BASIS,
+) -> dict[str, Any]:
+    """Everything gam holds about the person (GDPR Art. 15): their fields and interactions, the deals
+    they influence, who reports to them, where plans and deals name them, and every change about them
+    (who, what, when). The request is recorded (caller, legal basis, time); after erasure the person
+    reads ``[erased]``."""
+    return request_subject_access(
+        runtime.app,
+        runtime.access_log,
+        stakeholder_id,
+        requested_by=caller.subject,
+        legal_basis=legal_basis,
+        at=datetime.now(UTC),
+    )
+
+
+@router.get("/subject-access-requests")
+def list_subject_access_requests(
+    runtime: RuntimeDep, _: Compliance, stakeholder_id: UUID | None = None
+) -> dict[str, Any]:
+    """Every subject-access request answered (about one person, if given), oldest first."""
+    return {"requests": [access_request_json(r) for r in runtime.access_log.requests(stakeholder_id)]}

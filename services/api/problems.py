@@ -25,6 +25,7 @@ from domain.errors import (
     InvalidValue,
     NegativeAmount,
     NotFound,
+    PersonalDataInText,
     ReasonRequired,
 )
 from projections.exchange_rates import UnknownCurrency
@@ -131,8 +132,8 @@ def domain_problem(error: DomainError, *, field_prefix: str = "body", **extra: A
 def batch_problem(refused: BatchRefused) -> JSONResponse:
     """The first refused command of a batch: its problem, with its ``index`` (nothing was stored)."""
     error, index = refused.refusal, refused.index
-    if isinstance(error, ReasonRequired):  # a batch has one reason, beside its commands
-        return domain_problem(error, index=index)
+    if isinstance(error, ReasonRequired) or (isinstance(error, PersonalDataInText) and error.field == "reason"):
+        return domain_problem(error, index=index)  # a batch has one reason, beside its commands
     if isinstance(error, DomainError):
         return domain_problem(error, field_prefix=f"body/commands/{index}", index=index)
     if isinstance(error, HTTPException):

@@ -1,0 +1,153 @@
+"""The personal-data guard: business free text is checked before it is stored.
+
+Every command's text fields say what they hold (``Spec(text=...)``); those marked
+``checked``, and the reason that comes with the command, are looked at with
+:func:`domain.personal_text.find_personal_data` against the names of the account's
+known stakeholders; the addresses of the account's team and of the caller are our
+own people, whom gam names as owners and participants. ``GAM_PERSONAL_DATA_GUARD``
+says what follows: ``refuse`` (the default) raises
+:class:`~domain.errors.PersonalDataInText` naming the field, so nothing is stored
+(HTTP 422); ``warn`` logs which command and field, never the text, and lets it
+through; ``off`` does not look.
+
+The names come from the log itself (:class:`KnownNames`): each check first reads
+the stakeholder events stored since the last one, filtered by topic in the store,
+so a name identified by another process is known at once; stakeholders identified
+earlier in the same unit of work (a batch) are read from the session.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Literal
+from uuid import UUID
+
+from eventsourcing.utils import get_topic
+
+from domain.account import GlobalAccount
+from domain.base import GamEvent
+from domain.commands import Command
+from domain.errors import PersonalDataInText
+from domain.metadata import EventMetadata
+from domain.personal_text import find_personal_data
+from domain.stakeholder import Stakeholder
+from domain.values import ERASED
+
+if TYPE_CHECKING:
+    from services.app import GamApplication
+    from services.bus import Session
+
+GuardMode = Literal["refuse", "warn", "off"]
+PAGE = 1_000
+log = logging.getLogger("gam.personal_data")
+
+
+class KnownNames:
+    """The current names of each account's stakeholders, as the log has them (erased
+    people have none)."""
+
+    TOPICS = tuple(
+        get_topic(cls)
+        for cls in (Stakeholder.Identified, Stakeholder.PersonalDataCorrected, Stakeholder.PersonalDataErased)
+    )
+
+    def __init__(self, app: GamApplication) -> None:
+        self.app = app
+        self._scanned_to = 0
+        """Every stakeholder event up to this log position is reflected."""
+        self._names: dict[UUID, dict[UUID, str]] = {}
+        self._account_of: dict[UUID, UUID] = {}
+        self._lock = threading.Lock()
+
+    def of_account(self, account_id: UUID) -> list[str]:
+        """The names as the log has them now: its last position is asked for (the process's
+        cached aggregates may not have seen another process's stakeholders yet), and only the
+        stakeholder events after what was read before are read, if any."""
+        with self._lock:
+            self._catch_up(self.app.recorder.max_notification_id() or 0)
+            return list(self._names.get(account_id, {}).values())
+
+    def remember(self, people: Iterable[Stakeholder], first: int, last: int) -> None:
+        """After this process stored positions ``first``..``last``: if the names hold the log
+        up to just before them, the stakeholders of that commit are all that is new, so the
+        next check needs no query (as the application's aggregate cache does)."""
+        with self._lock:
+            if self._scanned_to != first - 1:
+                return
+            for person in people:
+                self._account_of[person.id] = person.account_id
+                self._set(person.account_id, person.id, None if person.erased else person.personal.name)
+            self._scanned_to = last
+
+    def _catch_up(self, up_to: int) -> None:
+        while self._scanned_to < up_to:
+            page = self.app.recorder.select_notifications(
+                start=self._scanned_to + 1, limit=PAGE, stop=up_to, topics=self.TOPICS
+            )
+            for notification in page:
+                self._apply(self.app.mapper.to_domain_event(notification))
+            self._scanned_to = page[-1].id if len(page) == PAGE else up_to
+
+    def _set(self, account: UUID, person: UUID, name: str | None) -> None:
+        people = self._names.setdefault(account, {})
+        if name is None or name == ERASED:
+            people.pop(person, None)
+        else:
+            people[person] = name
+
+    def _apply(self, event: object) -> None:
+        if not isinstance(event, GamEvent):
+            return
+        person = event.originator_id
+        if isinstance(event, Stakeholder.Identified):
+            self._account_of[person] = event.account_id
+        account = self._account_of.get(person)
+        if account is None:
+            return
+        if isinstance(event, Stakeholder.Identified | Stakeholder.PersonalDataCorrected):
+            self._set(account, person, event.personal.name)
+        elif isinstance(event, Stakeholder.PersonalDataErased):
+            self._set(account, person, None)
+
+
+class PersonalDataGuard:
+    def __init__(self, app: GamApplication, mode: GuardMode = "refuse") -> None:
+        self.mode = mode
+        self.names = KnownNames(app)
+
+    def check(self, command: Command, meta: EventMetadata, account: GlobalAccount | None, session: Session) -> None:
+        """Refuse (or report) the first checked text of ``command``, or its reason, that
+        holds obvious personal data; ``account``: the account the command is about (None
+        for a new one). Names are read from the log, and from the stakeholders of the
+        session itself (a batch that identifies a person, then names them)."""
+        if self.mode == "off":
+            return
+        texts = list(command.checked_texts())
+        if meta.reason:
+            texts.append(("reason", meta.reason))
+        if not texts:
+            return
+        names: list[str] = []
+        team = {meta.actor}  # the caller may name themselves (a review's participant, say)
+        if account is not None:
+            names = self.names.of_account(account.id)
+            names += [
+                p.personal.name for p in session.loaded(Stakeholder) if p.account_id == account.id and not p.erased
+            ]
+            team |= {assignment.member for assignment in account.team.values()}
+        for field, text in texts:
+            finding = find_personal_data(text, names, team)
+            if finding is None:
+                continue
+            if self.mode == "refuse":
+                raise PersonalDataInText(field, finding.explain())
+            log.warning(
+                "%s: %s holds %s; accepted (GAM_PERSONAL_DATA_GUARD=warn)", command.type_name(), field, finding.kind
+            )
+
+    def committed(self, session: Session) -> None:
+        """Learn the names a unit of work of this process just stored, without reading them back."""
+        if self.mode != "off" and session.stored is not None:
+            self.names.remember(session.loaded(Stakeholder), *session.stored)
