@@ -210,7 +210,9 @@ class GlobalAccount(GamAggregate):
         meta: EventMetadata,
         hq_unit_name: str = "Headquarters",
     ) -> Self:
-        return cls._create_with(
+        """The one who takes the account on becomes its lead GAM in the same
+        transaction: an account is never without someone who may change it."""
+        account = cls._create_with(
             cls.Created,
             account_id,
             meta,
@@ -223,6 +225,10 @@ class GlobalAccount(GamAggregate):
             hq_unit_id=hq_unit_id,
             hq_unit_name=require_text("hq_unit_name", hq_unit_name),
         )
+        account._record(
+            cls.TeamMemberAssigned, meta, member=meta.actor, unit_id=hq_unit_id, role=TeamRole.LEAD_GAM.value
+        )
+        return account
 
     def add_unit(
         self, *, unit_id: UUID, name: str, level: str, parent_id: UUID, code: str, meta: EventMetadata

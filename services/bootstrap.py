@@ -97,6 +97,7 @@ def bootstrap(settings: Settings | None = None, *, views: Sequence[str] | None =
         settings.eventsourcing_env(),
         snapshot_interval=settings.snapshot_interval,
         personal_keys=keys_for(settings),
+        approver_roles=frozenset(settings.approver_roles),
     )
     return Runtime(settings, app, views)
 

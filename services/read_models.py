@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 from uuid import UUID
 
 from infra.settings import Settings
@@ -16,6 +16,7 @@ from projections.audit_trail import audit_trail, entity_history
 from projections.exchange_rates import PLANNING_RATES, ExchangeRates, load_rates
 from projections.ports import AuditQuery, AuditRow
 from services.projector import Projector
+from services.worklist import WorklistQuery, worklist
 
 T = TypeVar("T")
 
@@ -61,6 +62,10 @@ class ReadModels:
             self.projector.view("account_view"), account_id, now=now, rates=self.rates, sections=sections
         )
         return ViewResult(data, position)
+
+    def worklist(self, query: WorklistQuery, *, min_position: int | None = None) -> ViewResult[dict[str, Any]]:
+        position = self._ready("account_view", min_position)
+        return ViewResult(worklist(self.projector.view("account_view"), query), position)
 
     def strategy_flow(
         self, plan_id: UUID, *, now: datetime, min_position: int | None = None

@@ -74,7 +74,13 @@ def customers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Customers]:
         with Api.serving(settings) as api:
             a, b = build_world(api), build_world(api)
             built = datetime.now(UTC)
-            manager = token(MANAGER, "regional_manager", units=[a.region])
+            for member, unit, role in (
+                (MANAGER, a.region, "regional_am"),
+                ("v@vendor.example", a.hq, "specialist"),
+                ("l@vendor.example", a.local, "local_am"),
+            ):
+                a.setup(f"{a.account}/team", {"member": member, "unit_id": str(unit), "role": role}, a.account)
+            manager = token(MANAGER)
             for n in range(6):
                 for w in (a, b):
                     w.setup(f"{w.deal}/probability", {"probability": 10 + n}, w.deal)
@@ -137,8 +143,8 @@ def test_an_entity_that_is_not_there_or_not_yours(customers: Customers) -> None:
         assert api.get(f"/{kind}/{a.account_id}", {}).status_code == 401
     assert api.get(f"/plans/{a.deal_id}", a.headers).status_code == 404  # a deal is not a plan
     for path in (b.account, b.plan, b.stakeholder, b.deal):
-        assert api.get(path, a.headers).status_code == 403
-        assert api.get(path, token("v", "viewer", accounts=[b.account_id])).status_code == 200
+        assert api.get(path, token(MANAGER)).status_code == 403  # on a's team, not b's
+        assert api.get(path, token("v", "viewer_all")).status_code == 200
 
 
 # --- views ------------------------------------------------------------------------------
@@ -191,11 +197,11 @@ def test_the_stakeholder_map_and_the_pipeline_are_the_account_views_parts(custom
     "GET /plans/{plan_id}/strategy-flow",
 )
 def test_who_reads_a_view(customers: Customers) -> None:
-    """A viewer reads the accounts granted to them; a manager the accounts their units
-    belong to; nobody else, and nobody without a credential."""
+    """A member of an account's team reads it, whatever their role; nobody else, and
+    nobody without a credential."""
     a, b, api = customers.a, customers.b, customers.api
-    viewer = token("v@vendor.example", "viewer", accounts=[a.account_id])
-    local_manager = token("l@vendor.example", "local_manager", units=[a.local])
+    viewer = token("v@vendor.example")  # a specialist on a's team
+    local_manager = token("l@vendor.example")
     for path in (
         a.account + "/view",
         a.account + "/stakeholder-map",
