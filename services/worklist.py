@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from domain.values import ActionStatus, BuyingRole, InfluenceDegree, TeamRole
+from domain.values import ActionStatus, BuyingRole, TeamRole
 from projections.account_view.evolve import account_key, member_key
 from projections.encoding import parse_time
 from projections.ports import Document, ViewRecorder
@@ -23,6 +23,7 @@ from projections.ports import Document, ViewRecorder
 ANSWER_WITHIN_DAYS = 14
 """Units are given this long to answer a directive (as the strategy flow counts overdue)."""
 DEFAULT_STALE_DAYS = 30
+KEY_INFLUENCE = 4
 KEY_ROLES = frozenset({BuyingRole.DECISION_MAKER.value, BuyingRole.CHAMPION.value})
 ANSWERING_ROLES = frozenset({TeamRole.REGIONAL_AM.value, TeamRole.LOCAL_AM.value})
 
@@ -122,8 +123,8 @@ def _one_account(document: Document, query: WorklistQuery, roles: set[str], item
 
 
 def _key(person: Document) -> bool:
-    """A key person: high influence, or the one who decides or champions us."""
-    return person["influence"] == InfluenceDegree.HIGH.value or person["buying_role"] in KEY_ROLES
+    """A key person: influence rated 4 or 5 (of 5), or the one who decides or champions us."""
+    return (person["influence"] or 0) >= KEY_INFLUENCE or person["buying_role"] in KEY_ROLES
 
 
 def _directive(
