@@ -689,7 +689,7 @@ def approve_plan(w: World) -> None:
     submitted = w.send(f"/plans/{plan}/submit", {}, f"/plans/{plan}", token(submitter))
     assert submitted.status_code == 200, submitted.text
     own = w.send(f"/plans/{plan}/approve", {}, f"/plans/{plan}", token(submitter))
-    assert (own.status_code, own.json()["rule"]) == (403, "not_an_approver"), own.text
+    assert (own.status_code, own.json()["rule"]) == (403, "self_approval"), own.text
     done = w.change(f"/plans/{plan}/approve", {}, entity=f"/plans/{plan}", events=("AccountPlan.Approved",))
     approved = w.plan_row(plan)
     assert (approved["status"], approved["baseline_version"]) == ("approved", done.version)
