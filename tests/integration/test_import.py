@@ -28,15 +28,16 @@ from tests.conftest import AppFactory
 class Recorded:
     command: Command
     at: datetime
+    actor: str
 
 
 def demo_history() -> list[Recorded]:
-    """The demo account's 579 commands, recorded instead of sent, each with its moment."""
+    """The demo account's 578 commands, recorded instead of sent, each with its moment."""
     recorded: list[Recorded] = []
 
     class Recorder:
         def handle(self, command: Command, meta: EventMetadata, *_: object, **__: object) -> None:
-            recorded.append(Recorded(command, meta.at))
+            recorded.append(Recorded(command, meta.at, meta.actor))
 
     with mock.patch.object(demo, "bus_for", return_value=Recorder()):
         demo.seed_account(None, 0)  # type: ignore[arg-type]
@@ -49,8 +50,9 @@ def demo_commands() -> list[Command]:
 
 def demo_line(recorded: Recorded) -> dict[str, Any]:
     """A line of a history brought over from another system: decided at its own moment
-    (the demo's deals close in 2027), so the file stays valid whatever today's date is."""
-    return {**command_json(recorded.command), "meta": {"at": recorded.at.isoformat()}}
+    (the demo's deals close in 2027), so the file stays valid whatever today's date is,
+    and by its own actor (whoever submitted a plan did not approve it)."""
+    return {**command_json(recorded.command), "meta": {"at": recorded.at.isoformat(), "actor": recorded.actor}}
 
 
 def write_lines(path: Path, history: list[Recorded]) -> Path:
@@ -72,7 +74,7 @@ def empty_app(app_factory: AppFactory) -> GamApplication:
 def test_an_import_applies_every_line_in_batches_of_one_transaction(empty_app: GamApplication, tmp_path: Path) -> None:
     file = write_lines(tmp_path / "demo.jsonl", demo_history())
     summary = import_file(bus_for(empty_app), file, actor="importer@vendor.example", batch_size=100)
-    assert (summary.lines, summary.applied, summary.skipped, summary.batches) == (579, 579, 0, 6)
+    assert (summary.lines, summary.applied, summary.skipped, summary.batches) == (578, 578, 0, 6)
     log = stored(empty_app)
     assert len(log) == 580
     assert summary.position == empty_app.recorder.max_notification_id()
@@ -80,7 +82,7 @@ def test_an_import_applies_every_line_in_batches_of_one_transaction(empty_app: G
     first_batch = {empty_app.mapper.to_domain_event(n).correlation_id for n in first_hundred}
     assert first_batch == {batch_correlation(file_digest(file), 1)}
     again = import_file(bus_for(empty_app), file, actor="importer@vendor.example", batch_size=100)
-    assert (again.applied, again.skipped) == (0, 579)
+    assert (again.applied, again.skipped) == (0, 578)
     assert stored(empty_app) == log
 
 
@@ -103,10 +105,10 @@ def test_a_crash_after_a_commit_whose_progress_was_lost_applies_nothing_twice(
     with mock.patch.object(Path, "write_text", crash_on_third_progress), pytest.raises(KeyboardInterrupt):
         import_file(bus, file, actor="importer", batch_size=100)
     assert json.loads(progress_path(file).read_text())["lines_done"] == 200
-    assert len(stored(empty_app)) == 301  # the third batch is stored, its progress is not
+    assert len(stored(empty_app)) == 302  # the third batch is stored, its progress is not
 
     resumed = import_file(bus, file, actor="importer", batch_size=100)
-    assert (resumed.applied, resumed.skipped) == (279, 300)
+    assert (resumed.applied, resumed.skipped) == (278, 300)
     assert len(stored(empty_app)) == 580
     versions = [(entity, version) for entity, version, _ in stored(empty_app)]
     assert len(versions) == len(set(versions))
@@ -134,13 +136,13 @@ def test_a_refused_command_stores_nothing_of_its_batch(empty_app: GamApplication
         import_file(bus_for(empty_app), file, actor="importer", batch_size=100)
     whole_batches = (refused_line - 1) // 100
     assert whole_batches >= 1
-    assert len(stored(empty_app)) == whole_batches * 100 + 1  # onboarding stores two events
+    assert len(stored(empty_app)) == whole_batches * 100 + 2  # onboarding stores three events
 
 
 def test_a_dry_run_decides_everything_and_stores_nothing(empty_app: GamApplication, tmp_path: Path) -> None:
     file = write_lines(tmp_path / "demo.jsonl", demo_history())
     summary = import_file(bus_for(empty_app), file, actor="importer", dry_run=True, batch_size=50)
-    assert (summary.applied, summary.dry_run) == (579, True)
+    assert (summary.applied, summary.dry_run) == (578, True)
     assert stored(empty_app) == []
     assert not progress_path(file).exists()
 
@@ -157,13 +159,19 @@ def test_a_history_keeps_each_line_s_actor_and_time(empty_app: GamApplication, t
     assert stored(empty_app) == []
 
     lines[6]["meta"] = {"at": history[6].at.isoformat()}
+    for line in lines:  # lines without an actor of their own are the batch's; the sponsor's approval keeps hers
+        if line["type"] != "approve_plan" and line["meta"].get("actor") != "legacy-crm@vendor.example":
+            line["meta"].pop("actor", None)
     file.write_text("".join(json.dumps(line) + "\n" for line in lines))
     import_file(bus_for(empty_app), file, actor="importer", reason="move to gam")
     events = [empty_app.mapper.to_domain_event(n) for n in empty_app.recorder.select_notifications(1, 10_000)]
     [migrated] = [e for e in events if e.actor == "legacy-crm@vendor.example"]
     assert migrated.reason == "migrated"
     assert migrated.timestamp.isoformat() == "2019-03-01T09:00:00+00:00"
-    assert {(e.actor, e.reason) for e in events if e is not migrated} == {("importer", "move to gam")}
+    [approved] = [e for e in events if type(e).__name__ == "Approved"]
+    assert approved.actor == "cro@vendor.example"
+    others = {(e.actor, e.reason) for e in events if e is not migrated and e is not approved}
+    assert others == {("importer", "move to gam")}
 
 
 def test_a_historical_line_opens_a_deal_whose_close_date_has_passed_since(
