@@ -470,7 +470,7 @@ class Sizes:
     concurrency: int = 8
     """Clients at once (and threads in process), one demo account each."""
     commands_per_account: int | None = None
-    """Commands of each account's mix; None: all of it (578)."""
+    """Commands of each account's mix; None: all of it (579)."""
     repeats: int = 5
     reads: int = 400
     """View reads per repeat, one at a time and again from ``concurrency`` clients."""

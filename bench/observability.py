@@ -113,7 +113,7 @@ def _log(line: str) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--concurrency", type=int, default=8)
-    parser.add_argument("--commands", type=int, default=None, help="commands per account (default: all 578)")
+    parser.add_argument("--commands", type=int, default=None, help="commands per account (default: all 579)")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--quick", action="store_true", help="120 commands per account, 2 repeats")
     parser.add_argument("--out", type=Path, default=RESULTS)

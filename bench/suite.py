@@ -59,7 +59,7 @@ from services.read_models import ReadModels
 from services.time_travel import account_as_of
 
 SEEDED_EVENTS = 580
-"""Events gam stores for one demo account (578 commands; onboarding stores two)."""
+"""Events gam stores for one demo account (579 commands; onboarding stores two)."""
 
 LARGE_REBUILD_EVENTS = 50_000
 """Stores this large are rebuilt once (the first build of their views), not ``slow_repeats`` times."""

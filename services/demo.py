@@ -135,7 +135,7 @@ def _seed_units(
     regions: dict[str, UUID] = {}
     countries: dict[str, UUID] = {}
     locals_: list[tuple[UUID, str]] = []
-    # GAM took the account on, so leads its team already (GlobalAccount.create).
+    s.run(c.AssignTeamMember, account_id=account_id, member=GAM, unit_id=hq, role="gam")
     s.run(c.AssignTeamMember, account_id=account_id, member="cro@vendor.example", unit_id=hq, role="executive_sponsor")
     for code, region_name, region_countries in REGIONS:
         regions[code] = s.id("unit", code)

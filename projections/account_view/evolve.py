@@ -68,6 +68,9 @@ def _account_created(doc: Document, p: dict[str, Any], e: EventFacts) -> None:
         deals={},
     )
     doc["units"][p["hq_unit_id"]] = _unit(p["hq_unit_name"], "hq", None, p["hq_country"])
+    if p.get("lead_gam"):
+        lead = {"member": p["lead_gam"], "unit_id": p["hq_unit_id"], "role": "lead_gam"}
+        doc["team"][_team_key(lead)] = lead
 
 
 def _unit(name: str, level: str, parent_id: str | None, code: str) -> Document:

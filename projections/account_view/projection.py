@@ -14,6 +14,8 @@ from projections.facts import EventFacts
 from projections.ports import Document, ViewChange
 
 TEAM_EVENTS = (GlobalAccount.TeamMemberAssigned, GlobalAccount.TeamMemberRemoved)
+MEMBER_EVENTS = (*TEAM_EVENTS, GlobalAccount.Created)
+"""Events that change whose team an account is on (the member index, for worklists)."""
 
 
 class AccountViewProjection(ViewProjection):
@@ -34,8 +36,8 @@ class AccountViewProjection(ViewProjection):
             return ViewChange(documents=index)
         document["position"] = position
         changes: dict[str, Document | None] = {**index, key: document}
-        if event.event_class in TEAM_EVENTS and self.keeps_checkpoints:
-            member = event.payload["member"]
+        member = event.payload.get("member" if event.event_class in TEAM_EVENTS else "lead_gam")
+        if member and event.event_class in MEMBER_EVENTS and self.keeps_checkpoints:
             changes[member_key(member)] = member_index(self.view.document(member_key(member)), document, member)
         if self.keeps_checkpoints:
             covered = self.view.document(covered_key(account_id))

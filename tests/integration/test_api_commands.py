@@ -462,8 +462,8 @@ def create_account(w: World) -> None:
     account_id, hq = uuid4(), uuid4()
     w.accounts.append(account_id)
     body = account_body(account_id, hq, "Sørlandet Maritime") | {"tier": "tier_2", "hq_unit_name": "Group HQ"}
-    done = w.create("/accounts", body, events=("GlobalAccount.Created", "GlobalAccount.TeamMemberAssigned"))
-    assert (done.entity_id, done.version, done.created_id) == (account_id, 2, hq)
+    done = w.create("/accounts", body, events=("GlobalAccount.Created",))
+    assert (done.entity_id, done.version, done.created_id) == (account_id, 1, hq)
     view = w.view(account_id)
     assert (view["account"]["name"], view["account"]["tier"]) == ("Sørlandet Maritime", "tier_2")
     assert [(u["unit_id"], u["name"]) for u in view["unit_tree"]] == [(str(hq), "Group HQ")]
@@ -479,7 +479,7 @@ def onboard_account(w: World) -> None:
         "/accounts/onboarding",
         body,
         location=f"/accounts/{account_id}",
-        events=("GlobalAccount.Created", "GlobalAccount.TeamMemberAssigned", "AccountPlan.Started"),
+        events=("GlobalAccount.Created", "AccountPlan.Started"),
     )
     assert done.entity_id == account_id
     plans = w.view(account_id)["plans"]

@@ -35,7 +35,7 @@ def test_demo_seeds_the_sqlite_default_once_and_says_where(tmp_path: Path) -> No
     first = _gam("demo", cwd=tmp_path)
     assert first.returncode == 0, first.stderr
     assert f"store: SQLite file {tmp_path / 'gam.db'}" in first.stderr
-    assert "seeded demo account #0: 578 commands" in first.stdout
+    assert "seeded demo account #0: 579 commands" in first.stdout
     assert "Account view: Nordwind Industrial Group" in first.stdout
     assert "Strategy flow: plan FY2027 (approved)" in first.stdout
     assert "declined by Americas: Win the global MRO framework agreement" in first.stdout
@@ -129,14 +129,14 @@ def test_import_loads_a_file_of_commands_resumes_and_refuses_a_bad_one(tmp_path:
     (tmp_path / "demo.jsonl").write_text("\n".join(lines) + "\n")
     checked = _gam("import", "demo.jsonl", "--dry-run", "--batch", "100", cwd=tmp_path)
     assert checked.returncode == 0, checked.stderr
-    assert "578 commands: 578 checked in 6 batches" in checked.stdout
+    assert "579 commands: 579 checked in 6 batches" in checked.stdout
     assert _event_count(_gam("store", cwd=tmp_path).stdout) == 0
 
     done = _gam("import", "demo.jsonl", "--batch", "100", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
-    assert "578 commands: 578 applied in 6 batches, 0 already stored" in done.stdout
+    assert "579 commands: 579 applied in 6 batches, 0 already stored" in done.stdout
     again = _gam("import", "demo.jsonl", cwd=tmp_path)
-    assert "0 applied in 0 batches, 578 already stored" in again.stdout
+    assert "0 applied in 0 batches, 579 already stored" in again.stdout
     assert _event_count(_gam("store", cwd=tmp_path).stdout) == 580
 
     (tmp_path / "bad.jsonl").write_text('{"type": "rate_influence", "stakeholder_id": "x", "influence": 3}\n')

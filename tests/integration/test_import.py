@@ -32,7 +32,7 @@ class Recorded:
 
 
 def demo_history() -> list[Recorded]:
-    """The demo account's 578 commands, recorded instead of sent, each with its moment."""
+    """The demo account's 579 commands, recorded instead of sent, each with its moment."""
     recorded: list[Recorded] = []
 
     class Recorder:
@@ -74,7 +74,7 @@ def empty_app(app_factory: AppFactory) -> GamApplication:
 def test_an_import_applies_every_line_in_batches_of_one_transaction(empty_app: GamApplication, tmp_path: Path) -> None:
     file = write_lines(tmp_path / "demo.jsonl", demo_history())
     summary = import_file(bus_for(empty_app), file, actor="importer@vendor.example", batch_size=100)
-    assert (summary.lines, summary.applied, summary.skipped, summary.batches) == (578, 578, 0, 6)
+    assert (summary.lines, summary.applied, summary.skipped, summary.batches) == (579, 579, 0, 6)
     log = stored(empty_app)
     assert len(log) == 580
     assert summary.position == empty_app.recorder.max_notification_id()
@@ -82,7 +82,7 @@ def test_an_import_applies_every_line_in_batches_of_one_transaction(empty_app: G
     first_batch = {empty_app.mapper.to_domain_event(n).correlation_id for n in first_hundred}
     assert first_batch == {batch_correlation(file_digest(file), 1)}
     again = import_file(bus_for(empty_app), file, actor="importer@vendor.example", batch_size=100)
-    assert (again.applied, again.skipped) == (0, 578)
+    assert (again.applied, again.skipped) == (0, 579)
     assert stored(empty_app) == log
 
 
@@ -105,10 +105,10 @@ def test_a_crash_after_a_commit_whose_progress_was_lost_applies_nothing_twice(
     with mock.patch.object(Path, "write_text", crash_on_third_progress), pytest.raises(KeyboardInterrupt):
         import_file(bus, file, actor="importer", batch_size=100)
     assert json.loads(progress_path(file).read_text())["lines_done"] == 200
-    assert len(stored(empty_app)) == 302  # the third batch is stored, its progress is not
+    assert len(stored(empty_app)) == 301  # the third batch is stored, its progress is not
 
     resumed = import_file(bus, file, actor="importer", batch_size=100)
-    assert (resumed.applied, resumed.skipped) == (278, 300)
+    assert (resumed.applied, resumed.skipped) == (279, 300)
     assert len(stored(empty_app)) == 580
     versions = [(entity, version) for entity, version, _ in stored(empty_app)]
     assert len(versions) == len(set(versions))
@@ -136,13 +136,13 @@ def test_a_refused_command_stores_nothing_of_its_batch(empty_app: GamApplication
         import_file(bus_for(empty_app), file, actor="importer", batch_size=100)
     whole_batches = (refused_line - 1) // 100
     assert whole_batches >= 1
-    assert len(stored(empty_app)) == whole_batches * 100 + 2  # onboarding stores three events
+    assert len(stored(empty_app)) == whole_batches * 100 + 1  # onboarding stores two events
 
 
 def test_a_dry_run_decides_everything_and_stores_nothing(empty_app: GamApplication, tmp_path: Path) -> None:
     file = write_lines(tmp_path / "demo.jsonl", demo_history())
     summary = import_file(bus_for(empty_app), file, actor="importer", dry_run=True, batch_size=50)
-    assert (summary.applied, summary.dry_run) == (578, True)
+    assert (summary.applied, summary.dry_run) == (579, True)
     assert stored(empty_app) == []
     assert not progress_path(file).exists()
 
