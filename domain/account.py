@@ -107,9 +107,11 @@ class GlobalAccount(GamAggregate):
         """A customer was taken on as a global account, with its HQ unit.
 
         Version 2 added ``governance_model``; version 1 accounts were all run the
-        coordinated way, which is what the upcast assumes."""
+        coordinated way, which is what the upcast assumes. Version 3 added
+        ``lead_gam``: whoever took the account on leads its team from its first
+        event; accounts taken on before have no lead GAM but the team they recorded."""
 
-        class_version = 2
+        class_version = 3
 
         name: str
         industry: str
@@ -119,10 +121,15 @@ class GlobalAccount(GamAggregate):
         governance_model: str
         hq_unit_id: UUID
         hq_unit_name: str
+        lead_gam: str | None
 
         @staticmethod
         def upcast_v1_v2(state: dict[str, object]) -> None:
             state["governance_model"] = GovernanceModel.COORDINATED.value
+
+        @staticmethod
+        def upcast_v2_v3(state: dict[str, object]) -> None:
+            state["lead_gam"] = None
 
         def apply(self, account: GlobalAccount) -> None:
             account.name = self.name
@@ -135,6 +142,9 @@ class GlobalAccount(GamAggregate):
                 self.hq_unit_id: Unit(self.hq_unit_id, self.hq_unit_name, UnitLevel.HQ.value, None, self.hq_country)
             }
             account.team = {}
+            if self.lead_gam is not None:
+                lead = TeamAssignment(self.lead_gam, self.hq_unit_id, TeamRole.LEAD_GAM.value)
+                account.team[(lead.member, lead.unit_id, lead.role)] = lead
             account.archived = False
 
     class UnitAdded(GamEvent):
@@ -210,6 +220,8 @@ class GlobalAccount(GamAggregate):
         meta: EventMetadata,
         hq_unit_name: str = "Headquarters",
     ) -> Self:
+        """The one who takes the account on becomes its lead GAM in the same event:
+        an account is never without someone who may change it."""
         return cls._create_with(
             cls.Created,
             account_id,
@@ -222,6 +234,7 @@ class GlobalAccount(GamAggregate):
             governance_model=require_enum("governance_model", GovernanceModel, governance_model).value,
             hq_unit_id=hq_unit_id,
             hq_unit_name=require_text("hq_unit_name", hq_unit_name),
+            lead_gam=meta.actor,
         )
 
     def add_unit(

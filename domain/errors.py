@@ -214,6 +214,25 @@ class DealNotClosed(DomainError):
     rule = "deal_not_closed"
 
 
+class SelfApproval(DomainError):
+    """Separation of duties: whoever submitted a plan does not approve it."""
+
+    rule = "self_approval"
+
+
+class NotAnApprover(DomainError):
+    """A plan is approved only by someone holding an approver role on its account's
+    team (the lead GAM or the executive sponsor, unless configured otherwise)."""
+
+    rule = "not_an_approver"
+
+
+class ReconsiderNeedsDecline(DomainError):
+    """Only a declined directive can be sent back to its unit to reconsider."""
+
+    rule = "reconsider_needs_decline"
+
+
 class ConcurrencyConflict(DomainError):
     """Someone else changed the entity first; the caller must reload and retry."""
 

@@ -22,9 +22,12 @@ from domain.errors import (
     InvalidActionTransition,
     InvalidPlanTransition,
     InvalidValue,
+    NotAnApprover,
     NotFound,
     PlanNotEditable,
     ProgressNotEntitled,
+    ReconsiderNeedsDecline,
+    SelfApproval,
     UnitOfAnotherAccount,
 )
 from domain.metadata import EventMetadata
@@ -79,6 +82,8 @@ class Directive:
     local_target: Target | None = None
     rationale: str | None = None
     answered_at: datetime | None = None
+    reconsider_note: str | None = None
+    """Why the cascading unit asked for a new answer, after a decline (the earlier answer stays in the events)."""
 
     @property
     def taken_on(self) -> bool:
@@ -132,6 +137,7 @@ class AccountPlan(GamAggregate):
         fiscal_period: str
         status: str
         baseline_version: int | None
+        submitted_by: str | None
         objectives: dict[UUID, Objective]
         directives: dict[tuple[UUID, UUID], Directive]
         actions: dict[UUID, Action]
@@ -151,6 +157,7 @@ class AccountPlan(GamAggregate):
             plan.fiscal_period = self.fiscal_period
             plan.status = PlanStatus.DRAFT.value
             plan.baseline_version = None
+            plan.submitted_by = None
             plan.objectives = {}
             plan.directives = {}
             plan.actions = {}
@@ -241,6 +248,26 @@ class AccountPlan(GamAggregate):
                 answer=CascadeAnswer.DECLINED.value,
                 rationale=self.rationale,
                 answered_at=self.timestamp,
+            )
+
+    class ReconsiderationRequested(GamEvent):
+        """The unit that cascaded an objective asked a unit that declined it to answer
+        again, with a note; the decline stays in the history, the directive awaits an answer."""
+
+        objective_id: UUID
+        unit_id: UUID
+        note: str
+
+        def apply(self, plan: AccountPlan) -> None:
+            key = (self.objective_id, self.unit_id)
+            plan.directives[key] = replace(
+                plan.directives[key],
+                answer=None,
+                local_title=None,
+                local_target=None,
+                rationale=None,
+                answered_at=None,
+                reconsider_note=self.note,
             )
 
     class ActionAdded(GamEvent):
@@ -336,6 +363,7 @@ class AccountPlan(GamAggregate):
 
         def apply(self, plan: AccountPlan) -> None:
             plan.status = PlanStatus.SUBMITTED.value
+            plan.submitted_by = self.actor
 
     class Approved(GamEvent):
         """The plan was approved; this version is the baseline progress is measured against."""
@@ -606,10 +634,39 @@ class AccountPlan(GamAggregate):
             raise InvalidPlanTransition("a plan without objectives cannot be submitted")
         self._record(self.Submitted, meta)
 
-    def approve(self, *, meta: EventMetadata) -> None:
+    def approve(
+        self, *, meta: EventMetadata, approver_roles_held: frozenset[str], approver_roles: frozenset[str]
+    ) -> None:
+        """``approver_roles_held``: the approver's roles on the account's team, read by the
+        caller from the account; ``approver_roles``: the roles that approve (configured)."""
         if self.status != PlanStatus.SUBMITTED:
             raise InvalidPlanTransition(f"only a submitted plan can be approved; this one is {self.status}")
+        if meta.actor == getattr(self, "submitted_by", None):
+            raise SelfApproval(f"{meta.actor} submitted this plan, so someone else approves it")
+        if not approver_roles_held & approver_roles:
+            roles = " or ".join(sorted(approver_roles))
+            raise NotAnApprover(f"{meta.actor} is not {roles} on this account, so may not approve its plan")
         self._record(self.Approved, meta, baseline_version=self.version + 1)
+
+    def ask_to_reconsider(self, *, objective_id: UUID, unit_id: UUID, note: str, meta: EventMetadata) -> None:
+        """Answers after approval are allowed (and recorded against the baseline), so
+        is asking for one: the plan's status is not checked."""
+        self._objective(objective_id)
+        directive = self.directives.get((objective_id, unit_id))
+        if directive is None:
+            raise CascadeNotAddressedToUnit(f"objective {objective_id} was not cascaded to unit {unit_id}")
+        if directive.answer != CascadeAnswer.DECLINED:
+            raise ReconsiderNeedsDecline(
+                f"unit {unit_id} has {directive.answer or 'not answered'} objective {objective_id}; "
+                "only a decline is sent back"
+            )
+        self._record(
+            self.ReconsiderationRequested,
+            meta,
+            objective_id=objective_id,
+            unit_id=unit_id,
+            note=require_text("note", note, max_len=MAX_TEXT),
+        )
 
     def reopen(self, *, meta: EventMetadata) -> None:
         if self.status == PlanStatus.DRAFT:

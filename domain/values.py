@@ -59,8 +59,12 @@ class UnitLevel(StrEnum):
 
 
 class TeamRole(StrEnum):
-    """Roles on our side of the relationship."""
+    """Roles on our side of the relationship. A person's rights on an account follow
+    from these (``domain.team``): the lead GAM, GAMs and the executive sponsor work on
+    the whole account, a regional account manager on a unit and everything below it,
+    a local account manager on one unit, a specialist reads."""
 
+    LEAD_GAM = "lead_gam"
     GAM = "gam"
     REGIONAL_AM = "regional_am"
     LOCAL_AM = "local_am"

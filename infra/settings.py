@@ -33,6 +33,13 @@ Environment variables (all optional):
                        unset (and no public key), the API refuses every token
 ``GAM_JWT_PUBLIC_KEY_FILE`` PEM public key of an identity provider (RS256/ES256); when
                        set, it is used instead of the secret
+``GAM_JWT_JWKS_URL``   an identity provider's JWKS (``https://…/jwks.json``, or ``file://``);
+                       when set (or ``GAM_JWT_JWKS_FILE``, a local copy) tokens are checked
+                       against its keys by ``kid``, instead of the secret or the PEM key
+``GAM_JWT_ISSUER``     when set, a token's ``iss`` must be exactly this
+``GAM_JWT_AUDIENCE``   when set, a token's ``aud`` must name this
+``GAM_APPROVER_ROLES`` JSON list of the team roles that approve plans (default
+                       ``["lead_gam", "executive_sponsor"]``); the submitter never approves
 ``GAM_API_KEYS_FILE``  JSON list of services' API keys, as SHA-256 digests with their
                        claims: ``[{"sha256": ..., "sub": ..., "roles": [...], "accounts": [...]}]``
 ``GAM_FX_RATES_FILE``  JSON exchange rates for the account view's conversions (default:
@@ -104,6 +111,8 @@ from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 MIN_JWT_SECRET_BYTES = 32
+ApproverRole = Literal["lead_gam", "gam", "executive_sponsor"]
+DEFAULT_APPROVERS: tuple[ApproverRole, ...] = ("lead_gam", "executive_sponsor")
 
 
 class Settings(BaseSettings):
@@ -128,6 +137,12 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(default=1_048_576, gt=0)
     jwt_secret: str | None = None
     jwt_public_key_file: Path | None = None
+    jwt_jwks_url: str | None = Field(default=None, pattern=r"^(https?|file)://")
+    jwt_jwks_file: Path | None = None
+    jwt_issuer: str | None = None
+    jwt_audience: str | None = None
+    approver_roles: list[ApproverRole] = Field(default_factory=lambda: list(DEFAULT_APPROVERS), min_length=1)
+    """Team roles whose holders approve an account's plans (never the plan's own submitter)."""
     api_keys_file: Path | None = None
     kafka_bootstrap_servers: str = "localhost:9092"
     kafka_topic: str = Field(default="gam.events", pattern=r"^[A-Za-z0-9._-]{1,249}$")

@@ -35,6 +35,7 @@ ITEM_KEYS: dict[type[GamEvent], tuple[str, ...]] = {
     AccountPlan.ObjectiveAdopted: ("objective_id", "unit_id"),
     AccountPlan.ObjectiveAdapted: ("objective_id", "unit_id"),
     AccountPlan.ObjectiveDeclined: ("objective_id", "unit_id"),
+    AccountPlan.ReconsiderationRequested: ("objective_id", "unit_id"),
     AccountPlan.ActionAdded: ("action_id",),
     AccountPlan.ActionStatusChanged: ("action_id",),
     AccountPlan.ProgressReported: ("objective_id", "unit_id"),

@@ -162,6 +162,18 @@ def _answered(answer: CascadeAnswer) -> PlanEvolve:
     return evolve
 
 
+def _reconsider(plan: Document, p: dict[str, Any], e: EventFacts) -> None:
+    """Asked to answer again: the decline stays in the flows and in ``earlier_answers``."""
+    directive = plan["objectives"][p["objective_id"]]["directives"][p["unit_id"]]
+    earlier = {name: directive[name] for name in ("answer", "answered_at", "answered_by", "rationale")}
+    directive.setdefault("earlier_answers", []).append(earlier)
+    directive.update(
+        answer=None, answered_at=None, answered_by=None, local_title=None, local_target=None, rationale=None,
+        reconsider_note=p["note"], cascaded_at=e.at,
+    )  # fmt: skip
+    _flow(plan, e, DOWN, "reconsider", p["objective_id"], p["unit_id"], directive["from_unit_id"], note=p["note"])
+
+
 def _action_added(plan: Document, p: dict[str, Any], e: EventFacts) -> None:
     plan["objectives"][p["objective_id"]]["actions"][p["action_id"]] = {
         "unit_id": p["unit_id"], "title": p["title"], "owner": p["owner"], "due_date": p["due_date"],
@@ -201,6 +213,7 @@ PLAN_EVOLVE: dict[type[GamEvent], PlanEvolve] = {
     AccountPlan.ObjectiveAdopted: _answered(CascadeAnswer.ADOPTED),
     AccountPlan.ObjectiveAdapted: _answered(CascadeAnswer.ADAPTED),
     AccountPlan.ObjectiveDeclined: _answered(CascadeAnswer.DECLINED),
+    AccountPlan.ReconsiderationRequested: _reconsider,
     AccountPlan.ActionAdded: _action_added,
     AccountPlan.ActionStatusChanged: _action_status,
     AccountPlan.ProgressReported: _progress,
@@ -434,11 +447,13 @@ def _directive_fields(directive: Document | None, now: datetime, allowed: timede
     names = ("from_unit_id", "cascaded_at", "cascaded_by", "answered_at", "answered_by", "local_title",
              "local_target", "rationale")  # fmt: skip
     if directive is None:
-        return dict.fromkeys((*names, "hours_to_respond", "hours_waiting", "overdue"))
+        return {**dict.fromkeys((*names, "hours_to_respond", "hours_waiting", "overdue")), "earlier_answers": []}
     answered = directive["answered_at"] is not None
     cascaded = parse_time(directive["cascaded_at"])
     return {
         **{name: directive[name] for name in names},
+        "earlier_answers": directive.get("earlier_answers", []),
+        "reconsider_note": directive.get("reconsider_note"),
         "hours_to_respond": hours_between(cascaded, parse_time(directive["answered_at"])) if answered else None,
         "hours_waiting": None if answered else hours_between(cascaded, now),
         "overdue": is_overdue(directive, now, allowed),

@@ -28,6 +28,7 @@ from domain.deal import Deal
 from domain.errors import AlreadyExists, ConcurrencyConflict, NotFound, SubjectErased
 from domain.plan import AccountPlan
 from domain.stakeholder import Stakeholder
+from domain.team import DEFAULT_APPROVER_ROLES
 from infra.hash_chain import PostgresChainedRecorder, SQLiteChainedRecorder
 from infra.mapping import GamMapper
 from infra.personal_keys import KeyErased, PersonalKeys, keys_for_env
@@ -74,8 +75,11 @@ class GamApplication(Application[UUID]):
         env: dict[str, str] | None = None,
         snapshot_interval: int | None = None,
         personal_keys: PersonalKeys | None = None,
+        approver_roles: frozenset[str] = DEFAULT_APPROVER_ROLES,
     ) -> None:
         self._given_keys = personal_keys
+        self.approver_roles = approver_roles
+        """The team roles whose holders approve plans (``GAM_APPROVER_ROLES``)."""
         super().__init__(env)
         self._cache_lock = threading.Lock()
         self._cache_position: int | None = None

@@ -102,7 +102,12 @@ def bootstrap(settings: Settings | None = None, *, views: Sequence[str] | None =
         reach_postgres(settings)
     keys = keys_for(settings)
     move_keys_out_of_the_database(settings, keys)
-    app = GamApplication(settings.eventsourcing_env(), snapshot_interval=settings.snapshot_interval, personal_keys=keys)
+    app = GamApplication(
+        settings.eventsourcing_env(),
+        snapshot_interval=settings.snapshot_interval,
+        personal_keys=keys,
+        approver_roles=frozenset(settings.approver_roles),
+    )
     bus_for(app).guard = PersonalDataGuard(app, settings.personal_data_guard)
     return Runtime(settings, app, views)
 

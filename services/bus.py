@@ -20,7 +20,7 @@ from enum import Enum
 from typing import Any, Protocol, TypeVar
 from uuid import UUID
 
-from domain.account import GlobalAccount, UnitTree
+from domain.account import GlobalAccount, TeamAssignment, UnitTree
 from domain.base import GamAggregate
 from domain.commands import Command
 from domain.errors import AccountArchived, AlreadyExists, ConcurrencyConflict, DomainError, NotFound
@@ -42,11 +42,13 @@ STALE_READ_ATTEMPTS = 3
 class Scope:
     """What a command touches, for the access check: the account, the unit it is
     about (None when it is about the account as a whole, such as approving the
-    plan), and the account's unit tree as the bus loaded it (None for a new account)."""
+    plan), and the account's unit tree and team as the bus loaded them (None and
+    empty for a new account)."""
 
     account_id: UUID
     unit_id: UUID | None = None
     tree: UnitTree | None = None
+    team: tuple[TeamAssignment, ...] = ()
 
 
 class Gatekeeper(Protocol):
@@ -316,7 +318,7 @@ class MessageBus:
             unit = getattr(command, "unit_id", None) or getattr(target, "unit_id", None)
         if account is None:
             return Scope(command.entity_id, unit)
-        return Scope(account.id, unit, account.tree())
+        return Scope(account.id, unit, account.tree(), tuple(account.team.values()))
 
     def _arguments(
         self, command: Command, handling: Handling, tree: UnitTree | None, meta: EventMetadata, session: Session

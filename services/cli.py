@@ -573,6 +573,52 @@ def accounts(
     show_accounts(console, rows, wide=wide)
 
 
+@cli.command()
+def worklist(
+    member: Annotated[str, typer.Option("--member", metavar="WHO", help="Whose worklist (their token's sub).")],
+    stale_days: Annotated[
+        int, typer.Option(min=1, max=3650, help="List key stakeholders not contacted for this many days.")
+    ] = 30,
+    as_json: Annotated[bool, typer.Option("--json", help="As JSON (alone on standard output).")] = False,
+) -> None:
+    """What waits for one person across the accounts whose team they are on: directives
+    their units must answer, overdue actions, deals past their close date, key people not
+    contacted, plans waiting for their approval (from the account view; nothing is replayed)."""
+    from services.worklist import WorklistQuery, counts
+
+    runtime = _open_store(views=["account_view"])
+    try:
+        bring_up_to_date(runtime.projector, runtime.settings)
+        query = WorklistQuery(member, datetime.now(UTC), frozenset(runtime.settings.approver_roles), stale_days)
+        answer = runtime.reads.worklist(query).data
+    finally:
+        runtime.close()
+    if as_json:
+        print(json.dumps(answer, indent=2, ensure_ascii=False))
+        return
+    console.print(f"Worklist of {member}: {answer['accounts']} account(s)")
+    for section, number in counts(answer).items():
+        console.print(f"\n{section.replace('_', ' ').capitalize()}: {number}")
+        for row in answer[section]:
+            console.print("  - " + _worklist_line(section, row), overflow="ellipsis", no_wrap=True)
+
+
+def _worklist_line(section: str, row: dict[str, Any]) -> str:
+    where = row["account"]
+    if section == "directives_awaiting_answer":
+        late = " OVERDUE" if row["overdue"] else ""
+        waiting = f"{row['days_waiting']} d waiting, due {row['answer_due']}{late}"
+        return f"{row['unit']}: {row['objective']} ({waiting}) — {where}"
+    if section == "overdue_actions":
+        return f"{row['title']} (due {row['due_date']}, {row['days_overdue']} d late) — {where}"
+    if section == "deals_past_expected_close":
+        return f"{row['title']} ({row['stage']}, close {row['expected_close']}) — {where}"
+    if section == "stakeholders_not_contacted":
+        last = row["last_contact"] or "never"
+        return f"{row['name']}, {row['title']} (last contact {last}) — {where}"
+    return f"plan {row['fiscal_period']} submitted by {row['submitted_by']} — {where}"
+
+
 @cli.command("show")
 def show_account(
     kind: Annotated[ShownKind, typer.Argument(metavar="KIND", help="What to show: account.")],
@@ -812,15 +858,14 @@ def serve(
 def token(
     subject: Annotated[str, typer.Option("--sub", help="Who the caller is; the actor of their events.")],
     role: Annotated[
-        list[str],
-        typer.Option(help="A role (repeatable): gam, regional_manager, local_manager, viewer, compliance, admin."),
-    ],
-    account: Annotated[list[UUID] | None, typer.Option(help="An account id assigned or granted (repeatable).")] = None,
-    unit: Annotated[list[UUID] | None, typer.Option(help="A unit id a manager runs (repeatable).")] = None,
+        list[str] | None,
+        typer.Option(help="A global role (repeatable): admin, compliance, viewer_all, account_creator."),
+    ] = None,
     hours: Annotated[float, typer.Option(min=0.01, max=24 * 30, help="How long the token is valid.")] = 8,
 ) -> None:
     """Mint a bearer token signed with GAM_JWT_SECRET (for development and scripts;
-    production tokens come from your identity provider)."""
+    production tokens come from your identity provider). It names the caller and their
+    global roles; what they may do on an account comes from its team."""
     import jwt
 
     from services.api.auth import CredentialError, principal_from_claims
@@ -828,13 +873,7 @@ def token(
     settings = Settings()
     if not settings.jwt_secret:
         raise Refused("GAM_JWT_SECRET is not set; it signs the token", exit_code=2)
-    claims = {
-        "sub": subject,
-        "roles": role,
-        "accounts": [str(a) for a in account or []],
-        "units": [str(u) for u in unit or []],
-        "exp": int(datetime.now(UTC).timestamp() + hours * 3600),
-    }
+    claims = {"sub": subject, "roles": role or [], "exp": int(datetime.now(UTC).timestamp() + hours * 3600)}
     try:
         principal_from_claims(claims)
     except CredentialError as error:

@@ -26,6 +26,7 @@ from domain.errors import InvalidValue, NotFound, UnitOfAnotherAccount
 from domain.metadata import EventMetadata
 from domain.plan import AccountPlan
 from domain.stakeholder import Stakeholder
+from domain.team import rights_of
 from services.app import CommandResult, GamApplication
 from services.bus import Handling, MessageBus, Session
 
@@ -95,6 +96,22 @@ def swot_unit(command: c.RemoveSwotEntry, plan: AccountPlan) -> UUID | None:
     return plan.swot[command.entry_id].unit_id
 
 
+def reconsider_unit(command: c.AskToReconsider, plan: AccountPlan) -> UUID:
+    """The unit that cascaded the objective to the declining unit asks, so its managers may."""
+    directive = plan.directives.get((command.objective_id, command.unit_id))
+    if directive is None:
+        raise NotFound("directive", f"{command.objective_id} to {command.unit_id}")
+    return directive.from_unit_id
+
+
+def approve_as_team_member(plan: AccountPlan, *, session: Session, meta: EventMetadata) -> None:
+    """The approver's roles come from the account's team as loaded in this session;
+    which roles approve is the deployment's choice (``GAM_APPROVER_ROLES``)."""
+    account = session.load(GlobalAccount, plan.account_id)
+    held = rights_of(meta.actor, account.team.values(), account.tree()).roles
+    plan.approve(meta=meta, approver_roles_held=held, approver_roles=session.app.approver_roles)
+
+
 def _none(command: Any, target: Any) -> None:
     return None
 
@@ -120,7 +137,8 @@ HANDLINGS: dict[type[c.Command], Handling] = {
     c.SetWhitespaceCell: Handling(AccountPlan, AccountPlan.set_whitespace_cell),
     c.HoldBusinessReview: Handling(AccountPlan, AccountPlan.hold_business_review),
     c.SubmitPlan: Handling(AccountPlan, AccountPlan.submit),
-    c.ApprovePlan: Handling(AccountPlan, AccountPlan.approve),
+    c.AskToReconsider: Handling(AccountPlan, AccountPlan.ask_to_reconsider, unit=reconsider_unit),
+    c.ApprovePlan: Handling(AccountPlan, approve_as_team_member),
     c.ReopenPlan: Handling(AccountPlan, AccountPlan.reopen),
     c.IdentifyStakeholder: Handling(Stakeholder, Stakeholder.identify, consumed=("account_id",)),
     c.ChangeStakeholderTitle: Handling(Stakeholder, Stakeholder.change_title),

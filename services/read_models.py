@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 from uuid import UUID
 
 from infra.sealed_reads import PersonalOpener, open_people
@@ -17,6 +17,7 @@ from projections.audit_trail import audit_trail, entity_history
 from projections.exchange_rates import PLANNING_RATES, ExchangeRates, load_rates
 from projections.ports import AuditQuery, AuditRow
 from services.projector import Projector
+from services.worklist import WorklistQuery, worklist
 
 T = TypeVar("T")
 
@@ -69,6 +70,10 @@ class ReadModels:
         """Opens the personal data the views keep sealed, for one read."""
         app = self.projector.app
         return PersonalOpener(app.personal_keys, app.mapper.transcoder)
+
+    def worklist(self, query: WorklistQuery, *, min_position: int | None = None) -> ViewResult[dict[str, Any]]:
+        position = self._ready("account_view", min_position)
+        return ViewResult(worklist(self.projector.view("account_view"), query, self.opener()), position)
 
     def strategy_flow(
         self, plan_id: UUID, *, now: datetime, min_position: int | None = None

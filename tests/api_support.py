@@ -1,9 +1,9 @@
-"""Calling the HTTP API in tests: tokens for every role, and a client on a store."""
+"""Calling the HTTP API in tests: tokens for people (identity and global roles; what
+they may do on an account comes from its team), and a client on a store."""
 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
 from uuid import UUID
 
 import jwt
@@ -15,22 +15,31 @@ SECRET = "test-secret-that-is-long-enough-for-hs256"
 def token(
     subject: str,
     *roles: str,
-    accounts: Iterable[UUID | str] = (),
-    units: Iterable[UUID | str] = (),
     secret: str = SECRET,
     expires_in: int = 3600,
 ) -> dict[str, str]:
-    claims = {
-        "sub": subject,
-        "roles": list(roles),
-        "accounts": [str(a) for a in accounts],
-        "units": [str(u) for u in units],
-        "exp": int(time.time()) + expires_in,
-    }
+    claims = {"sub": subject, "roles": list(roles), "exp": int(time.time()) + expires_in}
     return {"Authorization": "Bearer " + jwt.encode(claims, secret, algorithm="HS256")}
 
 
 ADMIN = token("root@vendor.example", "admin")
+
+
+def join_team(
+    client: TestClient, account_id: UUID | str, member: str, role: str, unit_id: UUID | str, by: dict[str, str] = ADMIN
+) -> None:
+    """Put ``member`` on the account's team (by an admin unless ``by`` says who)."""
+    etag = client.get(f"/accounts/{account_id}", headers=ADMIN).headers["etag"]
+    body = {"member": member, "unit_id": str(unit_id), "role": role}
+    response = client.post(f"/accounts/{account_id}/team", json=body, headers={**by, "If-Match": etag})
+    assert response.status_code == 200, response.text
+
+
+def leave_team(client: TestClient, account_id: UUID | str, member: str, role: str, unit_id: UUID | str) -> None:
+    etag = client.get(f"/accounts/{account_id}", headers=ADMIN).headers["etag"]
+    body = {"member": member, "unit_id": str(unit_id), "role": role}
+    response = client.post(f"/accounts/{account_id}/team/remove", json=body, headers={**ADMIN, "If-Match": etag})
+    assert response.status_code == 200, response.text
 
 
 def wait_for_views(client: TestClient, timeout: float = 60) -> None:

@@ -211,8 +211,21 @@ class SubmitPlan(Command):
 
 
 @dataclass(frozen=True, kw_only=True)
+class AskToReconsider(Command):
+    """The unit that cascaded an objective asks a unit that declined it to answer again."""
+
+    entity_field: ClassVar[str] = "plan_id"
+
+    plan_id: UUID
+    objective_id: UUID
+    unit_id: Annotated[UUID, Spec(description="The unit that declined.")]
+    note: Annotated[str, Spec(min_length=1, max_length=10_000, examples=("Lyon alone carries half of it",))]
+
+
+@dataclass(frozen=True, kw_only=True)
 class ApprovePlan(Command):
-    """Approve a submitted plan."""
+    """Approve a submitted plan (by someone other than its submitter, who holds an
+    approver role on the account's team: lead GAM or executive sponsor by default)."""
 
     entity_field: ClassVar[str] = "plan_id"
 

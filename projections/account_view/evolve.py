@@ -25,6 +25,8 @@ from projections.facts import EventFacts, facts_of
 from projections.ports import Document
 
 KEY_PREFIX = "account:"
+MEMBER_PREFIX = "member:"
+"""``member:<who>``: the accounts whose team they are on, with their roles there (for worklists)."""
 
 
 Evolve = Callable[[Document, dict[str, Any], EventFacts], None]
@@ -32,6 +34,23 @@ Evolve = Callable[[Document, dict[str, Any], EventFacts], None]
 
 def account_key(account_id: UUID | str) -> str:
     return f"{KEY_PREFIX}{account_id}"
+
+
+def member_key(member: str) -> str:
+    return f"{MEMBER_PREFIX}{member}"
+
+
+def member_index(index: Document | None, account: Document, member: str) -> Document:
+    """The member's index after a change to their assignments on ``account``: every
+    account they are on, with their roles there (read once per worklist, instead of
+    every account's document)."""
+    accounts = dict((index or {}).get("accounts", {}))
+    roles = sorted({a["role"] for a in account["team"].values() if a["member"] == member})
+    if roles:
+        accounts[account["account"]["id"]] = roles
+    else:
+        accounts.pop(account["account"]["id"], None)
+    return {"accounts": accounts}
 
 
 # --- evolve: one function per event type ---------------------------------------------
@@ -50,6 +69,9 @@ def _account_created(doc: Document, p: dict[str, Any], e: EventFacts) -> None:
         deals={},
     )
     doc["units"][p["hq_unit_id"]] = _unit(p["hq_unit_name"], "hq", None, p["hq_country"])
+    if p.get("lead_gam"):
+        lead = {"member": p["lead_gam"], "unit_id": p["hq_unit_id"], "role": "lead_gam"}
+        doc["team"][_team_key(lead)] = lead
 
 
 def _unit(name: str, level: str, parent_id: str | None, code: str) -> Document:
@@ -111,6 +133,17 @@ def _answered(answer: CascadeAnswer) -> Evolve:
     return evolve
 
 
+def _reconsider(doc: Document, p: dict[str, Any], e: EventFacts) -> None:
+    """The decline goes into the directive's history; it awaits an answer again."""
+    directive = _plan(doc, e)["objectives"][p["objective_id"]]["directives"][p["unit_id"]]
+    earlier = {name: directive[name] for name in ("answer", "answered_at", "rationale")}
+    directive.setdefault("earlier_answers", []).append(earlier)
+    directive.update(
+        answer=None, answered_at=None, rationale=None, local_title=None, local_target=None,
+        reconsider_note=p["note"], reconsider_asked_at=e.at,
+    )  # fmt: skip
+
+
 def _action_added(doc: Document, p: dict[str, Any], e: EventFacts) -> None:
     _plan(doc, e)["actions"][p["action_id"]] = {
         "objective_id": p["objective_id"], "unit_id": p["unit_id"], "title": p["title"], "owner": p["owner"],
@@ -154,6 +187,13 @@ def _plan_status(status: str) -> Evolve:
             plan["baseline_version"] = p["baseline_version"]
 
     return evolve
+
+
+def _submitted(doc: Document, p: dict[str, Any], e: EventFacts) -> None:
+    """Who submitted is kept: they are the one person who may not approve it (worklists)."""
+    plan = _plan(doc, e)
+    plan["status"] = "submitted"
+    plan["submitted_by"] = e.actor
 
 
 def _person(doc: Document, e: EventFacts) -> Document:
@@ -260,6 +300,7 @@ EVOLVE: dict[type[GamEvent], Evolve] = {
     AccountPlan.ObjectiveAdopted: _answered(CascadeAnswer.ADOPTED),
     AccountPlan.ObjectiveAdapted: _answered(CascadeAnswer.ADAPTED),
     AccountPlan.ObjectiveDeclined: _answered(CascadeAnswer.DECLINED),
+    AccountPlan.ReconsiderationRequested: _reconsider,
     AccountPlan.ActionAdded: _action_added,
     AccountPlan.ActionStatusChanged: _action_status,
     AccountPlan.ProgressReported: _progress,
@@ -267,7 +308,7 @@ EVOLVE: dict[type[GamEvent], Evolve] = {
     AccountPlan.SwotEntryRemoved: _swot_removed,
     AccountPlan.WhitespaceCellSet: _whitespace,
     AccountPlan.BusinessReviewHeld: _review,
-    AccountPlan.Submitted: _plan_status("submitted"),
+    AccountPlan.Submitted: _submitted,
     AccountPlan.Approved: _plan_status("approved"),
     AccountPlan.Reopened: _plan_status("draft"),
     Stakeholder.Identified: _identified,

@@ -6,11 +6,16 @@ from __future__ import annotations
 import functools
 from typing import ClassVar
 
+from domain.account import GlobalAccount
 from projections.account_view.checkpoints import DEFAULT_CHECKPOINT_INTERVAL, checkpoint_changes, covered_key
-from projections.account_view.evolve import account_key, evolve_document
+from projections.account_view.evolve import account_key, evolve_document, member_index, member_key
 from projections.base import ViewProjection, owner_of
 from projections.facts import EventFacts
 from projections.ports import Document, ViewChange
+
+TEAM_EVENTS = (GlobalAccount.TeamMemberAssigned, GlobalAccount.TeamMemberRemoved)
+MEMBER_EVENTS = (*TEAM_EVENTS, GlobalAccount.Created)
+"""Events that change whose team an account is on (the member index, for worklists)."""
 
 
 class AccountViewProjection(ViewProjection):
@@ -19,7 +24,7 @@ class AccountViewProjection(ViewProjection):
     """Keep a checkpoint every this many events of an account; 0 keeps none (the
     coverage is still kept, so that checkpoints taken later know what they hold)."""
     keeps_checkpoints: ClassVar[bool] = True
-    """False for a private replay: no coverage, no checkpoints."""
+    """False for a private replay: no coverage, no checkpoints, no member index."""
 
     def change(self, event: EventFacts, position: int) -> ViewChange:
         account_id, index = owner_of(self.view, event)
@@ -31,6 +36,9 @@ class AccountViewProjection(ViewProjection):
             return ViewChange(documents=index)
         document["position"] = position
         changes: dict[str, Document | None] = {**index, key: document}
+        member = event.payload.get("member" if event.event_class in TEAM_EVENTS else "lead_gam")
+        if member and event.event_class in MEMBER_EVENTS and self.keeps_checkpoints:
+            changes[member_key(member)] = member_index(self.view.document(member_key(member)), document, member)
         if self.keeps_checkpoints:
             covered = self.view.document(covered_key(account_id))
             changes.update(

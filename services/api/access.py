@@ -1,12 +1,19 @@
-"""Who may read and write where, by role and by place in the customer's tree.
+"""Who may read and write where.
 
-- admin: everything; compliance: reads everything, writes only erasures;
-- gam: writes on the accounts in its ``accounts`` claim;
+People: rights on an account follow from its team (``domain.team``), read from the
+account the bus loaded with the command (writes) or loaded here (reads), so an
+assignment counts, and a removal ends the right, from the next request on. Global
+roles reach beyond teams: admin does everything, compliance reads everything and
+writes only erasures, viewer_all reads everything, account_creator takes on new
+accounts (and becomes their lead GAM). Within a team: only the lead GAM changes the
+team or archives the account; the executive sponsor reads, approves and reopens
+plans (whether they may approve is the plan's rule, ``GAM_APPROVER_ROLES``).
+
+Services (API keys) keep their grants by id, as they are on no team:
+- gam: writes on the accounts in its ``accounts`` claim (and may create them);
 - regional_manager: writes on the units at or below the units in its ``units`` claim;
 - local_manager: writes on exactly the units in its ``units`` claim;
-- viewer: reads only.
-Anyone reads the accounts in their ``accounts`` claim (assigned or granted), and a
-manager also reads the accounts their units belong to.
+- viewer: reads the accounts in its ``accounts`` claim.
 """
 
 from __future__ import annotations
@@ -15,38 +22,71 @@ from uuid import UUID
 
 from fastapi import HTTPException
 
+from domain import commands as c
 from domain.account import GlobalAccount, UnitTree
-from domain.commands import Command, ErasePersonalData
+from domain.commands import Command
+from domain.team import TeamRights, rights_of
+from domain.values import TeamRole
 from services.api.auth import Principal
 from services.app import GamApplication
 from services.bus import Scope
 
-MANAGERS = ("regional_manager", "local_manager")
-
-
-def _tree(app: GamApplication, account_id: UUID) -> UnitTree:
-    return app.load(GlobalAccount, account_id).tree()
+READ_ALL = ("admin", "compliance", "viewer_all")
+SERVICE_MANAGERS = ("regional_manager", "local_manager")
+CREATIONS = (c.CreateAccount, c.OnboardAccount)
+LEAD_ONLY = (c.AssignTeamMember, c.RemoveTeamMember, c.ArchiveAccount)
+SPONSOR_MAY = (c.ApprovePlan, c.ReopenPlan)
 
 
 def may_read(principal: Principal, app: GamApplication, account_id: UUID) -> bool:
-    if principal.has("admin", "compliance") or account_id in principal.accounts:
+    if principal.has(*READ_ALL):
         return True
-    if principal.has(*MANAGERS) and principal.units:
+    if principal.service:
+        return _service_may_read(principal, app, account_id)
+    account = app.load(GlobalAccount, account_id)
+    return rights_of(principal.subject, account.team.values(), account.tree()).reads
+
+
+def may_write(principal: Principal, command: Command, scope: Scope) -> bool:
+    """Whether the caller may send this command to this place; reads the team and
+    unit tree the bus loaded with the command, never the store again."""
+    if isinstance(command, c.ErasePersonalData):  # a legal duty of compliance, beyond the account team
+        return principal.has("admin", "compliance")
+    if principal.has("admin"):
+        return True
+    if isinstance(command, CREATIONS):
+        return principal.has("account_creator") or (
+            principal.service and principal.has("gam") and scope.account_id in principal.accounts
+        )
+    if principal.service:
+        return _service_may_write(principal, scope)
+    if scope.tree is None:
+        return False
+    return team_may(rights_of(principal.subject, scope.team, scope.tree), command, scope.unit_id)
+
+
+def team_may(rights: TeamRights, command: Command, unit_id: UUID | None) -> bool:
+    """What a team member may send (also used to answer "who could change this at T")."""
+    if isinstance(command, LEAD_ONLY):
+        return rights.manages_team
+    if isinstance(command, SPONSOR_MAY) and TeamRole.EXECUTIVE_SPONSOR.value in rights.roles:
+        return True
+    return rights.may_change(unit_id)
+
+
+def _service_may_read(principal: Principal, app: GamApplication, account_id: UUID) -> bool:
+    if account_id in principal.accounts:
+        return True
+    if principal.has(*SERVICE_MANAGERS) and principal.units:
         tree_units = {unit.unit_id for unit in _tree(app, account_id).units}
         return bool(principal.units & tree_units)
     return False
 
 
-def may_write(principal: Principal, command: Command, scope: Scope) -> bool:
-    """Whether the caller may send this command to this place; reads the unit tree
-    the bus loaded with the command, never the store again."""
-    if isinstance(command, ErasePersonalData):  # a legal duty of compliance, beyond the account team
-        return principal.has("admin", "compliance")
-    if principal.has("admin"):
-        return True
+def _service_may_write(principal: Principal, scope: Scope) -> bool:
     if principal.has("gam") and scope.account_id in principal.accounts:
         return True
-    if scope.unit_id is None or not principal.has(*MANAGERS):
+    if scope.unit_id is None or not principal.has(*SERVICE_MANAGERS):
         return False
     if principal.has("local_manager") and scope.unit_id in principal.units:
         return True
@@ -56,6 +96,10 @@ def may_write(principal: Principal, command: Command, scope: Scope) -> bool:
             return False
         return any(scope.unit_id == own or tree.is_below(scope.unit_id, own) for own in principal.units)
     return False
+
+
+def _tree(app: GamApplication, account_id: UUID) -> UnitTree:
+    return app.load(GlobalAccount, account_id).tree()
 
 
 def check_read(principal: Principal, app: GamApplication, account_id: UUID) -> None:

@@ -1,15 +1,22 @@
 """Who is calling, and what they may touch.
 
-People come with bearer tokens (JWT via PyJWT: HS256 with ``GAM_JWT_SECRET``, or
-RS256/ES256 with the PEM public key in ``GAM_JWT_PUBLIC_KEY_FILE``); services come
-with an ``X-API-Key`` listed (as its SHA-256) in ``GAM_API_KEYS_FILE``. Either way
-the caller becomes a :class:`Principal`: its subject is the actor of every event the
-call causes, its roles and grants decide what it may do. A missing or bad
-credential is 401; a valid one without the right is 403.
+People come with bearer tokens (JWT via PyJWT): from an identity provider whose
+keys are a JWKS (``GAM_JWT_JWKS_URL``, or ``GAM_JWT_JWKS_FILE``; PyJWT's
+``PyJWKClient`` picks the key by the token's ``kid``), or signed HS256 with
+``GAM_JWT_SECRET``, or RS256/ES256 with the PEM public key in
+``GAM_JWT_PUBLIC_KEY_FILE``. ``GAM_JWT_ISSUER`` and ``GAM_JWT_AUDIENCE``, when
+set, must match the token's ``iss`` and ``aud``. Services come with an
+``X-API-Key`` listed (as its SHA-256) in ``GAM_API_KEYS_FILE``. Either way the
+caller becomes a :class:`Principal`: its subject is the actor of every event the
+call causes. A missing or bad credential is 401; a valid one without the right is 403.
 
-Claims: ``sub``; ``roles`` (gam, regional_manager, local_manager, viewer,
-compliance, admin); ``accounts`` (ids of the accounts assigned or granted);
-``units`` (ids of the units a regional or local manager runs).
+A person's token carries identity (``sub``) and global roles only (admin,
+compliance, viewer_all, account_creator): what they may do on an account follows
+from the account's team (``domain.team``), so it changes the moment the team
+does, with no new token. Any ``accounts``/``units`` claims in a token are ignored.
+A service's API key may also carry the older grants: roles gam, regional_manager,
+local_manager, viewer with ``accounts`` (ids of accounts) and ``units`` (ids of
+the units a manager runs), since a service is on no account team.
 """
 
 from __future__ import annotations
@@ -20,21 +27,28 @@ import json
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Protocol
 from uuid import UUID
 
 import jwt
 from fastapi import Depends, HTTPException, Request, Security
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
+from jwt import PyJWK, PyJWKClient, PyJWKSet
 
 from infra.settings import Settings
 from services.observability import metrics
 
-ROLES = frozenset({"gam", "regional_manager", "local_manager", "viewer", "compliance", "admin"})
+GLOBAL_ROLES = frozenset({"admin", "compliance", "viewer_all", "account_creator"})
+"""The roles a person's token may carry; everything else comes from account teams."""
+JWKS_ALGORITHMS: tuple[str, ...] = ("RS256", "RS384", "RS512", "PS256", "ES256", "ES384", "EdDSA")
+"""Asymmetric only: a JWKS publishes public keys, and HS256 with a public key as secret is the classic forgery."""
+
+SERVICE_ROLES = GLOBAL_ROLES | {"gam", "regional_manager", "local_manager", "viewer"}
+"""A service's API key may also hold grants by id, for it is on no account team."""
 
 bearer = HTTPBearer(
     auto_error=False,
-    description="A JWT (HS256 with GAM_JWT_SECRET, or RS256/ES256): sub, roles, accounts, units.",
+    description="A JWT (from the identity provider's JWKS, or HS256/RS256/ES256): sub and global roles.",
 )
 api_key_header = APIKeyHeader(name="X-API-Key", auto_error=False, description="A service's key (GAM_API_KEYS_FILE).")
 
@@ -45,6 +59,8 @@ class Principal:
     roles: frozenset[str]
     accounts: frozenset[UUID] = frozenset()
     units: frozenset[UUID] = frozenset()
+    service: bool = False
+    """A service (API key): its ``accounts``/``units`` grants count; a person's rights come from teams."""
 
     def has(self, *roles: str) -> bool:
         return bool(self.roles & set(roles))
@@ -54,24 +70,28 @@ class CredentialError(ValueError):
     """A credential that cannot be accepted; the message says why."""
 
 
-def principal_from_claims(claims: dict[str, Any]) -> Principal:
+def principal_from_claims(claims: dict[str, Any], *, service: bool = False) -> Principal:
     subject = claims.get("sub")
     if not isinstance(subject, str) or not subject.strip() or len(subject) > 300 or "\x00" in subject:
         raise CredentialError("sub must name the caller")
+    roles = frozenset(_names(claims.get("roles", []), "roles", SERVICE_ROLES if service else GLOBAL_ROLES))
+    if not service:
+        return Principal(subject=subject, roles=roles)
     return Principal(
         subject=subject,
-        roles=frozenset(_names(claims.get("roles", []), "roles")),
+        roles=roles,
         accounts=frozenset(_ids(claims.get("accounts", []), "accounts")),
         units=frozenset(_ids(claims.get("units", []), "units")),
+        service=True,
     )
 
 
-def _names(value: object, claim: str) -> Iterable[str]:
+def _names(value: object, claim: str, known: frozenset[str]) -> Iterable[str]:
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
         raise CredentialError(f"{claim} must be a list of names")
-    unknown = set(value) - ROLES
+    unknown = set(value) - known
     if unknown:
-        raise CredentialError(f"unknown role(s): {', '.join(sorted(unknown))}")
+        raise CredentialError(f"unknown role(s): {', '.join(sorted(unknown))} (known: {', '.join(sorted(known))})")
     return value
 
 
@@ -84,6 +104,36 @@ def _ids(value: object, claim: str) -> Iterable[UUID]:
         raise CredentialError(f"{claim} must be a list of UUIDs") from None
 
 
+class KeySource(Protocol):
+    def get_signing_key_from_jwt(self, token: str) -> PyJWK: ...
+
+
+class JWKSFile:
+    """An identity provider's JWKS kept as a local file (PyJWT's client reads only
+    http(s)); read again when a token names a key it does not hold, so a rotated
+    key is picked up by replacing the file."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._keys = self._read()
+
+    def _read(self) -> PyJWKSet:
+        try:
+            return PyJWKSet.from_json(self.path.read_text())
+        except (OSError, jwt.PyJWKSetError) as error:
+            raise CredentialError(f"the JWKS file {self.path} cannot be read: {error}") from None
+
+    def get_signing_key_from_jwt(self, token: str) -> PyJWK:
+        kid = jwt.get_unverified_header(token).get("kid")
+        for keys in (self._keys, None):
+            if keys is None:
+                keys = self._keys = self._read()
+            for key in keys.keys:
+                if key.key_id == kid:
+                    return key
+        raise jwt.PyJWKClientError(f"no key with kid {kid!r} in {self.path}")
+
+
 @dataclass(frozen=True)
 class Verifier:
     """Checks the credentials this server was configured to accept."""
@@ -91,21 +141,47 @@ class Verifier:
     key: str | None
     algorithms: tuple[str, ...]
     api_keys: dict[str, dict[str, Any]]
+    jwks: KeySource | None = None
+    issuer: str | None = None
+    audience: str | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Verifier:
-        if settings.jwt_public_key_file is not None:
-            key: str | None = settings.jwt_public_key_file.read_text()
-            algorithms: tuple[str, ...] = ("RS256", "ES256")
+        jwks: KeySource | None = None
+        if settings.jwt_jwks_url is not None:
+            # The key set is cached for five minutes; an unknown kid (a rotated key) refetches it.
+            jwks, key, algorithms = PyJWKClient(settings.jwt_jwks_url, lifespan=300, timeout=5), None, JWKS_ALGORITHMS
+        elif settings.jwt_jwks_file is not None:
+            jwks, key, algorithms = JWKSFile(settings.jwt_jwks_file), None, JWKS_ALGORITHMS
+        elif settings.jwt_public_key_file is not None:
+            key, algorithms = settings.jwt_public_key_file.read_text(), ("RS256", "ES256")
         else:
             key, algorithms = settings.jwt_secret, ("HS256",)
-        return cls(key, algorithms, load_api_keys(settings.api_keys_file))
+        return cls(
+            key,
+            algorithms,
+            load_api_keys(settings.api_keys_file),
+            jwks,
+            settings.jwt_issuer,
+            settings.jwt_audience,
+        )
 
     def token(self, token: str) -> Principal:
-        if not self.key:
-            raise CredentialError("this server accepts no tokens: no JWT key is configured")
+        key: Any = self.key
         try:
-            claims = jwt.decode(token, self.key, algorithms=list(self.algorithms), options={"require": ["sub", "exp"]})
+            if self.jwks is not None:
+                key = self.jwks.get_signing_key_from_jwt(token)
+            elif not key:
+                raise CredentialError("this server accepts no tokens: no JWT key is configured")
+            required = ["sub", "exp"] + (["iss"] if self.issuer else []) + (["aud"] if self.audience else [])
+            claims = jwt.decode(
+                token,
+                key,
+                algorithms=list(self.algorithms),
+                issuer=self.issuer,
+                audience=self.audience,
+                options={"require": required, "verify_aud": self.audience is not None},
+            )
         except jwt.PyJWTError as error:
             raise CredentialError(f"invalid token: {error}") from None
         return principal_from_claims(claims)
@@ -114,7 +190,7 @@ class Verifier:
         digest = hashlib.sha256(presented.encode()).hexdigest()
         for known, claims in self.api_keys.items():
             if hmac.compare_digest(known, digest):
-                return principal_from_claims(claims)
+                return principal_from_claims(claims, service=True)
         raise CredentialError("unknown API key")
 
 

@@ -24,9 +24,11 @@ from domain.errors import (
     DomainError,
     InvalidValue,
     NegativeAmount,
+    NotAnApprover,
     NotFound,
     PersonalDataInText,
     ReasonRequired,
+    SelfApproval,
 )
 from projections.exchange_rates import UnknownCurrency
 from services.bus import BatchRefused
@@ -98,7 +100,8 @@ def problem(
 
 INPUT_RULES = (InvalidValue, NegativeAmount, CurrencyMismatch)
 """Rules about the values sent (422); every other rule is about the state the
-entity is in (409)."""
+entity is in (409), but for who may approve (403)."""
+DUTY_RULES = (SelfApproval, NotAnApprover)
 
 
 def domain_problem(error: DomainError, *, field_prefix: str = "body", **extra: Any) -> JSONResponse:
@@ -125,6 +128,8 @@ def domain_problem(error: DomainError, *, field_prefix: str = "body", **extra: A
         path = f"{field_prefix}/{error.field.replace('.', '/')}"
         errors = [{"path": path, "message": str(error), "type": error.rule}]
         return problem(422, "Invalid value", str(error), type=rule_type, rule=error.rule, errors=errors, **extra)
+    if isinstance(error, DUTY_RULES):
+        return problem(403, "Forbidden by separation of duties", str(error), type=rule_type, rule=error.rule, **extra)
     status = 422 if isinstance(error, INPUT_RULES) else 409
     return problem(status, "Refused by a rule", str(error), type=rule_type, rule=error.rule, **extra)
 

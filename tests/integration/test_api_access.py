@@ -18,9 +18,10 @@ import json
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-from uuid import UUID, uuid4
+from uuid import UUID
 
 import httpx
 import jwt
@@ -36,7 +37,7 @@ from infra.settings import Settings
 from services.api.app import create_app
 from services.app import GamApplication
 from services.demo import SeededAccount, demo_id, seed_account
-from tests.api_support import ADMIN, SECRET, token, wait_for_views
+from tests.api_support import ADMIN, SECRET, join_team, leave_team, token, wait_for_views
 
 Headers = dict[str, str]
 CRM_KEY = "crm-sync-key-" + "7" * 40
@@ -186,8 +187,7 @@ UNACCEPTED: dict[str, Headers] = {
     "unknown role": _bearer(_claims(roles=["admin", "superuser"])),
     "roles not a list": _bearer(_claims(roles="admin")),
     "roles not names": _bearer(_claims(roles=[1])),
-    "accounts not ids": _bearer(_claims(accounts=["nordwind"])),
-    "units not a list": _bearer(_claims(units=str(uuid4()))),
+    "a team role in a token": _bearer(_claims(roles=["gam"])),
     "unknown API key": {"X-API-Key": "no-such-key"},
     "API key digest as key": {"X-API-Key": hashlib.sha256(CRM_KEY.encode()).hexdigest()},
     "API key with unknown role": {"X-API-Key": LEGACY_KEY},
@@ -205,13 +205,13 @@ def test_an_unaccepted_credential_is_401_and_stores_nothing(world: World, header
     assert world.client.get("/audit", headers=headers).status_code == 401
 
 
-def test_a_viewer_reads_and_writes_nothing(world: World) -> None:
+def test_a_viewer_of_all_reads_and_writes_nothing(world: World) -> None:
     """403, not 401: the credential is fine, the right is missing. One command per
     aggregate, and one of each kind that creates."""
     a = world.a
     account, plan, person = f"/accounts/{a.account_id}", f"/plans/{a.plan_id}", f"/stakeholders/{a.stakeholder_ids[6]}"
     france, lyon = unit(a, "FR"), unit(a, "FR", "Lyon plant")
-    viewer = token("viewer@vendor.example", "viewer", accounts=[a.account_id])
+    viewer = token("viewer@vendor.example", "viewer_all")
     for path in reads(a):
         assert world.client.get(path, headers=viewer).status_code == 200, path
     commands: list[tuple[str, dict[str, Any], str | None]] = [
@@ -252,9 +252,21 @@ def test_a_viewer_reads_and_writes_nothing(world: World) -> None:
         problem = world.refused(403, viewer, path, body, entity)
         assert "www-authenticate" not in problem.headers
         world.refused(401, {}, path, body, entity)
-    stranger = token("viewer@vendor.example", "viewer")
+    stranger = token("nobody@vendor.example")
     for path in reads(a):
         assert world.client.get(path, headers=stranger).status_code == 403, path
+
+
+def test_a_specialist_on_the_team_reads_and_writes_nothing(world: World) -> None:
+    b = world.b
+    subject = "specialist.b@vendor.example"
+    specialist = token(subject)
+    assert world.client.get(f"/accounts/{b.account_id}", headers=specialist).status_code == 403
+    join_team(world.client, b.account_id, subject, "specialist", unit(b, "FR"))
+    for path in reads(b):
+        assert world.client.get(path, headers=specialist).status_code == 200, path
+    world.refused(403, specialist, *probability(b.deal_ids[0], 55))
+    world.refused(403, specialist, f"/plans/{b.plan_id}/reopen", {}, f"/plans/{b.plan_id}")
 
 
 def test_a_local_manager_answers_a_cascade_only_for_their_unit(world: World) -> None:
@@ -262,9 +274,10 @@ def test_a_local_manager_answers_a_cascade_only_for_their_unit(world: World) -> 
     plan = f"/plans/{a.plan_id}"
     objective = demo_id(0, "objective", 0)  # HQ → EMEA → France, adopted all the way down
     france, lyon, paris = unit(a, "FR"), unit(a, "FR", "Lyon plant"), unit(a, "FR", "Paris office")
-    regional = token("ram.emea@vendor.example", "regional_manager", units=[unit(a, "EMEA")])
+    regional = token("ram.emea@vendor.example")  # the demo's regional account manager of EMEA
     cascade = {"from_unit_id": str(france), "to_unit_ids": [str(lyon), str(paris)]}
-    lam = token("lam.lyon@vendor.example", "local_manager", units=[lyon])
+    join_team(world.client, a.account_id, "lam.lyon@vendor.example", "local_am", lyon)
+    lam = token("lam.lyon@vendor.example")
     answers = f"{plan}/objectives/{objective}/responses"
 
     world.refused(403, lam, f"{plan}/objectives/{objective}/cascade", cascade, plan)  # France is above Lyon
@@ -283,15 +296,20 @@ def test_a_local_manager_answers_a_cascade_only_for_their_unit(world: World) -> 
     world.assert_acted(world.accepted(lam, *probability(a.deal_ids[0], 35)), "lam.lyon@vendor.example")
     team, account = f"/accounts/{a.account_id}/team", f"/accounts/{a.account_id}"
     colleague = {"member": "lea.martin@vendor.example", "unit_id": str(lyon), "role": "local_am"}
-    world.assert_acted(world.accepted(lam, team, colleague, account), "lam.lyon@vendor.example")
-    world.refused(403, lam, team, {**colleague, "unit_id": str(paris)}, account)
+    world.refused(403, lam, team, colleague, account)  # the lead GAM builds the team
+    lead = token("gam.hoffmann@vendor.example")  # took the account on, so its lead GAM
+    world.assert_acted(world.accepted(lead, team, colleague, account), "gam.hoffmann@vendor.example")
+
+    leave_team(world.client, a.account_id, "lam.lyon@vendor.example", "local_am", lyon)
+    world.refused(403, lam, *probability(a.deal_ids[0], 36))  # the right ended with the assignment
+    assert world.client.get(account, headers=lam).status_code == 403
 
 
 def test_a_regional_manager_writes_in_their_region_only(world: World) -> None:
     a = world.a
     account, plan = f"/accounts/{a.account_id}", f"/plans/{a.plan_id}"
     subject = "ram.emea@vendor.example"
-    regional = token(subject, "regional_manager", units=[unit(a, "EMEA")])
+    regional = token(subject)
     for path in reads(a):
         assert world.client.get(path, headers=regional).status_code == 200, path
 
@@ -315,37 +333,90 @@ def test_a_regional_manager_writes_in_their_region_only(world: World) -> None:
         (f"{plan}/reviews", {"held_on": "2027-04-15", "participants": ["CFO"]}, plan),
         (f"{account}/archive", {}, account),
         (f"{account}/plans", {"fiscal_period": "FY2028"}, None),
-        (
-            f"/accounts/{world.b.account_id}/units/{unit(world.b, 'FR')}/rename",
-            {"name": "France"},
-            f"/accounts/{world.b.account_id}",
-        ),  # the same region of another customer
     ]
     for path, body, entity in refusals:
         world.refused(403, regional, path, body, entity)
 
 
-def test_a_gam_reaches_another_account_only_when_granted(world: World) -> None:
+def test_a_gam_reaches_another_account_only_while_on_its_team(world: World) -> None:
     a, b = world.a, world.b
-    subject = "gam.hoffmann@vendor.example"
-    own = token(subject, "gam", accounts=[a.account_id])
+    subject = "gam.lindqvist@vendor.example"
+    gam = token(subject)
+    join_team(world.client, a.account_id, subject, "gam", unit(a, "HQ"))
     for path in reads(a):
-        assert world.client.get(path, headers=own).status_code == 200, path
+        assert world.client.get(path, headers=gam).status_code == 200, path
     for path in [*reads(b), "/audit", f"/entities/{b.deal_ids[0]}/history"]:
-        response = world.client.get(path, headers=own)
+        response = world.client.get(path, headers=gam)
         assert response.status_code == 403, path
         assert response.headers["content-type"] == "application/problem+json"
-    world.refused(403, own, *probability(b.deal_ids[0], 65))
-    world.refused(403, own, f"/plans/{b.plan_id}/reopen", {}, f"/plans/{b.plan_id}")
+    world.refused(403, gam, *probability(b.deal_ids[0], 65))
+    world.refused(403, gam, f"/plans/{b.plan_id}/reopen", {}, f"/plans/{b.plan_id}")
     person = {"account_id": str(b.account_id), "unit_id": str(unit(b, "HQ")), "title": "CEO"}
-    world.refused(403, own, "/stakeholders", {**person, "personal": {"name": "Ola Nordmann"}})
-    world.assert_acted(world.accepted(own, *probability(a.deal_ids[7], 65)), subject)
+    world.refused(403, gam, "/stakeholders", {**person, "personal": {"name": "Ola Nordmann"}})
+    world.assert_acted(world.accepted(gam, *probability(a.deal_ids[7], 65)), subject)
+    world.refused(403, gam, f"/accounts/{a.account_id}/archive", {}, f"/accounts/{a.account_id}")  # the lead's
 
-    granted = token(subject, "gam", accounts=[a.account_id, b.account_id])
+    join_team(world.client, b.account_id, subject, "gam", unit(b, "HQ"))
     for path in reads(b):
-        assert world.client.get(path, headers=granted).status_code == 200, path
-    world.assert_acted(world.accepted(granted, *probability(b.deal_ids[0], 65)), subject)
-    assert world.client.get("/audit", headers=granted).status_code == 403  # the whole trail is compliance's
+        assert world.client.get(path, headers=gam).status_code == 200, path
+    world.assert_acted(world.accepted(gam, *probability(b.deal_ids[0], 65)), subject)
+    assert world.client.get("/audit", headers=gam).status_code == 403  # the whole trail is compliance's
+    leave_team(world.client, b.account_id, subject, "gam", unit(b, "HQ"))
+    world.refused(403, gam, *probability(b.deal_ids[0], 66))
+    assert world.client.get(f"/deals/{b.deal_ids[0]}", headers=gam).status_code == 403
+
+
+def test_an_executive_sponsor_reads_and_approves_but_changes_nothing_else(world: World) -> None:
+    a = world.a
+    sponsor = token("cro@vendor.example")  # the demo's executive sponsor
+    for path in reads(a):
+        assert world.client.get(path, headers=sponsor).status_code == 200, path
+    world.refused(403, sponsor, *probability(a.deal_ids[3], 45))
+    account = f"/accounts/{a.account_id}"
+    world.refused(403, sponsor, f"{account}/units/{unit(a, 'GB')}/rename", {"name": "Britain"}, account)
+    reopened = world.accepted(sponsor, f"/plans/{a.plan_id}/reopen", {"reason": "Q2 re-plan"}, f"/plans/{a.plan_id}")
+    world.assert_acted(reopened, "cro@vendor.example")
+
+
+def test_creating_an_account_needs_the_account_creator_role_and_makes_the_creator_its_lead(world: World) -> None:
+    body = {"name": "Creator Co", "industry": "Energy", "hq_country": "NO", "reporting_currency": "NOK"}
+    world.refused(403, token("someone@vendor.example"), "/accounts", body)
+    creator = token("new.gam@vendor.example", "account_creator")
+    created = world.accepted(creator, "/accounts", body, status=201)
+    account_id = created.json()["entity_id"]
+    team = world.client.get(f"/accounts/{account_id}/team", headers=creator).json()
+    assert [(m["member"], m["manages_team"], m["approves_plans"]) for m in team["members"]] == [
+        ("new.gam@vendor.example", True, True)
+    ]
+    assert [e.__class__.__name__ for e in world.app.events.get(UUID(account_id))] == ["Created"]  # the lead in it
+    other = token("other.creator@vendor.example", "account_creator")
+    assert world.client.get(f"/accounts/{account_id}", headers=other).status_code == 403
+
+
+def test_who_could_change_the_account_is_answered_as_of_a_moment(world: World) -> None:
+    b = world.b
+    subject = "ram.temp@vendor.example"
+    path = f"/accounts/{b.account_id}/team"
+    join_team(world.client, b.account_id, subject, "regional_am", unit(b, "EMEA"))
+    time.sleep(0.01)
+    while_on = datetime.now(UTC)
+    time.sleep(0.01)
+    leave_team(world.client, b.account_id, subject, "regional_am", unit(b, "EMEA"))
+
+    def members(params: dict[str, str]) -> dict[str, Any]:
+        response = world.client.get(path, params=params, headers=token("dpo@vendor.example", "compliance"))
+        assert response.status_code == 200, response.text
+        return {m["member"]: m for m in response.json()["members"]}
+
+    then, now = members({"as_of": while_on.isoformat()}), members({})
+    assert subject in then
+    assert subject not in now
+    assert str(unit(b, "GB")) in then[subject]["changes_units"]
+    assert str(unit(b, "US")) not in then[subject]["changes_units"]
+    assert then["gam.hoffmann@vendor.example"]["changes_whole_account"]
+    before = world.client.get(path, params={"as_of": "2000-01-01T00:00:00Z"}, headers=ADMIN)
+    assert before.status_code == 404
+    assert world.client.get(path, headers=token(subject)).status_code == 403
 
 
 def test_compliance_reads_everything_and_writes_only_erasures(world: World) -> None:
@@ -385,7 +456,7 @@ def test_an_admin_does_everything(world: World) -> None:
     world.assert_actor(person, erased.json()["position"], subject)
 
 
-def test_an_api_key_acts_with_its_claims(world: World) -> None:
+def test_an_api_key_acts_with_its_grants(world: World) -> None:
     a, b = world.a, world.b
     crm = {"X-API-Key": CRM_KEY}
     for path in reads(a):
@@ -430,9 +501,69 @@ def test_tokens_signed_by_an_identity_provider(tmp_path: Path, algorithm: str) -
         for refused in (ADMIN, signed(other, ["admin"]), signed(private, ["admin"], -60), confused):
             response = client.post("/accounts", json=body, headers=refused)
             assert response.status_code == 401, response.text
-        assert client.post("/accounts", json=body, headers=signed(private, ["viewer"])).status_code == 403
+        assert client.post("/accounts", json=body, headers=signed(private, ["viewer_all"])).status_code == 403
         assert (app.recorder.max_notification_id() or 0) == 0
         created = client.post("/accounts", json=body, headers=signed(private, ["admin"]))
         assert created.status_code == 201, created.text
         account = app.load(GlobalAccount, UUID(created.json()["entity_id"]))
         assert [e.actor for e in app.events.get(account.id)] == ["ops@vendor.example"]  # type: ignore[attr-defined]
+
+
+@pytest.fixture
+def jwks_served(tmp_path: Path) -> Iterator[tuple[Any, Path, str]]:
+    """An identity provider's RSA key, its JWKS as a file and served over loopback HTTP."""
+    import threading
+    from functools import partial
+    from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+
+    private, _ = _key_pair("RS256")
+    jwk = json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(private.public_key()))
+    (tmp_path / "jwks.json").write_text(json.dumps({"keys": [{**jwk, "kid": "idp-1", "use": "sig", "alg": "RS256"}]}))
+    handler = partial(SimpleHTTPRequestHandler, directory=str(tmp_path))
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield private, tmp_path / "jwks.json", f"http://127.0.0.1:{server.server_address[1]}/jwks.json"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.mark.parametrize("source", ["file", "url"])
+def test_tokens_from_an_identity_provider_jwks_with_issuer_and_audience(
+    jwks_served: tuple[Any, Path, str], source: str
+) -> None:
+    private, jwks_file, jwks_url = jwks_served
+    where: dict[str, Any] = {"jwt_jwks_file": jwks_file} if source == "file" else {"jwt_jwks_url": jwks_url}
+    settings = Settings(
+        store="memory", jwt_secret=SECRET, jwt_issuer="https://idp.example", jwt_audience="gam-api", **where
+    )
+
+    def signed(kid: str = "idp-1", key: Any = private, **changes: Any) -> Headers:
+        claims = _claims(sub="idp.user@vendor.example", roles=["account_creator"], iss="https://idp.example")
+        claims = {**claims, "aud": "gam-api", **changes}
+        claims = {name: value for name, value in claims.items() if value is not None}
+        return {"Authorization": "Bearer " + jwt.encode(claims, key, algorithm="RS256", headers={"kid": kid})}
+
+    other, _ = _key_pair("RS256")
+    body = {"name": "IdP Co", "industry": "Logistics", "hq_country": "NL", "reporting_currency": "EUR"}
+    api = create_app(settings)
+    app: GamApplication = api.state.runtime.app
+    with TestClient(api) as client:
+        for refused in (
+            ADMIN,  # the shared secret no longer counts
+            signed(key=other),
+            signed(iss="https://evil.example"),
+            signed(iss=None),
+            signed(aud="another-api"),
+            signed(aud=None),
+            signed(kid="unknown-kid"),
+        ):
+            response = client.post("/accounts", json=body, headers=refused)
+            assert response.status_code == 401, response.text
+        assert (app.recorder.max_notification_id() or 0) == 0
+        created = client.post("/accounts", json=body, headers=signed())
+        assert created.status_code == 201, created.text
+        team = client.get(f"/accounts/{created.json()['entity_id']}/team", headers=signed()).json()
+        assert [m["member"] for m in team["members"]] == ["idp.user@vendor.example"]

@@ -165,8 +165,8 @@ class World:
 
     @property
     def headers(self) -> dict[str, str]:
-        """The GAM of every account this world made."""
-        return token(ACTOR, "gam", accounts=self.accounts)
+        """The lead GAM of every account this world made (who creates an account leads it)."""
+        return token(ACTOR, "account_creator")
 
     # sending ----------------------------------------------------------------------------
 
@@ -467,6 +467,7 @@ def create_account(w: World) -> None:
     view = w.view(account_id)
     assert (view["account"]["name"], view["account"]["tier"]) == ("Sørlandet Maritime", "tier_2")
     assert [(u["unit_id"], u["name"]) for u in view["unit_tree"]] == [(str(hq), "Group HQ")]
+    assert view["unit_tree"][0]["team"] == [{"member": ACTOR, "role": "lead_gam"}]  # who took it on leads it
 
 
 @command(c.OnboardAccount)
@@ -585,6 +586,19 @@ def respond_to_cascade(w: World) -> None:
     assert (adapted["unit_id"], adapted["rationale"]) == (str(w.region), "The Nordics are a fifth of the market")
 
 
+@command(c.AskToReconsider)
+def ask_to_reconsider(w: World) -> None:
+    objective = w.new_objective(cascaded_to=w.region)
+    declined = {"unit_id": str(w.region), "answer": "declined", "rationale": "No budget this year"}
+    w.setup(f"{w.plan}/objectives/{objective}/responses", declined, w.plan)
+    body = {"unit_id": str(w.region), "note": "The Nordics carry a fifth of it"}
+    path = f"{w.plan}/objectives/{objective}/reconsider"
+    w.change(path, body, entity=w.plan, events=("AccountPlan.ReconsiderationRequested",))
+    asked = one(w.flows(), kind="reconsider", objective_id=str(objective))
+    assert (asked["to_unit_id"], asked["note"]) == (str(w.region), "The Nordics carry a fifth of it")
+    assert one(w.flows(), kind="declined", objective_id=str(objective))["rationale"] == "No budget this year"
+
+
 @command(c.ReportProgress)
 def report_progress(w: World) -> None:
     body = {"unit_id": str(w.region), "percent": 40, "comment": "Two of five plants signed"}
@@ -668,8 +682,14 @@ def submit_plan(w: World) -> None:
 
 @command(c.ApprovePlan)
 def approve_plan(w: World) -> None:
-    plan = w.new_plan()
-    w.setup(f"/plans/{plan}/submit", {}, f"/plans/{plan}")
+    """Submitted by a GAM of the team, approved by the lead GAM: never by the submitter."""
+    plan, submitter = w.new_plan(), "gam.berg@vendor.example"
+    joined = w.send(f"{w.account}/team", {"member": submitter, "unit_id": str(w.hq), "role": "gam"}, w.account)
+    assert joined.status_code in (200, 409), joined.text  # 409: on the team since an earlier run of this case
+    submitted = w.send(f"/plans/{plan}/submit", {}, f"/plans/{plan}", token(submitter))
+    assert submitted.status_code == 200, submitted.text
+    own = w.send(f"/plans/{plan}/approve", {}, f"/plans/{plan}", token(submitter))
+    assert (own.status_code, own.json()["rule"]) == (403, "self_approval"), own.text
     done = w.change(f"/plans/{plan}/approve", {}, entity=f"/plans/{plan}", events=("AccountPlan.Approved",))
     approved = w.plan_row(plan)
     assert (approved["status"], approved["baseline_version"]) == ("approved", done.version)
@@ -1247,17 +1267,18 @@ REFUSALS: dict[str, Refusal] = {
         401,
     ),
     "unknown before forbidden": Refusal(
-        lambda w: Call(f"/deals/{uuid4()}/probability", {"probability": 5}, '"1"', headers=token("v", "viewer")), 404
+        lambda w: Call(f"/deals/{uuid4()}/probability", {"probability": 5}, '"1"', headers=token("v", "viewer_all")),
+        404,
     ),
     "unknown account before forbidden": Refusal(
-        lambda w: Call(f"/accounts/{uuid4()}/archive", {}, '"1"', headers=token("v", "viewer")), 404
+        lambda w: Call(f"/accounts/{uuid4()}/archive", {}, '"1"', headers=token("v", "viewer_all")), 404
     ),
     "unknown account before If-Match": Refusal(lambda w: Call(f"/accounts/{uuid4()}/archive", {}), 404),
     "forbidden before If-Match": Refusal(
-        lambda w: Call(f"{w.deal}/probability", {"probability": 5}, headers=token("v", "viewer")), 403
+        lambda w: Call(f"{w.deal}/probability", {"probability": 5}, headers=token("v", "viewer_all")), 403
     ),
-    "a GAM of another account": Refusal(
-        lambda w: Call(f"{w.account}/archive", {}, w.etag(w.account), headers=token("g", "gam", accounts=[uuid4()])),
+    "someone on no team": Refusal(
+        lambda w: Call(f"{w.account}/archive", {}, w.etag(w.account), headers=token("g@vendor.example")),
         403,
     ),
     "a local manager on another unit": Refusal(
@@ -1265,7 +1286,7 @@ REFUSALS: dict[str, Refusal] = {
             f"{w.plan}/objectives/{w.objective_id}/progress",
             {"unit_id": str(w.region), "percent": 10},
             w.etag(w.plan),
-            headers=token("l", "local_manager", units=[w.local]),
+            headers=local_manager(w),
         ),
         403,
     ),
@@ -1296,6 +1317,15 @@ def lost_deal_call(w: World) -> Call:
 def stale_stakeholder(w: World) -> str:
     w.setup(f"{w.stakeholder}/influence", {"influence": 3}, w.stakeholder)
     return stale(w, w.stakeholder)
+
+
+def local_manager(w: World) -> dict[str, str]:
+    """A local account manager of the world's local unit."""
+    member = "l@vendor.example"
+    body = {"member": member, "unit_id": str(w.local), "role": "local_am"}
+    response = w.send(f"{w.account}/team", body, w.account)
+    assert response.status_code in (200, 409), response.text  # 409: assigned by an earlier case
+    return token(member)
 
 
 def stale_deal(w: World) -> str:

@@ -45,10 +45,10 @@ def test_who_may_call(api: tuple) -> None:  # type: ignore[type-arg]
         client.get(url, headers=token("mallory", "compliance", secret="wrong-secret-wrong-secret-wrong!")).status_code
         == 401
     )
-    assert client.get(url, headers=token("gam@vendor.example", "gam", "viewer")).status_code == 403
+    assert client.get(url, headers=token("gam@vendor.example", "viewer_all")).status_code == 403
     assert client.get(url, headers=token("auditor@vendor.example", "compliance")).status_code == 200
     assert client.get(url, headers=token("root", "admin")).status_code == 200
-    problem = client.get(url, headers=token("gam@vendor.example", "gam"))
+    problem = client.get(url, headers=token("gam@vendor.example"))
     assert problem.headers["content-type"] == "application/problem+json"
 
 
@@ -81,7 +81,9 @@ def test_erasure_over_http_records_the_caller(api: tuple) -> None:  # type: igno
     client, writer, account = api
     person = account.stakeholder_ids[3]
     url = f"/compliance/stakeholders/{person}/erasure"
-    assert client.post(url, json={"legal_basis": "GDPR Art. 17"}, headers=token("gam", "gam")).status_code == 403
+    assert (
+        client.post(url, json={"legal_basis": "GDPR Art. 17"}, headers=token("gam@vendor.example")).status_code == 403
+    )
     invalid = client.post(url, json={"legal_basis": ""}, headers=token("dpo@vendor.example", "compliance"))
     assert invalid.status_code == 422
     assert invalid.json()["errors"][0]["path"] == "body/legal_basis"

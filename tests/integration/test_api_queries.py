@@ -73,8 +73,14 @@ def customers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Customers]:
         patch.setattr(api_app, "FOLLOW_SECONDS", 0.02)
         with Api.serving(settings) as api:
             a, b = build_world(api), build_world(api)
+            for member, unit, role in (
+                (MANAGER, a.region, "regional_am"),
+                ("v@vendor.example", a.hq, "specialist"),
+                ("l@vendor.example", a.local, "local_am"),
+            ):
+                a.setup(f"{a.account}/team", {"member": member, "unit_id": str(unit), "role": role}, a.account)
             built = datetime.now(UTC)
-            manager = token(MANAGER, "regional_manager", units=[a.region])
+            manager = token(MANAGER)
             for n in range(6):
                 for w in (a, b):
                     w.setup(f"{w.deal}/probability", {"probability": 10 + n}, w.deal)
@@ -137,8 +143,8 @@ def test_an_entity_that_is_not_there_or_not_yours(customers: Customers) -> None:
         assert api.get(f"/{kind}/{a.account_id}", {}).status_code == 401
     assert api.get(f"/plans/{a.deal_id}", a.headers).status_code == 404  # a deal is not a plan
     for path in (b.account, b.plan, b.stakeholder, b.deal):
-        assert api.get(path, a.headers).status_code == 403
-        assert api.get(path, token("v", "viewer", accounts=[b.account_id])).status_code == 200
+        assert api.get(path, token(MANAGER)).status_code == 403  # on a's team, not b's
+        assert api.get(path, token("v", "viewer_all")).status_code == 200
 
 
 # --- views ------------------------------------------------------------------------------
@@ -191,11 +197,11 @@ def test_the_stakeholder_map_and_the_pipeline_are_the_account_views_parts(custom
     "GET /plans/{plan_id}/strategy-flow",
 )
 def test_who_reads_a_view(customers: Customers) -> None:
-    """A viewer reads the accounts granted to them; a manager the accounts their units
-    belong to; nobody else, and nobody without a credential."""
+    """A member of an account's team reads it, whatever their role; nobody else, and
+    nobody without a credential."""
     a, b, api = customers.a, customers.b, customers.api
-    viewer = token("v@vendor.example", "viewer", accounts=[a.account_id])
-    local_manager = token("l@vendor.example", "local_manager", units=[a.local])
+    viewer = token("v@vendor.example")  # a specialist on a's team
+    local_manager = token("l@vendor.example")
     for path in (
         a.account + "/view",
         a.account + "/stakeholder-map",
@@ -251,13 +257,13 @@ def walk(api: Api, path: str, headers: dict[str, str], limit: int, **params: Any
 def test_the_audit_trail_pages_through_an_account_without_gaps_or_repeats(customers: Customers) -> None:
     a, api = customers.a, customers.api
     truth = customers.positions_of(a)
-    assert len(truth) == 19
+    assert len(truth) == 22
     assert truth != list(range(truth[0], truth[0] + len(truth)))  # the other account's events lie in between
     pages = walk(api, "/audit", a.headers, 4, account_id=str(a.account_id), min_position=a.last_position)
     positions = [row["position"] for page in pages for row in page]
     assert positions == sorted(set(positions))  # none twice, in log order
     assert positions == truth  # none missing, none from elsewhere
-    assert [len(page) for page in pages] == [4, 4, 4, 4, 3]
+    assert [len(page) for page in pages] == [4, 4, 4, 4, 4, 2]
     rows = [row for page in pages for row in page]
     assert {row["account_id"] for row in rows} == {str(a.account_id)}
     assert {row["actor"] for row in rows} == {ACTOR, MANAGER}
@@ -281,9 +287,10 @@ def test_the_audit_trail_filters_and_its_pages_agree(customers: Customers) -> No
     assert since[0] == by_actor[1]["position"]
     whole = [r for p in walk(api, "/audit", token("dpo", "compliance"), 1000) for r in p]
     assert [r["position"] for r in whole] == list(range(1, api.log_position() + 1))
-    assert api.get("/audit", a.headers).status_code == 403  # only compliance reads it all
-    assert api.get("/audit", a.headers, account_id=str(b.account_id)).status_code == 403
-    assert api.get("/audit", a.headers, entity_id=str(b.deal_id)).status_code == 403
+    a_only = token(MANAGER)  # on a's team only (the lead GAM of the worlds leads both)
+    assert api.get("/audit", a_only).status_code == 403  # only compliance reads it all
+    assert api.get("/audit", a_only, account_id=str(b.account_id)).status_code == 403
+    assert api.get("/audit", a_only, entity_id=str(b.deal_id)).status_code == 403
 
 
 @reads("GET /entities/{entity_id}/history")
@@ -300,7 +307,23 @@ def test_an_entitys_history_pages_through_every_change(customers: Customers) -> 
         [{"field": "probability", "before": 11, "after": 12}],
     ]
     assert api.get(f"/entities/{uuid4()}/history", a.headers).status_code == 404
-    assert api.get(f"/entities/{customers.b.deal_id}/history", a.headers).status_code == 403
+    assert api.get(f"/entities/{customers.b.deal_id}/history", token(MANAGER)).status_code == 403
+
+
+@reads("GET /accounts/{account_id}/team", "GET /me/worklist", "GET /plans/{plan_id}/changes-since-baseline")
+def test_the_team_and_worklist_reads(customers: Customers) -> None:
+    a, b, api = customers.a, customers.b, customers.api
+    team = api.get(f"{a.account}/team", token(MANAGER)).json()
+    assert {(m["member"], m["changes_whole_account"]) for m in team["members"]} == {
+        (ACTOR, True), (MANAGER, False), ("v@vendor.example", False), ("l@vendor.example", False),
+    }  # fmt: skip
+    assert api.get(f"{b.account}/team", token(MANAGER)).status_code == 403
+    worklist = api.get("/me/worklist", token(MANAGER), min_position=a.last_position).json()
+    assert worklist["accounts"] == 1
+    assert api.get("/me/worklist", {}).status_code == 401
+    since = api.get(f"{a.plan}/changes-since-baseline", token(MANAGER)).json()
+    assert (since["baseline_version"], since["changes"]) == (None, [])  # never approved
+    assert api.get(f"{b.plan}/changes-since-baseline", token(MANAGER)).status_code == 403
 
 
 # --- read your writes -------------------------------------------------------------------
@@ -358,6 +381,7 @@ def test_the_compliance_reads(customers: Customers) -> None:
     as_of = api.get(f"/compliance/accounts/{a.account_id}/as-of", officer, at=now)
     assert set(as_of.json()["entities"]) == {str(e) for e in customers.entities_of(a)}
     assert api.get(f"/compliance/accounts/{a.account_id}/as-of", a.headers, at=now).status_code == 403
+    assert api.get(f"/compliance/accounts/{a.account_id}/as-of", token(MANAGER), at=now).status_code == 403
     moments = {"from": customers.built.isoformat(), "to": now}
     changes = api.get(f"/compliance/accounts/{a.account_id}/diff", officer, **moments).json()["changes"]
     assert {"path": f"/deals/{a.deal_id}/probability", "before": 10, "after": 15} in changes

@@ -746,7 +746,7 @@ def hs256(claims: dict[str, Any], secret: str = SECRET) -> str:
         hs256({"roles": ["admin"], "exp": 1}),
         hs256({"roles": ["superuser"]}),
         hs256({"roles": "admin"}),
-        hs256({"roles": ["admin"], "accounts": ["not-a-uuid"]}),
+        hs256({"roles": ["admin", "gam"]}),  # a team role: rights on accounts come from their teams
         hs256({"roles": ["admin"], "sub": "nul\x00byte"}),
         hs256({"roles": ["admin"], "sub": "x" * 301}),
         hs256({"roles": ["admin"], "sub": 42}),

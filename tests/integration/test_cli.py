@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import subprocess
@@ -57,6 +58,14 @@ def test_demo_seeds_the_sqlite_default_once_and_says_where(tmp_path: Path) -> No
     assert "already in the store" in again.stdout
     assert _event_count(_gam("store", cwd=tmp_path).stdout) == count
 
+    worklist = _gam("worklist", "--member", "gam.hoffmann@vendor.example", "--json", cwd=tmp_path)
+    assert worklist.returncode == 0, worklist.stderr
+    answer = json.loads(worklist.stdout)
+    assert (answer["member"], answer["accounts"]) == ("gam.hoffmann@vendor.example", 1)
+    assert answer["plans_awaiting_approval"] == []  # the demo's plan is approved
+    shown = _gam("worklist", "--member", "nobody@vendor.example", cwd=tmp_path)
+    assert "Worklist of nobody@vendor.example: 0 account(s)" in shown.stdout
+
 
 @pytest.mark.postgres
 def test_demo_runs_on_postgres_by_configuration(tmp_path: Path, postgres_dsn: str, postgres_schema: str) -> None:
@@ -84,28 +93,30 @@ def test_token_mints_a_bearer_token_the_api_accepts_with_its_claims(tmp_path: Pa
     from services.api.app import create_app
 
     secret = "a-development-secret-of-enough-length"
-    account = "6f0d7c1e-3b7a-4c55-9d1e-0a4b2f3c4d5e"
-    minted = _gam("token", "--sub", "gam@vendor.example", "--role", "gam", "--account", account,
+    minted = _gam("token", "--sub", "gam@vendor.example", "--role", "account_creator",
                   cwd=tmp_path, env={"GAM_JWT_SECRET": secret})  # fmt: skip
     assert minted.returncode == 0, minted.stderr
     bearer = minted.stdout.strip().splitlines()[-1]
     claims = jwt.decode(bearer, secret, algorithms=["HS256"])
     assert claims["sub"] == "gam@vendor.example"
-    assert claims["roles"] == ["gam"]
-    assert claims["accounts"] == [account]
+    assert claims["roles"] == ["account_creator"]
     settings = Settings(store="memory", jwt_secret=secret)
     with TestClient(create_app(settings)) as client:
         headers = {"Authorization": f"Bearer {bearer}"}
         created = client.post(
-            "/accounts",
-            json={"account_id": account, "name": "Acme", "industry": "Tools", "hq_country": "SE",
-                  "reporting_currency": "EUR"},
+            "/accounts", json={"name": "Acme", "industry": "Tools", "hq_country": "SE", "reporting_currency": "EUR"},
             headers=headers,
         )  # fmt: skip
         assert created.status_code == 201, created.json()
+        team = client.get(f"/accounts/{created.json()['entity_id']}/team", headers=headers).json()
+        assert [(m["member"], [a["role"] for a in m["assignments"]]) for m in team["members"]] == [
+            ("gam@vendor.example", ["lead_gam"])
+        ]
+        plain = _gam("token", "--sub", "someone@vendor.example", cwd=tmp_path, env={"GAM_JWT_SECRET": secret})
+        stranger = {"Authorization": "Bearer " + plain.stdout.strip().splitlines()[-1]}
         other = client.post(
             "/accounts", json={"name": "Other", "industry": "Tools", "hq_country": "SE", "reporting_currency": "EUR"},
-            headers=headers,
+            headers=stranger,
         )  # fmt: skip
         assert other.status_code == 403
 

@@ -28,6 +28,7 @@ from tests.conftest import AppFactory
 class Recorded:
     command: Command
     at: datetime
+    actor: str
 
 
 def demo_history() -> list[Recorded]:
@@ -36,7 +37,7 @@ def demo_history() -> list[Recorded]:
 
     class Recorder:
         def handle(self, command: Command, meta: EventMetadata, *_: object, **__: object) -> None:
-            recorded.append(Recorded(command, meta.at))
+            recorded.append(Recorded(command, meta.at, meta.actor))
 
     with mock.patch.object(demo, "bus_for", return_value=Recorder()):
         demo.seed_account(None, 0)  # type: ignore[arg-type]
@@ -49,8 +50,9 @@ def demo_commands() -> list[Command]:
 
 def demo_line(recorded: Recorded) -> dict[str, Any]:
     """A line of a history brought over from another system: decided at its own moment
-    (the demo's deals close in 2027), so the file stays valid whatever today's date is."""
-    return {**command_json(recorded.command), "meta": {"at": recorded.at.isoformat()}}
+    (the demo's deals close in 2027), so the file stays valid whatever today's date is,
+    and by its own actor (whoever submitted a plan did not approve it)."""
+    return {**command_json(recorded.command), "meta": {"at": recorded.at.isoformat(), "actor": recorded.actor}}
 
 
 def write_lines(path: Path, history: list[Recorded]) -> Path:
@@ -157,13 +159,19 @@ def test_a_history_keeps_each_line_s_actor_and_time(empty_app: GamApplication, t
     assert stored(empty_app) == []
 
     lines[6]["meta"] = {"at": history[6].at.isoformat()}
+    for line in lines:  # lines without an actor of their own are the batch's; the sponsor's approval keeps hers
+        if line["type"] != "approve_plan" and line["meta"].get("actor") != "legacy-crm@vendor.example":
+            line["meta"].pop("actor", None)
     file.write_text("".join(json.dumps(line) + "\n" for line in lines))
     import_file(bus_for(empty_app), file, actor="importer", reason="move to gam")
     events = [empty_app.mapper.to_domain_event(n) for n in empty_app.recorder.select_notifications(1, 10_000)]
     [migrated] = [e for e in events if e.actor == "legacy-crm@vendor.example"]
     assert migrated.reason == "migrated"
     assert migrated.timestamp.isoformat() == "2019-03-01T09:00:00+00:00"
-    assert {(e.actor, e.reason) for e in events if e is not migrated} == {("importer", "move to gam")}
+    [approved] = [e for e in events if type(e).__name__ == "Approved"]
+    assert approved.actor == "cro@vendor.example"
+    others = {(e.actor, e.reason) for e in events if e is not migrated and e is not approved}
+    assert others == {("importer", "move to gam")}
 
 
 def test_a_historical_line_opens_a_deal_whose_close_date_has_passed_since(

@@ -248,7 +248,7 @@ def test_rate_limits_answer_429_with_retry_after(tmp_path: Any) -> None:
         rate_limit_burst_seconds=2,
     )
     with TestClient(create_app(settings)) as client:
-        caller = token("busy@vendor.example", "viewer")
+        caller = token("busy@vendor.example", "viewer_all")
         somewhere = f"/accounts/{uuid4()}"
         answers = [client.get(somewhere, headers=caller) for _ in range(3)]
         assert [a.status_code for a in answers[:2]] == [404, 404]
@@ -257,7 +257,7 @@ def test_rate_limits_answer_429_with_retry_after(tmp_path: Any) -> None:
         assert limited.headers["content-type"] == "application/problem+json"
         assert int(limited.headers["Retry-After"]) >= 1
         assert limited.json()["status"] == 429
-        assert client.get(somewhere, headers=token("other@vendor.example", "viewer")).status_code == 404
+        assert client.get(somewhere, headers=token("other@vendor.example", "viewer_all")).status_code == 404
         # Guessing tokens: past the address's few failed attempts, 429 instead of 401.
         guesses = [client.get(somewhere, headers={"Authorization": f"Bearer guess-{n}"}) for n in range(3)]
         assert [g.status_code for g in guesses] == [401, 401, 429]

@@ -54,7 +54,8 @@ def test_v1_account_created_event_loads_with_the_assumed_governance_model(app_fa
 
     account = app_factory().load(GlobalAccount, account_id)
 
-    assert GlobalAccount.Created.class_version == 2
+    assert GlobalAccount.Created.class_version == 3
+    assert account.team == {}  # taken on before accounts had a lead GAM from their first event
     assert account.governance_model == GovernanceModel.COORDINATED
     assert account.name == "Old Account AG"
     assert account.units[hq_unit_id].name == "Basel HQ"
@@ -63,7 +64,7 @@ def test_v1_account_created_event_loads_with_the_assumed_governance_model(app_fa
     assert events[0].reason == "migrated from the CRM"
 
 
-def test_a_v1_account_takes_new_commands_and_new_events_are_written_at_v2(app_factory: AppFactory) -> None:
+def test_a_v1_account_takes_new_commands_and_new_events_are_written_at_v3(app_factory: AppFactory) -> None:
     app = app_factory()
     account_id, hq_unit_id = uuid4(), uuid4()
     app.recorder.insert_events(
@@ -87,4 +88,4 @@ def test_a_v1_account_takes_new_commands_and_new_events_are_written_at_v2(app_fa
         hq_country="CH", reporting_currency="CHF", tier="tier_1", governance_model="central_control",
     )  # fmt: skip
     stored = app.recorder.select_events(fresh_id, limit=1)[0]
-    assert json.loads(stored.state)["class_version"] == 2
+    assert json.loads(stored.state)["class_version"] == 3

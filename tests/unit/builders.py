@@ -24,7 +24,8 @@ from uuid import UUID, uuid4
 
 import pytest
 
-from domain.plan import plan_id_for
+from domain.account import GlobalAccount
+from domain.plan import AccountPlan, plan_id_for
 from domain.values import Money, PersonalData, Target
 from services import handlers as h
 from services.app import GamApplication
@@ -40,6 +41,25 @@ def stored(app: GamApplication) -> int:
 
 
 Errors = type[BaseException] | tuple[type[BaseException], ...]
+
+
+SPONSOR = "sponsor@vendor.example"
+"""The executive sponsor who approves plans in these tests (the plans' submitter, ``meta()``'s
+actor, may not: separation of duties)."""
+
+
+def ensure_sponsor(app: GamApplication, plan_id: UUID) -> None:
+    """Put :data:`SPONSOR` on the plan's account team as executive sponsor, unless there already."""
+    account = app.load(GlobalAccount, app.load(AccountPlan, plan_id).account_id)
+    hq = account.tree().hq().unit_id
+    if (SPONSOR, hq, "executive_sponsor") not in account.team:
+        h.assign_team_member(app, meta(), account_id=account.id, member=SPONSOR, unit_id=hq, role="executive_sponsor")
+
+
+def approve_as_sponsor(app: GamApplication, _: Any = None, *, plan_id: UUID) -> Any:
+    """Approve as the account's executive sponsor, put on its team first if need be."""
+    ensure_sponsor(app, plan_id)
+    return h.approve_plan(app, meta(SPONSOR), plan_id=plan_id)
 
 
 def refused(app: GamApplication, error: Errors, handler: Callable[..., Any], **kwargs: Any) -> Any:

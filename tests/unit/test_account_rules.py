@@ -351,7 +351,7 @@ def test_a_member_is_assigned_once_per_unit_and_role(org: Org) -> None:
     # Another role, or another unit, is a different assignment.
     assign(org, "bob@vendor.example", org.paris, "specialist")
     assign(org, "bob@vendor.example", org.lyon, "local_am")
-    assert len(account(org).team) == 3
+    assert len(account(org).team) == 4  # and alice, who took the account on, as its lead GAM
 
 
 @pytest.mark.parametrize(
@@ -385,7 +385,7 @@ def test_removing_an_assignment_that_does_not_exist_is_not_found(org: Org) -> No
     org.refused(
         errors.NotFound, h.remove_team_member, account_id=org.account, member="bob", unit_id=org.paris, role="local_am"
     )
-    assert account(org).team == {}
+    assert [a.role for a in account(org).team.values()] == ["lead_gam"]
 
 
 # --- archived accounts -------------------------------------------------------------------------
@@ -442,7 +442,8 @@ class Scene:
 def build_scene(org: Org) -> Scene:
     app = org.app
     objective = org.objective()
-    org.cascade(objective, org.hq, org.emea)  # unanswered directive, for respond_to_cascade
+    org.cascade(objective, org.hq, org.emea, org.amer)  # unanswered directive, for respond_to_cascade
+    org.respond(objective, org.amer, "declined")  # for ask_to_reconsider
     action = org.action(objective, org.hq)
     swot = uuid4()
     h.add_swot_entry(app, meta(), plan_id=org.plan, entry_id=swot, kind="threat", text="A rival's price cut")
@@ -459,7 +460,7 @@ def build_scene(org: Org) -> Scene:
         target=Target("revenue", Decimal(5), "EUR"),
         due_date=DUE,
     )
-    h.submit_plan(app, meta(), plan_id=submitted)
+    h.submit_plan(app, meta("submitter@vendor.example"), plan_id=submitted)  # so alice, its lead, approves
     person, manager = org.stakeholder(), org.stakeholder(name="Grace Hopper")
     deal, proposal, lost = org.deal(), org.deal(stage="proposal"), org.deal()
     h.attach_buying_influence(app, meta(), deal_id=deal, stakeholder_id=person, role="coach", degree="high")
@@ -534,6 +535,10 @@ OTHER_COMMANDS: dict[str, tuple[Callable[..., Any], Callable[[Scene], dict[str, 
         lambda s: {"plan_id": s.org.plan, "review_id": uuid4(), "held_on": date(2027, 1, 1), "participants": ("a",)},
     ),
     "submit_plan": (h.submit_plan, lambda s: {"plan_id": s.org.plan}),
+    "ask_to_reconsider": (
+        h.ask_to_reconsider,
+        lambda s: {"plan_id": s.org.plan, "objective_id": s.objective, "unit_id": s.org.amer, "note": "Reconsider"},
+    ),
     "approve_plan": (h.approve_plan, lambda s: {"plan_id": s.submitted_plan}),
     "reopen_plan": (h.reopen_plan, lambda s: {"plan_id": s.submitted_plan}),
     # stakeholders

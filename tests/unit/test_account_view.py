@@ -102,6 +102,12 @@ def exercise_the_rest(app: GamApplication, account: SeededAccount) -> None:
     h.rename_unit(app, meta(), account_id=account_id, unit_id=demo_id(0, "unit", "FR", "Lyon plant"), name="Lyon works")
     h.remove_team_member(app, meta(), account_id=account_id, member="cro@vendor.example", unit_id=hq,
                          role="executive_sponsor")  # fmt: skip
+    declined = next(
+        key for key, d in app.load(AccountPlan, account.plan_id).directives.items() if d.answer == "declined"
+    )
+    h.ask_to_reconsider(
+        app, meta(), plan_id=account.plan_id, objective_id=declined[0], unit_id=declined[1], note="Again"
+    )
     h.reopen_plan(app, meta(), plan_id=account.plan_id)
     h.remove_swot_entry(app, meta(), plan_id=account.plan_id, entry_id=demo_id(0, "swot", 0))
     h.correct_personal_data(app, meta(), stakeholder_id=people[0], personal=PersonalData("Anna Schmidt-Berg"))

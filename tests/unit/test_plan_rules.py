@@ -9,15 +9,29 @@ from typing import Any
 from uuid import UUID, uuid4
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from domain import errors
 from domain.account import GlobalAccount, UnitTree
 from domain.plan import AccountPlan, plan_id_for
 from domain.values import ACTION_TRANSITIONS, ActionStatus, Money, Target
+from infra.settings import Settings
 from services import handlers as h
 from services.app import GamApplication
+from services.bootstrap import bootstrap
 from tests.support import EPOCH, meta
-from tests.unit.builders import DUE, PERIOD, Org, build_org, refused, stored
+from tests.unit.builders import (
+    DUE,
+    PERIOD,
+    SPONSOR,
+    Org,
+    approve_as_sponsor,
+    build_org,
+    ensure_sponsor,
+    refused,
+    stored,
+)
 
 EUR_TARGET = Target("revenue", Decimal(100_000), "EUR")
 
@@ -122,7 +136,7 @@ def test_objectives_are_set_only_while_the_plan_is_a_draft(org: Org) -> None:
     submit(org)
     error = org.refused(errors.PlanNotEditable, h.set_objective, **objective_kwargs(org, org.emea))
     assert error.rule == "plan_not_editable"
-    h.approve_plan(org.app, meta(), plan_id=org.plan)
+    approve_as_sponsor(org.app, plan_id=org.plan)
     org.refused(errors.PlanNotEditable, h.set_objective, **objective_kwargs(org, org.emea))
     h.reopen_plan(org.app, meta(), plan_id=org.plan)
     org.objective(org.emea)
@@ -528,7 +542,7 @@ def test_action_status_needs_a_known_action_and_status(org: Org) -> None:
 
 # --- plan status -----------------------------------------------------------------------------
 
-PLAN_COMMANDS = {"submit": h.submit_plan, "approve": h.approve_plan, "reopen": h.reopen_plan}
+PLAN_COMMANDS = {"submit": h.submit_plan, "approve": approve_as_sponsor, "reopen": h.reopen_plan}
 ALLOWED_PLAN_MOVES = {("draft", "submit"): "submitted", ("submitted", "approve"): "approved"}
 ALLOWED_PLAN_MOVES |= {("submitted", "reopen"): "draft", ("approved", "reopen"): "draft"}
 
@@ -537,10 +551,11 @@ ALLOWED_PLAN_MOVES |= {("submitted", "reopen"): "draft", ("approved", "reopen"):
 @pytest.mark.parametrize("command", list(PLAN_COMMANDS))
 def test_plan_goes_draft_submitted_approved_and_back_only_by_reopening(org: Org, state: str, command: str) -> None:
     org.objective(org.hq)
+    ensure_sponsor(org.app, org.plan)
     if state in ("submitted", "approved"):
         submit(org)
     if state == "approved":
-        h.approve_plan(org.app, meta(), plan_id=org.plan)
+        approve_as_sponsor(org.app, plan_id=org.plan)
     assert plan(org).status == state
     expected = ALLOWED_PLAN_MOVES.get((state, command))
     if expected is not None:
@@ -560,10 +575,87 @@ def test_a_plan_without_objectives_cannot_be_submitted(org: Org) -> None:
 def test_approval_records_the_baseline_and_reopening_keeps_it(org: Org) -> None:
     org.objective(org.hq)
     submit(org)
-    result = h.approve_plan(org.app, meta(), plan_id=org.plan)
+    result = approve_as_sponsor(org.app, plan_id=org.plan)
     assert plan(org).baseline_version == result.version
     h.reopen_plan(org.app, meta(), plan_id=org.plan)
     assert (plan(org).status, plan(org).baseline_version) == ("draft", result.version)
+
+
+# --- approval: separation of duties -----------------------------------------------------------
+
+TEAM_ROLES = ("lead_gam", "gam", "executive_sponsor", "regional_am", "local_am", "specialist")
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    held=st.sets(st.sampled_from(TEAM_ROLES), max_size=3),
+    approvers=st.sets(st.sampled_from(("lead_gam", "gam", "executive_sponsor")), min_size=1),
+    approver_submitted=st.booleans(),
+)
+def test_a_plan_is_approved_only_by_an_approver_who_did_not_submit_it(
+    held: set[str], approvers: set[str], approver_submitted: bool
+) -> None:
+    """Accepted exactly when the caller holds one of the configured approver roles on
+    the team and is not the one who submitted; otherwise refused, nothing stored."""
+    runtime = bootstrap(Settings(store="memory", approver_roles=sorted(approvers)))
+    try:
+        _approve_once(runtime.app, held, approver_submitted)
+    finally:
+        runtime.close()
+
+
+def _approve_once(app: GamApplication, held: set[str], approver_submitted: bool) -> None:
+    org = build_org(app)
+    org.objective(org.hq)
+    who = "approver@vendor.example"
+    for role in held:
+        unit = org.france if role in ("regional_am", "local_am") else org.hq
+        h.assign_team_member(app, meta(), account_id=org.account, member=who, unit_id=unit, role=role)
+    h.submit_plan(app, meta(who if approver_submitted else "alice@vendor.example"), plan_id=org.plan)
+    before = stored(app)
+    if approver_submitted:
+        with pytest.raises(errors.SelfApproval):
+            h.approve_plan(app, meta(who), plan_id=org.plan)
+    elif not held & app.approver_roles:
+        with pytest.raises(errors.NotAnApprover):
+            h.approve_plan(app, meta(who), plan_id=org.plan)
+    else:
+        h.approve_plan(app, meta(who), plan_id=org.plan)
+        assert plan(org).status == "approved"
+        return
+    assert stored(app) == before
+    assert plan(org).status == "submitted"
+
+
+def test_the_lead_gam_who_submitted_cannot_approve_but_the_sponsor_can(org: Org) -> None:
+    org.objective(org.hq)
+    submit(org)  # alice took the account on: its lead GAM, an approver role
+    error = org.refused(errors.SelfApproval, h.approve_plan, plan_id=org.plan)
+    assert error.rule == "self_approval"
+    approve_as_sponsor(org.app, plan_id=org.plan)
+    assert [e.actor for e in org.app.events.get(org.plan, desc=True, limit=1)] == [SPONSOR]  # type: ignore[attr-defined]
+
+
+# --- asking a declining unit to reconsider ------------------------------------------------------
+
+
+def test_a_declining_unit_is_asked_to_reconsider_and_answers_again(org: Org) -> None:
+    objective = org.objective(org.hq)
+    org.cascade(objective, org.hq, org.emea, org.amer)
+    org.respond(objective, org.emea, "declined", rationale="No budget in EMEA")
+    org.respond(objective, org.amer, "adopted")
+    ask = {"plan_id": org.plan, "objective_id": objective, "note": "EMEA carries 40% of the target"}
+    org.refused(errors.ReconsiderNeedsDecline, h.ask_to_reconsider, **ask, unit_id=org.amer)
+    org.refused(errors.NotFound, h.ask_to_reconsider, **ask, unit_id=org.france)  # never received it
+    org.refused(errors.InvalidValue, h.ask_to_reconsider, **{**ask, "note": " "}, unit_id=org.emea)
+    h.ask_to_reconsider(org.app, meta(), **ask, unit_id=org.emea)
+    directive = plan(org).directives[(objective, org.emea)]
+    assert (directive.answer, directive.reconsider_note) == (None, "EMEA carries 40% of the target")
+    org.refused(errors.ReconsiderNeedsDecline, h.ask_to_reconsider, **ask, unit_id=org.emea)  # asked already
+    org.respond(objective, org.emea, "adapted")
+    assert plan(org).directives[(objective, org.emea)].answer == "adapted"
+    history = [type(e).__name__ for e in org.app.events.get(org.plan)]
+    assert history[-4:] == ["ObjectiveDeclined", "ObjectiveAdopted", "ReconsiderationRequested", "ObjectiveAdapted"]
 
 
 # --- SWOT, whitespace, business reviews ------------------------------------------------------

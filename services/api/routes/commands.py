@@ -36,6 +36,7 @@ PATHS: dict[type[c.Command], str] = {
     c.SetObjective: "/plans/{plan_id}/objectives",
     c.CascadeObjective: "/plans/{plan_id}/objectives/{objective_id}/cascade",
     c.RespondToCascade: "/plans/{plan_id}/objectives/{objective_id}/responses",
+    c.AskToReconsider: "/plans/{plan_id}/objectives/{objective_id}/reconsider",
     c.ReportProgress: "/plans/{plan_id}/objectives/{objective_id}/progress",
     c.AddAction: "/plans/{plan_id}/actions",
     c.ChangeActionStatus: "/plans/{plan_id}/actions/{action_id}/status",

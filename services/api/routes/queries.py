@@ -32,7 +32,10 @@ from services.api.values import Moment, TextWithoutNul
 from services.app import GamApplication
 from services.bootstrap import Runtime
 from services.entity_models import AccountState, DealState, EntityState, PlanState, StakeholderState, entity_json
+from services.team import account_as_of as team_account_as_of
+from services.team import team_json
 from services.time_travel import account_as_of
+from services.worklist import DEFAULT_STALE_DAYS, WorklistQuery
 
 router = APIRouter()
 S = TypeVar("S", bound=EntityState)
@@ -89,6 +92,67 @@ def _entity(
 def get_account(runtime: RuntimeDep, account_id: UUID, principal: Caller, as_of: AsOf = None) -> JSONResponse:
     """The account as stored; its ETag is the version to send as If-Match."""
     return _entity(runtime, principal, GlobalAccount, account_id, as_of)
+
+
+@router.get("/accounts/{account_id}/team", tags=["accounts"], responses=NOT_FOUND)
+def get_account_team(runtime: RuntimeDep, account_id: UUID, principal: Caller, as_of: AsOf = None) -> JSONResponse:
+    """The account team and what each member may do: who could read or change the
+    account, or approve its plans; with ``as_of``, as the team stood at that moment
+    (from the account's own events, so exact whatever the views' lag)."""
+    check_read(principal, runtime.app, account_id)
+    moment = None if as_of is None else as_of.astimezone(UTC)
+    try:
+        account = team_account_as_of(runtime.app, account_id, moment)
+    except NotFound:
+        raise HTTPException(404, f"account {account_id} did not exist at {moment and moment.isoformat()}") from None
+    approvers = frozenset(runtime.settings.approver_roles)
+    return JSONResponse(team_json(account, approvers, moment))
+
+
+@router.get("/me/worklist", tags=["me"], responses=NOT_FOUND)
+def get_my_worklist(
+    runtime: RuntimeDep,
+    principal: Caller,
+    stale_days: Annotated[
+        int, Query(ge=1, le=3650, description="Key stakeholders not contacted for this many days are listed.")
+    ] = DEFAULT_STALE_DAYS,
+    min_position: MinPosition = None,
+) -> Response:
+    """What waits for the caller on every account whose team they are on: directives
+    awaiting their units' answer (days waiting, answer due), their overdue actions,
+    their deals past the expected close, key stakeholders they own not contacted in
+    ``stale_days``, and plans waiting for their approval (never their own)."""
+    query = WorklistQuery(principal.subject, datetime.now(UTC), frozenset(runtime.settings.approver_roles), stale_days)
+    result = runtime.reads.worklist(query, min_position=min_position)
+    return json_response({"position": result.position, **result.data})
+
+
+@router.get("/plans/{plan_id}/changes-since-baseline", tags=["plans"], responses=NOT_FOUND)
+def get_changes_since_baseline(
+    runtime: RuntimeDep,
+    plan_id: UUID,
+    principal: Caller,
+    min_position: MinPosition = None,
+) -> Response:
+    """Every change to the plan after its approval (answers to the cascade, actions,
+    progress, reopening), with who made it, when and why: what moved since the
+    baseline the plan was approved as. Empty for a plan never approved."""
+    plan = runtime.app.load(AccountPlan, plan_id)
+    check_read(principal, runtime.app, plan.account_id)
+    baseline = plan.baseline_version
+    rows: list[dict[str, Any]] = []
+    after, position = 0, 0
+    while baseline is not None:
+        page = runtime.reads.entity_history(plan_id, after_position=after, limit=1000, min_position=min_position)
+        position = page.position
+        rows.extend(to_json_value(row) for row in page.data if row.version > baseline)
+        if len(page.data) < 1000:
+            break
+        after = page.data[-1].position
+    return json_response(
+        {"plan_id": str(plan_id), "baseline_version": baseline, "status": plan.status, "position": position,
+         "changes": rows}
+    )  # fmt: skip
 
 
 @router.get("/plans/{plan_id}", tags=["plans"], response_model=Entity[PlanState], responses=NOT_FOUND)
