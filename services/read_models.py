@@ -12,9 +12,10 @@ from uuid import UUID
 
 from infra.settings import Settings
 from projections import account_view, strategy_flow
+from projections.account_view import lists
 from projections.audit_trail import audit_trail, entity_history
 from projections.exchange_rates import PLANNING_RATES, ExchangeRates, load_rates
-from projections.ports import AuditQuery, AuditRow
+from projections.ports import AuditQuery, AuditRow, Document, ListQuery
 from services.projector import Projector
 
 T = TypeVar("T")
@@ -79,3 +80,15 @@ class ReadModels:
         position = self._ready("audit_trail", min_position)
         rows = entity_history(self.projector.view("audit_trail"), entity_id, after_position, limit)
         return ViewResult(rows, position)
+
+    def list_page(self, query: ListQuery, *, min_position: int | None = None) -> ViewResult[lists.Page]:
+        """A page of accounts, units, plans, stakeholders or deals (the account view's lists)."""
+        position = self._ready("account_view", min_position)
+        return ViewResult(lists.list_page(self.projector.view("account_view"), query), position)
+
+    def units_of(self, account_id: UUID) -> dict[str, Document]:
+        """The account's units by id (empty for an account the view does not know)."""
+        return lists.units_of(self.projector.view("account_view"), str(account_id))
+
+    def accounts_of_units(self, unit_ids: Collection[UUID]) -> frozenset[str]:
+        return lists.accounts_of_units(self.projector.view("account_view"), (str(u) for u in unit_ids))

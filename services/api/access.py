@@ -7,10 +7,15 @@
 - viewer: reads only.
 Anyone reads the accounts in their ``accounts`` claim (assigned or granted), and a
 manager also reads the accounts their units belong to.
+
+Which accounts are "mine" (the default of ``GET /accounts``, and who reads an
+account's lists) is decided in one place, :func:`my_accounts`, from today's claims.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from uuid import UUID
 
 from fastapi import HTTPException
@@ -35,6 +40,50 @@ def may_read(principal: Principal, app: GamApplication, account_id: UUID) -> boo
         tree_units = {unit.unit_id for unit in _tree(app, account_id).units}
         return bool(principal.units & tree_units)
     return False
+
+
+SEES_ALL = ("admin", "compliance")
+"""Who may list every account (``GET /accounts?all=true``)."""
+
+
+@dataclass(frozen=True)
+class AccountScope:
+    """The accounts a caller reaches: every one, or those named and those the named
+    units belong to (resolved against the views, which know each unit's account)."""
+
+    everything: bool = False
+    account_ids: frozenset[UUID] = frozenset()
+    unit_ids: frozenset[UUID] = frozenset()
+
+    def includes(self, account_id: UUID, units_of_account: Callable[[], Iterable[UUID]]) -> bool:
+        """Whether the account is in scope; ``units_of_account`` is asked only when the
+        units decide it."""
+        if self.everything or account_id in self.account_ids:
+            return True
+        return bool(self.unit_ids) and not self.unit_ids.isdisjoint(units_of_account())
+
+
+def my_accounts(principal: Principal) -> AccountScope:
+    """The caller's own accounts: those in the ``accounts`` claim, and, for a regional
+    or local manager, those their ``units`` belong to. (When access follows the account
+    team, this is the one function to change.)"""
+    units = principal.units if principal.has(*MANAGERS) else frozenset()
+    return AccountScope(account_ids=principal.accounts, unit_ids=units)
+
+
+def readable_accounts(principal: Principal) -> AccountScope:
+    """Every account the caller may read: all of them for admin and compliance, else their own."""
+    return AccountScope(everything=True) if principal.has(*SEES_ALL) else my_accounts(principal)
+
+
+def listed_accounts(principal: Principal, *, everything: bool) -> AccountScope:
+    """What ``GET /accounts`` lists: the caller's own, or (``all=true``) every one, for
+    those who may see all."""
+    if not everything:
+        return my_accounts(principal)
+    if not principal.has(*SEES_ALL):
+        raise HTTPException(403, f"only {' and '.join(SEES_ALL)} list every account; leave out all=true")
+    return AccountScope(everything=True)
 
 
 def may_write(principal: Principal, command: Command, scope: Scope) -> bool:
