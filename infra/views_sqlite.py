@@ -11,7 +11,7 @@ from uuid import UUID
 from eventsourcing.persistence import Tracking
 from eventsourcing.sqlite import SQLiteCursor, SQLiteTrackingRecorder
 
-from infra.list_sql import LIST_COLUMNS, SQLITE, list_where
+from infra.list_sql import FACET_INDEXES, LIST_COLUMNS, SQLITE, list_where
 from projections.encoding import dumps, format_time, loads, parse_time
 from projections.ports import LIST_FACETS, AuditQuery, AuditRow, Document, ListQuery, ListRow, ViewChange, ViewRecorder
 
@@ -57,6 +57,11 @@ class SQLiteViewRecorder(SQLiteTrackingRecorder, ViewRecorder):
             "CREATE INDEX IF NOT EXISTS gam_view_lists_account "
             "ON gam_view_lists (view, kind, account_id, sort_key, entity_id)",
             "CREATE INDEX IF NOT EXISTS gam_view_lists_order ON gam_view_lists (view, kind, sort_key, entity_id)",
+            *(
+                f"CREATE INDEX IF NOT EXISTS gam_view_lists_{name} "
+                f"ON gam_view_lists (view, kind, account_id, {columns})"
+                for name, columns in FACET_INDEXES
+            ),
         ]
 
     def _insert_tracking(self, c: SQLiteCursor, tracking: Tracking) -> None:
