@@ -67,7 +67,9 @@ class ReadModels:
         self, plan_id: UUID, *, now: datetime, min_position: int | None = None
     ) -> ViewResult[dict[str, object] | None]:
         position = self._ready("strategy_flow", min_position)
-        data = strategy_flow.read_strategy_flow(self.projector.view("strategy_flow"), plan_id, now=now)
+        data = strategy_flow.read_strategy_flow(
+            self.projector.view("strategy_flow"), plan_id, now=now, rates=self.rates
+        )
         return ViewResult(data, position)
 
     def audit_trail(self, query: AuditQuery, *, min_position: int | None = None) -> ViewResult[list[AuditRow]]:
