@@ -94,3 +94,7 @@ class ReadModels:
 
     def accounts_of_units(self, unit_ids: Collection[UUID]) -> frozenset[str]:
         return lists.accounts_of_units(self.projector.view("account_view"), (str(u) for u in unit_ids))
+
+    def names_of(self, ids: Collection[str]) -> dict[str, str]:
+        """What each id names (units, objectives, deals, people, plans, accounts), from the lists."""
+        return lists.names_of(self.projector.view("account_view"), ids)

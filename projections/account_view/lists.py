@@ -30,8 +30,8 @@ from domain.stakeholder import Stakeholder
 from projections.facts import EventFacts
 from projections.ports import Document, ListKey, ListQuery, ListRow, ViewRecorder, is_overdue
 
-ACCOUNT, UNIT, PLAN, STAKEHOLDER, DEAL = "account", "unit", "plan", "stakeholder", "deal"
-KINDS = (ACCOUNT, UNIT, PLAN, STAKEHOLDER, DEAL)
+ACCOUNT, UNIT, PLAN, OBJECTIVE, STAKEHOLDER, DEAL = "account", "unit", "plan", "objective", "stakeholder", "deal"
+KINDS = (ACCOUNT, UNIT, PLAN, OBJECTIVE, STAKEHOLDER, DEAL)
 
 
 def fold(text: str) -> str:
@@ -69,6 +69,14 @@ def plan_row(account_id: str, plan_id: str, plan: Document) -> ListRow:
         "actions": len(plan["actions"]),
     }
     return ListRow(PLAN, plan_id, account_id, fold(plan["fiscal_period"]), body, {"status": plan["status"]})
+
+
+def objective_row(account_id: str, plan_id: str, objective_id: str, objective: Document) -> ListRow:
+    """An objective, so that what names it (the audit trail) need not read its plan."""
+    body = {"id": objective_id, "plan_id": plan_id, "unit_id": objective["unit_id"], "title": objective["title"]}
+    return ListRow(
+        OBJECTIVE, objective_id, account_id, fold(objective["title"]), body, {"unit_id": objective["unit_id"]}
+    )
 
 
 def stakeholder_row(account_id: str, stakeholder_id: str, person: Document) -> ListRow:
@@ -114,7 +122,11 @@ def list_rows_for(account_id: str, doc: Document, event: EventFacts) -> dict[Lis
         rows = [account_row(account_id, doc)]
         rows.extend(unit_row(account_id, unit_id, unit) for unit_id, unit in doc["units"].items())
     elif issubclass(event_class, AccountPlan.Event):
-        rows = [plan_row(account_id, entity, doc["plans"][entity])]
+        plan = doc["plans"][entity]
+        rows = [plan_row(account_id, entity, plan)]
+        if issubclass(event_class, AccountPlan.ObjectiveSet):
+            objective_id = event.payload["objective_id"]
+            rows.append(objective_row(account_id, entity, objective_id, plan["objectives"][objective_id]))
     elif issubclass(event_class, Stakeholder.Event):
         rows = [stakeholder_row(account_id, entity, doc["stakeholders"][entity])]
     elif issubclass(event_class, Deal.Event):
@@ -196,3 +208,25 @@ def accounts_of_units(view: ViewRecorder, unit_ids: Iterable[str]) -> frozenset[
         return frozenset()
     rows = view.select_list(ListQuery(UNIT, entity_ids=wanted, limit=len(wanted)))
     return frozenset(row.account_id for row in rows)
+
+
+def names_of(view: ViewRecorder, ids: Iterable[str]) -> dict[str, str]:
+    """What each id names, where the lists know it: an account's or unit's name, a
+    plan's fiscal period, an objective's or deal's title, a person's name (``[erased]``
+    after erasure)."""
+    wanted = frozenset(ids)
+    if not wanted:
+        return {}
+    label = {
+        ACCOUNT: "name",
+        UNIT: "name",
+        PLAN: "fiscal_period",
+        OBJECTIVE: "title",
+        STAKEHOLDER: "name",
+        DEAL: "title",
+    }
+    names: dict[str, str] = {}
+    for kind, field in label.items():
+        for row in view.select_list(ListQuery(kind, entity_ids=wanted, limit=len(wanted))):
+            names[row.entity_id] = str(row.body[field])
+    return names

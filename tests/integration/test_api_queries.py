@@ -293,6 +293,14 @@ def test_the_audit_trail_pages_through_an_account_without_gaps_or_repeats(custom
     rows = [row for page in pages for row in page]
     assert {row["account_id"] for row in rows} == {str(a.account_id)}
     assert {row["actor"] for row in rows} == {ACTOR, MANAGER}
+    names = {i: name for row in rows for i, name in row["names"].items()}
+    assert names[str(a.account_id)] == "Nordwind Industrial Group"
+    assert {names[str(u)] for u in (a.region, a.country, a.local)} == {"region NORD", "country SE", "local SE"}
+    assert names[str(a.objective_id)] == "Grow digital services revenue"
+    assert (names[str(a.stakeholder_id)], names[str(a.plan_id)]) == ("Karin Ek", "FY2027")
+    assert names[str(a.deal_id)] == "Predictive maintenance roll-out"
+    cascade = next(row for row in rows if row["event_type"] == "AccountPlan.ObjectiveCascaded")
+    assert set(cascade["names"]) >= {str(a.plan_id), str(a.objective_id), str(a.hq), str(a.region)}
 
 
 @reads("GET /audit")
