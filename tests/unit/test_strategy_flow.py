@@ -14,13 +14,17 @@ from typing import Any
 from uuid import UUID, uuid4
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from domain.catalog import AGGREGATES, event_classes
 from domain.metadata import EventMetadata
 from domain.plan import AccountPlan, plan_id_for
 from domain.values import Money, Target
+from projections.exchange_rates import PLANNING_RATES
 from projections.ports import ViewChange
 from projections.strategy_flow import (
+    money_flow,
     plan_key,
     read_strategy_flow,
     strategy_flow,
@@ -417,3 +421,48 @@ def test_an_objective_without_a_money_target_has_no_money_flow(w: World) -> None
                     target=Target("nps", Decimal(40)), due_date=date(2027, 12, 31))  # fmt: skip
     flow = flow_of(w.app, w.plan, now=T0)
     assert {o["title"]: o["money"] is None for o in flow["objectives"]} == {"Grow": False, "Be loved": True}
+
+
+deal_rows = st.lists(
+    st.tuples(
+        st.decimals(min_value=0, max_value=10**9, places=2),
+        st.sampled_from(["EUR", "USD", "GBP"]),
+        st.integers(0, 100),
+        st.sampled_from(["open", "won", "lost"]),
+        st.booleans(),
+    ),
+    max_size=8,
+)
+
+
+@given(deals=deal_rows)
+@settings(max_examples=60, deadline=None)
+def test_the_pipeline_is_the_open_linked_deals_converted_and_weighted(deals: list[tuple[Any, ...]]) -> None:
+    """Against a sum computed here: every open deal linked to the objective (or to one
+    serving it), amount × probability, each converted at the planning rates."""
+    hq, region, hq_objective, local_objective = (str(uuid4()) for _ in range(4))
+    objectives = {
+        hq_objective: {"unit_id": hq, "target": {"metric": "revenue", "value": "1000000", "currency": "EUR"},
+                       "directives": {}, "linked_objective_id": None},
+        local_objective: {"unit_id": region, "target": {"metric": "revenue", "value": "5", "currency": "EUR"},
+                          "directives": {}, "linked_objective_id": hq_objective},
+    }  # fmt: skip
+    documents = {
+        str(uuid4()): {
+            "title": f"d{n}", "unit_id": region, "amount": {"amount": str(amount), "currency": currency},
+            "stage": "proposal", "probability": probability, "expected_close": "2027-06-30", "owner": "bob",
+            "status": status, "linked_objective_ids": [local_objective if local else hq_objective],
+        }
+        for n, (amount, currency, probability, status, local) in enumerate(deals)
+    }  # fmt: skip
+    roots = {hq_objective: hq_objective, local_objective: hq_objective}
+    money = money_flow(hq_objective, objectives, {}, roots, documents, "EUR", PLANNING_RATES)
+    assert money is not None
+    expected = sum(
+        (amount * PLANNING_RATES.rate(currency, "EUR") * probability / 100
+         for amount, currency, probability, status, _ in deals if status == "open"),
+        Decimal(0),
+    )  # fmt: skip
+    assert money["weighted_pipeline"] == str(expected.quantize(Decimal("0.01"), rounding=ROUND_HALF_UP))
+    assert len(money["linked_deals"]) == len(deals)
+    assert {r["currency"] for r in money["rates_used"]} == {c for _, c, *_ in deals} - {"EUR"}
