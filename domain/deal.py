@@ -313,8 +313,14 @@ class Deal(GamAggregate):
         self._record(self.AmountChanged, meta, from_amount=self.amount, to_amount=amount)
 
     def change_close_date(self, *, expected_close: date, meta: EventMetadata) -> None:
+        """Not to a day before the UTC day of ``meta.at``, as for a new deal: a deal
+        expected to have closed already is one nobody will forecast honestly (a history
+        imported with its original moments is judged as of those moments)."""
         self._require_open()
         new = require_date("expected_close", expected_close)
+        today = meta.at.date()
+        if new < today:
+            raise CloseDateInPast("expected_close", f"{new} is before today ({today}, UTC)")
         self._record(self.CloseDateChanged, meta, from_date=self.expected_close, to_date=new)
 
     def change_probability(self, *, probability: int, meta: EventMetadata) -> None:

@@ -11,7 +11,7 @@ from eventsourcing.persistence import Tracking
 from eventsourcing.popo import POPOTrackingRecorder
 
 from projections.encoding import deep_copy
-from projections.ports import AuditQuery, AuditRow, Document, ViewChange, ViewRecorder
+from projections.ports import AuditQuery, AuditRow, Document, ListQuery, ListRow, ViewChange, ViewRecorder
 
 
 class MemoryViewRecorder(POPOTrackingRecorder, ViewRecorder):
@@ -19,6 +19,8 @@ class MemoryViewRecorder(POPOTrackingRecorder, ViewRecorder):
         super().__init__()
         self._documents: dict[str, Document] = {}
         self._audit: dict[int, AuditRow] = {}
+        self._lists: dict[str, dict[str, ListRow]] = {}
+        """Kind → entity id → row."""
 
     def record(self, change: ViewChange, tracking: Tracking) -> None:
         with self._database_lock:
@@ -30,6 +32,18 @@ class MemoryViewRecorder(POPOTrackingRecorder, ViewRecorder):
                     self._documents[key] = deep_copy(body)
             for row in change.audit_rows:
                 self._audit[row.position] = row
+            for list_key, list_row in change.list_rows.items():
+                if list_row is None:
+                    self._lists.get(list_key[0], {}).pop(list_key[1], None)
+                else:
+                    self._lists.setdefault(list_key[0], {})[list_key[1]] = ListRow(
+                        list_row.kind,
+                        list_row.entity_id,
+                        list_row.account_id,
+                        list_row.sort_key,
+                        deep_copy(list_row.body),
+                        dict(list_row.facets),
+                    )
             self._insert_tracking(tracking)
 
     def documents(self, keys: Sequence[str]) -> dict[str, Document]:
@@ -47,6 +61,15 @@ class MemoryViewRecorder(POPOTrackingRecorder, ViewRecorder):
         rows = [r for r in rows if _matches(r, query)]
         return rows[: query.limit]
 
+    def select_list(self, query: ListQuery) -> list[ListRow]:
+        with self._database_lock:
+            rows = [row for row in self._lists.get(query.kind, {}).values() if query.matches(row)]
+        rows.sort(key=lambda row: (row.sort_key, row.entity_id))
+        return [
+            ListRow(r.kind, r.entity_id, r.account_id, r.sort_key, copy.deepcopy(r.body), r.facets)
+            for r in rows[: query.limit]
+        ]
+
     def versions_at(self, account_id: UUID, moment: datetime) -> dict[UUID, int]:
         with self._database_lock:
             rows = [r for r in self._audit.values() if r.account_id == account_id and r.occurred_at <= moment]
@@ -58,6 +81,7 @@ class MemoryViewRecorder(POPOTrackingRecorder, ViewRecorder):
     def reset(self, *, audit_rows: bool) -> None:
         with self._database_lock:
             self._documents.clear()
+            self._lists.clear()
             if audit_rows:
                 self._audit.clear()
             self._max_tracking_ids.clear()

@@ -15,9 +15,11 @@ from psycopg import Cursor
 from psycopg.rows import DictRow
 from psycopg.sql import SQL, Composed, Identifier
 
+from infra.list_sql import FACET_INDEXES, LIST_COLUMNS, POSTGRES, list_where
 from infra.postgres_ddl import creating_tables
+from infra.views_sqlite import list_row_of, list_row_values
 from projections.encoding import dumps, loads
-from projections.ports import AuditQuery, AuditRow, Document, ViewChange, ViewRecorder
+from projections.ports import LIST_FACETS, AuditQuery, AuditRow, Document, ListQuery, ListRow, ViewChange, ViewRecorder
 
 _AUDIT_COLUMNS = SQL(
     "position, occurred_at, actor, account_id, entity_type, entity_id, version, "
@@ -39,6 +41,7 @@ class PostgresViewRecorder(PostgresTrackingRecorder, ViewRecorder):
         schema = Identifier(self.datastore.schema)
         self.documents_table = Composed([schema, SQL("."), Identifier("gam_view_documents")])
         self.audit_table = Composed([schema, SQL("."), Identifier("gam_audit_trail")])
+        self.lists_table = Composed([schema, SQL("."), Identifier("gam_view_lists")])
         self.tracking_table = Composed([schema, SQL("."), Identifier(self.tracking_table_name)])
         self.sql_create_statements.extend(
             [
@@ -65,6 +68,27 @@ class PostgresViewRecorder(PostgresTrackingRecorder, ViewRecorder):
                         ("time", "occurred_at"),
                     )
                 ),
+                # COLLATE "C": the order (and the cursor's comparison) is by code point, as in
+                # SQLite and Python, whatever the database's locale
+                SQL(
+                    "CREATE TABLE IF NOT EXISTS {0} (view text NOT NULL, kind text NOT NULL, "
+                    'entity_id text COLLATE "C" NOT NULL, account_id text NOT NULL, '
+                    'sort_key text COLLATE "C" NOT NULL, {1}, body text NOT NULL, '
+                    "PRIMARY KEY (view, kind, entity_id))"
+                ).format(self.lists_table, SQL(", ").join(SQL("{0} text").format(Identifier(f)) for f in LIST_FACETS)),
+                SQL(
+                    "CREATE INDEX IF NOT EXISTS gam_view_lists_account "
+                    "ON {0} (view, kind, account_id, sort_key, entity_id)"
+                ).format(self.lists_table),
+                SQL("CREATE INDEX IF NOT EXISTS gam_view_lists_order ON {0} (view, kind, sort_key, entity_id)").format(
+                    self.lists_table
+                ),
+                *(
+                    SQL("CREATE INDEX IF NOT EXISTS {0} ON {1} (view, kind, account_id, {2})").format(
+                        Identifier(f"gam_view_lists_{name}"), self.lists_table, SQL(columns)
+                    )
+                    for name, columns in FACET_INDEXES
+                ),
             ]
         )
 
@@ -86,6 +110,19 @@ class PostgresViewRecorder(PostgresTrackingRecorder, ViewRecorder):
             return
         with self.datastore.transaction(commit=commit) as curs:
             yield curs
+
+    @contextmanager
+    def _read(self) -> Iterator[Cursor[DictRow]]:
+        """For one statement that only reads: the block's transaction of
+        :meth:`in_one_transaction` on this thread, or else a pooled connection as it is
+        (autocommit): one round trip instead of three (BEGIN, the query, ROLLBACK),
+        which on a busy machine was most of a list page's time."""
+        one = self._one
+        if one is not None and one[0] == threading.get_ident():
+            yield one[1]
+            return
+        with self.datastore.get_connection() as conn:
+            yield conn.cursor()
 
     def max_tracking_id(self, application_name: str) -> int | None:
         one = self._one
@@ -146,6 +183,27 @@ class PostgresViewRecorder(PostgresTrackingRecorder, ViewRecorder):
                                 row.causation_id,
                             )
                         )
+            lists = change.list_rows.items()
+            gone_rows = [(view, kind, entity) for (kind, entity), row in lists if row is None]
+            if gone_rows:
+                curs.executemany(
+                    SQL("DELETE FROM {0} WHERE view = %s AND kind = %s AND entity_id = %s").format(self.lists_table),
+                    gone_rows,
+                )
+            kept_rows = [(view, *list_row_values(row)) for _, row in lists if row is not None]
+            if kept_rows:
+                updated = ("account_id", "sort_key", *LIST_FACETS, "body")
+                curs.executemany(
+                    SQL(
+                        "INSERT INTO {0} (view, {1}) VALUES ({2}) ON CONFLICT (view, kind, entity_id) DO UPDATE SET {3}"
+                    ).format(
+                        self.lists_table,
+                        SQL(LIST_COLUMNS),
+                        SQL(", ").join([SQL("%s")] * (6 + len(LIST_FACETS))),
+                        SQL(", ").join(SQL("{0} = excluded.{0}").format(Identifier(c)) for c in updated),
+                    ),
+                    kept_rows,
+                )
             self._insert_tracking(curs, tracking)
 
     def documents(self, keys: Sequence[str]) -> dict[str, Document]:
@@ -193,6 +251,17 @@ class PostgresViewRecorder(PostgresTrackingRecorder, ViewRecorder):
             curs.execute(statement, (*params, query.limit))
             return [_audit_row(r) for r in curs.fetchall()]
 
+    def select_list(self, query: ListQuery) -> list[ListRow]:
+        where, params = list_where(self.view_name, query, POSTGRES)
+        statement = SQL("SELECT {0} FROM {1} WHERE {2} ORDER BY sort_key, entity_id LIMIT %s").format(
+            SQL(LIST_COLUMNS),
+            self.lists_table,
+            SQL(where),
+        )
+        with self._read() as curs:
+            curs.execute(statement, (*params, query.limit))
+            return [list_row_of(r) for r in curs.fetchall()]
+
     def versions_at(self, account_id: UUID, moment: datetime) -> dict[UUID, int]:
         with self._transaction(commit=False) as curs:
             curs.execute(
@@ -207,6 +276,7 @@ class PostgresViewRecorder(PostgresTrackingRecorder, ViewRecorder):
     def reset(self, *, audit_rows: bool) -> None:
         with self._transaction(commit=True) as curs:
             curs.execute(SQL("DELETE FROM {0} WHERE view = %s").format(self.documents_table), (self.view_name,))
+            curs.execute(SQL("DELETE FROM {0} WHERE view = %s").format(self.lists_table), (self.view_name,))
             if audit_rows:
                 curs.execute(SQL("DELETE FROM {0}").format(self.audit_table))
             curs.execute(

@@ -11,13 +11,20 @@ from uuid import UUID
 from eventsourcing.persistence import Tracking
 from eventsourcing.sqlite import SQLiteCursor, SQLiteTrackingRecorder
 
+from infra.list_sql import FACET_INDEXES, LIST_COLUMNS, SQLITE, list_where
 from infra.sqlite_hygiene import secure_pool
 from projections.encoding import dumps, format_time, loads, parse_time
-from projections.ports import AuditQuery, AuditRow, Document, ViewChange, ViewRecorder
+from projections.ports import LIST_FACETS, AuditQuery, AuditRow, Document, ListQuery, ListRow, ViewChange, ViewRecorder
 
 _AUDIT_COLUMNS = (
     "position, occurred_at, actor, account_id, entity_type, entity_id, version, "
     "event_type, changes, reason, correlation_id, causation_id"
+)
+
+_INSERT_LIST = (
+    f"INSERT INTO gam_view_lists (view, {LIST_COLUMNS}) VALUES ({','.join('?' * (6 + len(LIST_FACETS)))}) "  # noqa: S608
+    "ON CONFLICT (view, kind, entity_id) DO UPDATE SET "
+    + ", ".join(f"{c} = excluded.{c}" for c in ("account_id", "sort_key", *LIST_FACETS, "body"))
 )
 
 _INSERT_AUDIT = f"INSERT INTO gam_audit_trail ({_AUDIT_COLUMNS}) VALUES ({','.join('?' * 12)})"  # noqa: S608 - constants only
@@ -47,6 +54,19 @@ class SQLiteViewRecorder(SQLiteTrackingRecorder, ViewRecorder):
             "CREATE INDEX IF NOT EXISTS gam_audit_actor ON gam_audit_trail (actor, position)",
             "CREATE INDEX IF NOT EXISTS gam_audit_type ON gam_audit_trail (event_type, position)",
             "CREATE INDEX IF NOT EXISTS gam_audit_time ON gam_audit_trail (occurred_at)",
+            "CREATE TABLE IF NOT EXISTS gam_view_lists ("
+            "view TEXT NOT NULL, kind TEXT NOT NULL, entity_id TEXT NOT NULL, account_id TEXT NOT NULL, "
+            "sort_key TEXT NOT NULL, "
+            + "".join(f"{facet} TEXT, " for facet in LIST_FACETS)
+            + "body TEXT NOT NULL, PRIMARY KEY (view, kind, entity_id)) WITHOUT ROWID",
+            "CREATE INDEX IF NOT EXISTS gam_view_lists_account "
+            "ON gam_view_lists (view, kind, account_id, sort_key, entity_id)",
+            "CREATE INDEX IF NOT EXISTS gam_view_lists_order ON gam_view_lists (view, kind, sort_key, entity_id)",
+            *(
+                f"CREATE INDEX IF NOT EXISTS gam_view_lists_{name} "
+                f"ON gam_view_lists (view, kind, account_id, {columns})"
+                for name, columns in FACET_INDEXES
+            ),
         ]
 
     def _insert_tracking(self, c: SQLiteCursor, tracking: Tracking) -> None:
@@ -77,6 +97,13 @@ class SQLiteViewRecorder(SQLiteTrackingRecorder, ViewRecorder):
                 )
             if change.audit_rows:
                 c.executemany(_INSERT_AUDIT, [_row(row) for row in change.audit_rows])
+            lists = change.list_rows.items()
+            gone_rows = [(view, kind, entity) for (kind, entity), row in lists if row is None]
+            if gone_rows:
+                c.executemany("DELETE FROM gam_view_lists WHERE view = ? AND kind = ? AND entity_id = ?", gone_rows)
+            kept_rows = [(view, *list_row_values(row)) for _, row in lists if row is not None]
+            if kept_rows:
+                c.executemany(_INSERT_LIST, kept_rows)
             self._insert_tracking(c, tracking)
 
     def documents(self, keys: Sequence[str]) -> dict[str, Document]:
@@ -121,6 +148,13 @@ class SQLiteViewRecorder(SQLiteTrackingRecorder, ViewRecorder):
             c.execute(sql, (*params, query.limit))
             return [_audit_row(r) for r in c.fetchall()]
 
+    def select_list(self, query: ListQuery) -> list[ListRow]:
+        where, params = list_where(self.view_name, query, SQLITE)
+        sql = f"SELECT {LIST_COLUMNS} FROM gam_view_lists WHERE {where} ORDER BY sort_key, entity_id LIMIT ?"  # noqa: S608
+        with self.datastore.transaction(commit=False) as c:
+            c.execute(sql, (*params, query.limit))
+            return [list_row_of(r) for r in c.fetchall()]
+
     def versions_at(self, account_id: UUID, moment: datetime) -> dict[UUID, int]:
         with self.datastore.transaction(commit=False) as c:
             c.execute(
@@ -133,6 +167,7 @@ class SQLiteViewRecorder(SQLiteTrackingRecorder, ViewRecorder):
     def reset(self, *, audit_rows: bool) -> None:
         with self.datastore.transaction(commit=True) as c:
             c.execute("DELETE FROM gam_view_documents WHERE view = ?", (self.view_name,))
+            c.execute("DELETE FROM gam_view_lists WHERE view = ?", (self.view_name,))
             if audit_rows:
                 c.execute("DELETE FROM gam_audit_trail")
             c.execute("DELETE FROM tracking WHERE application_name LIKE ?", (f"%::{self.view_name}",))
@@ -174,3 +209,21 @@ def _audit_row(r: Any) -> AuditRow:
         correlation_id=UUID(r["correlation_id"]),
         causation_id=None if r["causation_id"] is None else UUID(r["causation_id"]),
     )
+
+
+def list_row_values(row: ListRow) -> tuple[Any, ...]:
+    """The row's columns in :data:`~infra.list_sql.LIST_COLUMNS` order (SQLite and PostgreSQL)."""
+    facets = row.facets
+    return (
+        row.kind,
+        row.entity_id,
+        row.account_id,
+        row.sort_key,
+        *(facets.get(facet) for facet in LIST_FACETS),
+        dumps(row.body),
+    )
+
+
+def list_row_of(r: Any) -> ListRow:
+    facets = {facet: r[facet] for facet in LIST_FACETS if r[facet] is not None}
+    return ListRow(r["kind"], r["entity_id"], r["account_id"], r["sort_key"], loads(r["body"]), facets)

@@ -37,13 +37,23 @@ def to_json_value(value: Any) -> Any:
     if isinstance(value, list | tuple):
         return [to_json_value(v) for v in value]
     if isinstance(value, dict):
-        return {str(to_json_value(k)): to_json_value(v) for k, v in value.items()}
+        return {json_key(k): to_json_value(v) for k, v in value.items()}
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         return {f.name: to_json_value(getattr(value, f.name)) for f in dataclasses.fields(value)}
     if isinstance(value, float):
         return repr(value)
     msg = f"cannot put {type(value).__name__} in a view"
     raise TypeError(msg)
+
+
+def json_key(key: Any) -> str:
+    """A dict key as JSON has it. A composite key (a tuple: a person and a role, an
+    offering and a unit) is its parts joined by ``/``, the shape the audit trail's
+    item paths use (``influence[<person>/<role>]``), never a Python repr."""
+    if isinstance(key, tuple | list):
+        return "/".join(json_key(part) for part in key)
+    text = to_json_value(key)
+    return text if isinstance(text, str) else str(text)
 
 
 def format_time(moment: datetime) -> str:

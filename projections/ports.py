@@ -59,12 +59,78 @@ class AuditQuery:
     limit: int = 100
 
 
+LIST_FACETS: tuple[str, ...] = ("unit_id", "status", "stage", "role", "owner", "due", "industry", "hq_country", "tier")
+"""The fields a list can be filtered on (one column each in the databases); a kind of
+row sets those that mean something for it and leaves the others ``None``."""
+
+
+@dataclass(frozen=True)
+class ListRow:
+    """One entity as the lists show it: enough to find it (its facets), to order it
+    (``sort_key``, then its id) and to show it (``body``) without reading its account's
+    document, which holds every deal and person of the account."""
+
+    kind: str
+    entity_id: str
+    account_id: str
+    sort_key: str
+    body: Document
+    facets: Mapping[str, str | None] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ListQuery:
+    """Rows of one ``kind`` in ``(sort_key, entity_id)`` order after the cursor ``after``.
+
+    ``account_ids``/``entity_ids`` ``None`` means any; ``equals`` matches facets
+    exactly, ``within`` a facet to one of several values; ``text`` is a substring of
+    the sort key; ``overdue`` (with ``today``, an ISO date) keeps the open rows whose
+    ``due`` has passed (True) or the others (False)."""
+
+    kind: str
+    account_ids: frozenset[str] | None = None
+    entity_ids: frozenset[str] | None = None
+    equals: Mapping[str, str] = field(default_factory=dict)
+    within: Mapping[str, frozenset[str]] = field(default_factory=dict)
+    text: str | None = None
+    overdue: bool | None = None
+    today: str = ""
+    after: tuple[str, str] | None = None
+    limit: int = 100
+
+    def matches(self, row: ListRow) -> bool:
+        """The same filter in Python (the memory store, and tests' models)."""
+        facets = row.facets
+        return (
+            row.kind == self.kind
+            and (self.account_ids is None or row.account_id in self.account_ids)
+            and (self.entity_ids is None or row.entity_id in self.entity_ids)
+            and all(facets.get(k) == v for k, v in self.equals.items())
+            and all(facets.get(k) in v for k, v in self.within.items())
+            and (self.text is None or self.text in row.sort_key)
+            and (self.overdue is None or self.overdue == is_overdue(facets, self.today))
+            and (self.after is None or (row.sort_key, row.entity_id) > self.after)
+        )
+
+
+def is_overdue(facets: Mapping[str, str | None], today: str) -> bool:
+    """Still open and its due date (an ISO date) before ``today``."""
+    due = facets.get("due")
+    return facets.get("status") == "open" and due is not None and due < today
+
+
+ListKey = tuple[str, str]
+"""A list row's identity: (kind, entity id)."""
+
+
 @dataclass(frozen=True)
 class ViewChange:
-    """What one event does to a view: documents to write (``None`` deletes) and audit rows."""
+    """What one event does to a view: documents to write (``None`` deletes), audit rows
+    and list rows (``None`` deletes)."""
 
     documents: Mapping[str, Document | None] = field(default_factory=dict)
     audit_rows: Sequence[AuditRow] = ()
+    list_rows: Mapping[ListKey, ListRow | None] = field(default_factory=dict)
 
 
 class ViewRecorder(TrackingRecorder, ABC):
@@ -96,13 +162,17 @@ class ViewRecorder(TrackingRecorder, ABC):
         """Audit rows matching the query, in position order."""
 
     @abstractmethod
+    def select_list(self, query: ListQuery) -> list[ListRow]:
+        """List rows matching the query, in ``(sort_key, entity_id)`` order, at most ``query.limit``."""
+
+    @abstractmethod
     def versions_at(self, account_id: UUID, moment: datetime) -> dict[UUID, int]:
         """Each entity of the account and its last version recorded at or before ``moment``
         (from the audit trail; the time travel reads it)."""
 
     @abstractmethod
     def reset(self, *, audit_rows: bool) -> None:
-        """Forget the view (documents, tracking and, if asked, audit rows) before a rebuild."""
+        """Forget the view (documents, list rows, tracking and, if asked, audit rows) before a rebuild."""
 
     def in_one_transaction(self) -> AbstractContextManager[None]:
         """Every read and write of this view in the block, on this thread, in one

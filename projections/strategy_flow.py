@@ -36,8 +36,10 @@ from domain.deal import Deal
 from domain.plan import AccountPlan
 from domain.stakeholder import Stakeholder
 from domain.values import ActionStatus, CascadeAnswer, PlanStatus, UnitLevel
-from projections.base import ViewProjection, owner_of
+from projections.account_view.figures import ZERO, money_text, percent_text
+from projections.base import OWNER_PREFIX, ViewProjection, owner_of
 from projections.encoding import format_time, parse_time
+from projections.exchange_rates import PLANNING_RATES, ExchangeRates
 from projections.facts import EventFacts
 from projections.ports import Document, ViewChange, ViewRecorder
 
@@ -223,6 +225,43 @@ PLAN_EVOLVE: dict[type[GamEvent], PlanEvolve] = {
 }
 """Plan events after ``AccountPlan.Started`` (which creates the document, see the projection)."""
 
+# --- evolve: deals linked to objectives ---------------------------------------------------
+
+DealEvolve = Callable[[Document, dict[str, Any]], None]
+"""Changes one linked deal (a private copy) in place, given the event's JSON payload."""
+
+
+def _deal_fields(constants: dict[str, Any] | None = None, **fields: str) -> DealEvolve:
+    """Set fields from payload fields (by name), and others to ``constants``."""
+
+    def evolve(deal: Document, p: dict[str, Any]) -> None:
+        for name, source in fields.items():
+            deal[name] = p[source]
+        deal.update(constants or {})
+
+    return evolve
+
+
+DEAL_EVOLVE: dict[type[GamEvent], DealEvolve] = {
+    Deal.StageAdvanced: _deal_fields(stage="to_stage", probability="probability"),
+    Deal.StageMovedBack: _deal_fields(stage="to_stage", probability="probability"),
+    Deal.AmountChanged: _deal_fields(amount="to_amount"),
+    Deal.CloseDateChanged: _deal_fields(expected_close="to_date"),
+    Deal.ProbabilityChanged: _deal_fields(probability="to_probability"),
+    Deal.Won: _deal_fields({"status": "won", "probability": 100}),
+    Deal.Lost: _deal_fields({"status": "lost", "probability": 0}),
+    Deal.Reopened: _deal_fields({"status": "open"}, probability="probability"),
+}
+"""Deal events after ``Deal.Opened`` that change what a linked deal adds to the
+pipeline of its objectives (a deal's links are set when it is opened)."""
+
+DEAL_IGNORED: tuple[type[GamEvent], ...] = (
+    Deal.BuyingInfluenceAttached,
+    Deal.BuyingInfluenceDetached,
+    Deal.QualificationAssessed,
+)
+"""Deal events that change nothing the money flow reads."""
+
 IGNORED: tuple[type[GamEvent], ...] = (
     GlobalAccount.TeamMemberAssigned,
     GlobalAccount.TeamMemberRemoved,
@@ -235,8 +274,16 @@ IGNORED: tuple[type[GamEvent], ...] = (
 """Account and plan events that say nothing about how strategy flows (who is on
 the team, SWOT, whitespace, reviews; an archived account's plans keep their flow)."""
 
-IGNORED_AGGREGATES: tuple[type[GamAggregate], ...] = (Stakeholder, Deal)
-"""Aggregates whose events this view ignores wholesale (their position is still tracked)."""
+IGNORED_AGGREGATES: tuple[type[GamAggregate], ...] = (Stakeholder,)
+"""Aggregates whose events this view ignores wholesale (their position is still tracked).
+Of deals, it keeps only those linked to objectives (``deals:<account id>``), and of
+those, what the money flow reads."""
+
+DEALS_PREFIX = "deals:"
+
+
+def deals_key(account_id: UUID | str) -> str:
+    return f"{DEALS_PREFIX}{account_id}"
 
 
 class StrategyFlowProjection(ViewProjection):
@@ -244,7 +291,13 @@ class StrategyFlowProjection(ViewProjection):
 
     @classmethod
     def reads(cls, event_class: type[GamEvent]) -> bool:
-        return event_class in UNIT_EVOLVE or event_class is STARTED or event_class in PLAN_EVOLVE
+        return (
+            event_class in UNIT_EVOLVE
+            or event_class is STARTED
+            or event_class in PLAN_EVOLVE
+            or event_class is Deal.Opened
+            or event_class in DEAL_EVOLVE
+        )
 
     def change(self, event: EventFacts, position: int) -> ViewChange | None:
         event_class = event.event_class
@@ -256,7 +309,39 @@ class StrategyFlowProjection(ViewProjection):
         plan_evolve = PLAN_EVOLVE.get(event_class)
         if plan_evolve is not None:
             return self._plan_change(event, plan_evolve)
+        if event_class is Deal.Opened:
+            return self._deal_opened(event)
+        deal_evolve = DEAL_EVOLVE.get(event_class)
+        if deal_evolve is not None:
+            return self._deal_change(event, deal_evolve)
         return None  # IGNORED, and every event of IGNORED_AGGREGATES
+
+    def _deal_opened(self, event: EventFacts) -> ViewChange | None:
+        """A deal linked to objectives joins its account's linked deals (with the owner
+        index, so its later events find the account); an unlinked one is not kept."""
+        p = event.payload
+        if not p.get("linked_objective_ids"):
+            return None
+        account_id, index = owner_of(self.view, event)
+        key = deals_key(str(account_id))
+        deals = self.view.document(key) or {"deals": {}}
+        deals["deals"][event.entity] = {
+            "title": p["title"], "unit_id": p["unit_id"], "amount": p["amount"], "stage": p["stage"],
+            "probability": p["probability"], "expected_close": p["expected_close"], "owner": p["owner"],
+            "status": "open", "linked_objective_ids": p["linked_objective_ids"],
+        }  # fmt: skip
+        return ViewChange(documents={**index, key: deals})
+
+    def _deal_change(self, event: EventFacts, evolve: DealEvolve) -> ViewChange | None:
+        found = self.view.document(OWNER_PREFIX + event.entity)
+        if found is None:  # not linked to any objective
+            return None
+        key = deals_key(found["account_id"])
+        deals = self.view.document(key)
+        if deals is None or event.entity not in deals["deals"]:
+            return None
+        evolve(deals["deals"][event.entity], event.payload)
+        return ViewChange(documents={key: deals})
 
     def _unit_change(self, event: EventFacts, evolve: UnitEvolve) -> ViewChange:
         """The document to change is changed in place: every view store hands out a
@@ -266,6 +351,8 @@ class StrategyFlowProjection(ViewProjection):
         key = units_key(event.entity)
         account = self.view.document(key) or _new_units_document(event.entity)
         evolve(account["units"], event.payload)
+        if "reporting_currency" in event.payload:  # the account's creation: money is read in it
+            account["reporting_currency"] = event.payload["reporting_currency"]
         documents: dict[str, Document | None] = {key: account}
         for plan_id in account["plan_ids"]:
             plan = self.view.document(plan_key(plan_id))
@@ -306,15 +393,39 @@ def _new_units_document(account_id: UUID | str) -> Document:
 
 
 def read_strategy_flow(
-    view: ViewRecorder, plan_id: UUID | str, *, now: datetime, answer_within_days: int = 14
+    view: ViewRecorder,
+    plan_id: UUID | str,
+    *,
+    now: datetime,
+    answer_within_days: int = 14,
+    rates: ExchangeRates = PLANNING_RATES,
 ) -> dict[str, Any] | None:
     """The strategy flow of one plan, or ``None`` if the view does not know the plan."""
     key = plan_key(plan_id)
     document = view.documents([key]).get(key)
-    return None if document is None else strategy_flow(document, now=now, answer_within_days=answer_within_days)
+    if document is None:
+        return None
+    account = document["account_id"]
+    found = view.documents([units_key(account), deals_key(account)])
+    return strategy_flow(
+        document,
+        now=now,
+        answer_within_days=answer_within_days,
+        deals=found.get(deals_key(account), {}).get("deals", {}),
+        reporting=found.get(units_key(account), {}).get("reporting_currency"),
+        rates=rates,
+    )
 
 
-def strategy_flow(document: Document, *, now: datetime, answer_within_days: int = 14) -> dict[str, Any]:
+def strategy_flow(
+    document: Document,
+    *,
+    now: datetime,
+    answer_within_days: int = 14,
+    deals: dict[str, Document] | None = None,
+    reporting: str | None = None,
+    rates: ExchangeRates = PLANNING_RATES,
+) -> dict[str, Any]:
     """The plan's strategy flow as of ``now``.
 
     Per HQ objective (one set at the HQ unit), oldest first: the nested cascade
@@ -334,12 +445,16 @@ def strategy_flow(document: Document, *, now: datetime, answer_within_days: int 
       or how often it reported; a holder that has not reported counts as 0, so
       silence never looks like progress (``units_reporting`` says how many did).
 
+    An objective with a money target also has ``money`` (see :func:`money_flow`),
+    in the account's ``reporting`` currency (the target's own if the view does not
+    know the account's), converted at ``rates``, with the linked ``deals``.
+
     Percentages are decimal strings with one digit (half up). Gaps, over all of
-    the plan's objectives: directives not answered more than
-    ``answer_within_days`` days after they were cascaded, objectives below HQ
-    whose chain of links reaches no HQ objective, and declined directives with
-    their rationale. ``flows`` lists every flow in time order (log order within
-    the same instant).
+    the plan's objectives: ``unanswered``, every directive still waiting for its
+    unit's answer; ``overdue``, those waiting more than ``answer_within_days`` days
+    since they were cascaded; objectives below HQ whose chain of links reaches no
+    HQ objective; and declined directives with their rationale. ``flows`` lists
+    every flow in time order (log order within the same instant).
     """
     units: dict[str, Document] = document["units"]
     objectives: dict[str, Document] = document["objectives"]
@@ -355,10 +470,12 @@ def strategy_flow(document: Document, *, now: datetime, answer_within_days: int 
         "answer_within_days": answer_within_days,
         "objectives": [
             _hq_objective(oid, objectives, units, roots, now, allowed)
+            | {"money": money_flow(oid, objectives, units, roots, deals or {}, reporting, rates)}
             for oid in sorted(hq_ids, key=lambda oid: (objectives[oid]["set_at"], oid))
         ],
         "gaps": {
-            "unanswered": _unanswered(objectives, units, now, allowed),
+            "unanswered": _waiting(objectives, units, now, allowed, overdue_only=False),
+            "overdue": _waiting(objectives, units, now, allowed, overdue_only=True),
             "unlinked_local_objectives": [
                 _objective_ref(oid, objectives[oid], units) | {"linked_objective_id": o["linked_objective_id"]}
                 for oid, o in sorted(objectives.items(), key=lambda item: (item[1]["set_at"], item[0]))
@@ -505,20 +622,109 @@ def percent(part: int, whole: int) -> str | None:
     return str((Decimal(100 * part) / whole).quantize(Decimal("0.1"), rounding=ROUND_HALF_UP))
 
 
-def _unanswered(
-    objectives: dict[str, Document], units: dict[str, Document], now: datetime, allowed: timedelta
+def _waiting(
+    objectives: dict[str, Document],
+    units: dict[str, Document],
+    now: datetime,
+    allowed: timedelta,
+    *,
+    overdue_only: bool,
 ) -> list[dict[str, Any]]:
+    """Directives still waiting for their unit's answer (only those past the window, if asked)."""
     late = [
         {
             "objective_id": oid, "objective": o["title"], "unit_id": unit_id, "unit": _name(units, unit_id),
-            "from_unit_id": d["from_unit_id"], "cascaded_at": d["cascaded_at"],
-            "days_waiting": (now - parse_time(d["cascaded_at"])).days,
+            "from_unit_id": d["from_unit_id"], "from_unit": _name(units, d["from_unit_id"]),
+            "cascaded_at": d["cascaded_at"], "days_waiting": (now - parse_time(d["cascaded_at"])).days,
+            "overdue": is_overdue(d, now, allowed),
         }
         for oid, o in objectives.items()
         for unit_id, d in o["directives"].items()
-        if is_overdue(d, now, allowed)
+        if d["answer"] is None and (is_overdue(d, now, allowed) or not overdue_only)
     ]  # fmt: skip
     return sorted(late, key=lambda gap: (gap["cascaded_at"], gap["unit"], gap["objective_id"]))
+
+
+def money_flow(
+    objective_id: str,
+    objectives: dict[str, Document],
+    units: dict[str, Document],
+    roots: dict[str, str | None],
+    deals: dict[str, Document],
+    reporting: str | None,
+    rates: ExchangeRates,
+) -> dict[str, Any] | None:
+    """How far the local answers and the linked deals cover an HQ objective's money
+    target, in the reporting currency; ``None`` for a target that is not money.
+
+    * ``committed``: the targets the units the owner cascaded to (the first level)
+      took on: an adapted unit's local target, an adopted unit's the objective's own
+      (it holds the target of the unit that gave it, as the account view's roll-ups
+      read it). A unit further down answers to its region, whose target covers it,
+      so it is not added again. An adapted target that is not money adds nothing.
+    * ``pipeline``/``weighted_pipeline``: the open deals linked to the objective or
+      to an objective serving it (its chain of links reaches it); weighted is
+      amount × probability. ``linked_deals`` lists every linked deal, won and lost too.
+    * ``*_coverage``: 100 × that sum / the target, one decimal.
+    * ``rates_used``: each conversion's rate, read as "<rate> <reporting> per <currency>".
+    """
+    objective = objectives[objective_id]
+    target = objective["target"]
+    if not target.get("currency"):
+        return None
+    currency = reporting or target["currency"]
+    used: dict[str, Decimal] = {}
+
+    def convert(amount: Decimal, from_currency: str) -> Decimal:
+        value, rate = rates.convert(amount, from_currency, currency)
+        if from_currency != currency:
+            used[from_currency] = rate
+        return value
+
+    target_value = convert(Decimal(target["value"]), target["currency"])
+    committed, by_unit = ZERO, []
+    for unit_id, d in sorted(objective["directives"].items(), key=lambda item: (_name(units, item[0]), item[0])):
+        if d["from_unit_id"] != objective["unit_id"] or d["answer"] not in TAKEN_ON:
+            continue
+        held = d["local_target"] if d["answer"] == CascadeAnswer.ADAPTED.value else target
+        value = convert(Decimal(held["value"]), held["currency"]) if held and held.get("currency") else None
+        committed += value or ZERO
+        by_unit.append({
+            "unit_id": unit_id, "unit": _name(units, unit_id), "answer": d["answer"], "target": held,
+            "in_reporting_currency": None if value is None else money_text(value),
+        })  # fmt: skip
+    serving = {oid for oid, root in roots.items() if root == objective_id}
+    linked, pipeline, weighted = [], ZERO, ZERO
+    for deal_id, deal in sorted(deals.items(), key=lambda item: (item[1]["title"], item[0])):
+        if serving.isdisjoint(deal["linked_objective_ids"]):
+            continue
+        amount = convert(Decimal(deal["amount"]["amount"]), deal["amount"]["currency"])
+        deal_weighted = amount * Decimal(deal["probability"]) / 100
+        if deal["status"] == "open":
+            pipeline += amount
+            weighted += deal_weighted
+        linked.append({
+            "deal_id": deal_id, **{k: deal[k] for k in ("title", "unit_id", "stage", "probability", "status",
+                                                         "expected_close", "owner", "amount")},
+            "unit": _name(units, deal["unit_id"]), "in_reporting_currency": money_text(amount),
+            "weighted_in_reporting_currency": money_text(deal_weighted),
+        })  # fmt: skip
+    return {
+        "reporting_currency": currency,
+        "target": money_text(target_value),
+        "committed": money_text(committed),
+        "committed_coverage": percent_text(committed, target_value),
+        "committed_by_unit": by_unit,
+        "pipeline": money_text(pipeline),
+        "weighted_pipeline": money_text(weighted),
+        "pipeline_coverage": percent_text(weighted, target_value),
+        "linked_deals": linked,
+        "rates_used": [
+            {"currency": code, "rate": str(rate), "reads": f"{rate} {currency} per {code}"}
+            for code, rate in sorted(used.items())
+        ],
+        "rates": rates.describe(),
+    }
 
 
 def _declined(objectives: dict[str, Document], units: dict[str, Document]) -> list[dict[str, Any]]:

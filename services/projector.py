@@ -37,7 +37,7 @@ from infra.views_sqlite import SQLiteViewRecorder
 from projections.account_view import AccountViewProjection, account_view_projection
 from projections.audit_trail import AuditTrailProjection
 from projections.base import ViewProjection
-from projections.ports import AuditRow, Document, ViewChange, ViewRecorder
+from projections.ports import AuditRow, Document, ListKey, ListRow, ViewChange, ViewRecorder
 from projections.strategy_flow import StrategyFlowProjection
 from services.app import GamApplication
 from services.observability import metrics
@@ -128,6 +128,7 @@ class _Batch:
         self.pending: dict[str, Document | None] = {}
         self.loaded: dict[str, Document | None] = {}
         self.audit_rows: list[AuditRow] = []
+        self.list_rows: dict[ListKey, ListRow | None] = {}
         self.tracking: Tracking | None = None
 
     def document(self, key: str) -> Document | None:
@@ -165,17 +166,21 @@ class _Batch:
         self.pending.update(change.documents)
         if change.audit_rows:
             self.audit_rows.extend(change.audit_rows)
+        if change.list_rows:
+            self.list_rows.update(change.list_rows)
 
     def flush(self) -> None:
         """Store the batch; what it wrote stays known to the next batch of the same
         catch-up (up to :data:`DOCUMENTS_KEPT` documents)."""
         if self.tracking is not None:
-            self.view.record(ViewChange(documents=self.pending, audit_rows=self.audit_rows), self.tracking)
+            change = ViewChange(documents=self.pending, audit_rows=self.audit_rows, list_rows=self.list_rows)
+            self.view.record(change, self.tracking)
         if len(self.loaded) + len(self.pending) > DOCUMENTS_KEPT:
             self.loaded.clear()
         self.loaded.update(self.pending)
         self.pending = {}
         self.audit_rows = []
+        self.list_rows = {}
         self.tracking = None
 
 

@@ -13,9 +13,11 @@ from uuid import UUID
 from infra.sealed_reads import PersonalOpener, open_people
 from infra.settings import Settings
 from projections import account_view, strategy_flow
+from projections.account_view import lists
+from projections.account_view.evolve import member_key
 from projections.audit_trail import audit_trail, entity_history
 from projections.exchange_rates import PLANNING_RATES, ExchangeRates, load_rates
-from projections.ports import AuditQuery, AuditRow
+from projections.ports import AuditQuery, AuditRow, Document, ListQuery
 from services.projector import Projector
 from services.worklist import WorklistQuery, worklist
 
@@ -79,7 +81,9 @@ class ReadModels:
         self, plan_id: UUID, *, now: datetime, min_position: int | None = None
     ) -> ViewResult[dict[str, object] | None]:
         position = self._ready("strategy_flow", min_position)
-        data = strategy_flow.read_strategy_flow(self.projector.view("strategy_flow"), plan_id, now=now)
+        data = strategy_flow.read_strategy_flow(
+            self.projector.view("strategy_flow"), plan_id, now=now, rates=self.rates
+        )
         return ViewResult(data, position)
 
     def audit_trail(self, query: AuditQuery, *, min_position: int | None = None) -> ViewResult[list[AuditRow]]:
@@ -92,3 +96,43 @@ class ReadModels:
         position = self._ready("audit_trail", min_position)
         rows = entity_history(self.projector.view("audit_trail"), entity_id, after_position, limit)
         return ViewResult(rows, position)
+
+    def list_page(self, query: ListQuery, *, min_position: int | None = None) -> ViewResult[lists.Page]:
+        """A page of accounts, units, plans, stakeholders or deals (the account view's lists)."""
+        position = self._ready("account_view", min_position)
+        page = lists.list_page(self.projector.view("account_view"), query)
+        if query.kind == lists.STAKEHOLDER:
+            opener = self.opener()
+            opener.look_up([item["id"] for item in page.items])
+            items = [_with_name(item, opener) for item in page.items]
+            page = lists.Page(items, page.next)
+        return ViewResult(page, position)
+
+    def units_of(self, account_id: UUID) -> dict[str, Document]:
+        """The account's units by id (empty for an account the view does not know)."""
+        return lists.units_of(self.projector.view("account_view"), str(account_id))
+
+    def team_accounts(self, member: str) -> frozenset[UUID]:
+        """The accounts whose team ``member`` is on (their index in the account view)."""
+        index = self.projector.view("account_view").document(member_key(member)) or {}
+        return frozenset(UUID(account_id) for account_id in index.get("accounts", {}))
+
+    def accounts_of_units(self, unit_ids: Collection[UUID]) -> frozenset[str]:
+        return lists.accounts_of_units(self.projector.view("account_view"), (str(u) for u in unit_ids))
+
+    def names_of(self, ids: Collection[str]) -> dict[str, str]:
+        """What each id names (units, objectives, deals, people, plans, accounts), from the lists."""
+        found = lists.names_of(self.projector.view("account_view"), ids)
+        people = {i: personal for i, personal in found.items() if isinstance(personal, dict)}
+        if people:
+            opener = self.opener()
+            opener.look_up(list(people))
+            found |= {i: opener.name(i, personal)["name"] for i, personal in people.items()}
+        return found
+
+
+def _with_name(item: dict[str, Any], opener: PersonalOpener) -> dict[str, Any]:
+    """A person's list row as a reader sees it: their name opened (``[erased]`` once their key is gone)."""
+    shown = {k: v for k, v in item.items() if k != "personal"}
+    shown["name"] = opener.name(item["id"], item.get("personal") or {})["name"]
+    return shown

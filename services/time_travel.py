@@ -33,7 +33,7 @@ from projections.account_view import (
 )
 from projections.encoding import format_time
 from projections.exchange_rates import PLANNING_RATES, ExchangeRates
-from projections.ports import Document
+from projections.ports import AuditRow, Document
 from services.app import GamApplication
 from services.entity_models import entity_json
 from services.projector import Projector, batched, view_recorder_class
@@ -215,5 +215,26 @@ def names_in(document: Document | None) -> dict[str, str]:
     for plan in document.get("plans", {}).values():
         names |= {oid: o["title"] for oid, o in plan.get("objectives", {}).items()}
     names |= {did: d["title"] for did, d in document.get("deals", {}).items()}
-    names |= {sid: p["title"] for sid, p in document.get("stakeholders", {}).items()}
+    # a person by their name (``[erased]`` after erasure), as the audit trail names them
+    names |= {sid: p["personal"]["name"] for sid, p in document.get("stakeholders", {}).items()}
     return names
+
+
+ENTITY_COLLECTIONS_IN_PATHS = frozenset({"plans", "stakeholders", "deals"})
+
+
+def who_changed(change: Change, account_id: UUID, rows: Sequence[AuditRow]) -> list[dict[str, Any]]:
+    """The events between the two moments that made this change: those of the entity
+    the path is in (an account's own fields, units and team are the account's) that
+    changed a field named like the path's last part; all of that entity's events in
+    the window when none did (a field the view derives). Each says who, when and why."""
+    parts = change.path.split("/")
+    entity = parts[2] if len(parts) > 2 and parts[1] in ENTITY_COLLECTIONS_IN_PATHS else str(account_id)
+    leaf = parts[-1]
+    own = [row for row in rows if str(row.entity_id) == entity]
+    matching = [row for row in own if any(str(c["field"]).split(".")[-1] == leaf for c in row.changes)]
+    return [
+        {"position": row.position, "at": format_time(row.occurred_at), "actor": row.actor, "reason": row.reason,
+         "event_type": row.event_type}
+        for row in (matching or own)
+    ]  # fmt: skip

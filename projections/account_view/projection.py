@@ -1,5 +1,6 @@
 """The account view's projection: each event evolves its account's document, and
-the account's coverage and checkpoints are kept in the same transaction."""
+the account's coverage and checkpoints and the changed entity's list row are kept
+in the same transaction."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from typing import ClassVar
 from domain.account import GlobalAccount
 from projections.account_view.checkpoints import DEFAULT_CHECKPOINT_INTERVAL, checkpoint_changes, covered_key
 from projections.account_view.evolve import account_key, evolve_document, member_index, member_key
+from projections.account_view.lists import list_rows_for
 from projections.base import ViewProjection, owner_of
 from projections.facts import EventFacts
 from projections.ports import Document, ViewChange
@@ -25,6 +27,8 @@ class AccountViewProjection(ViewProjection):
     coverage is still kept, so that checkpoints taken later know what they hold)."""
     keeps_checkpoints: ClassVar[bool] = True
     """False for a private replay: no coverage, no checkpoints, no member index."""
+    keeps_lists: ClassVar[bool] = True
+    """False for a private replay: nobody pages through its lists."""
 
     def change(self, event: EventFacts, position: int) -> ViewChange:
         account_id, index = owner_of(self.view, event)
@@ -44,13 +48,16 @@ class AccountViewProjection(ViewProjection):
             changes.update(
                 checkpoint_changes(self.view, account_id, event, document, covered, self.checkpoint_interval)
             )
-        return ViewChange(documents=changes)
+        rows = list_rows_for(account_id, document, event) if self.keeps_lists else {}
+        return ViewChange(documents=changes, list_rows=rows)
 
 
 class AccountReplayProjection(AccountViewProjection):
-    """The account view alone, for a private replay (time travel): no coverage, no checkpoints."""
+    """The account view alone, for a private replay (time travel): no coverage, no
+    checkpoints, no lists."""
 
     keeps_checkpoints: ClassVar[bool] = False
+    keeps_lists: ClassVar[bool] = False
 
 
 @functools.cache

@@ -14,10 +14,16 @@ Services (API keys) keep their grants by id, as they are on no team:
 - regional_manager: writes on the units at or below the units in its ``units`` claim;
 - local_manager: writes on exactly the units in its ``units`` claim;
 - viewer: reads the accounts in its ``accounts`` claim.
+
+Which accounts are "mine" (the default of ``GET /accounts``) is decided in one place,
+:func:`my_accounts`: a person's are those whose team they are on, a service's those
+its claims name.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from uuid import UUID
 
 from fastapi import HTTPException
@@ -100,6 +106,38 @@ def _service_may_write(principal: Principal, scope: Scope) -> bool:
 
 def _tree(app: GamApplication, account_id: UUID) -> UnitTree:
     return app.load(GlobalAccount, account_id).tree()
+
+
+@dataclass(frozen=True)
+class AccountScope:
+    """The accounts a caller reaches: every one, or those named and those the named
+    units belong to (resolved against the views, which know each unit's account)."""
+
+    everything: bool = False
+    account_ids: frozenset[UUID] = frozenset()
+    unit_ids: frozenset[UUID] = frozenset()
+
+
+def my_accounts(principal: Principal, team_accounts: Callable[[str], Iterable[UUID]]) -> AccountScope:
+    """The caller's own accounts: a person's, those whose team they are on
+    (``team_accounts`` of their subject, from the views); a service's, those in its
+    ``accounts`` claim and, for a regional or local manager, those its ``units`` belong to."""
+    if not principal.service:
+        return AccountScope(account_ids=frozenset(team_accounts(principal.subject)))
+    units = principal.units if principal.has(*SERVICE_MANAGERS) else frozenset()
+    return AccountScope(account_ids=principal.accounts, unit_ids=units)
+
+
+def listed_accounts(
+    principal: Principal, team_accounts: Callable[[str], Iterable[UUID]], *, everything: bool
+) -> AccountScope:
+    """What ``GET /accounts`` lists: the caller's own, or (``all=true``) every one, for
+    those who may read all."""
+    if not everything:
+        return my_accounts(principal, team_accounts)
+    if not principal.has(*READ_ALL):
+        raise HTTPException(403, f"only {', '.join(READ_ALL)} list every account; leave out all=true")
+    return AccountScope(everything=True)
 
 
 def check_read(principal: Principal, app: GamApplication, account_id: UUID) -> None:

@@ -24,7 +24,7 @@ from projections.ports import ViewRecorder
 from services.api import compliance, problems
 from services.api.auth import Verifier
 from services.api.body_limit import BodySizeLimit
-from services.api.routes import batches, commands, queries, transparency
+from services.api.routes import batches, commands, lists, queries, transparency
 from services.bootstrap import Runtime, bootstrap
 from services.observability.http import Guard, RateLimiter, StoreBreaker, StoreKnownDown, StoreWatch, request_guard
 from services.observability.metrics import exposition
@@ -130,7 +130,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     api.state.rate_limit_principal = RateLimiter(settings.rate_limit_per_principal, burst)
     api.state.rate_limit_failed_auth = RateLimiter(settings.rate_limit_failed_auth_per_address, burst)
     api.state.breaker = breaker
-    for router in (commands.router, batches.router, queries.router, compliance.router, transparency.router):
+    for router in (
+        commands.router,
+        batches.router,
+        lists.router,
+        queries.router,
+        compliance.router,
+        transparency.router,
+    ):
         api.include_router(router)
 
     @api.get("/healthz", tags=["operations"])

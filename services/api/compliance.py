@@ -6,7 +6,7 @@ command like every other (``services.api.routes.commands``)."""
 from __future__ import annotations
 
 import base64
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
@@ -14,6 +14,7 @@ from fastapi import APIRouter, HTTPException, Query
 from fastapi.responses import StreamingResponse
 
 from infra.hash_chain import verify_chain
+from projections.ports import AuditQuery
 from services.api.auth import Compliance
 from services.api.dependencies import RuntimeDep
 from services.api.problems import problem_responses
@@ -21,7 +22,7 @@ from services.api.routes.transparency import export_checkpoint
 from services.api.values import MomentOrUtc
 from services.audit_export import export_rows, render
 from services.subject_access import ACCESS_BASIS, access_request_json, request_subject_access
-from services.time_travel import account_as_of, diff
+from services.time_travel import account_as_of, describe, diff, names_in, who_changed
 
 router = APIRouter(
     prefix="/compliance",
@@ -73,10 +74,26 @@ def get_account_diff(
     to_time: Annotated[MomentOrUtc, Query(alias="to")],
     _: Compliance,
 ) -> dict[str, Any]:
-    """Every field of the account view that differs between two moments."""
-    before = account_as_of(runtime.app, runtime.projector, account_id, _utc(from_time)).document
-    after = account_as_of(runtime.app, runtime.projector, account_id, _utc(to_time)).document
-    return {"changes": [{"path": c.path, "before": c.before, "after": c.after} for c in diff(before, after)]}
+    """Every field of the account view that differs between two moments, readable (ids
+    replaced by names), each with who made the change, when and why (``by``: the events
+    of the window that changed it)."""
+    start, end = _utc(from_time), _utc(to_time)
+    before = account_as_of(runtime.app, runtime.projector, account_id, start).document
+    after = account_as_of(runtime.app, runtime.projector, account_id, end).document
+    tick = timedelta(microseconds=1)  # as of a moment includes it: the window is (from, to]
+    last = datetime.max.replace(tzinfo=UTC) - tick
+    window = AuditQuery(
+        account_id=account_id, since=min(start, last) + tick, until=None if end >= last else end + tick, limit=1_000_000
+    )
+    rows = runtime.projector.view("audit_trail").select_audit(window) if end > start else []
+    names = names_in(after) | names_in(before)
+    return {
+        "changes": [
+            {"path": c.path, "readable": describe(c, names), "before": c.before, "after": c.after,
+             "by": who_changed(c, account_id, rows)}
+            for c in diff(before, after)
+        ]
+    }  # fmt: skip
 
 
 @router.get("/audit/export", response_class=StreamingResponse)

@@ -22,7 +22,7 @@ from infra.settings import Settings
 from infra.views_memory import MemoryViewRecorder
 from infra.views_postgres import PostgresViewRecorder
 from infra.views_sqlite import SQLiteViewRecorder
-from projections.ports import AuditQuery, AuditRow, Document, ViewChange, ViewRecorder
+from projections.ports import AuditQuery, AuditRow, Document, ListQuery, ListRow, ViewChange, ViewRecorder
 from services.projector import open_view
 from tests.contract.stores import MemoryStore, PostgresStore, SQLiteStore
 
@@ -69,6 +69,12 @@ def audit_row(
         correlation_id=uuid4(),
         causation_id=uuid4() if position % 3 else None,
     )
+
+
+def list_row(
+    kind: str, entity_id: str, sort_key: str = "m", *, account: str = "a0", body: Document | None = None, **facets: str
+) -> ListRow:
+    return ListRow(kind, entity_id, account, sort_key, body or {"id": entity_id}, facets)
 
 
 class ViewStorageContract:
@@ -248,6 +254,47 @@ class ViewStorageContract:
         view.reset(audit_rows=True)
         assert view.select_audit(AuditQuery()) == []
         assert view.max_tracking_id(APP) is None
+
+    def test_list_rows_are_written_replaced_and_deleted_with_the_position(self, view: ViewRecorder) -> None:
+        first = list_row("deal", "d1", sort_key="ünïcödé", body=DOCUMENT, status="open")
+        view.record(ViewChange(list_rows={("deal", "d1"): first, ("deal", "d2"): list_row("deal", "d2")}), at(1))
+        assert view.select_list(ListQuery("deal")) == [list_row("deal", "d2"), first]  # "m" < "ü"
+        view.record(ViewChange(list_rows={("deal", "d1"): None, ("deal", "d2"): list_row("deal", "d2", "z")}), at(2))
+        assert view.select_list(ListQuery("deal")) == [list_row("deal", "d2", "z")]
+        assert view.max_tracking_id(APP) == 2
+        with pytest.raises(IntegrityError):
+            view.record(ViewChange(list_rows={("deal", "d3"): list_row("deal", "d3")}), at(2))
+        assert [r.entity_id for r in view.select_list(ListQuery("deal"))] == ["d2"]
+
+    def test_list_rows_are_selected_by_filter_in_sort_key_then_id_order(self, view: ViewRecorder) -> None:
+        rows = [
+            list_row("deal", f"d{n}", sort_key=f"deal {n % 4}", account=f"a{n % 2}", unit_id=f"u{n % 3}",
+                     status="open" if n % 5 else "won", due=f"2026-0{1 + n % 9}-01", owner=f"o{n % 2}")
+            for n in range(40)
+        ] + [list_row("account", "a0"), list_row("unit", "u0")]  # fmt: skip
+        view.record(ViewChange(list_rows={(r.kind, r.entity_id): r for r in rows}), at(1))
+        queries = [
+            ListQuery("deal"),
+            ListQuery("deal", account_ids=frozenset({"a1"})),
+            ListQuery("deal", account_ids=frozenset()),
+            ListQuery("deal", entity_ids=frozenset({"d3", "d4", "nope"})),
+            ListQuery("deal", equals={"owner": "o1", "status": "open"}),
+            ListQuery("deal", within={"unit_id": frozenset({"u0", "u2"})}),
+            ListQuery("deal", text="al 3"),
+            ListQuery("deal", overdue=True, today="2026-05-01"),
+            ListQuery("deal", overdue=False, today="2026-05-01"),
+            ListQuery("deal", after=("deal 1", "d21"), limit=7),
+            ListQuery("deal", account_ids=frozenset({"a0"}), overdue=True, today="2026-09-01", limit=3),
+        ]
+        for query in queries:
+            expected = sorted((r for r in rows if query.matches(r)), key=lambda r: (r.sort_key, r.entity_id))
+            assert view.select_list(query) == expected[: query.limit], query
+        assert len(view.select_list(ListQuery("deal", overdue=True, today="2026-05-01"))) == 16
+
+    def test_reset_forgets_list_rows(self, view: ViewRecorder) -> None:
+        view.record(ViewChange(list_rows={("deal", "d1"): list_row("deal", "d1")}), at(1))
+        view.reset(audit_rows=False)
+        assert view.select_list(ListQuery("deal")) == []
 
 
 class DurableViewStorageContract(ViewStorageContract):

@@ -67,6 +67,12 @@ def test_as_of_diff_export_and_verify(api: tuple) -> None:  # type: ignore[type-
         params={"from": "2026-09-02T00:00:00Z", "to": "2026-09-03T00:00:00Z"}, headers=auditor,
     ).json()["changes"]  # fmt: skip
     assert any(c["path"].startswith("/stakeholders/") for c in changes)
+    for change in changes:  # who made each change, and why, is there
+        assert change["by"], change
+        assert all(by["actor"] and "2026-09-02" <= by["at"] < "2026-09-03T00:00:00.000001" for by in change["by"])
+        assert "readable" in change
+    people = [c for c in changes if c["path"].startswith("/stakeholders/")]
+    assert all(c["readable"].split("/")[2] != c["path"].split("/")[2] for c in people)  # the person is named
     csv_text = client.get("/compliance/audit/export", params={"account_id": str(account.account_id), "format": "csv"},
                           headers=auditor).text  # fmt: skip
     rows = list(csv.DictReader(io.StringIO(csv_text)))

@@ -22,7 +22,7 @@ import pytest
 
 import services.api.app as api_app
 from infra.settings import Settings
-from tests.api_support import token
+from tests.api_support import ADMIN, token
 from tests.integration.test_api_commands import ACTOR, PROBLEM, Api, Json, World, build_world, one
 
 MANAGER = "ram.nord@vendor.example"
@@ -234,6 +234,38 @@ def test_the_strategy_flow_follows_the_objective_down_and_the_progress_up(custom
     assert customers.api.get(f"/plans/{uuid4()}/strategy-flow", a.headers).status_code == 404
 
 
+# --- lists ------------------------------------------------------------------------------
+
+
+@reads(
+    "GET /accounts",
+    "GET /accounts/{account_id}/plans",
+    "GET /accounts/{account_id}/stakeholders",
+    "GET /accounts/{account_id}/deals",
+)
+def test_the_lists_show_what_the_commands_stored_and_only_the_callers_accounts(customers: Customers) -> None:
+    api, a, b = customers.api, customers.a, customers.b
+    wait = {"min_position": a.last_position}
+    mine = api.get("/accounts", a.headers, **wait).json()
+    assert [item["id"] for item in mine["items"]] == [str(a.account_id)]
+    assert mine["items"][0]["name"] == "Nordwind Industrial Group"
+    assert mine["next"] is None
+    everyone = api.get("/accounts", ADMIN, all="true", **wait).json()["items"]
+    assert {str(a.account_id), str(b.account_id)} <= {item["id"] for item in everyone}
+    manager = token(MANAGER, "regional_manager", units=[a.region])
+    assert [item["id"] for item in api.get("/accounts", manager, **wait).json()["items"]] == [str(a.account_id)]
+    plans = api.get(f"{a.account}/plans", a.headers, **wait).json()["items"]
+    assert [(p["id"], p["fiscal_period"], p["objectives"]) for p in plans] == [(str(a.plan_id), "FY2027", 1)]
+    people = api.get(f"{a.account}/stakeholders", manager, **wait).json()["items"]
+    assert [(p["id"], p["name"], p["unit_id"]) for p in people] == [(str(a.stakeholder_id), "Karin Ek", str(a.hq))]
+    deals = api.get(f"{a.account}/deals", a.headers, unit=str(a.region), **wait).json()["items"]
+    assert [(d["id"], d["probability"], d["overdue"]) for d in deals] == [(str(a.deal_id), 15, False)]
+    assert deals[0]["amount"] == {"amount": "100000", "currency": "EUR"}
+    for path in ("/plans", "/stakeholders", "/deals"):
+        refused = api.get(f"{b.account}{path}", a.headers)
+        assert (refused.status_code, refused.headers["content-type"]) == (403, PROBLEM)
+
+
 # --- the audit trail and history --------------------------------------------------------
 
 
@@ -267,6 +299,14 @@ def test_the_audit_trail_pages_through_an_account_without_gaps_or_repeats(custom
     rows = [row for page in pages for row in page]
     assert {row["account_id"] for row in rows} == {str(a.account_id)}
     assert {row["actor"] for row in rows} == {ACTOR, MANAGER}
+    names = {i: name for row in rows for i, name in row["names"].items()}
+    assert names[str(a.account_id)] == "Nordwind Industrial Group"
+    assert {names[str(u)] for u in (a.region, a.country, a.local)} == {"region NORD", "country SE", "local SE"}
+    assert names[str(a.objective_id)] == "Grow digital services revenue"
+    assert (names[str(a.stakeholder_id)], names[str(a.plan_id)]) == ("Karin Ek", "FY2027")
+    assert names[str(a.deal_id)] == "Predictive maintenance roll-out"
+    cascade = next(row for row in rows if row["event_type"] == "AccountPlan.ObjectiveCascaded")
+    assert set(cascade["names"]) >= {str(a.plan_id), str(a.objective_id), str(a.hq), str(a.region)}
 
 
 @reads("GET /audit")

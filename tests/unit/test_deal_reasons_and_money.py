@@ -214,3 +214,36 @@ def test_a_deal_recorded_in_2020_may_close_in_2020(org: Org) -> None:
     """A history brought over from another system: the command's moment is its own."""
     deal_id = open_deal(org, Money(Decimal(10), "EUR"), when=datetime(2020, 3, 1, tzinfo=UTC), close=date(2020, 6, 30))
     assert org.app.load(Deal, deal_id).expected_close == date(2020, 6, 30)
+
+
+@given(days=st.integers(-400, 400), hours=st.integers(-12, 14))
+@settings(max_examples=60, deadline=None)
+def test_a_close_date_moves_only_to_the_day_it_is_moved_on_or_later(org: Org, days: int, hours: int) -> None:
+    """The same rule as for a new deal, judged at the moment of the change (the UTC day)."""
+    deal_id = open_deal(org, Money(Decimal(10), "EUR"), when=datetime(2020, 3, 1, tzinfo=UTC), close=date(2020, 6, 30))
+    moved = OPENED.astimezone(timezone(timedelta(hours=hours))) + timedelta(hours=hours * 3)
+    new = (OPENED + timedelta(days=days)).date()
+    if new >= moved.astimezone(UTC).date():
+        h.change_deal_close_date(org.app, at(moved), deal_id=deal_id, expected_close=new)
+        assert org.app.load(Deal, deal_id).expected_close == new
+    else:
+        error = refused_with(
+            org,
+            errors.CloseDateInPast,
+            h.change_deal_close_date,
+            org.app,
+            at(moved),
+            deal_id=deal_id,
+            expected_close=new,
+        )
+        assert (error.rule, error.field) == ("close_date_in_past", "expected_close")  # type: ignore[attr-defined]
+        assert org.app.load(Deal, deal_id).expected_close == date(2020, 6, 30)
+
+
+def test_a_history_may_move_a_close_date_within_its_own_past(org: Org) -> None:
+    """An imported history's change is judged at its own moment, not today."""
+    deal_id = open_deal(org, Money(Decimal(10), "EUR"), when=datetime(2020, 3, 1, tzinfo=UTC), close=date(2020, 6, 30))
+    h.change_deal_close_date(
+        org.app, at(datetime(2020, 5, 1, tzinfo=UTC)), deal_id=deal_id, expected_close=date(2020, 9, 30)
+    )
+    assert org.app.load(Deal, deal_id).expected_close == date(2020, 9, 30)

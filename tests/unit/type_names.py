@@ -23,3 +23,5 @@ STRATEGY_FLOW_PLAN_EVOLVE = names(strategy_flow.PLAN_EVOLVE)
 STRATEGY_FLOW_STARTED = strategy_flow.STARTED.__qualname__
 STRATEGY_FLOW_IGNORED = names(strategy_flow.IGNORED)
 STRATEGY_FLOW_IGNORED_AGGREGATES = names(strategy_flow.IGNORED_AGGREGATES)
+STRATEGY_FLOW_DEAL_HANDLED = [strategy_flow.Deal.Opened.__qualname__, *names(strategy_flow.DEAL_EVOLVE)]
+STRATEGY_FLOW_DEAL_IGNORED = names(strategy_flow.DEAL_IGNORED)

@@ -4,6 +4,7 @@ trail, one entity's history). A caller reads only the accounts they may read."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Collection
 from datetime import UTC, datetime
 from typing import Annotated, Any, Generic, TypeVar
@@ -251,6 +252,22 @@ def get_strategy_flow(
     return json_response({"position": result.position, "flow": result.data})
 
 
+_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+
+
+def named(runtime: Runtime, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each audit row with ``names``: every id it mentions (its entity, its account,
+    the units, objectives, deals and people in its changes) that the lists know, by
+    what it names (a person's name reads ``[erased]`` after erasure), so a reader
+    need not look ids up to follow the trail."""
+    mentioned = [set(_ID.findall(orjson.dumps(row).decode())) for row in rows]
+    names = runtime.reads.names_of(set().union(*mentioned)) if rows else {}
+    return [
+        {**row, "names": {i: names[i] for i in sorted(ids) if i in names}}
+        for row, ids in zip(rows, mentioned, strict=True)
+    ]
+
+
 def _load_any(app: GamApplication, entity_id: UUID) -> GamAggregate:
     try:
         return app.load(GamAggregate, entity_id)
@@ -282,7 +299,7 @@ def get_audit_trail(
             account_id = scope
     query = AuditQuery(account_id, entity_id, actor, event_type, since, until, after, limit)
     result = runtime.reads.audit_trail(query, min_position=min_position)
-    rows = [to_json_value(row) for row in result.data]
+    rows = named(runtime, [to_json_value(row) for row in result.data])
     next_cursor = rows[-1]["position"] if len(rows) == limit else None
     return {"position": result.position, "rows": rows, "next": next_cursor}
 
@@ -299,6 +316,6 @@ def get_entity_history(
     """Every change to one account, plan, stakeholder or deal, oldest first."""
     check_read(principal, runtime.app, account_of(_load_any(runtime.app, entity_id)))
     result = runtime.reads.entity_history(entity_id, after_position=after, limit=limit, min_position=min_position)
-    rows = [to_json_value(row) for row in result.data]
+    rows = named(runtime, [to_json_value(row) for row in result.data])
     next_cursor = rows[-1]["position"] if len(rows) == limit else None
     return {"position": result.position, "rows": rows, "next": next_cursor}
