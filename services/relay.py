@@ -15,6 +15,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable
+from typing import Any
 from uuid import UUID
 
 import psycopg
@@ -28,7 +29,7 @@ from infra.settings import Settings
 from projections.ports import ViewRecorder
 from services.app import GamApplication
 from services.envelope import to_message
-from services.observability import metrics
+from services.observability import metrics, tracing
 from services.projector import open_view
 
 log = logging.getLogger(__name__)
@@ -79,21 +80,29 @@ class Relay:
         notifications = self.app.recorder.select_notifications(start=self.position() + 1, limit=limit)
         if not notifications:
             return 0
-        futures = []
-        for notification in notifications:
-            event = self.app.mapper.to_domain_event(notification)
-            if not isinstance(event, GamEvent):
-                continue
-            message = to_message(event, account_id=self.account_of(event), position=notification.id)
-            futures.append(
-                self.producer.send(self.topic, key=message.key, value=message.value, headers=message.headers)
-            )
-        with metrics.publish_timed(self.topic, len(futures)):
-            self.producer.flush(timeout=ACK_TIMEOUT_SECONDS)
-            for future in futures:
-                future.get(timeout=ACK_TIMEOUT_SECONDS)  # raises if any record was not acknowledged
-        self.tracking.insert_tracking(Tracking(self.app.name, notifications[-1].id))
+        events = [(n.id, e) for n in notifications if isinstance(e := self.app.mapper.to_domain_event(n), GamEvent)]
+        traceparents = [getattr(event, "traceparent", None) for _, event in events]
+        attributes = {"messaging.destination.name": self.topic, "gam.events": len(events)}
+        with tracing.batch("gam relay batch", traceparents, attributes):
+            futures = [self._send(event, position, traceparent) for (position, event), traceparent in zip(
+                events, traceparents, strict=True)]  # fmt: skip
+            with metrics.publish_timed(self.topic, len(futures)):
+                self.producer.flush(timeout=ACK_TIMEOUT_SECONDS)
+                for future in futures:
+                    future.get(timeout=ACK_TIMEOUT_SECONDS)  # raises if any record was not acknowledged
+            self.tracking.insert_tracking(Tracking(self.app.name, notifications[-1].id))
         return len(notifications)
+
+    def _send(self, event: GamEvent, position: int, traceparent: str | None) -> Any:
+        """Send one record. Its ``traceparent`` header continues the trace that stored the
+        event: written by the kafka-python instrumentation (its send span a child of the
+        commit's) when tracing, else the stored context as it is."""
+        message = to_message(event, account_id=self.account_of(event), position=position)
+        headers = message.headers
+        if traceparent is not None and not tracing.kafka_headers_traced():
+            headers = [*headers, ("traceparent", traceparent.encode())]
+        with tracing.under(traceparent):
+            return self.producer.send(self.topic, key=message.key, value=message.value, headers=headers)
 
     def run(self, *, seconds: float | None = None, until_caught_up: bool = False) -> int:
         """Publish until stopped (or ``seconds`` pass, or the log is exhausted if asked)."""

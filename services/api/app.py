@@ -26,6 +26,7 @@ from services.api.auth import Verifier
 from services.api.body_limit import BodySizeLimit
 from services.api.routes import batches, commands, queries, transparency
 from services.bootstrap import Runtime, bootstrap
+from services.observability import tracing
 from services.observability.http import Guard, RateLimiter, StoreBreaker, StoreKnownDown, StoreWatch, request_guard
 from services.observability.metrics import exposition
 from services.observability.readiness import describe, observe, progress_source, verdict
@@ -105,6 +106,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         **docs,  # type: ignore[arg-type]
     )
     problems.install(api)
+    tracing.instrument_app(api)
     api.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     if settings.cors_origins:
         api.add_middleware(
@@ -187,6 +189,7 @@ def create_worker_app() -> FastAPI:
     from services.observability.logs import configured_from_environment
 
     configured_from_environment("serve")
+    tracing.configured_from_environment("serve")
     return create_app()
 
 
