@@ -284,6 +284,7 @@ class Projector:
                     flush()
                 start = notifications[-1].id
                 metrics.views_advanced(before, positions, time.perf_counter() - batch_started)
+                metrics.views_progressed(positions, last)
                 if progress:
                     for name in self.projections:
                         progress(name, positions[name], last)
@@ -296,6 +297,7 @@ class Projector:
         killed leaves them as they were. The caller must hold the views lease."""
         chosen = list(names or self.projections)
         with ExitStack() as atomic:
+            atomic.enter_context(metrics.rebuilding(chosen))
             for name in chosen:
                 atomic.enter_context(self.view(name).in_one_transaction())
             for name in chosen:
