@@ -20,7 +20,7 @@ from __future__ import annotations
 import logging
 import os
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager, nullcontext
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
@@ -46,6 +46,7 @@ incoming: ContextVar[str | None] = ContextVar("gam_incoming_traceparent", defaul
 _provider: TracerProvider | None = None
 _tracer: Tracer | None = None
 _instrumentors: list[Any] = []
+_options = {"http": True}
 
 
 def configured_from_environment(process: str) -> bool:
@@ -55,16 +56,24 @@ def configured_from_environment(process: str) -> bool:
         return False
     from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
-    enable(OTLPSpanExporter(), service=os.environ.get("OTEL_SERVICE_NAME") or f"gam-{process}")
+    disabled = os.environ.get("OTEL_PYTHON_DISABLED_INSTRUMENTATIONS", "")
+    without = frozenset(name.strip() for name in disabled.split(",") if name.strip())
+    enable(OTLPSpanExporter(), service=os.environ.get("OTEL_SERVICE_NAME") or f"gam-{process}", without=without)
     where = os.environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") or os.environ["OTEL_EXPORTER_OTLP_ENDPOINT"]
     log.info("tracing to %s", where)
     return True
 
 
-def enable(exporter: SpanExporter, *, service: str = "gam", batch: bool = True) -> TracerProvider:
+def enable(
+    exporter: SpanExporter, *, service: str = "gam", batch: bool = True, without: frozenset[str] = frozenset()
+) -> TracerProvider:
     """Trace from now on into ``exporter`` (``batch``: in a background thread, as in
     production; a test passes ``batch=False`` to see each span as it ends). The provider is
-    gam's own, not the process-wide global one, so a test can turn it on and off again."""
+    gam's own, not the process-wide global one, so a test can turn it on and off again.
+
+    ``without``: instrumentations left off, by the names OpenTelemetry's
+    ``OTEL_PYTHON_DISABLED_INSTRUMENTATIONS`` uses (``psycopg``: no span per SQL statement,
+    the largest part of tracing's cost; ``kafka``; ``fastapi``)."""
     from opentelemetry.instrumentation.kafka import KafkaInstrumentor
     from opentelemetry.instrumentation.psycopg import PsycopgInstrumentor
     from opentelemetry.sdk.resources import Resource
@@ -75,7 +84,8 @@ def enable(exporter: SpanExporter, *, service: str = "gam", batch: bool = True) 
     disable()
     provider = TracerProvider(resource=Resource.create({"service.name": service}))
     provider.add_span_processor(BatchSpanProcessor(exporter) if batch else SimpleSpanProcessor(exporter))
-    for instrumentor in (PsycopgInstrumentor(), KafkaInstrumentor()):
+    chosen: dict[str, Callable[[], Any]] = {"psycopg": PsycopgInstrumentor, "kafka": KafkaInstrumentor}
+    for instrumentor in (make() for name, make in chosen.items() if name not in without):
         try:
             instrumentor.instrument(tracer_provider=provider, skip_dep_check=True)
         except Exception as error:  # an instrumentation that does not fit this version: trace without it
@@ -83,6 +93,7 @@ def enable(exporter: SpanExporter, *, service: str = "gam", batch: bool = True) 
             continue
         _instrumentors.append(instrumentor)
     _provider, _tracer, enabled = provider, provider.get_tracer("gam"), True
+    _options["http"] = "fastapi" not in without
     return provider
 
 
@@ -99,7 +110,7 @@ def disable() -> None:
 
 def instrument_app(app: FastAPI) -> None:
     """A server span per HTTP request, continuing the caller's ``traceparent``."""
-    if not enabled:
+    if not enabled or not _options["http"]:
         return
     from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 
