@@ -100,3 +100,23 @@ def test_a_traceparent_is_valid_exactly_when_both_ids_are_non_zero(trace: int, s
 @pytest.mark.parametrize("junk", ["", "00-abc", "01-" + "a" * 32 + "-" + "b" * 16 + "-01", "00-" + "a" * 32 + "-01"])
 def test_malformed_traceparents_are_dropped(junk: str) -> None:
     assert tracing.valid_traceparent(junk) is None
+
+
+def test_an_instrumentation_named_as_disabled_is_left_off() -> None:
+    """``OTEL_PYTHON_DISABLED_INSTRUMENTATIONS=psycopg``: no span per SQL statement."""
+    import psycopg
+
+    def instrumented() -> bool:
+        return hasattr(psycopg.Connection.connect, "__wrapped__")
+
+    tracing.enable(InMemorySpanExporter(), batch=False, without=frozenset({"psycopg"}))
+    try:
+        assert not instrumented()
+    finally:
+        tracing.disable()
+    tracing.enable(InMemorySpanExporter(), batch=False)
+    try:
+        assert instrumented()
+    finally:
+        tracing.disable()
+    assert not instrumented()
