@@ -16,17 +16,20 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import SpanKind
 
 import services.api.app as api_app
+from domain.commands import CreateAccount
 from infra.kafka import create_producer
 from infra.settings import Settings
 from services.api.app import create_app
 from services.bootstrap import bootstrap
 from services.observability import tracing
+from services.projector import follow
 from services.relay import Relay
 from tests.api_support import ADMIN, SECRET
 from tests.integration.test_kafka_relay import read_topic
 from tests.integration.test_observability import account_body
+from tests.support import meta
 
-pytestmark = [pytest.mark.kafka, pytest.mark.postgres]
+pytestmark = pytest.mark.postgres
 
 
 @pytest.fixture
@@ -61,6 +64,7 @@ def chain(span: ReadableSpan, by_id: dict[int, ReadableSpan]) -> list[str]:
     return names
 
 
+@pytest.mark.kafka
 def test_one_trace_links_request_commit_views_and_message(
     spans: InMemorySpanExporter, settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -109,6 +113,7 @@ def test_one_trace_links_request_commit_views_and_message(
     assert traceparent.split("-")[1:3] == [f"{trace_id:032x}", f"{send.context.span_id:016x}"]
 
 
+@pytest.mark.kafka
 def test_a_callers_traceparent_is_stored_and_forwarded_when_not_tracing(
     settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -135,3 +140,22 @@ def test_a_callers_traceparent_is_stored_and_forwarded_when_not_tracing(
     headers = [dict(r.headers) for r in records]
     assert [h.get("traceparent") for h in headers].count(sent.encode()) == 1
     assert sum(1 for h in headers if "traceparent" not in h) == 1
+
+
+def test_gam_projects_runners_continue_the_trace_of_each_event(
+    spans: InMemorySpanExporter, postgres_dsn: str, postgres_schema: str
+) -> None:
+    settings = Settings(store="postgres", postgres_dsn=postgres_dsn, postgres_schema=postgres_schema)
+    runtime = bootstrap(settings)
+    try:
+        runtime.bus.handle(
+            CreateAccount(name="Nordwind", industry="Machinery", hq_country="DE", reporting_currency="EUR"), meta()
+        )
+    finally:
+        runtime.close()
+    follow(settings, names=["account_view"], timeout=5)  # as gam project follows on PostgreSQL
+    finished = spans.get_finished_spans()
+    commit = next(s for s in finished if s.name == "gam commit")
+    projected = [s for s in finished if s.name == "gam project account_view"]
+    assert projected
+    assert all(s.parent is not None and s.parent.span_id == commit.context.span_id for s in projected)
