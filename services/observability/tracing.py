@@ -113,8 +113,15 @@ def instrument_app(app: FastAPI) -> None:
     if not enabled or not _options["http"]:
         return
     from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
+    from opentelemetry.metrics import NoOpMeterProvider
 
-    FastAPIInstrumentor.instrument_app(app, tracer_provider=_provider, excluded_urls="healthz,readyz,metrics")
+    FastAPIInstrumentor.instrument_app(
+        app,
+        tracer_provider=_provider,
+        meter_provider=NoOpMeterProvider(),  # the request metrics are Prometheus's (services.observability.http)
+        excluded_urls="healthz,readyz,metrics",
+        exclude_spans=["receive", "send"],  # a span per ASGI message would double the spans of a request
+    )
 
 
 def span(name: str, attributes: dict[str, Any] | None = None) -> Any:
