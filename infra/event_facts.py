@@ -101,25 +101,36 @@ def _uuid_of_hex(hex_text: str) -> UUID:
 class FactsDecoder:
     """Reads stored events of one application as the views' facts."""
 
-    def __init__(self, mapper: Mapper[Any]) -> None:
+    def __init__(self, mapper: Mapper[Any], *, personal_as: str | None = None) -> None:
+        """``personal_as``: read every personal-data field as this text instead of opening
+        it with its subject's key. The relay publishes those fields redacted: opening them
+        cost a key lookup (a query) for each of a person's events only to throw it away."""
         self.mapper = mapper
         self.direct = mapper.cipher is None and mapper.compressor is None
+        self.personal_as = personal_as
 
     def decode(self, stored: StoredEvent) -> EventFacts | None:
         """The event's facts; ``None`` for an event that is not gam's."""
         cls = event_class(stored.topic)
         if cls is None:
             return None
-        if self.direct and cls not in PERSONAL_DATA_FIELDS:
+        personal = PERSONAL_DATA_FIELDS.get(cls, frozenset())
+        if self.direct and (not personal or self.personal_as is not None):
             try:
-                return self.from_json(cls, stored)
+                return self.from_json(cls, stored, personal)
             except Undecodable:
                 pass
         event = self.mapper.to_domain_event(stored)
-        return facts_of(event) if isinstance(event, GamEvent) else None
+        if not isinstance(event, GamEvent):
+            return None
+        facts = facts_of(event)
+        if personal and self.personal_as is not None:
+            facts.payload = {k: self.personal_as if k in personal else v for k, v in facts.payload.items()}
+        return facts
 
-    def from_json(self, cls: type[GamEvent], stored: StoredEvent) -> EventFacts:
-        """The facts read straight from the stored JSON; :class:`Undecodable` if they cannot be."""
+    def from_json(self, cls: type[GamEvent], stored: StoredEvent, personal: frozenset[str] = frozenset()) -> EventFacts:
+        """The facts read straight from the stored JSON (the ``personal`` fields as
+        ``personal_as``); :class:`Undecodable` if they cannot be."""
         state: dict[str, Any] = orjson.loads(stored.state)  # a long integer reads as a float: see _json_value
         if state.pop("class_version", 1) != getattr(cls, "class_version", 1):
             raise Undecodable("an older class version")
@@ -149,6 +160,8 @@ class FactsDecoder:
             reason=reason,
             correlation_id=correlation_id,
             causation_id=_uuid(causation),
-            payload={name: _json_value(value) for name, value in state.items()},
+            payload={
+                name: self.personal_as if name in personal else _json_value(value) for name, value in state.items()
+            },
             traceparent=traceparent if isinstance(traceparent, str) else None,
         )

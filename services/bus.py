@@ -25,6 +25,7 @@ from domain.base import GamAggregate
 from domain.commands import Command
 from domain.errors import AccountArchived, AlreadyExists, ConcurrencyConflict, DomainError, NotFound
 from domain.metadata import EventMetadata
+from domain.stakeholder import Stakeholder
 from infra.read_check import ReadCheck, StaleRead
 from services.app import CommandResult, GamApplication
 from services.observability import metrics, tracing
@@ -86,10 +87,12 @@ class Session:
         return aggregate
 
     def add(self, aggregate: GamAggregate) -> None:
-        """A new aggregate; an id already stored, or already new here, is taken (checked
-        before the commit: a person's personal data is sealed with their key as it is
-        stored, and an erased person's id has no key left)."""
-        if aggregate.id in self._loaded or self.app.exists(aggregate.id):
+        """A new aggregate; an id already new here is taken, and so is an id already
+        stored: the commit's unique key refuses it (:meth:`GamApplication.commit` names
+        it), except for a person, which is looked up first (one query): their personal
+        data is sealed with their key as it is stored, and must not be sealed under a
+        new key for the id of a person who was erased."""
+        if aggregate.id in self._loaded or (isinstance(aggregate, Stakeholder) and self.app.exists(aggregate.id)):
             raise AlreadyExists(aggregate.entity_type, aggregate.id)
         self._keep(aggregate)
 

@@ -15,9 +15,10 @@ from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
-from domain.base import GamEvent
-from domain.catalog import PERSONAL_DATA_FIELDS, entity_type_of, entity_type_of_class, payload_of
-from projections.encoding import dumps, format_time, to_json_value
+from domain.base import GamEvent, event_id_for
+from domain.catalog import PERSONAL_DATA_FIELDS, entity_type_of_class
+from projections.encoding import dumps_bytes
+from projections.facts import EventFacts, facts_of
 
 SPEC_VERSION = "1.0"
 SOURCE = "urn:gam:event-store"
@@ -39,16 +40,20 @@ def cloud_event_type(event: GamEvent) -> str:
 
 
 def schema_version(event: GamEvent) -> int:
-    return int(getattr(type(event), "class_version", 1))
+    return schema_version_of(type(event))
 
 
-def published_data(event: GamEvent) -> dict[str, Any]:
+def schema_version_of(event_class: type[GamEvent]) -> int:
+    return int(getattr(event_class, "class_version", 1))
+
+
+def published_data(facts: EventFacts) -> dict[str, Any]:
     """The event's business fields as JSON, personal data redacted."""
-    personal = PERSONAL_FIELDS.get(type(event), frozenset())
-    data = {k: REDACTED if k in personal else to_json_value(v) for k, v in payload_of(event).items()}
-    data["actor"] = event.actor
-    data["reason"] = event.reason
-    data["version"] = event.originator_version
+    personal = PERSONAL_FIELDS.get(facts.event_class, frozenset())
+    data = {k: REDACTED if k in personal else v for k, v in facts.payload.items()}
+    data["actor"] = facts.actor
+    data["reason"] = facts.reason
+    data["version"] = facts.version
     return data
 
 
@@ -61,35 +66,43 @@ class Message:
     headers: list[tuple[str, bytes]]
 
 
-def envelope(event: GamEvent, *, account_id: UUID | None, position: int) -> dict[str, Any]:
+def envelope(facts: EventFacts, *, account_id: UUID | None, position: int) -> dict[str, Any]:
+    cls = facts.event_class
+    kind = cloud_event_type_of(cls)
     return {
         "specversion": SPEC_VERSION,
-        "id": str(event.event_id),
+        "id": str(event_id_for(facts.entity_id, facts.version)),
         "source": SOURCE,
-        "type": cloud_event_type(event),
-        "subject": f"{entity_type_of(event)}/{event.originator_id}",
-        "time": format_time(event.timestamp),
+        "type": kind,
+        "subject": f"{entity_type_of_class(cls)}/{facts.entity}",
+        "time": facts.at,
         "datacontenttype": "application/json",
-        "dataschema": f"urn:gam:schema:{cloud_event_type(event)}:v{schema_version(event)}",
+        "dataschema": f"urn:gam:schema:{kind}:v{schema_version_of(cls)}",
         "gamaccount": None if account_id is None else str(account_id),
         "gamposition": position,
-        "gamcorrelation": str(event.correlation_id),
-        "gamcausation": None if event.causation_id is None else str(event.causation_id),
-        "data": published_data(event),
+        "gamcorrelation": str(facts.correlation_id),
+        "gamcausation": None if facts.causation_id is None else str(facts.causation_id),
+        "data": published_data(facts),
     }
 
 
 def to_message(event: GamEvent, *, account_id: UUID | None, position: int) -> Message:
     """Keyed by account, so each account's events stay in order on one partition."""
-    key = str(account_id if account_id is not None else event.originator_id).encode()
+    return message_of(facts_of(event), account_id=account_id, position=position)
+
+
+def message_of(facts: EventFacts, *, account_id: UUID | None, position: int) -> Message:
+    """:func:`to_message` from the event's facts, as the relay reads them straight from
+    the stored JSON (``infra.event_facts``) without building the domain event."""
+    cls = facts.event_class
     return Message(
-        key=key,
-        value=dumps(envelope(event, account_id=account_id, position=position)).encode(),
+        key=str(account_id if account_id is not None else facts.entity_id).encode(),
+        value=dumps_bytes(envelope(facts, account_id=account_id, position=position)),
         headers=[
             ("content-type", CONTENT_TYPE.encode()),
-            ("ce_type", cloud_event_type(event).encode()),
-            ("ce_id", str(event.event_id).encode()),
-            ("schema-version", str(schema_version(event)).encode()),
-            ("correlation-id", str(event.correlation_id).encode()),
+            ("ce_type", cloud_event_type_of(cls).encode()),
+            ("ce_id", str(event_id_for(facts.entity_id, facts.version)).encode()),
+            ("schema-version", str(schema_version_of(cls)).encode()),
+            ("correlation-id", str(facts.correlation_id).encode()),
         ],
     )

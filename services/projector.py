@@ -20,7 +20,7 @@ import re
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import psycopg
@@ -183,6 +183,12 @@ DOCUMENTS_KEPT = 100_000
 """Documents a catch-up keeps between its batches (per view), so a long rebuild
 over many accounts does not hold every document in memory."""
 
+DOCUMENTS_KEPT_BETWEEN_CATCH_UPS = 2_000
+"""Documents a projector keeps from one catch-up to the next (per view). The API's
+follower catches up every few milliseconds, a command or two each time, and reading
+back and decoding the same account's document each time was a fifth of the API
+process's CPU. Bounded: a long-running process must not hold every account."""
+
 
 @contextmanager
 def batched(projections: Iterable[ViewProjection]) -> Iterator[list[_Batch]]:
@@ -209,6 +215,11 @@ class Projector:
 
     app: GamApplication
     projections: dict[str, ViewProjection]
+    _kept: dict[str, tuple[int, dict[str, Document | None]]] = field(default_factory=dict, repr=False)
+    """Per view: the position its last catch-up stored, and the documents it had read or
+    written. They are still the view's documents if the view is still at that position:
+    only the holder of the views lease writes, and any other writer moves the position
+    (a rebuild that ends at the same position builds the same documents)."""
 
     @classmethod
     def open(cls, app: GamApplication, settings: Settings, names: Iterable[str] | None = None) -> Projector:
@@ -244,7 +255,11 @@ class Projector:
         decode = FactsDecoder(self.app.mapper).decode
         views = list(self.projections.items())
         read_by: dict[type[Any] | None, list[bool]] = {}
+        kept, self._kept = self._kept, {}
         with batched(self.projections.values()) as batches:
+            for (name, _), view_batch in zip(views, batches, strict=True):
+                if name in kept and kept[name][0] == positions[name]:
+                    view_batch.loaded = kept[name][1]
             flushed = dict(positions)
 
             def flush() -> None:
@@ -288,6 +303,9 @@ class Projector:
                 if progress:
                     for name in self.projections:
                         progress(name, positions[name], last)
+        for (name, _), view_batch in zip(views, batches, strict=True):  # stored: worth keeping
+            if len(view_batch.loaded) <= DOCUMENTS_KEPT_BETWEEN_CATCH_UPS:
+                self._kept[name] = (positions[name], view_batch.loaded)
         return processed
 
     def rebuild(self, names: Iterable[str] | None = None, progress: Progress | None = None) -> int:
@@ -296,6 +314,7 @@ class Projector:
         readers see the old view and its position, and a rebuild that fails or is
         killed leaves them as they were. The caller must hold the views lease."""
         chosen = list(names or self.projections)
+        self._kept.clear()
         with ExitStack() as atomic:
             atomic.enter_context(metrics.rebuilding(chosen))
             for name in chosen:

@@ -13,33 +13,50 @@ import contextlib
 import logging
 import threading
 import time
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Callable
-from typing import Any
+from typing import NamedTuple
 from uuid import UUID
 
 import psycopg
 from eventsourcing.persistence import PersistenceError, Tracking
 from kafka import KafkaProducer
 from kafka.errors import KafkaError
+from kafka.producer.future import FutureRecordMetadata
 
 from domain.account import GlobalAccount
-from domain.base import GamEvent
+from infra.event_facts import FactsDecoder
 from infra.settings import Settings
+from projections.facts import EventFacts
 from projections.ports import ViewRecorder
 from services.app import GamApplication
-from services.envelope import to_message
+from services.envelope import REDACTED, message_of
 from services.observability import metrics, tracing
 from services.projector import open_view
 
 log = logging.getLogger(__name__)
 
 BATCH = 500
+IN_FLIGHT = 4
+"""Batches sent whose acknowledgement the relay has not seen yet."""
 POLL_SECONDS = 0.05
 ACK_TIMEOUT_SECONDS = 60.0
 OWNER_CACHE_SIZE = 100_000
 RETRY_SECONDS = 1.0
 REBUILD_AFTER_FAILURES = 3
+
+
+_UNKNOWN = object()
+
+
+class _Sent(NamedTuple):
+    """A batch handed to the producer: its last position, how many events it read, the
+    futures of the records it sent, and when."""
+
+    last_position: int
+    events: int
+    futures: list[FutureRecordMetadata]
+    started: float
 
 
 def relay_view_name(topic: str) -> str:
@@ -63,7 +80,9 @@ class Relay:
         """Builds a new producer when the current one keeps failing (see :meth:`run`)."""
         self._failures = 0
         self.tracking: ViewRecorder = open_view(settings, relay_view_name(self.topic))
-        self._owners: OrderedDict[UUID, UUID | None] = OrderedDict()
+        self._owners: OrderedDict[UUID, object] = OrderedDict()
+        self._decode = FactsDecoder(app.mapper, personal_as=REDACTED).decode
+        """Events read straight from their JSON, personal data left sealed: it is published redacted."""
         self._stopping = threading.Event()
 
     def position(self) -> int:
@@ -76,57 +95,96 @@ class Relay:
             self.tracking.insert_tracking(Tracking(self.app.name, position - 1))
 
     def publish_batch(self, limit: int = BATCH) -> int:
-        """Publish the next events after the stored position; returns how many."""
-        notifications = self.app.recorder.select_notifications(start=self.position() + 1, limit=limit)
-        if not notifications:
+        """Publish the next events after the stored position and wait until the broker
+        has acknowledged them all; returns how many."""
+        sent = self._send(self.position() + 1, limit)
+        if sent is None:
             return 0
-        events = [(n.id, e) for n in notifications if isinstance(e := self.app.mapper.to_domain_event(n), GamEvent)]
-        traceparents = [getattr(event, "traceparent", None) for _, event in events]
-        attributes = {"messaging.destination.name": self.topic, "gam.events": len(events)}
-        with tracing.batch("gam relay batch", traceparents, attributes):
-            futures = [self._send(event, position, traceparent) for (position, event), traceparent in zip(
-                events, traceparents, strict=True)]  # fmt: skip
-            with metrics.publish_timed(self.topic, len(futures)):
-                self.producer.flush(timeout=ACK_TIMEOUT_SECONDS)
-                for future in futures:
-                    future.get(timeout=ACK_TIMEOUT_SECONDS)  # raises if any record was not acknowledged
-            self.tracking.insert_tracking(Tracking(self.app.name, notifications[-1].id))
-        return len(notifications)
-
-    def _send(self, event: GamEvent, position: int, traceparent: str | None) -> Any:
-        """Send one record. Its ``traceparent`` header continues the trace that stored the
-        event: written by the kafka-python instrumentation (its send span a child of the
-        commit's) when tracing, else the stored context as it is."""
-        message = to_message(event, account_id=self.account_of(event), position=position)
-        headers = message.headers
-        if traceparent is not None and not tracing.kafka_headers_traced():
-            headers = [*headers, ("traceparent", traceparent.encode())]
-        with tracing.under(traceparent):
-            return self.producer.send(self.topic, key=message.key, value=message.value, headers=headers)
+        self.producer.flush(timeout=ACK_TIMEOUT_SECONDS)
+        return self._settle(deque([sent]), wait=True)
 
     def run(self, *, seconds: float | None = None, until_caught_up: bool = False) -> int:
-        """Publish until stopped (or ``seconds`` pass, or the log is exhausted if asked)."""
+        """Publish until stopped (or ``seconds`` pass, or the log is exhausted if asked).
+
+        Up to :data:`IN_FLIGHT` batches are on their way at once: the next batch is read
+        and sent while the broker acknowledges the previous ones, and the position is
+        stored once per round for the batches acknowledged so far, oldest first. Waiting
+        for each batch's acknowledgement before reading the next left the producer idle
+        half the time (0.36–0.57x a bare producer sending the same messages)."""
         deadline = None if seconds is None else time.monotonic() + seconds
         published = 0
+        in_flight: deque[_Sent] = deque()
+        next_start: int | None = None  # None: read the stored position first
         while (deadline is None or time.monotonic() < deadline) and not self._stopping.is_set():
             try:
-                count = self.publish_batch()
+                if next_start is None:
+                    next_start = self.position() + 1
+                sent = self._send(next_start, BATCH) if len(in_flight) < IN_FLIGHT else None
+                if sent is not None:
+                    in_flight.append(sent)
+                    next_start = sent.last_position + 1
+                elif in_flight and len(in_flight) < IN_FLIGHT:  # the log is drained: send what lingers
+                    self.producer.flush(timeout=ACK_TIMEOUT_SECONDS)
+                count = self._settle(in_flight, wait=sent is None)
             except KafkaError as error:
                 # Nothing after the stored position counts as published: retry it all.
+                in_flight.clear()
+                next_start = None
                 self._failed(f"publishing failed ({error})")
                 continue
             except (PersistenceError, psycopg.Error) as error:
+                in_flight.clear()
+                next_start = None
                 self._failed(f"the event store is unavailable ({type(error).__name__})")
                 continue
             if self._failures:
                 log.info("publishing again after %d failed attempts; position %d", self._failures, self.position())
                 self._failures = 0
             published += count
-            if count == 0:
+            if sent is None and not in_flight:
                 if until_caught_up:
                     break
                 self._stopping.wait(POLL_SECONDS)
         return published
+
+    def _send(self, start: int, limit: int) -> _Sent | None:
+        """Read up to ``limit`` events from ``start`` on and hand them to the producer."""
+        notifications = self.app.recorder.select_notifications(start=start, limit=limit)
+        if not notifications:
+            return None
+        decoded = [(n.id, facts) for n in notifications if (facts := self._decode(n)) is not None]
+        attributes = {"messaging.destination.name": self.topic, "gam.events": len(decoded)}
+        with tracing.batch("gam relay batch", (facts.traceparent for _, facts in decoded), attributes):
+            futures = [self._send_one(facts, position) for position, facts in decoded]
+        return _Sent(notifications[-1].id, len(notifications), futures, time.perf_counter())
+
+    def _send_one(self, facts: EventFacts, position: int) -> FutureRecordMetadata:
+        """Send one record. Its ``traceparent`` header continues the trace that stored the
+        event: written by the kafka-python instrumentation (its send span a child of the
+        commit's) when tracing, else the stored context as it is."""
+        message = message_of(facts, account_id=self.account_of(facts), position=position)
+        headers = message.headers
+        if facts.traceparent is not None and not tracing.kafka_headers_traced():
+            headers = [*headers, ("traceparent", facts.traceparent.encode())]
+        with tracing.under(facts.traceparent):
+            return self.producer.send(self.topic, key=message.key, value=message.value, headers=headers)
+
+    def _settle(self, in_flight: deque[_Sent], *, wait: bool) -> int:
+        """Take the acknowledged batches off the front (waiting for the oldest if asked)
+        and store the position of the last of them; raises if a record was refused.
+        Returns how many events those batches held."""
+        settled: _Sent | None = None
+        count = 0
+        while in_flight and (wait or all(future.is_done for future in in_flight[0].futures)):
+            sent = in_flight[0]
+            for future in sent.futures:
+                future.get(timeout=ACK_TIMEOUT_SECONDS)  # raises if the record was not acknowledged
+            in_flight.popleft()
+            metrics.batch_published(self.topic, len(sent.futures), time.perf_counter() - sent.started)
+            settled, count, wait = sent, count + sent.events, False
+        if settled is not None:
+            self.tracking.insert_tracking(Tracking(self.app.name, settled.last_position))
+        return count
 
     def _failed(self, why: str) -> None:
         """Wait and retry from the stored position; a producer that failed
@@ -159,19 +217,27 @@ class Relay:
         """Ask a running :meth:`run` (in another thread) to return."""
         self._stopping.set()
 
-    def account_of(self, event: GamEvent) -> UUID | None:
-        """The account an event belongs to: from the event, or from its entity's first event."""
-        if isinstance(event, GlobalAccount.Event):
-            return event.originator_id
-        account_id = getattr(event, "account_id", None)
-        if isinstance(account_id, UUID):
-            return account_id
-        if event.originator_id not in self._owners:
-            first = next(iter(self.app.events.get(event.originator_id, lte=1)), None)
-            self._owners[event.originator_id] = getattr(first, "account_id", None)
+    def account_of(self, facts: EventFacts) -> UUID | None:
+        """The account an event belongs to: from the event, or from its entity's first
+        event. Every entity names its account in its first event, which the relay
+        publishes before its others: it is remembered as it passes, so only a relay that
+        starts after an entity was created looks its first event up (one query)."""
+        if issubclass(facts.event_class, GlobalAccount.Event):
+            return facts.entity_id
+        owner = self._owners.get(facts.entity_id, _UNKNOWN)
+        if owner is _UNKNOWN:
+            named = facts.payload.get("account_id")
+            owner = UUID(named) if isinstance(named, str) else self._account_in_first_event(facts.entity_id)
+            self._owners[facts.entity_id] = owner
             if len(self._owners) > OWNER_CACHE_SIZE:
                 self._owners.popitem(last=False)
-        return self._owners[event.originator_id]
+        return owner if isinstance(owner, UUID) else None
+
+    def _account_in_first_event(self, entity_id: UUID) -> UUID | None:
+        first = next(iter(self.app.recorder.select_events(entity_id, lte=1)), None)
+        facts = self._decode(first) if first is not None else None
+        named = facts.payload.get("account_id") if facts is not None else None
+        return UUID(named) if isinstance(named, str) else None
 
     def close(self) -> None:
         close = getattr(self.tracking, "close", None)

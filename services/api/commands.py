@@ -96,7 +96,7 @@ class CommandGate:
     idempotency_key: str | None
     if_match: str | None
     correlation_id: UUID
-    fingerprint: str
+    raw_body: bytes
 
     def send(self, command: Command, body: CommandBody, location: str | None = None) -> Response:
         """Send the command through the bus; this gate admits the caller on the state
@@ -151,7 +151,7 @@ class CommandGate:
         if key is None:
             return decide()
         owner = self.principal.subject
-        reservation = self.idempotency.reserve(owner, key, self.fingerprint)
+        reservation = self.idempotency.reserve(owner, key, fingerprint(self.request, self.raw_body, self.if_match))
         if isinstance(reservation, Replay):
             metrics.replayed(type_name)
             stored = reservation.response
@@ -228,7 +228,7 @@ async def command_gate(
         idempotency_key=idempotency_key,
         if_match=if_match,
         correlation_id=_correlation_id(correlation_id),
-        fingerprint=fingerprint(request, raw_body, if_match),
+        raw_body=raw_body,  # fingerprinted only with an Idempotency-Key (a JSON round trip per request)
     )
 
 

@@ -21,6 +21,7 @@ from infra.event_facts import FactsDecoder
 from projections.encoding import may_hold_a_long_integer
 from projections.facts import facts_of
 from services.app import GamApplication
+from services.envelope import REDACTED, message_of, to_message
 from tests.unit.strategies import all_event_classes, for_event
 
 EVENT_CLASSES = all_event_classes()
@@ -52,6 +53,27 @@ def test_a_stored_event_decodes_to_the_facts_of_the_domain_event(
         assert "traceparent" not in expected.payload
         if event_class not in PERSONAL_DATA_FIELDS and not may_hold_a_long_integer(stored.state):
             assert decoder.from_json(event_class, stored) == expected  # not through the mapper
+
+    check()
+
+
+@pytest.mark.parametrize("event_class", EVENT_CLASSES, ids=get_topic)
+def test_the_relay_publishes_from_the_stored_json_the_message_of_the_domain_event(
+    memory_app: GamApplication, event_class: type[GamEvent]
+) -> None:
+    """The relay reads events straight from their JSON with personal data left sealed;
+    the message it builds is the one the domain event gives, personal data redacted."""
+    decoder = FactsDecoder(memory_app.mapper, personal_as=REDACTED)
+
+    @settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    @given(event=EVENT_STRATEGIES[event_class])
+    def check(event: GamEvent) -> None:
+        stored = memory_app.mapper.to_stored_event(event)
+        facts = decoder.decode(stored)
+        assert facts is not None
+        account = uuid4()
+        expected = to_message(memory_app.mapper.to_domain_event(stored), account_id=account, position=7)
+        assert message_of(facts, account_id=account, position=7) == expected
 
     check()
 
