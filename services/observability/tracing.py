@@ -82,7 +82,7 @@ def enable(
 
     global enabled, _provider, _tracer
     disable()
-    provider = TracerProvider(resource=Resource.create({"service.name": service}))
+    provider = TracerProvider(resource=Resource.create({"service.name": service}), sampler=_without_orphan_queries())
     provider.add_span_processor(BatchSpanProcessor(exporter) if batch else SimpleSpanProcessor(exporter))
     chosen: dict[str, Callable[[], Any]] = {"psycopg": PsycopgInstrumentor, "kafka": KafkaInstrumentor}
     for instrumentor in (make() for name, make in chosen.items() if name not in without):
@@ -95,6 +95,38 @@ def enable(
     _provider, _tracer, enabled = provider, provider.get_tracer("gam"), True
     _options["http"] = "fastapi" not in without
     return provider
+
+
+def _without_orphan_queries() -> Any:
+    """The sampler ``OTEL_TRACES_SAMPLER`` names (always on by default), except that a
+    client span with no parent is dropped: the SQL of the views' follower polling the
+    log, of the readiness check and of the database watch, a trace of its own each time
+    and most of what a traced server recorded, while it served nothing anyone asked."""
+    from opentelemetry import trace
+    from opentelemetry.sdk.trace import sampling
+
+    configured = sampling._get_from_env_or_default()
+
+    class WithoutOrphanQueries(sampling.Sampler):
+        def should_sample(
+            self,
+            parent_context: Any,
+            trace_id: int,
+            name: str,
+            kind: Any = None,
+            attributes: Any = None,
+            links: Any = None,
+            trace_state: Any = None,
+        ) -> sampling.SamplingResult:
+            parent = trace.get_current_span(parent_context).get_span_context()
+            if kind is trace.SpanKind.CLIENT and not parent.is_valid:
+                return sampling.SamplingResult(sampling.Decision.DROP)
+            return configured.should_sample(parent_context, trace_id, name, kind, attributes, links, trace_state)
+
+        def get_description(self) -> str:
+            return f"WithoutOrphanQueries({configured.get_description()})"
+
+    return WithoutOrphanQueries()
 
 
 def disable() -> None:

@@ -120,3 +120,15 @@ def test_an_instrumentation_named_as_disabled_is_left_off() -> None:
     finally:
         tracing.disable()
     assert not instrumented()
+
+
+def test_a_query_outside_any_span_is_not_traced_and_one_inside_is(spans: InMemorySpanExporter) -> None:
+    """A client span (psycopg's, for one) without a parent is background work, dropped."""
+    from opentelemetry.trace import SpanKind
+
+    assert tracing._tracer is not None
+    with tracing._tracer.start_as_current_span("SELECT 1", kind=SpanKind.CLIENT):
+        pass
+    with tracing.span("gam commit"), tracing._tracer.start_as_current_span("INSERT", kind=SpanKind.CLIENT):
+        pass
+    assert sorted(s.name for s in spans.get_finished_spans()) == ["INSERT", "gam commit"]
