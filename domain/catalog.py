@@ -48,9 +48,11 @@ so an erased person's snapshot still holds the rest of each record."""
 
 METADATA_FIELDS = frozenset(
     {"originator_id", "originator_version", "timestamp", "originator_topic", "actor", "correlation_id",
-     "causation_id", "reason"}
+     "causation_id", "reason", "traceparent"}
 )  # fmt: skip
-"""The fields every event has besides its business fields: the library's and our metadata."""
+"""The fields every event has besides its business fields: the library's and our metadata.
+``traceparent`` is not a field of the event classes: the service layer adds it to an
+event's stored state when it commits it (the W3C trace context of that commit)."""
 
 
 @functools.cache

@@ -135,6 +135,7 @@ class FactsDecoder:
         correlation = state.pop("correlation_id", None)
         causation = state.pop("causation_id", None)
         actor, reason = state.pop("actor", None), state.pop("reason", None)
+        traceparent = state.pop("traceparent", None)
         state.pop("originator_topic", None)
         if not isinstance(stamp, dict) or stamp.get("_type_") != "datetime_iso":
             raise Undecodable(repr(stamp))
@@ -157,4 +158,5 @@ class FactsDecoder:
             correlation_id=correlation_id,
             causation_id=_uuid(causation),
             payload={name: _json_value(value) for name, value in state.items()},
+            traceparent=traceparent if isinstance(traceparent, str) else None,
         )

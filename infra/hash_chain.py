@@ -16,15 +16,23 @@ link read inside the transaction is the true predecessor.
 from __future__ import annotations
 
 import hashlib
+import sqlite3
 import threading
-from collections.abc import Iterator, Sequence
+import time
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
-from eventsourcing.persistence import ApplicationRecorder, InterfaceError, Notification, OperationalError, StoredEvent
+from eventsourcing.persistence import (
+    ApplicationRecorder,
+    InterfaceError,
+    Notification,
+    OperationalError,
+    StoredEvent,
+)
 from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastore
-from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteCursor, SQLiteDatastore
+from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteCursor, SQLiteDatastore, SQLiteTransaction
 from eventsourcing.utils import retry
 from psycopg import Cursor, Rollback
 from psycopg.rows import DictRow
@@ -35,7 +43,12 @@ from infra.read_check import ReadCheck, StaleRead
 from infra.sqlite_hygiene import secure_pool
 
 GENESIS = bytes(32)
+
+lock_wait_observer: Callable[[float], None] | None = None
+"""Told how many seconds each insert waited for the store's write lock (the service layer
+reports it as a metric; infra knows nothing of metrics)."""
 CHAIN_TABLE = "gam_event_chain"
+LOCK_WAITED = SQL("SELECT EXTRACT(EPOCH FROM clock_timestamp() - transaction_timestamp()) AS waited")
 VERIFY_BATCH = 2_000
 
 
@@ -57,10 +70,38 @@ def link_from_digest(
     return hashlib.sha256(previous + header + state_sha256).digest()
 
 
+def _lock_waited(seconds: float) -> None:
+    observer = lock_wait_observer
+    if observer is not None:
+        observer(seconds)
+
+
+class _WriteTransaction(SQLiteTransaction):
+    """A transaction that takes the database's write lock first (``BEGIN IMMEDIATE``), so the
+    time spent waiting for another writer is known apart from the time spent writing."""
+
+    def __enter__(self) -> SQLiteCursor:
+        cursor = self.connection.cursor()
+        try:
+            cursor.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as error:  # busy past the timeout: as the library maps it
+            cursor.sqlite_cursor.close()
+            raise OperationalError(error) from error
+        return cursor
+
+
 class SQLiteChainedRecorder(SQLiteApplicationRecorder):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         secure_pool(self.datastore)  # infra.sqlite_hygiene
+
+    def insert_events(self, stored_events: Sequence[StoredEvent], **kwargs: Any) -> Sequence[int] | None:
+        """The library's insert, in a transaction that begins with the write lock: the wait
+        for it (this process's writer slot, then the file's lock) is reported on its own."""
+        started = time.perf_counter()
+        with self.datastore.get_connection(commit=True) as conn, _WriteTransaction(conn, commit=True) as curs, curs:
+            _lock_waited(time.perf_counter() - started)
+            return self._insert_events(curs, stored_events, **kwargs)
 
     def construct_create_table_statements(self) -> list[str]:
         return [
@@ -152,6 +193,7 @@ class PostgresChainedRecorder(PostgresApplicationRecorder):
         failure: Exception | None = None
         ids: Sequence[int] | None = None
         self._pending.link = None
+        self._pending.lock_wait = None
         with self.datastore.get_connection() as conn:
             with conn.pipeline() as pipeline, conn.transaction():
                 with conn.cursor() as curs:
@@ -162,6 +204,7 @@ class PostgresChainedRecorder(PostgresApplicationRecorder):
                             self._insert_stored_events(curs, stored_events, **kwargs)
                             pipeline.sync()  # a uniqueness violation raises here, not at COMMIT
                             ids = self._fetch_ids_after_insert_events(curs, stored_events, **kwargs)
+                            self._report_lock_wait()
                         except Exception as error:  # raised below, once the pipeline is quiet
                             failure = error
                     if isinstance(failure, StaleRead):
@@ -180,6 +223,12 @@ class PostgresChainedRecorder(PostgresApplicationRecorder):
         its array of a composite type goes through psycopg's text escaping, a quarter
         of a bulk import's time."""
         self._lock_table(curs)
+        if lock_wait_observer is not None:
+            # In the same pipeline, no round trip of its own: the lock is the transaction's first
+            # statement, so the time from the transaction's start to now is the wait for it.
+            waited = curs.connection.cursor()
+            waited.execute(LOCK_WAITED)
+            self._pending.lock_wait = waited
         self._notify_channel(curs)
         curs.execute(
             self._insert_columns_statement,
@@ -190,6 +239,16 @@ class PostgresChainedRecorder(PostgresApplicationRecorder):
                 [event.state for event in stored_events],
             ),
         )
+
+    def _report_lock_wait(self) -> None:
+        waited = getattr(self._pending, "lock_wait", None)
+        if waited is None:
+            return
+        self._pending.lock_wait = None
+        with waited:
+            row = waited.fetchone()
+        if row is not None:
+            _lock_waited(float(row["waited"]))
 
     def _fetch_ids_after_insert_events(
         self, curs: Cursor[DictRow], stored_events: Sequence[StoredEvent], **kwargs: Any

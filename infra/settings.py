@@ -87,8 +87,8 @@ Environment variables (all optional):
                        this long (default 2; 0: never) instead of each waiting for the database
 ``GAM_CORS_ORIGINS``   JSON list of origins allowed to call the API from a browser (default
                        none: CORS is off)
-``GAM_DOCS``           serve ``/docs``, ``/redoc`` and ``/openapi.json`` (default true; turn it
-                       off in production)
+``GAM_DOCS``           serve ``/docs``, ``/redoc`` and ``/openapi.json``, with their assets
+                       from the API itself, no CDN (default true; off in production)
 ``GAM_RETENTION_AFTER_DEPARTURE_DAYS`` ``gam retention run`` erases the personal data of
                        people who left the customer more than this many days ago (default:
                        none, no retention policy)

@@ -42,6 +42,8 @@ class EventFacts:
     """The business fields as :func:`~projections.encoding.to_json_value` makes them.
     Shared by every view: a view may keep parts of it in its documents, but never
     changes it in place."""
+    traceparent: str | None = None
+    """The W3C trace context of the commit that stored the event, if it was traced."""
 
 
 def facts_of(event: GamEvent) -> EventFacts:
@@ -59,4 +61,5 @@ def facts_of(event: GamEvent) -> EventFacts:
         correlation_id=event.correlation_id,
         causation_id=event.causation_id,
         payload=to_json_value(payload_of(event)),
+        traceparent=getattr(event, "traceparent", None),
     )

@@ -35,7 +35,7 @@ from infra.personal_keys import KeyErased, PersonalKeys, keys_for_env
 from infra.read_check import ReadCheck, StaleRead
 from infra.sqlite_hygiene import truncate_wal
 from infra.transcodings import register_domain_transcodings
-from services.observability import metrics
+from services.observability import metrics, tracing
 
 A = TypeVar("A", bound=GamAggregate)
 
@@ -260,7 +260,8 @@ class GamApplication(Application[UUID]):
         expected = {a.id: a.version - len(a.pending_events) for a in aggregates}
         pending = [event for a in aggregates for event in a.pending_events]
         try:
-            with metrics.commit_timed(len(pending)):
+            with tracing.span("gam commit", {"gam.events": len(pending)}), metrics.commit_timed(len(pending)):
+                _carry_trace(pending)
                 recordings = self.save(*aggregates, reads=reads) if reads is not None else self.save(*aggregates)
         except IntegrityError:
             for aggregate in aggregates:
@@ -315,3 +316,13 @@ class GamApplication(Application[UUID]):
                 return ConcurrencyConflict(aggregate.id, before, actual)
         first = aggregates[0]
         return ConcurrencyConflict(first.id, expected[first.id], self.stored_version(first.id))
+
+
+def _carry_trace(events: list[Any]) -> None:
+    """Store the trace context of this commit with each event (beside its correlation
+    id), so the views' writer and the relay continue the same trace. Not an event field:
+    the mapper stores an event's attributes, and reading it back sets it again."""
+    traceparent = tracing.current_traceparent()
+    if traceparent is not None:
+        for event in events:
+            object.__setattr__(event, "traceparent", traceparent)

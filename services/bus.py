@@ -28,7 +28,7 @@ from domain.metadata import EventMetadata
 from domain.stakeholder import Stakeholder
 from infra.read_check import ReadCheck, StaleRead
 from services.app import CommandResult, GamApplication
-from services.observability import metrics
+from services.observability import metrics, tracing
 from services.personal_data_guard import PersonalDataGuard
 
 A = TypeVar("A", bound=GamAggregate)
@@ -204,7 +204,8 @@ class MessageBus:
             self.guard.committed(session)
             return CommandResult(entity_id, version, position, created)
 
-        with metrics.command_handled(command.type_name()):
+        type_name = command.type_name()
+        with tracing.span(f"gam command {type_name}", {"gam.command": type_name}), metrics.command_handled(type_name):
             result = self._in_session(attempt)
         self.after_commit(command, meta)
         return result
@@ -257,7 +258,8 @@ class MessageBus:
             return [CommandResult(entity_id, version, position, created) for entity_id, version, created in decided]
 
         try:
-            results = self._in_session(attempt)
+            with tracing.span("gam batch", {"gam.commands": len(commands)}):
+                results = self._in_session(attempt)
         except BatchRefused as refused:  # counted once, after any retry on fresh state
             metrics.refused(commands[refused.index][0].type_name(), refused)
             raise

@@ -336,6 +336,7 @@ def rebuild(
     runtime = _open_store()
     settings, app, projector = runtime.settings, runtime.app, runtime.projector
     names = [view] if view else list(PROJECTIONS)
+    operations = _operations_port(settings)  # gam_view_catch_up_progress_ratio while it runs
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
     try:
         with Progress(*columns, console=diagnostics) as bar:
@@ -353,6 +354,8 @@ def rebuild(
     except ViewsLeaseTimeout as error:
         raise Refused(f"{error}; the views are left as they were") from None
     finally:
+        if operations is not None:
+            operations.close()
         runtime.close()
 
 

@@ -40,7 +40,7 @@ from projections.base import ViewProjection
 from projections.ports import AuditRow, Document, ListKey, ListRow, ViewChange, ViewRecorder
 from projections.strategy_flow import StrategyFlowProjection
 from services.app import GamApplication
-from services.observability import metrics
+from services.observability import metrics, tracing
 
 log = logging.getLogger(__name__)
 
@@ -280,6 +280,8 @@ class Projector:
                     break
                 flush_by = time.monotonic() + FLUSH_SECONDS
                 batch_started, before = time.perf_counter(), dict(positions)
+                began = time.time_ns()
+                traced: list[str] | None = [] if tracing.enabled else None
                 for index, notification in enumerate(notifications, 1):
                     position = notification.id
                     cls = event_class(notification.topic)
@@ -287,6 +289,8 @@ class Projector:
                     if reads is None:
                         reads = read_by[cls] = [cls is not None and p.reads(cls) for _, p in views]
                     facts = decode(notification) if any(reads) else None
+                    if traced is not None and facts is not None and facts.traceparent:
+                        traced.append(facts.traceparent)
                     for (name, projection), view_reads, view_batch in zip(views, reads, batches, strict=True):
                         if position > positions[name]:
                             if view_reads and facts is not None:
@@ -296,9 +300,11 @@ class Projector:
                     if index % 256 == 0 and time.monotonic() > flush_by:
                         flush()
                         flush_by = time.monotonic() + FLUSH_SECONDS
-                flush()
+                with tracing.batch("gam project batch", traced or (), {"gam.events": len(notifications)}, began):
+                    flush()
                 start = notifications[-1].id
                 metrics.views_advanced(before, positions, time.perf_counter() - batch_started)
+                metrics.views_progressed(positions, last)
                 if progress:
                     for name in self.projections:
                         progress(name, positions[name], last)
@@ -315,6 +321,7 @@ class Projector:
         chosen = list(names or self.projections)
         self._kept.clear()
         with ExitStack() as atomic:
+            atomic.enter_context(metrics.rebuilding(chosen))
             for name in chosen:
                 atomic.enter_context(self.view(name).in_one_transaction())
             for name in chosen:

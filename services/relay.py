@@ -31,7 +31,7 @@ from projections.facts import EventFacts
 from projections.ports import ViewRecorder
 from services.app import GamApplication
 from services.envelope import message_of
-from services.observability import metrics
+from services.observability import metrics, tracing
 from services.projector import open_view
 
 log = logging.getLogger(__name__)
@@ -152,16 +152,22 @@ class Relay:
         notifications = self.app.recorder.select_notifications(start=start, limit=limit)
         if not notifications:
             return None
-        futures = []
-        for notification in notifications:
-            facts = self._decode(notification)
-            if facts is None:
-                continue
-            message = message_of(facts, account_id=self.account_of(facts), position=notification.id)
-            futures.append(
-                self.producer.send(self.topic, key=message.key, value=message.value, headers=message.headers)
-            )
+        decoded = [(n.id, facts) for n in notifications if (facts := self._decode(n)) is not None]
+        attributes = {"messaging.destination.name": self.topic, "gam.events": len(decoded)}
+        with tracing.batch("gam relay batch", (facts.traceparent for _, facts in decoded), attributes):
+            futures = [self._send_one(facts, position) for position, facts in decoded]
         return _Sent(notifications[-1].id, len(notifications), futures, time.perf_counter())
+
+    def _send_one(self, facts: EventFacts, position: int) -> FutureRecordMetadata:
+        """Send one record. Its ``traceparent`` header continues the trace that stored the
+        event: written by the kafka-python instrumentation (its send span a child of the
+        commit's) when tracing, else the stored context as it is."""
+        message = message_of(facts, account_id=self.account_of(facts), position=position)
+        headers = message.headers
+        if facts.traceparent is not None and not tracing.kafka_headers_traced():
+            headers = [*headers, ("traceparent", facts.traceparent.encode())]
+        with tracing.under(facts.traceparent):
+            return self.producer.send(self.topic, key=message.key, value=message.value, headers=headers)
 
     def _settle(self, in_flight: deque[_Sent], *, wait: bool) -> int:
         """Take the acknowledged batches off the front (waiting for the oldest if asked)

@@ -12,12 +12,13 @@ import asyncio
 import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Annotated
+from typing import Annotated, Any
 
 import anyio.to_thread
 from fastapi import Depends, FastAPI, Query, Request, Response
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
+from fastapi_offline import FastAPIOffline
 
 from infra.settings import Settings
 from projections.ports import ViewRecorder
@@ -26,6 +27,7 @@ from services.api.auth import Verifier
 from services.api.body_limit import BodySizeLimit
 from services.api.routes import batches, commands, lists, queries, transparency
 from services.bootstrap import Runtime, bootstrap
+from services.observability import tracing
 from services.observability.http import Guard, RateLimiter, StoreBreaker, StoreKnownDown, StoreWatch, request_guard
 from services.observability.metrics import exposition
 from services.observability.readiness import describe, observe, progress_source, verdict
@@ -67,6 +69,10 @@ class ViewsFollower:
         self.thread.join(timeout=5)
 
 
+DOCS_ASSETS = "/docs-assets"
+"""Where the documentation pages' scripts, styles and icon are served."""
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     runtime = bootstrap(settings or Settings()).open("projector", "reads", "idempotency", "access_log", "lease")
     settings = runtime.settings
@@ -90,17 +96,20 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         readiness.close()
         runtime.close()
 
-    docs = {} if settings.docs else {"docs_url": None, "redoc_url": None, "openapi_url": None}
-    api = FastAPI(
-        title="gam",
-        version="0.2.0",
-        summary="Global account plans: commands on accounts, plans, stakeholders and deals; "
+    about: dict[str, Any] = {
+        "title": "gam",
+        "version": "0.2.0",
+        "summary": "Global account plans: commands on accounts, plans, stakeholders and deals; "
         "the account view, the strategy flow and the audit trail.",
-        description=API_DESCRIPTION,
-        lifespan=lifespan,
-        **docs,  # type: ignore[arg-type]
-    )
+        "description": API_DESCRIPTION,
+        "lifespan": lifespan,
+    }
+    if settings.docs:  # Swagger UI and ReDoc from assets served here: no CDN, no browser call elsewhere
+        api = FastAPIOffline(**about, static_url=DOCS_ASSETS)
+    else:
+        api = FastAPI(**about, docs_url=None, redoc_url=None, openapi_url=None)
     problems.install(api)
+    tracing.instrument_app(api)
     api.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     if settings.cors_origins:
         api.add_middleware(
@@ -190,6 +199,7 @@ def create_worker_app() -> FastAPI:
     from services.observability.logs import configured_from_environment
 
     configured_from_environment("serve")
+    tracing.configured_from_environment("serve")
     return create_app()
 
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import math
-import re
 import threading
 import time
 import uuid
@@ -19,14 +18,13 @@ from collections.abc import Awaitable, Callable
 from fastapi import HTTPException, Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from services.observability import logs, metrics
+from services.observability import logs, metrics, tracing
 
 log = logging.getLogger("gam.http")
 
 OPERATIONS_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
 """Never limited nor failed fast: they are how operators see what is going on."""
 
-TRACEPARENT = re.compile(r"^[0-9a-f]{2}-([0-9a-f]{32})-[0-9a-f]{16}-[0-9a-f]{2}$")
 MAX_KEYS = 100_000
 
 
@@ -165,7 +163,7 @@ class Guard:
         if not correlation:
             correlation = str(uuid.uuid4())
             scope["headers"] = [*scope.get("headers", ()), (b"x-correlation-id", correlation.encode())]
-        parent = TRACEPARENT.match(_header(scope, b"traceparent") or "")
+        incoming = tracing.incoming.set(tracing.valid_traceparent(_header(scope, b"traceparent")))
         status = 500
 
         async def sending(message: Message) -> None:
@@ -174,11 +172,12 @@ class Guard:
                 status = message["status"]
             await send(message)
 
-        with logs.context(correlation=correlation, trace=parent.group(1) if parent else None):
+        with logs.context(correlation=correlation, trace=tracing.current_trace_id()):
             try:
                 await self.app(scope, receive, sending)
             finally:
                 self._record(scope, status, time.perf_counter() - started)
+                tracing.incoming.reset(incoming)
 
     def _record(self, scope: Scope, status: int, seconds: float) -> None:
         route, method = _route(scope), scope["method"]

@@ -20,6 +20,8 @@ from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
+from services.observability import tracing
+
 correlation_id: ContextVar[str | None] = ContextVar("gam_correlation_id", default=None)
 trace_id: ContextVar[str | None] = ContextVar("gam_trace_id", default=None)
 actor: ContextVar[str | None] = ContextVar("gam_actor", default=None)
@@ -48,6 +50,10 @@ def _fields(record: logging.LogRecord) -> dict[str, Any]:
         value = getattr(record, name, None) or var.get()
         if value:
             found[name] = value
+    if "trace_id" not in found and tracing.enabled:  # a projection or relay batch's trace
+        traced = tracing.current_trace_id()
+        if traced:
+            found["trace_id"] = traced
     for key, value in record.__dict__.items():
         if key not in _STANDARD and key not in found and not key.startswith("_"):
             found[key] = value

@@ -26,7 +26,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, Counter, Gauge, His
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from infra import views_lease
+from infra import hash_chain, views_lease
 
 log = logging.getLogger(__name__)
 
@@ -61,12 +61,26 @@ COMMIT_LATENCY = Histogram(
     buckets=LATENCY_BUCKETS,
 )
 
+STORE_LOCK_WAIT = Histogram(
+    "gam_store_write_lock_wait_seconds",
+    "Time a storing transaction waited for the store's write lock (PostgreSQL's table lock, "
+    "SQLite's BEGIN IMMEDIATE); part of gam_commit_duration_seconds.",
+    buckets=LATENCY_BUCKETS,
+)
+
 VIEW_EVENTS_APPLIED = Counter("gam_view_events_applied", "Events applied to a view by this process.", ["view"])
 VIEW_BATCH_LATENCY = Histogram(
     "gam_view_batch_duration_seconds",
     "Time to apply and store one batch of events to the views.",
     buckets=LATENCY_BUCKETS,
 )
+VIEW_PASS_PROGRESS = Gauge(
+    "gam_view_catch_up_progress_ratio",
+    "Share of the log a view has processed in this process's current catch-up or rebuild "
+    "(0 to 1; 1 once it reached the end of the log it set out for).",
+    ["view"],
+)
+VIEW_REBUILDING = Gauge("gam_view_rebuilding", "1 while this process rebuilds the view from the first event.", ["view"])
 VIEWS_LEASE_HELD = Gauge("gam_views_lease_held", "1 while this process holds the views lease (writes the views).")
 VIEWS_LEASE_CHANGES = Counter("gam_views_lease_changes", "Times this process took or lost the views lease.", ["change"])
 
@@ -155,6 +169,25 @@ def views_advanced(before: Mapping[str, int], after: Mapping[str, int], seconds:
     VIEW_BATCH_LATENCY.observe(seconds)
 
 
+def views_progressed(positions: Mapping[str, int], last: int) -> None:
+    """Where a catch-up (or rebuild) is, per view, against the end of the log it set out for."""
+    for name, position in positions.items():
+        VIEW_PASS_PROGRESS.labels(name).set(min(1.0, position / last) if last else 1.0)
+
+
+@contextmanager
+def rebuilding(names: Iterable[str]) -> Iterator[None]:
+    chosen = list(names)
+    for name in chosen:
+        VIEW_REBUILDING.labels(name).set(1)
+        VIEW_PASS_PROGRESS.labels(name).set(0)
+    try:
+        yield
+    finally:
+        for name in chosen:
+            VIEW_REBUILDING.labels(name).set(0)
+
+
 @contextmanager
 def publish_timed(topic: str, records: int) -> Iterator[None]:
     """Time one batch from sending to the broker's last acknowledgement; count what was acknowledged."""
@@ -178,6 +211,7 @@ def lease_changed(held: bool) -> None:
 
 
 views_lease.lease_observer = lease_changed
+hash_chain.lock_wait_observer = STORE_LOCK_WAIT.observe
 
 
 # --------------------------------------------------------------------------- progress read at scrape time

@@ -14,6 +14,7 @@ import os
 import sys
 from collections.abc import Callable
 
+from services.observability import tracing
 from services.observability.logs import configured_from_environment
 
 log = logging.getLogger("gam")
@@ -29,7 +30,9 @@ def run(main: Callable[[], object], argv: list[str] | None = None) -> None:
         argv.remove("--debug")
         os.environ["GAM_LOG_LEVEL"] = "DEBUG"
         os.environ["GAM_DEBUG"] = "1"  # the command group then lets the traceback through
-    configured_from_environment(_command(argv))
+    process = _command(argv)
+    configured_from_environment(process)
+    tracing.configured_from_environment(process)
     try:
         main()
     except KeyboardInterrupt:

@@ -125,3 +125,18 @@ def test_gam_services_get_a_complete_configuration() -> None:
     postgres_env = services["postgres"]["environment"]
     dsn = services["projector"]["environment"]["GAM_POSTGRES_DSN"]
     assert f"{postgres_env['POSTGRES_USER']}:{postgres_env['POSTGRES_PASSWORD']}@" in dsn
+
+
+def test_the_monitoring_profile_collects_traces_from_every_gam_process() -> None:
+    compose = _compose()
+    services = compose["services"]
+    for name in ("api", "projector", "relay"):
+        assert "OTEL_EXPORTER_OTLP_ENDPOINT" in services[name]["environment"]
+        assert services[name]["environment"]["OTEL_EXPORTER_OTLP_ENDPOINT"] is None  # passed through, no default
+    collector = services["otel-collector"]
+    assert collector["profiles"] == ["monitoring"]
+    config = yaml.safe_load((ROOT / compose["configs"]["otel-collector"]["file"]).read_text(encoding="utf-8"))
+    assert config["receivers"]["otlp"]["protocols"]["http"]["endpoint"].endswith(":4318")
+    pipeline = config["service"]["pipelines"]["traces"]
+    assert pipeline["receivers"] == ["otlp"]
+    assert all(exporter in config["exporters"] for exporter in pipeline["exporters"])

@@ -1,7 +1,8 @@
 """Property: a catch-up reads a stored event as the same facts the follower builds
 from the domain event (``infra.event_facts`` straight from the JSON against
 ``projections.facts.facts_of`` after the mapper), for every event type, with
-the strategies' hardest values (long integers, special text, Decimal exponents);
+the strategies' hardest values (long integers, special text, Decimal exponents),
+with or without the trace context a traced commit stores beside the metadata;
 personal data stays sealed in the facts and opens to the same values."""
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import pytest
 from eventsourcing.persistence import StoredEvent
 from eventsourcing.utils import get_topic
 from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from domain.base import GamEvent
 from domain.catalog import PERSONAL_DATA_FIELDS
@@ -26,6 +28,11 @@ from tests.unit.strategies import all_event_classes, for_event
 
 EVENT_CLASSES = all_event_classes()
 EVENT_STRATEGIES = {cls: for_event(cls) for cls in EVENT_CLASSES}
+TRACEPARENTS = st.none() | st.builds(
+    lambda trace, span: f"00-{trace:032x}-{span:016x}-01",
+    st.integers(1, 2**128 - 1),
+    st.integers(1, 2**64 - 1),
+)
 
 
 @pytest.mark.parametrize("event_class", EVENT_CLASSES, ids=get_topic)
@@ -35,10 +42,15 @@ def test_a_stored_event_decodes_to_the_facts_of_the_domain_event(
     decoder = FactsDecoder(memory_app.mapper)
 
     @settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-    @given(event=EVENT_STRATEGIES[event_class])
-    def check(event: GamEvent) -> None:
+    @given(event=EVENT_STRATEGIES[event_class], traceparent=TRACEPARENTS)
+    def check(event: GamEvent, traceparent: str | None) -> None:
+        if traceparent is not None:
+            object.__setattr__(event, "traceparent", traceparent)  # as services.app stores it
         stored = memory_app.mapper.to_stored_event(event)
-        expected = facts_of(memory_app.mapper.to_domain_event(stored))
+        reloaded = memory_app.mapper.to_domain_event(stored)
+        expected = facts_of(reloaded)
+        assert expected.traceparent == traceparent
+        assert "traceparent" not in expected.payload
         decoded = decoder.decode(stored)
         assert decoded is not None
         personal = PERSONAL_DATA_FIELDS.get(event_class, frozenset())

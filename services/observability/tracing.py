@@ -1,0 +1,273 @@
+"""Traces with OpenTelemetry: one trace from an HTTP request through the commit to
+the views and the Kafka message.
+
+Off unless ``OTEL_EXPORTER_OTLP_ENDPOINT`` is set (or a test calls :func:`enable`
+with an exporter of its own): then every helper here is a flag test and nothing
+else, so a process that does not trace pays nothing measurable. On, it installs
+the FastAPI, psycopg and kafka-python instrumentations and gam's own spans: a
+command on the bus, its commit, a projection batch, a relay batch.
+
+The trace context travels with the data, not with the process: the commit stores
+the W3C ``traceparent`` of its span in each event's stored state (beside the
+correlation id), the views' writer and the relay read it back and continue that
+trace, and the relay's record carries it in its ``traceparent`` header. With
+tracing off, a ``traceparent`` the caller sent is stored and forwarded as it came,
+so a tracing system upstream still sees its trace reach the broker.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager, nullcontext
+from contextvars import ContextVar
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SpanExporter
+    from opentelemetry.trace import Span, SpanContext, Tracer
+
+log = logging.getLogger(__name__)
+
+TRACEPARENT = re.compile(r"^00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$")
+MAX_LINKS = 32
+"""Links a batch span keeps to the traces of the events in it (a rebuild's batch holds thousands)."""
+
+enabled = False
+"""Whether this process traces; read on every hot path, so a plain module flag."""
+
+incoming: ContextVar[str | None] = ContextVar("gam_incoming_traceparent", default=None)
+"""The ``traceparent`` a caller sent, valid, while its request is handled (stored when not tracing)."""
+
+_provider: TracerProvider | None = None
+_tracer: Tracer | None = None
+_instrumentors: list[Any] = []
+_options = {"http": True}
+
+
+def configured_from_environment(process: str) -> bool:
+    """Trace to the OTLP endpoint of ``OTEL_EXPORTER_OTLP_ENDPOINT`` (HTTP/protobuf; the
+    exporter reads the other ``OTEL_EXPORTER_OTLP_*`` settings itself), if it is set."""
+    if not os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT") and not os.environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"):
+        return False
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+    disabled = os.environ.get("OTEL_PYTHON_DISABLED_INSTRUMENTATIONS", "")
+    without = frozenset(name.strip() for name in disabled.split(",") if name.strip())
+    enable(OTLPSpanExporter(), service=os.environ.get("OTEL_SERVICE_NAME") or f"gam-{process}", without=without)
+    where = os.environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") or os.environ["OTEL_EXPORTER_OTLP_ENDPOINT"]
+    log.info("tracing to %s", where)
+    return True
+
+
+def enable(
+    exporter: SpanExporter, *, service: str = "gam", batch: bool = True, without: frozenset[str] = frozenset()
+) -> TracerProvider:
+    """Trace from now on into ``exporter`` (``batch``: in a background thread, as in
+    production; a test passes ``batch=False`` to see each span as it ends). The provider is
+    gam's own, not the process-wide global one, so a test can turn it on and off again.
+
+    ``without``: instrumentations left off, by the names OpenTelemetry's
+    ``OTEL_PYTHON_DISABLED_INSTRUMENTATIONS`` uses (``psycopg``: no span per SQL statement,
+    the largest part of tracing's cost; ``kafka``; ``fastapi``)."""
+    from opentelemetry.instrumentation.kafka import KafkaInstrumentor
+    from opentelemetry.instrumentation.psycopg import PsycopgInstrumentor
+    from opentelemetry.sdk.resources import Resource
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor
+
+    global enabled, _provider, _tracer
+    disable()
+    provider = TracerProvider(resource=Resource.create({"service.name": service}), sampler=_without_orphan_queries())
+    provider.add_span_processor(BatchSpanProcessor(exporter) if batch else SimpleSpanProcessor(exporter))
+    chosen: dict[str, Callable[[], Any]] = {"psycopg": PsycopgInstrumentor, "kafka": KafkaInstrumentor}
+    for instrumentor in (make() for name, make in chosen.items() if name not in without):
+        try:
+            instrumentor.instrument(tracer_provider=provider, skip_dep_check=True)
+        except Exception as error:  # an instrumentation that does not fit this version: trace without it
+            log.warning("tracing without %s (%s)", type(instrumentor).__name__, error)
+            continue
+        _instrumentors.append(instrumentor)
+    _provider, _tracer, enabled = provider, provider.get_tracer("gam"), True
+    _options["http"] = "fastapi" not in without
+    return provider
+
+
+def _without_orphan_queries() -> Any:
+    """The sampler ``OTEL_TRACES_SAMPLER`` names (always on by default), except that a
+    client span with no parent is dropped: the SQL of the views' follower polling the
+    log, of the readiness check and of the database watch, a trace of its own each time
+    and most of what a traced server recorded, while it served nothing anyone asked."""
+    from opentelemetry import trace
+    from opentelemetry.sdk.trace import sampling
+
+    configured = sampling._get_from_env_or_default()
+
+    class WithoutOrphanQueries(sampling.Sampler):
+        def should_sample(
+            self,
+            parent_context: Any,
+            trace_id: int,
+            name: str,
+            kind: Any = None,
+            attributes: Any = None,
+            links: Any = None,
+            trace_state: Any = None,
+        ) -> sampling.SamplingResult:
+            parent = trace.get_current_span(parent_context).get_span_context()
+            if kind is trace.SpanKind.CLIENT and not parent.is_valid:
+                return sampling.SamplingResult(sampling.Decision.DROP)
+            return configured.should_sample(parent_context, trace_id, name, kind, attributes, links, trace_state)
+
+        def get_description(self) -> str:
+            return f"WithoutOrphanQueries({configured.get_description()})"
+
+    return WithoutOrphanQueries()
+
+
+def disable() -> None:
+    """Stop tracing: flush what was traced, take the instrumentations off."""
+    global enabled, _provider, _tracer
+    enabled = False
+    while _instrumentors:
+        _instrumentors.pop().uninstrument()
+    if _provider is not None:
+        _provider.shutdown()
+    _provider = _tracer = None
+
+
+def instrument_app(app: FastAPI) -> None:
+    """A server span per HTTP request, continuing the caller's ``traceparent``."""
+    if not enabled or not _options["http"]:
+        return
+    from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
+    from opentelemetry.metrics import NoOpMeterProvider
+
+    FastAPIInstrumentor.instrument_app(
+        app,
+        tracer_provider=_provider,
+        meter_provider=NoOpMeterProvider(),  # the request metrics are Prometheus's (services.observability.http)
+        excluded_urls="healthz,readyz,metrics",
+        exclude_spans=["receive", "send"],  # a span per ASGI message would double the spans of a request
+    )
+
+
+def span(name: str, attributes: dict[str, Any] | None = None) -> Any:
+    """A span of gam's around the block, child of the current one (nothing when off)."""
+    if not enabled or _tracer is None:
+        return nullcontext()
+    return _tracer.start_as_current_span(name, attributes=attributes)
+
+
+@contextmanager
+def continuing(traceparent: str | None, name: str, attributes: dict[str, Any] | None = None) -> Iterator[Span | None]:
+    """A span continuing the trace a stored event names (its parent is the span that
+    stored it), or a new trace if it names none."""
+    if not enabled or _tracer is None:
+        yield None
+        return
+    from opentelemetry import trace
+
+    parent = _span_context(traceparent)
+    context = trace.set_span_in_context(trace.NonRecordingSpan(parent)) if parent is not None else None
+    with _tracer.start_as_current_span(name, context=context, attributes=attributes) as current:
+        yield current
+
+
+@contextmanager
+def batch(
+    name: str,
+    traceparents: Iterable[str | None],
+    attributes: dict[str, Any] | None = None,
+    start_time: int | None = None,
+) -> Iterator[None]:
+    """A span for a batch of events from many traces: a child of the first event's
+    trace (so one command's trace reaches its batch), linked to the others'."""
+    if not enabled or _tracer is None:
+        yield
+        return
+    from opentelemetry import trace
+    from opentelemetry.trace import Link
+
+    contexts: dict[str, SpanContext] = {}
+    for traceparent in traceparents:
+        found = _span_context(traceparent)
+        if found is not None and len(contexts) < MAX_LINKS:
+            contexts.setdefault(format(found.trace_id, "032x"), found)
+    ordered = list(contexts.values())
+    context = trace.set_span_in_context(trace.NonRecordingSpan(ordered[0])) if ordered else None
+    links = [Link(c) for c in ordered[1:]]
+    started = _tracer.start_as_current_span(
+        name, context=context, links=links, attributes=attributes, start_time=start_time
+    )
+    with started:
+        yield
+
+
+@contextmanager
+def under(traceparent: str | None) -> Iterator[None]:
+    """Make the stored context current without a span of its own: what the kafka-python
+    instrumentation's send span, started inside, takes as its parent."""
+    parent = _span_context(traceparent) if enabled else None
+    if parent is None:
+        yield
+        return
+    from opentelemetry import context, trace
+
+    token = context.attach(trace.set_span_in_context(trace.NonRecordingSpan(parent)))
+    try:
+        yield
+    finally:
+        context.detach(token)
+
+
+def kafka_headers_traced() -> bool:
+    """Whether the kafka-python instrumentation writes each record's ``traceparent``."""
+    return enabled and any(type(i).__name__ == "KafkaInstrumentor" for i in _instrumentors)
+
+
+def current_traceparent() -> str | None:
+    """What to store with an event: the current span's context when tracing, else the
+    caller's own ``traceparent`` (None without either)."""
+    if enabled:
+        from opentelemetry import trace
+
+        context = trace.get_current_span().get_span_context()
+        if context.is_valid:
+            return f"00-{context.trace_id:032x}-{context.span_id:016x}-{int(context.trace_flags):02x}"
+    return incoming.get()
+
+
+def current_trace_id() -> str | None:
+    """The trace id for log lines: the current span's, else the caller's."""
+    if enabled:
+        from opentelemetry import trace
+
+        context = trace.get_current_span().get_span_context()
+        if context.is_valid:
+            return f"{context.trace_id:032x}"
+    found = TRACEPARENT.match(incoming.get() or "")
+    return found.group(1) if found else None
+
+
+def valid_traceparent(value: str | None) -> str | None:
+    """``value`` if it is a W3C ``traceparent`` of version 00 with non-zero ids, else None."""
+    found = TRACEPARENT.match(value or "")
+    if found is None or set(found.group(1)) == {"0"} or set(found.group(2)) == {"0"}:
+        return None
+    return value
+
+
+def _span_context(traceparent: str | None) -> SpanContext | None:
+    found = TRACEPARENT.match(traceparent or "")
+    if found is None:
+        return None
+    from opentelemetry.trace import SpanContext, TraceFlags
+
+    flags = TraceFlags(int(found.group(3), 16))
+    context = SpanContext(int(found.group(1), 16), int(found.group(2), 16), is_remote=True, trace_flags=flags)
+    return context if context.is_valid else None

@@ -1,0 +1,134 @@
+"""Tracing on the write path: a traced commit stores its own span's context with each
+event (and a log line written inside it names that trace); with tracing off nothing
+is stored unless a caller sent a ``traceparent``, and a malformed one is dropped."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+from collections.abc import Iterator
+from uuid import uuid4
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+from domain.commands import CreateAccount
+from services.app import GamApplication
+from services.handlers import bus_for
+from services.observability import logs, tracing
+from tests.support import meta
+
+
+def create_account() -> CreateAccount:
+    return CreateAccount(name="Nordwind", industry="Machinery", hq_country="DE", reporting_currency="EUR")
+
+
+def stored_traceparents(app: GamApplication) -> list[str | None]:
+    notifications = app.recorder.select_notifications(start=1, limit=100)
+    return [getattr(app.mapper.to_domain_event(n), "traceparent", None) for n in notifications]
+
+
+@pytest.fixture
+def spans() -> Iterator[InMemorySpanExporter]:
+    exporter = InMemorySpanExporter()
+    tracing.enable(exporter, batch=False)
+    try:
+        yield exporter
+    finally:
+        tracing.disable()
+
+
+def test_a_traced_commit_stores_its_span_with_every_event(
+    memory_app: GamApplication, spans: InMemorySpanExporter
+) -> None:
+    bus_for(memory_app).handle(create_account(), meta())
+    commit = next(s for s in spans.get_finished_spans() if s.name == "gam commit")
+    command = next(s for s in spans.get_finished_spans() if s.name == "gam command create_account")
+    assert commit.parent is not None
+    assert commit.parent.span_id == command.context.span_id
+    context = commit.context
+    expected = f"00-{context.trace_id:032x}-{context.span_id:016x}-{int(context.trace_flags):02x}"
+    assert stored_traceparents(memory_app) == [expected]
+
+
+def test_log_lines_inside_a_span_carry_its_trace_id(spans: InMemorySpanExporter) -> None:
+    root = logging.getLogger()
+    saved = (list(root.handlers), root.level)
+    out = io.StringIO()
+    logs.configure("test", "json", stream=out)
+    try:
+        with tracing.span("work"):
+            logging.getLogger("gam.test").info("inside")
+        logging.getLogger("gam.test").info("outside")
+    finally:
+        for handler in list(root.handlers):
+            root.removeHandler(handler)
+        for handler in saved[0]:
+            root.addHandler(handler)
+        root.setLevel(saved[1])
+    inside, outside = (json.loads(line) for line in out.getvalue().splitlines())
+    (work,) = spans.get_finished_spans()
+    assert inside["trace_id"] == f"{work.context.trace_id:032x}"
+    assert "trace_id" not in outside
+
+
+def test_untraced_commits_store_no_trace_context(memory_app: GamApplication) -> None:
+    assert not tracing.enabled
+    bus_for(memory_app).handle(create_account(), meta())
+    assert stored_traceparents(memory_app) == [None]
+
+
+def test_without_tracing_a_callers_traceparent_is_stored_as_it_came(memory_app: GamApplication) -> None:
+    sent = f"00-{uuid4().hex}-{uuid4().hex[:16]}-01"
+    token = tracing.incoming.set(tracing.valid_traceparent(sent))
+    try:
+        bus_for(memory_app).handle(create_account(), meta())
+    finally:
+        tracing.incoming.reset(token)
+    assert stored_traceparents(memory_app) == [sent]
+
+
+@given(trace=st.integers(0, 2**128 - 1), span=st.integers(0, 2**64 - 1), flags=st.integers(0, 255))
+def test_a_traceparent_is_valid_exactly_when_both_ids_are_non_zero(trace: int, span: int, flags: int) -> None:
+    text = f"00-{trace:032x}-{span:016x}-{flags:02x}"
+    assert (tracing.valid_traceparent(text) == text) is (trace != 0 and span != 0)
+
+
+@pytest.mark.parametrize("junk", ["", "00-abc", "01-" + "a" * 32 + "-" + "b" * 16 + "-01", "00-" + "a" * 32 + "-01"])
+def test_malformed_traceparents_are_dropped(junk: str) -> None:
+    assert tracing.valid_traceparent(junk) is None
+
+
+def test_an_instrumentation_named_as_disabled_is_left_off() -> None:
+    """``OTEL_PYTHON_DISABLED_INSTRUMENTATIONS=psycopg``: no span per SQL statement."""
+    import psycopg
+
+    def instrumented() -> bool:
+        return hasattr(psycopg.Connection.connect, "__wrapped__")
+
+    tracing.enable(InMemorySpanExporter(), batch=False, without=frozenset({"psycopg"}))
+    try:
+        assert not instrumented()
+    finally:
+        tracing.disable()
+    tracing.enable(InMemorySpanExporter(), batch=False)
+    try:
+        assert instrumented()
+    finally:
+        tracing.disable()
+    assert not instrumented()
+
+
+def test_a_query_outside_any_span_is_not_traced_and_one_inside_is(spans: InMemorySpanExporter) -> None:
+    """A client span (psycopg's, for one) without a parent is background work, dropped."""
+    from opentelemetry.trace import SpanKind
+
+    assert tracing._tracer is not None
+    with tracing._tracer.start_as_current_span("SELECT 1", kind=SpanKind.CLIENT):
+        pass
+    with tracing.span("gam commit"), tracing._tracer.start_as_current_span("INSERT", kind=SpanKind.CLIENT):
+        pass
+    assert sorted(s.name for s in spans.get_finished_spans()) == ["INSERT", "gam commit"]
