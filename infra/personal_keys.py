@@ -33,7 +33,9 @@ from datetime import datetime
 from pathlib import Path
 from uuid import UUID
 
+import psycopg
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from psycopg.sql import SQL, Identifier
 from pydantic import SecretStr
 
 from infra.settings import Settings
@@ -491,9 +493,6 @@ def move_keys_out_of_the_database(settings: Settings, keys: PersonalKeys) -> int
         finally:
             conn.close()
         return moved
-    import psycopg
-    from psycopg.sql import SQL, Identifier
-
     schema = settings.postgres_schema or "public"
     with psycopg.connect(settings.postgres_conninfo()) as pg:
         exists = pg.execute("SELECT to_regclass(%s)", (f'"{schema}".{KEY_TABLE}',)).fetchone()
