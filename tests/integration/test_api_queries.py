@@ -424,9 +424,13 @@ def test_the_compliance_reads(customers: Customers) -> None:
     assert api.get(f"/compliance/accounts/{a.account_id}/as-of", token(MANAGER), at=now).status_code == 403
     moments = {"from": customers.built.isoformat(), "to": now}
     changes = api.get(f"/compliance/accounts/{a.account_id}/diff", officer, **moments).json()["changes"]
-    assert {"path": f"/deals/{a.deal_id}/probability", "before": 10, "after": 15} in changes
+    probability = one(changes, path=f"/deals/{a.deal_id}/probability")
+    assert (probability["before"], probability["after"]) == (10, 15)
+    assert [by["actor"] for by in probability["by"]] == [ACTOR] * 6  # who made the change: six revisions
+    assert probability["readable"] == "/deals/Predictive maintenance roll-out/probability: 10 → 15"
     progress = one(changes, path=f"/plans/{a.plan_id}/objectives/{a.objective_id}/progress/{a.region}")
     assert (progress["before"], progress["after"]["percent"]) == (None, 50)
+    assert {by["actor"] for by in progress["by"]} == {MANAGER}
     assert len(changes) == 2  # nothing of the other account, nothing that did not change
     export = api.get("/compliance/audit/export", officer, account_id=str(a.account_id))
     lines = [json.loads(line) for line in export.text.splitlines()]

@@ -480,11 +480,12 @@ def test_the_calendars_first_and_last_days_are_stored_and_every_view_still_answe
         "/deals", json={**deal_body(world.account_id, world.hq_unit_id), "expected_close": "9999-12-31"}
     )
     assert opened.status_code == 201, opened.text
-    deal = f"/deals/{opened.json()['entity_id']}"  # a new deal cannot close in the past; an open one can slip there
+    deal = f"/deals/{opened.json()['entity_id']}"  # neither a new deal nor an open one closes in the past
     moved = world.client.post(
         f"{deal}/close-date", json={"expected_close": "0001-01-01"}, headers={"If-Match": world.etag(deal)}
     )
-    assert moved.status_code == 200, moved.text
+    assert moved.status_code == 422, moved.text
+    assert [e["path"] for e in moved.json()["errors"]] == ["body/expected_close"]
     path = world.fill("/stakeholders/{stakeholder}")
     first = {"occurred_at": "0001-01-01T00:00:00Z", "channel": "call", "summary": "The first day"}
     logged = world.client.post(f"{path}/interactions", json=first, headers={"If-Match": world.etag(path)})
