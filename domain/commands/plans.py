@@ -219,7 +219,9 @@ class AskToReconsider(Command):
     plan_id: UUID
     objective_id: UUID
     unit_id: Annotated[UUID, Spec(description="The unit that declined.")]
-    note: Annotated[str, Spec(min_length=1, max_length=10_000, examples=("Lyon alone carries half of it",))]
+    note: Annotated[
+        str, Spec(text=TextKind.CHECKED, min_length=1, max_length=10_000, examples=("Lyon alone carries half of it",))
+    ]
 
 
 @dataclass(frozen=True, kw_only=True)

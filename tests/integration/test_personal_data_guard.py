@@ -73,6 +73,8 @@ SAMPLES: dict[type[Command], Callable[[World], Command]] = {
     c.AssessQualification: lambda w: c.AssessQualification(deal_id=w.deal, element="metrics", status="confirmed",
                                                            evidence="ROI of 3 years"),
     c.LoseDeal: lambda w: c.LoseDeal(deal_id=w.deal, loss_reason="Price"),
+    c.AskToReconsider: lambda w: c.AskToReconsider(plan_id=w.org.plan, objective_id=w.objective, unit_id=w.org.emea,
+                                                   note="Lyon alone carries half of it"),
 }  # fmt: skip
 """A command of each type with checked text, about the world's entities."""
 
@@ -188,7 +190,7 @@ def test_over_http_a_422_problem_names_the_field_and_stores_nothing(tmp_path: Pa
     writer = bootstrap(settings)
     w = a_world(writer)
     writer.close()
-    gam = token("gam@vendor.example", "gam", accounts=[w.org.account])
+    gam = token("gam@vendor.example", "admin")
     deal = {"account_id": str(w.org.account), "unit_id": str(w.org.paris), "title": f"Pilot for {NAME}",
             "amount": {"amount": "1000", "currency": "EUR"}, "expected_close": "2099-06-30",
             "owner": "bob@vendor.example"}  # fmt: skip

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from uuid import uuid4
 
 import pytest
@@ -43,9 +44,10 @@ def spans() -> Iterator[InMemorySpanExporter]:
 
 
 @pytest.fixture
-def settings(postgres_dsn: str, postgres_schema: str, kafka_bootstrap: str) -> Settings:
+def settings(postgres_dsn: str, postgres_schema: str, kafka_bootstrap: str, tmp_path: Path) -> Settings:
     return Settings(
         store="postgres",
+        key_store_path=tmp_path / "gam.keys",
         postgres_dsn=postgres_dsn,
         postgres_schema=postgres_schema,
         postgres_pool_size=2,
@@ -143,9 +145,14 @@ def test_a_callers_traceparent_is_stored_and_forwarded_when_not_tracing(
 
 
 def test_gam_project_continues_the_trace_of_the_events_it_projects(
-    spans: InMemorySpanExporter, postgres_dsn: str, postgres_schema: str
+    spans: InMemorySpanExporter, postgres_dsn: str, postgres_schema: str, tmp_path: Path
 ) -> None:
-    settings = Settings(store="postgres", postgres_dsn=postgres_dsn, postgres_schema=postgres_schema)
+    settings = Settings(
+        store="postgres",
+        postgres_dsn=postgres_dsn,
+        postgres_schema=postgres_schema,
+        key_store_path=tmp_path / "gam.keys",
+    )
     runtime = bootstrap(settings)
     try:
         runtime.bus.handle(
