@@ -31,14 +31,10 @@ from services.observability import tracing
 from services.observability.http import Guard, RateLimiter, StoreBreaker, StoreKnownDown, StoreWatch, request_guard
 from services.observability.metrics import exposition
 from services.observability.readiness import describe, observe, progress_source, verdict
-from services.projector import STANDBY_SECONDS, open_view
+from services.projector import LINGER_SECONDS, STANDBY_SECONDS, open_view
 from services.relay import relay_view_name
 
 FOLLOW_SECONDS = 0.2
-LINGER_SECONDS = 0.01
-"""After a catch-up that found events, how long to let more arrive: under a steady
-stream of commands, a follower that loops at once rewrites each account's view
-document for every event or two, and takes that CPU from the requests."""
 MinPosition = Annotated[int | None, Query(ge=1, description="Wait (bounded) until the view has this log position.")]
 
 

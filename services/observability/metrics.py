@@ -27,7 +27,6 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from infra import hash_chain, views_lease
-from services.observability import tracing
 
 log = logging.getLogger(__name__)
 
@@ -187,22 +186,6 @@ def rebuilding(names: Iterable[str]) -> Iterator[None]:
     finally:
         for name in chosen:
             VIEW_REBUILDING.labels(name).set(0)
-
-
-def counting(projection_class: type[Any], view_name: str) -> type[Any]:
-    """The projection class, counting the events it applies (for the follower's runners,
-    which call ``process_event`` themselves)."""
-    counter = VIEW_EVENTS_APPLIED.labels(view_name)
-
-    def process_event(self: Any, event: Any, tracking: Any) -> None:
-        if tracing.enabled:  # the runner takes one event at a time: continue the trace that stored it
-            with tracing.continuing(getattr(event, "traceparent", None), f"gam project {view_name}"):
-                projection_class.process_event(self, event, tracking)
-        else:
-            projection_class.process_event(self, event, tracking)
-        counter.inc()
-
-    return type(projection_class.__name__, (projection_class,), {"process_event": process_event})
 
 
 @contextmanager
