@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     from fastapi import FastAPI
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import SpanExporter
-    from opentelemetry.trace import Span, SpanContext, Tracer
+    from opentelemetry.trace import SpanContext, Tracer
 
 log = logging.getLogger(__name__)
 
@@ -161,21 +161,6 @@ def span(name: str, attributes: dict[str, Any] | None = None) -> Any:
     if not enabled or _tracer is None:
         return nullcontext()
     return _tracer.start_as_current_span(name, attributes=attributes)
-
-
-@contextmanager
-def continuing(traceparent: str | None, name: str, attributes: dict[str, Any] | None = None) -> Iterator[Span | None]:
-    """A span continuing the trace a stored event names (its parent is the span that
-    stored it), or a new trace if it names none."""
-    if not enabled or _tracer is None:
-        yield None
-        return
-    from opentelemetry import trace
-
-    parent = _span_context(traceparent)
-    context = trace.set_span_in_context(trace.NonRecordingSpan(parent)) if parent is not None else None
-    with _tracer.start_as_current_span(name, context=context, attributes=attributes) as current:
-        yield current
 
 
 @contextmanager
