@@ -47,6 +47,9 @@ class ReadCheck:
     """The version of each aggregate as the unit of work read it."""
     between: list[tuple[int, UUID]] = field(default_factory=list)
     """Filled in by the commit: (position, entity) of each event stored after ``known`` and before ours."""
+    watched: Callable[[UUID, int], bool] | None = None
+    """Events in between that make the decision stale although no aggregate read changed
+    (a stakeholder named by another process, for the personal-data guard): (entity, version)."""
 
     def verify(self, first_position: int, select_between: SelectBetween) -> None:
         """Called by the recorder under its write lock, once the new events have positions.
@@ -62,3 +65,5 @@ class ReadCheck:
             read = self.versions.get(entity_id)
             if read is not None and version > read:
                 raise StaleRead(entity_id, read, version)
+            if self.watched is not None and self.watched(entity_id, version):
+                raise StaleRead(entity_id, read or 0, version)

@@ -78,6 +78,8 @@ class Session:
         """The log position every cached read holds (None: the store gives no cache)."""
         self.committing = False
         """Set once the commit began: from then on, an error may leave the events stored."""
+        self.watched: Callable[[UUID, int], bool] | None = None
+        """Set by the personal-data guard: events stored by others meanwhile that make its check stale."""
         self.stored: tuple[int, int] | None = None
         """The log positions of the first and last event the commit stored (None: nothing stored)."""
 
@@ -122,7 +124,8 @@ class Session:
         if self.known is None or not self.app.checks_reads_at_commit:
             last = self.app.commit(*changed).position
         else:
-            last = self.app.commit(*changed, reads=ReadCheck(self.known, dict(self._read_versions))).position
+            reads = ReadCheck(self.known, dict(self._read_versions), watched=self.watched)
+            last = self.app.commit(*changed, reads=reads).position
         self.stored = (last - events + 1, last)
         return last
 

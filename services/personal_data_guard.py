@@ -10,17 +10,21 @@ says what follows: ``refuse`` (the default) raises
 (HTTP 422); ``warn`` logs which command and field, never the text, and lets it
 through; ``off`` does not look.
 
-The names come from the log itself (:class:`KnownNames`): each check first reads
-the stakeholder events stored since the last one, filtered by topic in the store,
-so a name identified by another process is known at once; stakeholders identified
-earlier in the same unit of work (a batch) are read from the session.
+The names come from the log itself (:class:`KnownNames`), read as far as the
+session's cached reads hold it: the first check of a process reads them once,
+then each commit of this process adds its own stakeholders without a query, so a
+caught-up process asks the store nothing before a command, as the bus intends. A
+stakeholder another process stored meanwhile is caught at the commit (the read
+check's ``watched``): the command is decided again on fresh state, names included.
+Stakeholders identified earlier in the same unit of work (a batch) are read from
+the session.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Literal
 from uuid import UUID
 
@@ -61,19 +65,26 @@ class KnownNames:
         self._account_of: dict[UUID, UUID] = {}
         self._lock = threading.Lock()
 
-    def of_account(self, account_id: UUID) -> list[str]:
-        """The names as the log has them now: its last position is asked for (the process's
-        cached aggregates may not have seen another process's stakeholders yet), and only the
-        stakeholder events after what was read before are read, if any."""
+    def of_account(self, account_id: UUID, up_to: int | None) -> list[str]:
+        """The names with the log read up to ``up_to`` (None: its end, one more query), reading
+        only the stakeholder events after what was read before, if any."""
         with self._lock:
-            self._catch_up(self.app.recorder.max_notification_id() or 0)
+            self._catch_up(up_to if up_to is not None else self.app.recorder.max_notification_id() or 0)
             return list(self._names.get(account_id, {}).values())
 
-    def remember(self, people: Iterable[Stakeholder], first: int, last: int) -> None:
-        """After this process stored positions ``first``..``last``: if the names hold the log
-        up to just before them, the stakeholders of that commit are all that is new, so the
-        next check needs no query (as the application's aggregate cache does)."""
+    def watcher(self, account_id: UUID) -> Callable[[UUID, int], bool]:
+        """Whether an event another process stored makes names read now stale: a new entity
+        (perhaps a stakeholder) or a change to one of the account's stakeholders."""
         with self._lock:
+            people = frozenset(self._names.get(account_id, {}))
+        return lambda entity, version: version == 1 or entity in people
+
+    def remember(self, people: Iterable[Stakeholder], first: int, last: int) -> None:
+        """After this process stored positions ``first``..``last``: what others stored before
+        is read (if anything), then the stakeholders of this commit are all that is new, so
+        the next check asks the store nothing (as the application's aggregate cache does)."""
+        with self._lock:
+            self._catch_up(first - 1)
             if self._scanned_to != first - 1:
                 return
             for person in people:
@@ -120,8 +131,10 @@ class PersonalDataGuard:
     def check(self, command: Command, meta: EventMetadata, account: GlobalAccount | None, session: Session) -> None:
         """Refuse (or report) the first checked text of ``command``, or its reason, that
         holds obvious personal data; ``account``: the account the command is about (None
-        for a new one). Names are read from the log, and from the stakeholders of the
-        session itself (a batch that identifies a person, then names them)."""
+        for a new one). Names are read from the log up to where the session's reads hold
+        it, and from the stakeholders of the session itself (a batch that identifies a person,
+        then names them); a stakeholder another process stored meanwhile sends the command
+        back from its commit to be decided again (:class:`~infra.read_check.ReadCheck`)."""
         if self.mode == "off":
             return
         texts = list(command.checked_texts())
@@ -132,7 +145,8 @@ class PersonalDataGuard:
         names: list[str] = []
         team = {meta.actor}  # the caller may name themselves (a review's participant, say)
         if account is not None:
-            names = self.names.of_account(account.id)
+            names = self.names.of_account(account.id, session.known)
+            session.watched = self.names.watcher(account.id)
             names += [
                 p.personal.name for p in session.loaded(Stakeholder) if p.account_id == account.id and not p.erased
             ]
