@@ -217,10 +217,12 @@ class FileKeys(PersonalKeys):
     def __init__(self, path: Path, load: Callable[[], list[KeyWrapper]]) -> None:
         self.path = path
         self._load = load
-        self._use(load())
-        path.parent.mkdir(parents=True, exist_ok=True)
+        # The file first, and no folder made for it: a key store (or the SQLite store beside
+        # it) named in a folder that is not there is a mistake to report, before a master
+        # key is made anywhere.
         with contextlib.closing(sqlite3.connect(path, timeout=10)) as setup:
             setup.execute("PRAGMA journal_mode=WAL")  # kept by the file
+        self._use(load())
         with self._connect() as conn:
             conn.execute(
                 f"CREATE TABLE IF NOT EXISTS {KEY_TABLE} (subject TEXT PRIMARY KEY, wrapped BLOB, "

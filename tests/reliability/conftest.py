@@ -3,8 +3,10 @@ session's server, ready for gam's own processes."""
 
 from __future__ import annotations
 
+import tempfile
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -24,13 +26,23 @@ def fresh_settings(dsn: str, **overrides: object) -> Settings:
         "postgres_pool_size": 5,
         "kafka_topic": f"gam-reliability-{schema}",
         "kafka_max_poll_interval_ms": 3000,
+        "key_store_path": _keys_dir() / f"{schema}.keys",  # the keys live outside the database
     }
     return Settings(**{**defaults, **overrides})  # type: ignore[arg-type]
+
+
+def _keys_dir() -> Path:
+    directory = Path(tempfile.gettempdir()) / "gam-test-keys"
+    directory.mkdir(exist_ok=True)
+    return directory
 
 
 def drop_schema(settings: Settings) -> None:
     with psycopg.connect(settings.postgres_dsn or "", autocommit=True) as conn:
         conn.execute(f'DROP SCHEMA IF EXISTS "{settings.postgres_schema}" CASCADE')
+    if settings.key_store_path is not None:
+        for path in settings.key_store_path.parent.glob(settings.key_store_path.name + "*"):
+            path.unlink(missing_ok=True)
 
 
 @pytest.fixture
