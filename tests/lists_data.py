@@ -78,11 +78,18 @@ class _Facts:
         )  # fmt: skip
 
 
+LEAD = "gam@vendor.example"
+"""Leads the first three small accounts (and no other)."""
+LOCAL_MANAGER = "ram@vendor.example"
+"""The big account's local account manager at its local unit."""
+
+
 def account_created(facts: _Facts, account_id: UUID, hq: UUID, n: int) -> EventFacts:
     return facts(
         GlobalAccount.Created, account_id, 1, name=f"Account {n:05d}", industry=INDUSTRIES[n % len(INDUSTRIES)],
         hq_country=COUNTRIES[n % len(COUNTRIES)], reporting_currency="EUR", tier="tier_1",
         governance_model="coordinated", hq_unit_id=str(hq), hq_unit_name="HQ",
+        lead_gam=LEAD if 1 <= n <= 3 else "loader@vendor.example",
     )  # fmt: skip
 
 
@@ -105,6 +112,10 @@ def big_account_facts(
             GlobalAccount.UnitAdded, big.account_id, version, unit_id=str(unit), name=name, level=level,
             parent_id=str(parent), code="FR",
         )  # fmt: skip
+    yield facts(
+        GlobalAccount.TeamMemberAssigned, big.account_id, 5, member=LOCAL_MANAGER, unit_id=str(big.local),
+        role="local_account_manager",
+    )  # fmt: skip
     big.small_accounts = [uuid4() for _ in range(accounts - 1)]
     for n, account_id in enumerate(big.small_accounts, start=1):
         yield account_created(facts, account_id, uuid4(), n)

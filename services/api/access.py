@@ -117,6 +117,13 @@ class AccountScope:
     account_ids: frozenset[UUID] = frozenset()
     unit_ids: frozenset[UUID] = frozenset()
 
+    def includes(self, account_id: UUID, units_of_account: Callable[[], Iterable[UUID]]) -> bool:
+        """Whether the account is in scope; ``units_of_account`` is asked only when the
+        units decide it."""
+        if self.everything or account_id in self.account_ids:
+            return True
+        return bool(self.unit_ids) and not self.unit_ids.isdisjoint(units_of_account())
+
 
 def my_accounts(principal: Principal, team_accounts: Callable[[str], Iterable[UUID]]) -> AccountScope:
     """The caller's own accounts: a person's, those whose team they are on
@@ -126,6 +133,12 @@ def my_accounts(principal: Principal, team_accounts: Callable[[str], Iterable[UU
         return AccountScope(account_ids=frozenset(team_accounts(principal.subject)))
     units = principal.units if principal.has(*SERVICE_MANAGERS) else frozenset()
     return AccountScope(account_ids=principal.accounts, unit_ids=units)
+
+
+def readable_accounts(principal: Principal, team_accounts: Callable[[str], Iterable[UUID]]) -> AccountScope:
+    """Every account the caller may read, as the views know it (the lists are served
+    from them): all of them for those who read all, else their own."""
+    return AccountScope(everything=True) if principal.has(*READ_ALL) else my_accounts(principal, team_accounts)
 
 
 def listed_accounts(

@@ -246,13 +246,15 @@ def test_the_strategy_flow_follows_the_objective_down_and_the_progress_up(custom
 def test_the_lists_show_what_the_commands_stored_and_only_the_callers_accounts(customers: Customers) -> None:
     api, a, b = customers.api, customers.a, customers.b
     wait = {"min_position": a.last_position}
-    mine = api.get("/accounts", a.headers, **wait).json()
-    assert [item["id"] for item in mine["items"]] == [str(a.account_id)]
-    assert mine["items"][0]["name"] == "Nordwind Industrial Group"
-    assert mine["next"] is None
+    led = api.get("/accounts", a.headers, **wait).json()  # the creator of both leads both
+    assert sorted(item["id"] for item in led["items"]) == sorted([str(a.account_id), str(b.account_id)])
+    assert led["items"][0]["name"] == "Nordwind Industrial Group"
+    assert led["next"] is None
+    specialist = token("v@vendor.example")  # on a's team only
+    assert [item["id"] for item in api.get("/accounts", specialist, **wait).json()["items"]] == [str(a.account_id)]
     everyone = api.get("/accounts", ADMIN, all="true", **wait).json()["items"]
     assert {str(a.account_id), str(b.account_id)} <= {item["id"] for item in everyone}
-    manager = token(MANAGER, "regional_manager", units=[a.region])
+    manager = token(MANAGER)
     assert [item["id"] for item in api.get("/accounts", manager, **wait).json()["items"]] == [str(a.account_id)]
     plans = api.get(f"{a.account}/plans", a.headers, **wait).json()["items"]
     assert [(p["id"], p["fiscal_period"], p["objectives"]) for p in plans] == [(str(a.plan_id), "FY2027", 1)]
@@ -262,7 +264,7 @@ def test_the_lists_show_what_the_commands_stored_and_only_the_callers_accounts(c
     assert [(d["id"], d["probability"], d["overdue"]) for d in deals] == [(str(a.deal_id), 15, False)]
     assert deals[0]["amount"] == {"amount": "100000", "currency": "EUR"}
     for path in ("/plans", "/stakeholders", "/deals"):
-        refused = api.get(f"{b.account}{path}", a.headers)
+        refused = api.get(f"{b.account}{path}", specialist)
         assert (refused.status_code, refused.headers["content-type"]) == (403, PROBLEM)
 
 
@@ -437,6 +439,24 @@ def test_the_compliance_reads(customers: Customers) -> None:
     assert [line["position"] for line in lines] == customers.positions_of(a)
     verified = api.get("/compliance/audit/verify", officer).json()
     assert (verified["intact"], verified["checked"]) == (True, api.log_position())
+
+
+@reads(
+    "GET /compliance/stakeholders/{stakeholder_id}/subject-access",
+    "GET /compliance/subject-access-requests",
+)
+def test_a_subject_access_report_is_given_to_compliance_and_recorded(customers: Customers) -> None:
+    a, api = customers.a, customers.api
+    officer = token("dpo@vendor.example", "compliance")
+    path = f"/compliance/stakeholders/{a.stakeholder_id}/subject-access"
+    assert api.get(path, a.headers).status_code == 403  # the account's own lead GAM is not compliance
+    report = api.get(path, officer, legal_basis="Art. 15 request #7")
+    assert report.status_code == 200, report.text
+    assert report.json()["person"]["personal"]["name"] == "Karin Ek"
+    asked = api.get("/compliance/subject-access-requests", officer).json()
+    assert [(r["requested_by"], r["legal_basis"]) for r in asked["requests"]][-1:] == [
+        ("dpo@vendor.example", "Art. 15 request #7")
+    ]
 
 
 @reads(

@@ -21,7 +21,7 @@ from pydantic import BaseModel, Field
 from domain.values import BuyingRole, DealStage, DealStatus, PlanStatus
 from projections.account_view.lists import ACCOUNT, DEAL, PLAN, STAKEHOLDER, BadCursor, decode_cursor, fold, subtree
 from projections.ports import ListQuery
-from services.api.access import AccountScope, check_read, listed_accounts
+from services.api.access import AccountScope, listed_accounts, readable_accounts
 from services.api.auth import Caller
 from services.api.dependencies import RuntimeDep
 from services.api.problems import problem_responses
@@ -176,7 +176,8 @@ def _readable(runtime: Runtime, principal: Any, account_id: UUID) -> dict[str, A
     units = runtime.reads.units_of(account_id)
     if not units:
         raise HTTPException(404, f"account {account_id} not found")
-    check_read(principal, runtime.app, account_id)
+    if not readable_accounts(principal, runtime.reads.team_accounts).includes(account_id, lambda: map(UUID, units)):
+        raise HTTPException(403, f"{principal.subject} may not read account {account_id}")
     return units
 
 
