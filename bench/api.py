@@ -52,6 +52,7 @@ from uuid import UUID
 
 import httpx
 import jwt
+from pydantic import SecretStr
 
 from bench.common import RESULTS, drop_schema, machine_facts, percentile, postgres_dsn, postgres_settings, spread
 from bench.mix import Command, demo_commands
@@ -242,7 +243,15 @@ def gam_env(settings: Settings) -> dict[str, str]:
     for name, value in settings.model_dump().items():
         if value is None:
             continue
-        env[f"GAM_{name.upper()}"] = ("true" if value else "false") if isinstance(value, bool) else str(value)
+        if isinstance(value, bool):
+            text = "true" if value else "false"
+        elif isinstance(value, SecretStr):
+            text = value.get_secret_value()
+        elif isinstance(value, list | tuple | set | frozenset):
+            text = json.dumps([str(v) for v in value])  # pydantic-settings reads a complex field as JSON
+        else:
+            text = str(value)
+        env[f"GAM_{name.upper()}"] = text
     return env
 
 
