@@ -63,8 +63,12 @@ def _normalised(text: str) -> str:
     return " ".join(text.split()).casefold()
 
 
+UUID_TEXT = re.compile(r"\b[0-9A-Fa-f]{8}(?:-[0-9A-Fa-f]{4}){3}-[0-9A-Fa-f]{12}\b")
+"""An id written out: its digit groups ("0713-4388") are not a phone number."""
+
+
 def _phones(text: str) -> Iterator[str]:
-    for match in PHONE.finditer(text):
+    for match in PHONE.finditer(UUID_TEXT.sub(" ", text)):
         if sum(ch.isdigit() for ch in match.group()) >= MIN_PHONE_DIGITS:
             yield match.group()
 

@@ -109,3 +109,11 @@ def test_evidence_on_the_economic_buyer_or_champion_is_personal_other_evidence_i
     assert kind("economic_buyer") is TextKind.PERSONAL
     assert kind("champion") is TextKind.PERSONAL
     assert kind("metrics") is TextKind.CHECKED
+
+
+@given(st.uuids())
+def test_an_id_written_in_text_is_not_a_phone_number(entity_id: object) -> None:
+    """Reasons name entities by id ("retried d98497b8-0713-4388-..."): groups of an id's digits
+    ("0713-4388") looked like a phone number and the guard refused the command."""
+    assert find_personal_data(f"reliability {entity_id}") is None
+    assert find_personal_data(f"see {str(entity_id).upper()}, call +49 30 1234567") is not None
