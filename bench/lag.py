@@ -52,6 +52,7 @@ from services.handlers import bus_for
 
 ROOT = Path(__file__).resolve().parent.parent
 WATCH_SECONDS = 0.002
+FETCH_WAIT_MS = 10
 
 
 @contextmanager
@@ -88,7 +89,10 @@ class Consumer:
     def __init__(self, bootstrap_servers: str, topic: str) -> None:
         self.topic = topic
         self.received: dict[int, float] = {}
-        self.consumer = KafkaConsumer(bootstrap_servers=bootstrap_servers, enable_auto_commit=False)
+        # A consumer that wants its messages soon asks the broker not to hold a fetch (default 500 ms).
+        self.consumer = KafkaConsumer(
+            bootstrap_servers=bootstrap_servers, enable_auto_commit=False, fetch_max_wait_ms=FETCH_WAIT_MS
+        )
         self.stopping = threading.Event()
         self.thread = threading.Thread(target=self._consume, name="bench-consumer", daemon=True)
 
