@@ -24,6 +24,7 @@ import contextlib
 import hashlib
 import logging
 import os
+import secrets
 import sqlite3
 import threading
 from abc import ABC, abstractmethod
@@ -183,16 +184,35 @@ class MasterKey(KeyWrapper):
 def write_master_key_file(path: Path, key: MasterKey) -> None:
     """Owner-only, written whole (a temporary file renamed over), so a crash leaves the
     old key or the new one, never half of one."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(path.name + ".partial")
-    with contextlib.suppress(FileNotFoundError):
+    partial = _written_whole(path, key)
+    os.replace(partial, path)
+
+
+def create_master_key_file(path: Path, key: MasterKey) -> bool:
+    """Like :func:`write_master_key_file`, but only if there is none yet: gam's processes
+    start together on a fresh volume (``docker compose up``), and each would otherwise
+    make a key of its own, wrapping its keys under one the others then replace.
+    Whether this call's key was the one kept."""
+    partial = _written_whole(path, key)
+    try:
+        os.link(partial, path)  # atomic, and refused if the file exists
+    except FileExistsError:
+        return False
+    finally:
         partial.unlink()
+    return True
+
+
+def _written_whole(path: Path, key: MasterKey) -> Path:
+    """The key in a temporary file of this call's own beside ``path``, synced to disk."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f"{path.name}.{os.getpid()}.{secrets.token_hex(4)}.partial")
     fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w") as out:
         out.write(key.text() + "\n")
         out.flush()
         os.fsync(out.fileno())
-    os.replace(partial, path)
+    return partial
 
 
 def pending_path(path: Path) -> Path:
@@ -385,8 +405,7 @@ def master_keys(settings: Settings, key_store: Path) -> list[KeyWrapper]:
         return [MasterKey.parse(settings.master_key.get_secret_value())]
     path = settings.master_key_path(key_store)
     pending = pending_path(path)
-    if not path.exists() and not pending.exists():
-        write_master_key_file(path, MasterKey.generate())
+    if not path.exists() and not pending.exists() and create_master_key_file(path, MasterKey.generate()):
         log.warning("made a master key for the personal-data keys at %s: keep it apart from backups", path.resolve())
     found: list[KeyWrapper] = []
     if pending.exists():  # a rotation stopped half-way: both keys open what they wrapped

@@ -188,14 +188,6 @@ def rebuilding(names: Iterable[str]) -> Iterator[None]:
             VIEW_REBUILDING.labels(name).set(0)
 
 
-@contextmanager
-def publish_timed(topic: str, records: int) -> Iterator[None]:
-    """Time one batch from sending to the broker's last acknowledgement; count what was acknowledged."""
-    started = time.perf_counter()
-    yield
-    batch_published(topic, records, time.perf_counter() - started)
-
-
 def batch_published(topic: str, records: int, seconds: float) -> None:
     """One batch acknowledged ``seconds`` after it was sent."""
     RELAY_PUBLISH_LATENCY.observe(seconds)
