@@ -147,6 +147,7 @@ def test_personal_free_text_may_name_the_person() -> None:
     try:
         w = a_world(runtime)
         app = w.org.app
+        before = app.recorder.max_notification_id() or 0
         h.attach_buying_influence(app, meta(), deal_id=w.deal, stakeholder_id=w.person, role="economic_buyer",
                                   degree="high", note=f"{NAME}: zelda.q@customer.example")  # fmt: skip
         h.assess_qualification(app, meta(), deal_id=w.deal, element="champion", status="confirmed",
@@ -155,6 +156,7 @@ def test_personal_free_text_may_name_the_person() -> None:
                              role="gam")  # fmt: skip
         h.hold_business_review(app, meta("carol@vendor.example"), plan_id=w.org.plan, held_on=date(2027, 1, 10),
                                participants=("bob@vendor.example", "carol@vendor.example", "CFO"))  # fmt: skip
+        assert (app.recorder.max_notification_id() or 0) == before + 4  # all four accepted and stored
     finally:
         runtime.close()
 
