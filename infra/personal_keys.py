@@ -124,6 +124,27 @@ class MemoryKeys(PersonalKeys):
             self._keys[subject] = None
 
 
+class LookedUpKeys(PersonalKeys):
+    """Several subjects' keys read in one go, for one read that opens many of them (an
+    as-of opens every stakeholder's snapshot: one read of the key store instead of one
+    per person). Other subjects, and any change, go to the store itself. Kept only for
+    that read, so an erasure is seen by the next one."""
+
+    def __init__(self, store: PersonalKeys, subjects: Collection[UUID]) -> None:
+        self._store = store
+        self._found = store.keys(subjects) if subjects else {}
+
+    def key(self, subject: UUID, *, create: bool) -> bytes | None:
+        found = self._found.get(subject)
+        if found is not None or (subject in self._found and not create):
+            return found
+        return self._store.key(subject, create=create)
+
+    def destroy(self, subject: UUID, *, erased_by: str, erased_at: datetime, legal_basis: str) -> None:
+        self._found.pop(subject, None)
+        self._store.destroy(subject, erased_by=erased_by, erased_at=erased_at, legal_basis=legal_basis)
+
+
 class KeyWrapper(ABC):
     """Wraps personal keys for storage. A KMS implements these two calls with its own
     encrypt/decrypt (the subject as encryption context); :class:`MasterKey` does it
