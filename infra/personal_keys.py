@@ -246,8 +246,10 @@ class FileKeys(PersonalKeys):
 
     ``secure_delete`` zeroes a destroyed key's bytes in the file, and the write-ahead
     log is truncated after each destruction, so the wrapped key does not linger on in
-    either file. Every call opens its own connection: several processes share the file,
-    and a destruction is seen by all of them at once.
+    either file. Several processes share the file, and a destruction is seen by all of
+    them at once: every read is a transaction of its own (on a connection each thread
+    keeps: opening one cost more than a view read's every other query), every write
+    opens its own connection.
 
     The file names the master key new keys are wrapped under (``gam_master_key``); a
     process holding another one reloads its master keys (``load``) before it wraps, so
@@ -258,6 +260,9 @@ class FileKeys(PersonalKeys):
     def __init__(self, path: Path, load: Callable[[], list[KeyWrapper]]) -> None:
         self.path = path
         self._load = load
+        self._reader = threading.local()
+        self._readers: list[sqlite3.Connection] = []
+        self._readers_lock = threading.Lock()
         # The file first, and no folder made for it: a key store (or the SQLite store beside
         # it) named in a folder that is not there is a mistake to report, before a master
         # key is made anywhere.
@@ -278,6 +283,29 @@ class FileKeys(PersonalKeys):
     def _use(self, wrappers: list[KeyWrapper]) -> None:
         self.wrapper = wrappers[0]
         self._unwrappers = {w.key_id: w for w in wrappers}
+
+    @contextlib.contextmanager
+    def _reading(self) -> Iterator[sqlite3.Connection]:
+        """A read transaction on this thread's connection: it sees every destruction
+        committed before it began."""
+        conn: sqlite3.Connection | None = getattr(self._reader, "conn", None)
+        if conn is None:
+            conn = sqlite3.connect(self.path, timeout=10, isolation_level=None, check_same_thread=False)
+            self._reader.conn = conn
+            with self._readers_lock:
+                self._readers.append(conn)
+        conn.execute("BEGIN")
+        try:
+            yield conn
+        finally:
+            conn.execute("COMMIT")
+
+    def close(self) -> None:
+        with self._readers_lock:
+            readers, self._readers = self._readers, []
+        for conn in readers:
+            conn.close()
+        self._reader = threading.local()
 
     @contextlib.contextmanager
     def _connect(self, *, write: bool = True) -> Iterator[sqlite3.Connection]:
@@ -332,7 +360,7 @@ class FileKeys(PersonalKeys):
         """Several subjects' keys in one read (None: erased or never made)."""
         wanted = {str(s): s for s in subjects}
         found: dict[UUID, bytes | None] = dict.fromkeys(subjects)
-        with self._connect(write=False) as conn:
+        with self._reading() as conn:
             for start in range(0, len(wanted), 500):
                 chunk = list(wanted)[start : start + 500]
                 marks = ",".join("?" * len(chunk))
