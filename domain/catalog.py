@@ -34,8 +34,8 @@ PERSONAL_DATA_FIELDS: dict[type[GamEvent], frozenset[str]] = {
     Stakeholder.InteractionLogged: frozenset({"summary"}),
 }
 """Event fields that hold a person's data (name, contact details, free-text notes
-about them), by event class. They are kept apart so they can be redacted in the
-audit trail and on Kafka, and erased."""
+about them), by event class. They are kept apart so they can be sealed under the
+person's key (in the store and on Kafka), left out of the audit trail, and erased."""
 
 
 PERSONAL_DATA_SUBJECT_FIELDS: dict[type[GamEvent], str] = {}

@@ -36,7 +36,8 @@ T = TypeVar("T")
 @dataclass
 class Runtime:
     """One process's gam: the application and its bus, and, opened on first use,
-    the views, the idempotency store, the subject-access record and the views lease."""
+    the views, the idempotency store, the subject-access and key-fetch records and the
+    views lease."""
 
     settings: Settings
     app: GamApplication

@@ -782,6 +782,7 @@ def subject_access_stakeholder(
             requested_by=actor,
             legal_basis=legal_basis,
             at=datetime.now(UTC),
+            key_fetches=runtime.key_fetch_log,
         )
     finally:
         runtime.close()

@@ -129,6 +129,8 @@ def test_a_consumer_with_the_scope_opens_what_others_see_sealed_until_the_erasur
     assert len(fetched) == crm.fetches
     assert {f["requested_by"] for f in fetched} == {"crm-sync"}
     assert str(person) in {f["stakeholder_id"] for f in fetched}
+    report = downstream.client.get(f"/compliance/stakeholders/{person}/subject-access", headers=ADMIN).json()
+    assert [f["requested_by"] for f in report["key_fetches"]] == ["crm-sync"], "the person learns who got their key"
 
     # Without the scope: 403 as problem+json, and the consumer shows [sealed].
     refused = downstream.client.get(f"/compliance/personal-keys/{person}", headers={"X-API-Key": REPORTING_KEY})
