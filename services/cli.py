@@ -423,7 +423,7 @@ def subscribe(
     With --api-url and --api-key (personal_data scope) it opens people's sealed data: each
     person's key is fetched once and kept, and forgotten at their erasure (then [erased]);
     without them personal data shows [sealed]."""
-    from services.subscriber import HttpKeySource, SealedOpener, describe
+    from services.subscriber import HttpKeySource, KeyServiceUnavailable, SealedOpener, describe
     from services.subscriber import subscribe as consume
 
     settings = Settings()
@@ -446,6 +446,9 @@ def subscribe(
         console.print(f"{handled} events")
         for subject, why in sorted(opener.refused.items()):
             console.print(f"the key of {subject} was refused: {why}")
+    except KeyServiceUnavailable as error:  # the record was not committed: it comes again next time
+        diagnostics.print(f"stopped: {error}")
+        raise typer.Exit(1) from None
     except KeyboardInterrupt:
         console.print("stopped")
 

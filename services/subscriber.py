@@ -50,6 +50,12 @@ ERASED = "[erased]"
 ERASURE_TYPE = "gam.stakeholder.PersonalDataErased"
 
 
+class KeyServiceUnavailable(RuntimeError):
+    """The key endpoint could not answer (unreachable, 5xx, 429): the record is not
+    processed, so the consumer stops before committing it and it is delivered again,
+    rather than shown ``[sealed]`` or skipped."""
+
+
 @dataclass(frozen=True)
 class KeyAnswer:
     """What the key endpoint said: the key, or that it is gone (410), or that this
@@ -77,9 +83,15 @@ class HttpKeySource:
                 return int(response.status), bytes(response.read())
         except urllib.error.HTTPError as error:
             return error.code, error.read()
+        except OSError as error:
+            msg = f"gam's API at {self.base_url} cannot be reached for a key: {error}"
+            raise KeyServiceUnavailable(msg) from None
 
 
 def key_answer(status: int, body: bytes) -> KeyAnswer:
+    if status == 429 or status >= 500:
+        msg = f"gam's API answered {status} for a key; try again later"
+        raise KeyServiceUnavailable(msg)
     if status == 200:
         granted = json.loads(body)
         return KeyAnswer("key", base64.b64decode(granted["key"]), granted["key_id"])

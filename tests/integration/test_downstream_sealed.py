@@ -47,7 +47,7 @@ class Downstream:
     names: dict[UUID, str]
     """Each stakeholder's name, as the domain reads it."""
 
-    def relay(self) -> list[dict[str, Any]]:
+    def relay(self) -> list[Any]:
         """Publish what is new; every record on the topic, oldest first per partition."""
         relay = Relay(self.runtime.app, self.settings, create_producer(self.settings))
         try:
