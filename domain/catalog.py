@@ -34,8 +34,24 @@ PERSONAL_DATA_FIELDS: dict[type[GamEvent], frozenset[str]] = {
     Stakeholder.InteractionLogged: frozenset({"summary"}),
 }
 """Event fields that hold a person's data (name, contact details, free-text notes
-about them), by event class. They are kept apart so they can be redacted in the
-audit trail and on Kafka, and erased."""
+about them), by event class. They are kept apart so they can be sealed under the
+person's key (in the store and on Kafka), left out of the audit trail, and erased."""
+
+
+PERSONAL_DATA_SUBJECT_FIELDS: dict[type[GamEvent], str] = {}
+"""For an event whose personal fields belong to someone other than its originator (a note
+on a deal naming a stakeholder): the business field holding that person's id, whose key
+seals them. An event not listed here seals its personal fields under its originator's key
+(a stakeholder's own events). Published messages name the subject of every sealed field
+from this (``services.envelope``)."""
+
+
+def personal_data_subject(event_class: type[GamEvent], originator: str, payload: dict[str, Any]) -> str:
+    """Whose key seals the event's personal fields: the id in the field
+    :data:`PERSONAL_DATA_SUBJECT_FIELDS` names, else the originator's."""
+    field = PERSONAL_DATA_SUBJECT_FIELDS.get(event_class)
+    named = payload.get(field) if field is not None else None
+    return named if isinstance(named, str) else originator
 
 
 PERSONAL_STATE_FIELDS: dict[type[GamAggregate], dict[str, str | None]] = {

@@ -96,6 +96,19 @@ class PersonalKeys(ABC):
         return open_with(key, f"{subject}/{field}", sealed.sealed)
 
 
+KEY_ALGORITHM = "A256GCM"
+"""How a sealed value is made (JOSE's name): AES-256-GCM, the 12-byte nonce first, the
+16-byte tag last, the context (``<subject>/<field>``) as additional authenticated data."""
+
+
+def key_id_of(subject: UUID | str) -> str:
+    """The id of a subject's key. A person has one key for life (erasure destroys it,
+    nothing replaces it), so the id follows from the subject: the relay names the key of
+    every sealed field it publishes without reading the key store, and a consumer keys
+    its cache by it. The ``v1`` leaves room for a store that ever re-keys a person."""
+    return f"personal:{subject}:v1"
+
+
 def seal_with(key: bytes, context: str, plaintext: bytes) -> str:
     """AES-256-GCM under ``key`` with a fresh nonce; ``context`` is bound in (AAD), so a
     sealed value moved to another subject or field no longer opens."""
