@@ -350,21 +350,18 @@ class FileKeys(PersonalKeys):
         return self._unwrappers[current]
 
     def key(self, subject: UUID, *, create: bool) -> bytes | None:
-        if not create:
-            return self.keys([subject])[subject]
-        with self._connect() as conn:
-            row = conn.execute(
-                f"SELECT wrapped, master_key_id FROM {KEY_TABLE} WHERE subject = ?",  # noqa: S608
-                (str(subject),),
-            ).fetchone()
-            if row is None and create:
-                wrapper = self._current_wrapper(conn)
-                made = AESGCM.generate_key(bit_length=256)
-                row = (wrapper.wrap(subject, made), wrapper.key_id)
-                conn.execute(
-                    f"INSERT INTO {KEY_TABLE} (subject, wrapped, master_key_id) VALUES (?, ?, ?)",  # noqa: S608
-                    (str(subject), *row),
-                )
+        with self._reading() as reader:  # a subject's key is made once and read every time after
+            row = _key_row(reader, subject)
+        if row is None and create:
+            with self._connect() as conn:
+                row = _key_row(conn, subject)
+                if row is None:
+                    wrapper = self._current_wrapper(conn)
+                    row = (wrapper.wrap(subject, AESGCM.generate_key(bit_length=256)), wrapper.key_id)
+                    conn.execute(
+                        f"INSERT INTO {KEY_TABLE} (subject, wrapped, master_key_id) VALUES (?, ?, ?)",  # noqa: S608
+                        (str(subject), *row),
+                    )
         if row is None or row[0] is None:
             return None
         return self._unwrap(subject, bytes(row[0]), row[1])
@@ -455,6 +452,15 @@ class FileKeys(PersonalKeys):
                 f"SELECT coalesce(master_key_id, 'erased'), count(*) FROM {KEY_TABLE} GROUP BY 1"  # noqa: S608
             ).fetchall()
         return {str(name): int(n) for name, n in rows}
+
+
+def _key_row(conn: sqlite3.Connection, subject: UUID) -> tuple[bytes | None, str] | None:
+    """The subject's wrapped key (``None`` once erased) and its master key's id; ``None`` if never made."""
+    row: tuple[bytes | None, str] | None = conn.execute(
+        f"SELECT wrapped, master_key_id FROM {KEY_TABLE} WHERE subject = ?",  # noqa: S608
+        (str(subject),),
+    ).fetchone()
+    return row
 
 
 def master_keys(settings: Settings, key_store: Path) -> list[KeyWrapper]:
