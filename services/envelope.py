@@ -16,7 +16,7 @@ from typing import Any
 from uuid import UUID
 
 from domain.base import GamEvent, event_id_for
-from domain.catalog import PERSONAL_DATA_FIELDS, entity_type_of_class
+from domain.catalog import PERSONAL_DATA_FIELDS, entity_type_of_class, personal_fields
 from projections.encoding import dumps_bytes
 from projections.facts import EventFacts, facts_of
 
@@ -49,7 +49,7 @@ def schema_version_of(event_class: type[GamEvent]) -> int:
 
 def published_data(facts: EventFacts) -> dict[str, Any]:
     """The event's business fields as JSON, personal data redacted."""
-    personal = PERSONAL_FIELDS.get(facts.event_class, frozenset())
+    personal = personal_fields(facts.event_class)
     data = {k: REDACTED if k in personal else v for k, v in facts.payload.items()}
     data["actor"] = facts.actor
     data["reason"] = facts.reason

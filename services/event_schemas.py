@@ -18,9 +18,9 @@ from typing import Any
 from uuid import UUID
 
 from domain.base import GamEvent
-from domain.catalog import METADATA_FIELDS, entity_type_of_class, event_classes
+from domain.catalog import METADATA_FIELDS, entity_type_of_class, event_classes, personal_fields
 from projections.encoding import dumps
-from services.envelope import PERSONAL_FIELDS, REDACTED, SPEC_VERSION, cloud_event_type_of
+from services.envelope import REDACTED, SPEC_VERSION, cloud_event_type_of
 
 SCHEMA_DIR = Path(__file__).resolve().parents[1] / "schemas" / "events"
 DECIMAL_PATTERN = r"^-?\d+(\.\d+)?([eE][-+]?\d+)?$"
@@ -62,7 +62,7 @@ def type_schema(hint: Any) -> dict[str, Any]:
 
 def data_schema(event_class: type[GamEvent]) -> dict[str, Any]:
     hints = typing.get_type_hints(event_class)
-    personal = PERSONAL_FIELDS.get(event_class, frozenset())
+    personal = personal_fields(event_class)
     names = [f.name for f in dataclasses.fields(event_class) if f.name not in METADATA_FIELDS]
     properties = {n: {"const": REDACTED} if n in personal else type_schema(hints[n]) for n in names}
     properties |= {
