@@ -248,3 +248,12 @@ def test_a_name_stored_by_another_process_is_known_at_once(durable_settings: Set
     finally:
         first.close()
         second.close()
+
+
+def test_evidence_on_a_person_that_names_no_stakeholder_is_checked(world: World) -> None:
+    """Stored in clear (no one's key seals it), so it may not name the person."""
+    with pytest.raises(PersonalDataInText) as refused:
+        h.assess_qualification(world.org.app, meta(), deal_id=world.deal, element="champion", status="confirmed",
+                               evidence=f"{NAME} pushes our offer internally")  # fmt: skip
+    assert refused.value.field == "evidence"
+    assert "MEDDPICC evidence that names the stakeholder" in str(refused.value)
