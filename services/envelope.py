@@ -16,7 +16,7 @@ from typing import Any
 from uuid import UUID
 
 from domain.base import GamEvent, event_id_for
-from domain.catalog import PERSONAL_DATA_FIELDS, entity_type_of_class, personal_fields
+from domain.catalog import PERSONAL_DATA_FIELDS, entity_type_of_class, personal_fields, subject_in
 from projections.encoding import dumps_bytes
 from projections.facts import EventFacts, facts_of
 
@@ -48,9 +48,15 @@ def schema_version_of(event_class: type[GamEvent]) -> int:
 
 
 def published_data(facts: EventFacts) -> dict[str, Any]:
-    """The event's business fields as JSON, personal data redacted."""
+    """The event's business fields as JSON, personal data redacted: each personal field that
+    holds a value about someone (a deal's evidence that names no one is business text)."""
     personal = personal_fields(facts.event_class)
-    data = {k: REDACTED if k in personal else v for k, v in facts.payload.items()}
+    data = {
+        k: REDACTED
+        if k in personal and v is not None and subject_in(personal[k], facts.payload, facts.entity) is not None
+        else v
+        for k, v in facts.payload.items()
+    }
     data["actor"] = facts.actor
     data["reason"] = facts.reason
     data["version"] = facts.version

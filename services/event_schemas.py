@@ -18,7 +18,7 @@ from typing import Any
 from uuid import UUID
 
 from domain.base import GamEvent
-from domain.catalog import METADATA_FIELDS, entity_type_of_class, event_classes, personal_fields
+from domain.catalog import METADATA_FIELDS, SELF, entity_type_of_class, event_classes, personal_fields
 from projections.encoding import dumps
 from services.envelope import REDACTED, SPEC_VERSION, cloud_event_type_of
 
@@ -60,11 +60,21 @@ def type_schema(hint: Any) -> dict[str, Any]:
     raise TypeError(msg)
 
 
+def _published_schema(name: str, subject: str | None, hint: Any) -> dict[str, Any]:
+    """A personal field is published redacted; one about a person another field names (a
+    deal's note or evidence) only when it holds a value about someone, else as it is."""
+    if subject is None:
+        return type_schema(hint)
+    if subject == SELF:
+        return {"const": REDACTED}
+    return {"anyOf": [{"const": REDACTED}, type_schema(hint)]}
+
+
 def data_schema(event_class: type[GamEvent]) -> dict[str, Any]:
     hints = typing.get_type_hints(event_class)
     personal = personal_fields(event_class)
     names = [f.name for f in dataclasses.fields(event_class) if f.name not in METADATA_FIELDS]
-    properties = {n: {"const": REDACTED} if n in personal else type_schema(hints[n]) for n in names}
+    properties = {n: _published_schema(n, personal.get(n), hints[n]) for n in names}
     properties |= {
         "actor": {"type": "string"},
         "reason": {"anyOf": [{"type": "string"}, {"type": "null"}]},
