@@ -7,7 +7,10 @@ from __future__ import annotations
 
 import functools
 import sys
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
+from uuid import UUID
 
 from domain.account import GlobalAccount
 from domain.base import GamAggregate, GamEvent
@@ -28,38 +31,66 @@ def event_classes() -> list[type[GamEvent]]:
     return found
 
 
-PERSONAL_DATA_FIELDS: dict[type[GamEvent], frozenset[str]] = {
-    Stakeholder.Identified: frozenset({"personal"}),
-    Stakeholder.PersonalDataCorrected: frozenset({"personal"}),
-    Stakeholder.InteractionLogged: frozenset({"summary"}),
+SELF = "originator_id"
+"""The subject of a personal field that is about the event's own entity (the stakeholder)."""
+
+PERSONAL_DATA_FIELDS: dict[type[GamEvent], dict[str, str]] = {
+    Stakeholder.Identified: {"personal": SELF},
+    Stakeholder.PersonalDataCorrected: {"personal": SELF},
+    Stakeholder.InteractionLogged: {"summary": SELF},
+    Deal.BuyingInfluenceAttached: {"note": "stakeholder_id"},
+    Deal.QualificationAssessed: {"evidence": "stakeholder_id"},
 }
-"""Event fields that hold a person's data (name, contact details, free-text notes
-about them), by event class. They are kept apart so they can be sealed under the
-person's key (in the store and on Kafka), left out of the audit trail, and erased."""
+"""Event fields that hold a person's data (name, contact details, free text about them),
+by event class, each with the field that names its *subject*: the person whose key
+seals it and whose erasure takes it. ``SELF`` is the event's own entity (a stakeholder's
+events); a deal's buying-influence note and the evidence on its economic buyer or
+champion belong to the stakeholder they name (``stakeholder_id``). Evidence that names
+no one (``stakeholder_id`` None) is business text, kept in clear. They are kept apart so
+they can be sealed at rest, redacted in the audit trail and on Kafka, and erased."""
 
 
-PERSONAL_DATA_SUBJECT_FIELDS: dict[type[GamEvent], str] = {}
-"""For an event whose personal fields belong to someone other than its originator (a note
-on a deal naming a stakeholder): the business field holding that person's id, whose key
-seals them. An event not listed here seals its personal fields under its originator's key
-(a stakeholder's own events). Published messages name the subject of every sealed field
-from this (``services.envelope``)."""
+def personal_fields(event_class: type[GamEvent]) -> Mapping[str, str]:
+    """Field → the field naming its subject, for one event class (empty for most)."""
+    return PERSONAL_DATA_FIELDS.get(event_class, {})
 
 
-def personal_data_subject(event_class: type[GamEvent], originator: str, payload: dict[str, Any]) -> str:
-    """Whose key seals the event's personal fields: the id in the field
-    :data:`PERSONAL_DATA_SUBJECT_FIELDS` names, else the originator's."""
-    field = PERSONAL_DATA_SUBJECT_FIELDS.get(event_class)
-    named = payload.get(field) if field is not None else None
-    return named if isinstance(named, str) else originator
+def subject_in(subject_field: str, fields: Mapping[str, Any], entity_id: Any) -> Any:
+    """The subject's id as ``fields`` hold it (``entity_id`` for ``SELF``); None: no one's."""
+    return entity_id if subject_field == SELF else fields.get(subject_field)
 
 
-PERSONAL_STATE_FIELDS: dict[type[GamAggregate], dict[str, str | None]] = {
-    Stakeholder: {"personal": None, "interactions": "summary"},
+def personal_subjects(event: GamEvent) -> dict[str, UUID]:
+    """The personal fields ``event`` holds a value in, each with its subject's id: what
+    is sealed under whose key (an absent note, or evidence about no one, is no one's)."""
+    found: dict[str, UUID] = {}
+    for field, subject_field in personal_fields(type(event)).items():
+        subject = getattr(event, subject_field)
+        if subject is not None and getattr(event, field) is not None:
+            found[field] = subject
+    return found
+
+
+@dataclass(frozen=True)
+class PersonalState:
+    """Where an aggregate's snapshot state holds a person's data: the state field sealed
+    whole (``record_field`` None), or that field of each record in a list or dict of
+    records, sealed under the subject the record's ``subject`` field names."""
+
+    record_field: str | None = None
+    subject: str = SELF
+
+
+PERSONAL_STATE_FIELDS: dict[type[GamAggregate], dict[str, PersonalState]] = {
+    Stakeholder: {"personal": PersonalState(), "interactions": PersonalState("summary")},
+    Deal: {
+        "influences": PersonalState("note", "stakeholder_id"),
+        "qualification": PersonalState("evidence", "stakeholder_id"),
+    },
 }
-"""Snapshot state that holds a person's data, by aggregate class: a field sealed whole
-(``None``), or the named field of each record in a list (each interaction's summary),
-so an erased person's snapshot still holds the rest of each record."""
+"""Snapshot state that holds a person's data, by aggregate class, so a snapshot holds
+nothing a destroyed key does not take with it, and an erased person's records keep
+everything else (a deal's roles and degrees, an interaction's channel)."""
 
 
 METADATA_FIELDS = frozenset(

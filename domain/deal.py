@@ -19,11 +19,13 @@ from domain.errors import (
     InvalidValue,
     NotFound,
     ReasonRequired,
+    SubjectErased,
     UnitOfAnotherAccount,
 )
 from domain.metadata import EventMetadata
 from domain.values import (
     MAX_TEXT,
+    PERSON_ELEMENTS,
     WINNABLE_STAGES,
     BuyingInfluenceRole,
     DealStage,
@@ -53,11 +55,14 @@ class BuyingInfluence:
 
 @dataclass(frozen=True)
 class Qualification:
-    """One MEDDPICC element: how sure we are, and on what evidence."""
+    """One MEDDPICC element: how sure we are, and on what evidence. For the economic
+    buyer and the champion, the evidence may be about a named stakeholder
+    (``stakeholder_id``): it is then theirs, sealed under their key."""
 
     element: str
     status: str
     evidence: str | None
+    stakeholder_id: UUID | None = None
 
 
 class Deal(GamAggregate):
@@ -223,14 +228,26 @@ class Deal(GamAggregate):
             del deal.influences[(self.stakeholder_id, self.role)]
 
     class QualificationAssessed(GamEvent):
-        """One MEDDPICC element of the deal was assessed, with its evidence."""
+        """One MEDDPICC element of the deal was assessed, with its evidence; for the
+        economic buyer and the champion, perhaps about a named stakeholder.
+
+        Version 2 added ``stakeholder_id``: evidence assessed before named nobody."""
+
+        class_version = 2
 
         element: str
         status: str
         evidence: str | None
+        stakeholder_id: UUID | None
+
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, object]) -> None:
+            state["stakeholder_id"] = None
 
         def apply(self, deal: Deal) -> None:
-            deal.qualification[self.element] = Qualification(self.element, self.status, self.evidence)
+            deal.qualification[self.element] = Qualification(
+                self.element, self.status, self.evidence, self.stakeholder_id
+            )
 
     # --- commands -------------------------------------------------------------------
 
@@ -361,17 +378,22 @@ class Deal(GamAggregate):
         degree: str,
         meta: EventMetadata,
         note: str | None = None,
+        stakeholder_erased: bool = False,
     ) -> None:
+        """The note is the stakeholder's (sealed under their key): none for an erased person."""
         self._require_open()
         if stakeholder_account_id != self.account_id:
             raise UnitOfAnotherAccount("a buying influence must be a stakeholder of the deal's account")
+        note = optional_text("note", note)
+        if note is not None and stakeholder_erased:
+            raise SubjectErased(f"the personal data of stakeholder {stakeholder_id} was erased; no note can name them")
         self._record(
             self.BuyingInfluenceAttached,
             meta,
             stakeholder_id=stakeholder_id,
             role=require_enum("role", BuyingInfluenceRole, role).value,
             degree=require_enum("degree", InfluenceDegree, degree).value,
-            note=optional_text("note", note),
+            note=note,
         )
 
     def detach_buying_influence(self, *, stakeholder_id: UUID, role: str, meta: EventMetadata) -> None:
@@ -381,15 +403,38 @@ class Deal(GamAggregate):
         self._record(self.BuyingInfluenceDetached, meta, stakeholder_id=stakeholder_id, role=role)
 
     def assess_qualification(
-        self, *, element: str, status: str, meta: EventMetadata, evidence: str | None = None
+        self,
+        *,
+        element: str,
+        status: str,
+        meta: EventMetadata,
+        evidence: str | None = None,
+        stakeholder_id: UUID | None = None,
+        stakeholder_account_id: UUID | None = None,
+        stakeholder_erased: bool = False,
     ) -> None:
+        """``stakeholder_id`` names the person the evidence is about, for the economic
+        buyer and the champion only (the other elements are about the deal): a
+        stakeholder of the deal's account, not erased if there is evidence to keep."""
         self._require_open()
+        kind = require_enum("element", MeddpiccElement, element)
+        text = optional_text("evidence", evidence)
+        if stakeholder_id is not None:
+            if kind not in PERSON_ELEMENTS:
+                raise InvalidValue("stakeholder_id", f"{kind.value} is not about a person")
+            if stakeholder_account_id != self.account_id:
+                raise UnitOfAnotherAccount("the evidence must name a stakeholder of the deal's account")
+            if text is not None and stakeholder_erased:
+                raise SubjectErased(
+                    f"the personal data of stakeholder {stakeholder_id} was erased; evidence cannot name them"
+                )
         self._record(
             self.QualificationAssessed,
             meta,
-            element=require_enum("element", MeddpiccElement, element).value,
+            element=kind.value,
             status=require_enum("status", QualificationStatus, status).value,
-            evidence=optional_text("evidence", evidence),
+            evidence=text,
+            stakeholder_id=stakeholder_id,
         )
 
     def _require_open(self) -> None:

@@ -54,8 +54,8 @@ class Finding:
     def explain(self) -> str:
         return (
             f"holds {self.kind}; personal data belongs on the stakeholder (their name, e-mail and phone), "
-            "in an interaction's summary or in a buying influence's note, where it is sealed under the "
-            "person's key and erased with them"
+            "in an interaction's summary, a buying influence's note or MEDDPICC evidence that names the "
+            "stakeholder, where it is sealed under the person's key and erased with them"
         )
 
 

@@ -203,6 +203,11 @@ class MeddpiccElement(StrEnum):
     COMPETITION = "competition"
 
 
+PERSON_ELEMENTS = frozenset({MeddpiccElement.ECONOMIC_BUYER, MeddpiccElement.CHAMPION})
+"""MEDDPICC elements that are a person: their evidence may name the stakeholder, and is
+then theirs (sealed under their key, erased with them)."""
+
+
 class QualificationStatus(StrEnum):
     UNKNOWN = "unknown"
     PARTIAL = "partial"

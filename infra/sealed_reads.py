@@ -60,13 +60,51 @@ class PersonalOpener:
 
 
 def open_people(document: Document, opener: PersonalOpener) -> Document:
-    """The account view document with every person's data opened (a copy where it
-    differs: the stored document is left as it is)."""
-    people = document.get("stakeholders")
-    if not people:
-        return document
-    opener.look_up([sid for sid, p in people.items() if set(p.get("personal") or {}) == {"sealed"}])
-    opened = {
-        sid: {**person, "personal": opener.name(sid, person.get("personal") or {})} for sid, person in people.items()
+    """The account view document with every person's data opened: their names, and the
+    free text about them on deals (buying-influence notes, evidence on the economic buyer
+    or champion). A copy where it differs: the stored document is left as it is."""
+    people = document.get("stakeholders") or {}
+    deals = document.get("deals") or {}
+    opener.look_up(
+        [sid for sid, p in people.items() if _is_sealed(p.get("personal"))]
+        + [subject for deal in deals.values() for subject, _, _ in _sealed_texts(deal)]
+    )
+    opened = dict(document)
+    if people:
+        opened["stakeholders"] = {
+            sid: {**person, "personal": opener.name(sid, person.get("personal") or {})}
+            for sid, person in people.items()
+        }
+    if any(_sealed_texts(deal) for deal in deals.values()):
+        opened["deals"] = {deal_id: _open_deal(deal, opener) for deal_id, deal in deals.items()}
+    return opened
+
+
+def _is_sealed(value: Any) -> bool:
+    return isinstance(value, dict) and set(value) == {"sealed"}
+
+
+def _sealed_texts(deal: Document) -> list[tuple[str, str, Any]]:
+    """``(subject, field, sealed)`` of each sealed note and evidence of a deal."""
+    found = [(i["stakeholder_id"], "note", i["note"]) for i in deal.get("influences", {}).values()]
+    found += [(q.get("stakeholder_id"), "evidence", q["evidence"]) for q in deal.get("qualification", {}).values()]
+    return [(subject, field, value) for subject, field, value in found if subject and _is_sealed(value)]
+
+
+def _open_deal(deal: Document, opener: PersonalOpener) -> Document:
+    def text(subject: str | None, field: str, value: Any) -> Any:
+        if subject is None or not _is_sealed(value):
+            return value
+        opened = opener.open(subject, field, value)
+        return ERASED if opened is None else opened
+
+    return {
+        **deal,
+        "influences": {
+            k: {**i, "note": text(i["stakeholder_id"], "note", i["note"])} for k, i in deal["influences"].items()
+        },
+        "qualification": {
+            k: {**q, "evidence": text(q.get("stakeholder_id"), "evidence", q["evidence"])}
+            for k, q in deal["qualification"].items()
+        },
     }
-    return {**document, "stakeholders": opened}

@@ -13,7 +13,7 @@ from uuid import UUID
 
 from domain.account import GlobalAccount
 from domain.base import GamEvent
-from domain.catalog import PERSONAL_DATA_FIELDS, entity_type_of_class
+from domain.catalog import entity_type_of_class, personal_fields, subject_in
 from domain.deal import Deal
 from domain.plan import AccountPlan
 from domain.stakeholder import Stakeholder
@@ -100,9 +100,13 @@ class AuditTrailProjection(ViewProjection):
         state_key = STATE_PREFIX + event.entity
         state = self.view.document(state_key) or {}
         payload = event.payload
-        personal = PERSONAL_DATA_FIELDS.get(event.event_class)
+        personal = [
+            field
+            for field, subject in personal_fields(event.event_class).items()
+            if payload.get(field) is not None and subject_in(subject, payload, event.entity) is not None
+        ]
         if personal:
-            # the trail says that it changed, not what it says
+            # the trail says that it changed, not what it says (a person's data, or free text about them)
             payload = {**payload, **dict.fromkeys(personal, PERSONAL_DATA)}
         changes, new_state = field_changes(event.event_class, payload, state)
         row = AuditRow(

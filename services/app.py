@@ -21,6 +21,7 @@ from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError, Application, LRUCache, ProcessingEvent
 from eventsourcing.persistence import IntegrityError, JSONTranscoder, Mapper
+from eventsourcing.utils import get_topic
 
 from domain.account import GlobalAccount
 from domain.base import GamAggregate
@@ -42,6 +43,7 @@ A = TypeVar("A", bound=GamAggregate)
 DEFAULT_SNAPSHOT_INTERVAL = 50
 POSITION_SEARCH_PAGE = 1_000
 CACHE_TAIL_LIMIT = 10_000
+ERASURE_TOPIC = get_topic(Stakeholder.PersonalDataErased)
 """Past this many events written by others since the last refresh, the cache is cleared rather than pruned."""
 
 
@@ -167,8 +169,17 @@ class GamApplication(Application[UUID]):
                 self._clear_cache()
             else:
                 for notification in self.recorder.select_notifications(start=known + 1, limit=last - known):
+                    if notification.topic == ERASURE_TOPIC:  # deals hold free text about the person
+                        self._clear_cache()
+                        break
                     self._evict(cast(UUID, notification.originator_id))
             self._cache_position = last
+
+    def forget_cached(self) -> None:
+        """Drop every cached aggregate: after an erasure, deals in memory still hold the
+        notes and evidence about the person opened, which a read must now find erased."""
+        with self._cache_lock:
+            self._clear_cache()
 
     @property
     def checks_reads_at_commit(self) -> bool:

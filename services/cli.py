@@ -19,8 +19,8 @@ import sqlite3
 import sys
 import time
 from collections import Counter
-from collections.abc import Sequence
-from contextlib import nullcontext
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager, nullcontext
 from datetime import UTC, datetime
 from enum import StrEnum
 from importlib.metadata import PackageNotFoundError, version
@@ -223,6 +223,23 @@ def _open_store(views: Sequence[str] | None = None, out: Console = diagnostics) 
     return bootstrap(settings, views=views)
 
 
+@contextmanager
+def _store(views: Sequence[str] | None = None) -> Iterator[Runtime]:
+    """The runtime for the length of one command, closed however the command ends."""
+    runtime = _open_store(views)
+    try:
+        yield runtime
+    finally:
+        runtime.close()
+
+
+def _group(name: str, help: str) -> typer.Typer:
+    """A group of subcommands under ``gam NAME`` (``gam keys status``)."""
+    group = typer.Typer(help=help)
+    cli.add_typer(group, name=name)
+    return group
+
+
 def _require_account(runtime: Runtime, account_id: UUID) -> GlobalAccount:
     """The account, or a refusal naming the id: a command about an account that does
     not exist must not report on nothing as if all were well."""
@@ -243,9 +260,8 @@ def demo(
     """Seed a realistic global account (HQ, 3 regions, 6 countries, 10 local units, 20 stakeholders,
     30 deals in 6 currencies, 10 HQ objectives cascaded and answered), bring the views up to date,
     and show the account view, the strategy flow and the audit trail. Safe to re-run."""
-    runtime = _open_store()
-    settings, app, projector = runtime.settings, runtime.app, runtime.projector
-    try:
+    with _store() as runtime:
+        settings, app, projector = runtime.settings, runtime.app, runtime.projector
         for index in range(accounts):
             if app.exists(demo_id(index, "account")):
                 console.print(f"demo account #{index} is already in the store; leaving it as it is")
@@ -266,18 +282,13 @@ def demo(
         show_strategy_flow(console, reads.strategy_flow(plan_id, now=now), wide=wide)
         show_audit_trail(console, reads.audit_trail(AuditQuery(account_id=account_id, limit=10**6)), wide=wide)
         show_next_steps(console, account_id, plan_id, now)
-    finally:
-        runtime.close()
 
 
 @cli.command()
 def store() -> None:
     """Show which event store is configured and how many events it holds."""
-    runtime = _open_store()
-    try:
+    with _store() as runtime:
         console.print(f"events stored: {runtime.app.recorder.max_notification_id() or 0}")
-    finally:
-        runtime.close()
 
 
 @cli.command()
@@ -287,17 +298,14 @@ def project(
 ) -> None:
     """Bring every view (account view, audit trail, strategy flow) up to date with the event log,
     then follow new events as they are stored (Ctrl-C stops)."""
-    runtime = _open_store()
-    settings, projector, lease = runtime.settings, runtime.projector, runtime.lease
-    operations = _operations_port(settings)  # up during the first catch-up too, which may be long
-    try:
+    with _store() as runtime:
+        settings, projector, lease = runtime.settings, runtime.projector, runtime.lease
+        operations = _operations_port(settings)  # up during the first catch-up too, which may be long
         if lease.holds():
             processed = projector.catch_up()
             console.print(f"caught up: {processed} view updates; positions {projector.positions()}")
         else:
             console.print("another process (gam serve or gam project) writes the views; standing by")
-    finally:
-        runtime.close()
     if follow_new:
         console.print("following new events …")
         try:
@@ -462,11 +470,11 @@ def schemas() -> None:
     console.print(f"wrote {len(paths)} schemas to {paths[0].parent}")
 
 
-audit_cli = typer.Typer(
-    help="Compliance: verify the tamper-evident hash chain, export the audit trail with its links; the transparency "
-    "log: signed checkpoints, inclusion and consistency proofs, a witness."
+audit_cli = _group(
+    "audit",
+    "Compliance: verify the tamper-evident hash chain, export the audit trail with its links; the transparency "
+    "log: signed checkpoints, inclusion and consistency proofs, a witness.",
 )
-cli.add_typer(audit_cli, name="audit")
 register_transparency(audit_cli, _open_store)  # checkpoint, prove, consistency, witness, checkpointer
 
 
@@ -480,8 +488,7 @@ def audit_verify(
     from infra.hash_chain import verify_chain
     from projections.ports import AuditQuery
 
-    runtime = _open_store(views=["audit_trail"])
-    try:
+    with _store(views=["audit_trail"]) as runtime:
         if account is not None:
             _require_account(runtime, account)
         started = time.perf_counter()
@@ -499,8 +506,6 @@ def audit_verify(
             where = f"position {rows[0].position}" if rows else "none of its events"
             console.print(f"first affected event of account {account}: {where}")
         raise typer.Exit(1)
-    finally:
-        runtime.close()
 
 
 @audit_cli.command("export")
@@ -520,9 +525,8 @@ def audit_export(
     from services.audit_export import export_rows, render
     from services.transparency_cli import export_checkpoint
 
-    runtime = _open_store(views=["audit_trail"])
-    settings, projector = runtime.settings, runtime.projector
-    try:
+    with _store(views=["audit_trail"]) as runtime:
+        settings, projector = runtime.settings, runtime.projector
         if account is not None:
             _require_account(runtime, account)
         bring_up_to_date(projector, settings)
@@ -532,8 +536,6 @@ def audit_export(
         with output.open("w", encoding="utf-8", newline="") if output else nullcontext(sys.stdout) as sink:
             for line in render(rows, fmt.value):
                 sink.write(line)
-    finally:
-        runtime.close()
 
 
 @cli.command()
@@ -546,9 +548,8 @@ def replay(
     """The account (plan and its cascade, stakeholders, deals and the account view) as it stood at a moment."""
     from services.time_travel import account_as_of
 
-    runtime = _open_store(views=["audit_trail", "account_view"])
-    settings, app, projector = runtime.settings, runtime.app, runtime.projector
-    try:
+    with _store(views=["audit_trail", "account_view"]) as runtime:
+        settings, app, projector = runtime.settings, runtime.app, runtime.projector
         _require_account(runtime, account)
         bring_up_to_date(projector, settings)
         started = time.perf_counter()
@@ -567,8 +568,6 @@ def replay(
         )
         show_account_view(console, ReadModelsResult(view, sum(state.versions.values())), wide=wide)
         show_plans(console, view, wide=wide)
-    finally:
-        runtime.close()
 
 
 @cli.command()
@@ -583,12 +582,9 @@ def accounts(
     """List the accounts (from the account view, brought up to date; nothing is replayed)."""
     from projections.account_view.evolve import KEY_PREFIX
 
-    runtime = _open_store(views=["account_view"])
-    try:
+    with _store(views=["account_view"]) as runtime:
         bring_up_to_date(runtime.projector, runtime.settings)
         documents = runtime.projector.view("account_view").documents_with_prefix(KEY_PREFIX)
-    finally:
-        runtime.close()
     rows = account_rows(documents.values(), search)
     if as_json:
         print(json.dumps(rows, indent=2, ensure_ascii=False))
@@ -609,13 +605,10 @@ def worklist(
     contacted, plans waiting for their approval (from the account view; nothing is replayed)."""
     from services.worklist import WorklistQuery, counts
 
-    runtime = _open_store(views=["account_view"])
-    try:
+    with _store(views=["account_view"]) as runtime:
         bring_up_to_date(runtime.projector, runtime.settings)
         query = WorklistQuery(member, datetime.now(UTC), frozenset(runtime.settings.approver_roles), stale_days)
         answer = runtime.reads.worklist(query).data
-    finally:
-        runtime.close()
     if as_json:
         print(json.dumps(answer, indent=2, ensure_ascii=False))
         return
@@ -649,13 +642,10 @@ def show_account(
     wide: Annotated[bool, typer.Option("--wide", help=WIDE_HELP)] = False,
 ) -> None:
     """Show an account as its GAM reads it: units and team, pipeline, relationships, plans and their cascade."""
-    runtime = _open_store(views=["account_view"])
-    try:
+    with _store(views=["account_view"]) as runtime:
         _require_account(runtime, entity_id)
         bring_up_to_date(runtime.projector, runtime.settings)
         result = runtime.reads.account_view(entity_id, now=datetime.now(UTC))
-    finally:
-        runtime.close()
     show_account_view(console, result, wide=wide)
     if result.data is not None:
         show_plans(console, result.data, wide=wide)
@@ -670,9 +660,8 @@ def diff_command(
     """What changed in an account between two moments: objectives, answers, stakeholders, deals."""
     from services.time_travel import account_as_of, describe, diff, names_in
 
-    runtime = _open_store(views=["audit_trail", "account_view"])
-    settings, app, projector = runtime.settings, runtime.app, runtime.projector
-    try:
+    with _store(views=["audit_trail", "account_view"]) as runtime:
+        settings, app, projector = runtime.settings, runtime.app, runtime.projector
         _require_account(runtime, account)
         bring_up_to_date(projector, settings)
         before = account_as_of(app, projector, account, from_time).document
@@ -682,12 +671,9 @@ def diff_command(
         for change in changes:
             console.print(describe(change, names), highlight=False)
         console.print(f"{len(changes)} changes")
-    finally:
-        runtime.close()
 
 
-erase_cli = typer.Typer(help="Compliance: erase a person's personal data (crypto-shredding).")
-cli.add_typer(erase_cli, name="erase")
+erase_cli = _group("erase", "Compliance: erase a person's personal data (crypto-shredding).")
 
 
 @erase_cli.command("stakeholder")
@@ -703,18 +689,14 @@ def erase_stakeholder(
     from domain.commands import ErasePersonalData
     from domain.metadata import EventMetadata
 
-    runtime = _open_store()
-    try:
+    with _store() as runtime:
         meta = EventMetadata(actor=actor, at=datetime.now(UTC), correlation_id=uuid4(), reason=legal_basis)
         erasure = ErasePersonalData(stakeholder_id=stakeholder_id, legal_basis=legal_basis)
         result = runtime.bus.handle(erasure, meta)
         console.print(f"erased the personal data of {stakeholder_id} (position {result.position})")
-    finally:
-        runtime.close()
 
 
-keys_cli = typer.Typer(help="The personal-data key store (outside the events' database) and its master key.")
-cli.add_typer(keys_cli, name="keys")
+keys_cli = _group("keys", "The personal-data key store (outside the events' database) and its master key.")
 
 
 @keys_cli.command("status")
@@ -759,8 +741,7 @@ def keys_rotate_master(
         console.print("point GAM_MASTER_KEY_FILE at it and remove GAM_MASTER_KEY, then restart gam's processes")
 
 
-subject_access_cli = typer.Typer(help="Compliance: a person's right of access (GDPR Art. 15).")
-cli.add_typer(subject_access_cli, name="subject-access")
+subject_access_cli = _group("subject-access", "Compliance: a person's right of access (GDPR Art. 15).")
 
 
 @subject_access_cli.command("stakeholder")
@@ -776,8 +757,7 @@ def subject_access_stakeholder(
     them and when. The request is recorded (who asked, the legal basis, when)."""
     from services.subject_access import request_subject_access
 
-    runtime = _open_store()
-    try:
+    with _store() as runtime:
         report = request_subject_access(
             runtime.app,
             runtime.access_log,
@@ -787,8 +767,6 @@ def subject_access_stakeholder(
             at=datetime.now(UTC),
             key_fetches=runtime.key_fetch_log,
         )
-    finally:
-        runtime.close()
     print(json.dumps(report, indent=2, ensure_ascii=False))
 
 
@@ -801,16 +779,12 @@ def subject_access_requests(
     """The subject-access requests answered so far (who asked about whom, why, when), oldest first, as JSON."""
     from services.subject_access import access_request_json
 
-    runtime = _open_store()
-    try:
+    with _store() as runtime:
         requests = runtime.access_log.requests(stakeholder_id)
-    finally:
-        runtime.close()
     print(json.dumps([access_request_json(r) for r in requests], indent=2, ensure_ascii=False))
 
 
-retention_cli = typer.Typer(help="Compliance: erase people some time after they left the customer.")
-cli.add_typer(retention_cli, name="retention")
+retention_cli = _group("retention", "Compliance: erase people some time after they left the customer.")
 
 
 @retention_cli.command("run")
@@ -823,21 +797,21 @@ def retention_run(
     """Erase the personal data of everyone who left the customer more than
     GAM_RETENTION_AFTER_DEPARTURE_DAYS days ago (each an erasure with the policy as its
     legal basis). People already erased are skipped, so a run can be repeated."""
-    from services.retention import run_retention
+    from services.retention import erase_leavers, leavers_due
 
-    runtime = _open_store()
-    try:
+    now = datetime.now(UTC)
+    with _store() as runtime:
         days = runtime.settings.retention_after_departure_days
         if days is None:
             raise Refused("no retention policy: set GAM_RETENTION_AFTER_DEPARTURE_DAYS to the days to keep leavers")
-        run = run_retention(runtime.app, runtime.bus, days, now=datetime.now(UTC), actor=actor, dry_run=dry_run)
-    finally:
-        runtime.close()
+        due = leavers_due(runtime.app, days, now.date())
+        if not dry_run:
+            erase_leavers(runtime.bus, days, due, now=now, actor=actor)
     verb = "would erase" if dry_run else "erased"
-    for leaver in run.due:
+    for leaver in due:
         console.print(f"{verb} {leaver.stakeholder_id} (account {leaver.account_id}, left on {leaver.left_on})")
     console.print(
-        f"{len(run.due)} {'would be erased' if dry_run else 'erased'}: left more than {days} days before {run.today}"
+        f"{len(due)} {'would be erased' if dry_run else 'erased'}: left more than {days} days before {now.date()}"
     )
 
 
@@ -918,24 +892,22 @@ def import_commands(
     """Load commands from a JSON-lines file (each line as POST /batches takes one: its fields and a
     ``type``), in batches of one transaction each. Every line is validated first. Re-running after a
     crash resumes where the last stored batch ended and applies nothing twice (progress: FILE.progress)."""
-    runtime = _open_store()
-    try:
-        columns = (TextColumn("importing"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
-        with Progress(*columns, console=diagnostics) as bar:
-            task = bar.add_task("import", total=None)
-            summary = import_file(
-                runtime.bus,
-                file,
-                actor=actor,
-                reason=reason,
-                batch_size=batch,
-                dry_run=dry_run,
-                on_batch=lambda done, total: bar.update(task, completed=done, total=total),
-            )
-    except ImportRefused as refused:
-        raise Refused(f"refused {file}: {refused}") from None
-    finally:
-        runtime.close()
+    with _store() as runtime:
+        try:
+            columns = (TextColumn("importing"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+            with Progress(*columns, console=diagnostics) as bar:
+                task = bar.add_task("import", total=None)
+                summary = import_file(
+                    runtime.bus,
+                    file,
+                    actor=actor,
+                    reason=reason,
+                    batch_size=batch,
+                    dry_run=dry_run,
+                    on_batch=lambda done, total: bar.update(task, completed=done, total=total),
+                )
+        except ImportRefused as refused:
+            raise Refused(f"refused {file}: {refused}") from None
     rate = summary.applied / summary.seconds if summary.seconds else 0.0
     verb = "checked" if dry_run else "applied"
     console.print(

@@ -7,8 +7,9 @@ consumers drop duplicates by it.
 
 Personal data never leaves in clear, but it does leave: each personal field
 (``domain.catalog.PERSONAL_DATA_FIELDS``: a stakeholder's ``personal`` block,
-interaction summaries) is published as the ciphertext the event store holds,
-named with whose key opens it (:func:`sealed_field`)::
+interaction summaries, a deal's buying-influence notes and evidence naming a
+stakeholder) is published as the ciphertext the event store holds, named with
+whose key opens it (:func:`sealed_field`)::
 
     {"sealed": "<base64: 12-byte nonce, ciphertext, 16-byte tag>",
      "alg": "A256GCM", "subject": "<person's uuid>",
@@ -19,7 +20,7 @@ A service holding the ``personal_data`` scope fetches the subject's key
 additional authenticated data, and reads the plaintext as UTF-8 JSON in gam's stored
 form (a value object as ``{"_type_": ..., "_data_": {...}}``). The subject is named
 explicitly, not implied by the event's entity, since free text on one entity may be
-sealed under another person's key (``domain.catalog.PERSONAL_DATA_SUBJECT_FIELDS``).
+sealed under another person's key (the subject field ``PERSONAL_DATA_FIELDS`` names).
 Once the person is erased the key is gone (410), and so, for every copy of every
 message, is their data. The relay never opens anything: it publishes what it reads
 (``infra.event_facts``). A personal value that is not sealed (stored before sealing
@@ -34,7 +35,7 @@ from typing import Any
 from uuid import UUID
 
 from domain.base import GamEvent, event_id_for
-from domain.catalog import PERSONAL_DATA_FIELDS, entity_type_of_class, personal_data_subject
+from domain.catalog import PERSONAL_DATA_FIELDS, entity_type_of_class, personal_fields, subject_in
 from infra.personal_keys import KEY_ALGORITHM, key_id_of
 from projections.encoding import dumps_bytes
 from projections.facts import EventFacts
@@ -80,13 +81,15 @@ def published_value(value: Any, subject: str, field: str) -> Any:
 
 
 def published_data(facts: EventFacts) -> dict[str, Any]:
-    """The event's business fields as JSON, personal data sealed (as the store holds it)."""
-    personal = PERSONAL_FIELDS.get(facts.event_class)
-    if personal:
-        subject = personal_data_subject(facts.event_class, facts.entity, facts.payload)
-        data = {k: published_value(v, subject, k) if k in personal else v for k, v in facts.payload.items()}
-    else:
-        data = dict(facts.payload)
+    """The event's business fields as JSON, personal data sealed (as the store holds it,
+    under its subject's key). A field holding nothing, or evidence that names no one
+    (business text), is published as it is."""
+    data = dict(facts.payload)
+    for field, subject_field in personal_fields(facts.event_class).items():
+        value = data.get(field)
+        subject = subject_in(subject_field, facts.payload, facts.entity)
+        if value is not None and subject is not None:
+            data[field] = published_value(value, str(subject), field)
     data["actor"] = facts.actor
     data["reason"] = facts.reason
     data["version"] = facts.version

@@ -19,10 +19,10 @@ from typing import Any
 from uuid import UUID
 
 from domain.base import GamEvent
-from domain.catalog import METADATA_FIELDS, entity_type_of_class, event_classes
+from domain.catalog import METADATA_FIELDS, SELF, entity_type_of_class, event_classes, personal_fields
 from infra.personal_keys import KEY_ALGORITHM
 from projections.encoding import dumps
-from services.envelope import PERSONAL_FIELDS, REDACTED, SPEC_VERSION, cloud_event_type_of
+from services.envelope import REDACTED, SPEC_VERSION, cloud_event_type_of
 
 SCHEMA_DIR = Path(__file__).resolve().parents[1] / "schemas" / "events"
 DECIMAL_PATTERN = r"^-?\d+(\.\d+)?([eE][-+]?\d+)?$"
@@ -89,11 +89,21 @@ def sealed_schema(field: str, hint: Any) -> dict[str, Any]:
     return {"anyOf": [sealed, {"const": REDACTED, "description": "Stored before sealing existed; never in clear"}]}
 
 
+def _published_schema(name: str, subject: str | None, hint: Any) -> dict[str, Any]:
+    """A personal field is published sealed; one about a person another field names (a
+    deal's note or evidence) only when it holds a value about someone, else as it is."""
+    if subject is None:
+        return type_schema(hint)
+    if subject == SELF:
+        return sealed_schema(name, hint)
+    return {"anyOf": [*sealed_schema(name, hint)["anyOf"], type_schema(hint)]}
+
+
 def data_schema(event_class: type[GamEvent]) -> dict[str, Any]:
     hints = typing.get_type_hints(event_class)
-    personal = PERSONAL_FIELDS.get(event_class, frozenset())
+    personal = personal_fields(event_class)
     names = [f.name for f in dataclasses.fields(event_class) if f.name not in METADATA_FIELDS]
-    properties = {n: sealed_schema(n, hints[n]) if n in personal else type_schema(hints[n]) for n in names}
+    properties = {n: _published_schema(n, personal.get(n), hints[n]) for n in names}
     properties |= {
         "actor": {"type": "string"},
         "reason": {"anyOf": [{"type": "string"}, {"type": "null"}]},

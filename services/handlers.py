@@ -52,6 +52,7 @@ def destroy_key(command: c.ErasePersonalData, app: GamApplication, meta: EventMe
     app.personal_keys.destroy(
         command.stakeholder_id, erased_by=meta.actor, erased_at=meta.at, legal_basis=command.legal_basis
     )
+    app.forget_cached()
     app.truncate_wal()
 
 
@@ -68,8 +69,13 @@ def manager_chain(command: c.SetReportsTo, session: Session) -> Mapping[str, Any
     return {"manager_chain": tuple(chain), "manager_account_id": manager_account}
 
 
-def influencer_account(command: c.AttachBuyingInfluence, session: Session) -> Mapping[str, Any]:
-    return {"stakeholder_account_id": session.load(Stakeholder, command.stakeholder_id).account_id}
+def named_stakeholder(command: c.AttachBuyingInfluence | c.AssessQualification, session: Session) -> Mapping[str, Any]:
+    """The stakeholder a buying influence or a qualification's evidence names: of which
+    account, and whether erased (nothing personal can be stored for them then)."""
+    if command.stakeholder_id is None:
+        return {"stakeholder_account_id": None, "stakeholder_erased": False}
+    person = session.load(Stakeholder, command.stakeholder_id)
+    return {"stakeholder_account_id": person.account_id, "stakeholder_erased": person.erased}
 
 
 def deal_objectives(command: c.OpenDeal, session: Session) -> Mapping[str, Any]:
@@ -156,8 +162,8 @@ HANDLINGS: dict[type[c.Command], Handling] = {
     c.ChangeDealAmount: Handling(Deal, Deal.change_amount),
     c.ChangeDealCloseDate: Handling(Deal, Deal.change_close_date),
     c.ChangeDealProbability: Handling(Deal, Deal.change_probability),
-    c.AssessQualification: Handling(Deal, Deal.assess_qualification),
-    c.AttachBuyingInfluence: Handling(Deal, Deal.attach_buying_influence, context=influencer_account),
+    c.AssessQualification: Handling(Deal, Deal.assess_qualification, context=named_stakeholder),
+    c.AttachBuyingInfluence: Handling(Deal, Deal.attach_buying_influence, context=named_stakeholder),
     c.DetachBuyingInfluence: Handling(Deal, Deal.detach_buying_influence),
     c.WinDeal: Handling(Deal, Deal.win),
     c.LoseDeal: Handling(Deal, Deal.lose),

@@ -11,6 +11,7 @@ a run can be repeated (a scheduler's retry, say) without effect.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime
 from uuid import UUID, uuid4
@@ -34,15 +35,6 @@ class Leaver:
     stakeholder_id: UUID
     account_id: UUID
     left_on: date
-
-
-@dataclass(frozen=True)
-class RetentionRun:
-    days: int
-    today: date
-    due: tuple[Leaver, ...]
-    erased: tuple[UUID, ...]
-    """Empty on a dry run."""
 
 
 def legal_basis(days: int, left_on: date) -> str:
@@ -69,21 +61,11 @@ def leavers_due(app: GamApplication, days: int, today: date) -> list[Leaver]:
         start = page[-1].id + 1
 
 
-def run_retention(
-    app: GamApplication,
-    bus: MessageBus,
-    days: int,
-    *,
-    now: datetime,
-    actor: str = RETENTION_ACTOR,
-    dry_run: bool = False,
-) -> RetentionRun:
-    """Erase (or, on a dry run, only list) everyone past the retention period; one
-    correlation id ties the run's erasures together."""
-    today = now.date()
-    due = tuple(leavers_due(app, days, today))
-    if dry_run:
-        return RetentionRun(days, today, due, ())
+def erase_leavers(
+    bus: MessageBus, days: int, due: Iterable[Leaver], *, now: datetime, actor: str = RETENTION_ACTOR
+) -> tuple[UUID, ...]:
+    """Erase everyone ``due`` (:func:`leavers_due`, which a dry run only lists), the
+    policy as each erasure's legal basis; one correlation id ties the run together."""
     correlation = uuid4()
     erased = []
     for leaver in due:
@@ -91,4 +73,4 @@ def run_retention(
         meta = EventMetadata(actor=actor, at=now, correlation_id=correlation, reason=basis)
         bus.handle(ErasePersonalData(stakeholder_id=leaver.stakeholder_id, legal_basis=basis), meta)
         erased.append(leaver.stakeholder_id)
-    return RetentionRun(days, today, due, tuple(erased))
+    return tuple(erased)

@@ -3,13 +3,14 @@
 The report is read from the events, not from the views, so it is complete and
 current whatever a view's lag: the person's own state and every event of their
 history (who changed what about them, and when), the deals on which they are a
-buying influence with the events that named them there, who reports to them, and
-which plans and deals mention them by name in their text. A buying influence
-since detached shows in the history, not among the deals. Personal data is read
-through the application's mapper, so once the person's key is destroyed their
-fields read ``[erased]``; free text bound to them (buying-influence notes) is
-shown as ``[erased]`` too, and mentions are no longer looked for, since after
-erasure gam no longer knows their name.
+buying influence or whose MEDDPICC evidence is about them, with the events that
+named them there, who reports to them, and which plans and deals mention them by
+name in their text. A buying influence since detached shows in the history, not
+among the deals. Personal data is read through the application's mapper, so once
+the person's key is destroyed their fields read ``[erased]``, and so does the free
+text bound to them (buying-influence notes, evidence about them, sealed under their
+key); mentions are no longer looked for, since after erasure gam no longer knows
+their name.
 
 Every answered request is kept (:mod:`infra.access_log`): who asked, on what
 legal basis, and when; the report lists the requests made about the person.
@@ -43,6 +44,7 @@ REFERENCING = (
     Deal.Opened,
     Deal.BuyingInfluenceAttached,
     Deal.BuyingInfluenceDetached,
+    Deal.QualificationAssessed,
     Stakeholder.ReportsToSet,
     AccountPlan.Started,
 )
@@ -89,7 +91,8 @@ def subject_access_report(app: GamApplication, stakeholder_id: UUID) -> dict[str
     """Everything held about the person (see the module's docstring)."""
     person = app.load(Stakeholder, stakeholder_id)
     references = _referencing_events(app, stakeholder_id, person.account_id)
-    deal_ids = {e.originator_id for e in references if isinstance(e, Deal.BuyingInfluenceAttached)}
+    naming = Deal.BuyingInfluenceAttached | Deal.QualificationAssessed
+    deal_ids = {e.originator_id for e in references if isinstance(e, naming)}
     deal_ids_of_account = [e.originator_id for e in references if isinstance(e, Deal.Opened)]
     plan_ids = [e.originator_id for e in references if isinstance(e, AccountPlan.Started)]
     managed = {e.originator_id for e in references if isinstance(e, Stakeholder.ReportsToSet)}
@@ -98,7 +101,7 @@ def subject_access_report(app: GamApplication, stakeholder_id: UUID) -> dict[str
     history += [
         _history_entry(e, person.erased)
         for e in references
-        if isinstance(e, Deal.BuyingInfluenceAttached | Deal.BuyingInfluenceDetached)
+        if isinstance(e, Deal.BuyingInfluenceAttached | Deal.BuyingInfluenceDetached | Deal.QualificationAssessed)
     ]
     history.sort(key=lambda entry: (entry["occurred_at"], entry["entity_id"], entry["version"]))
     return {
@@ -108,7 +111,7 @@ def subject_access_report(app: GamApplication, stakeholder_id: UUID) -> dict[str
         "deals": [
             influence
             for d in sorted(deal_ids, key=str)
-            if (influence := _influence(deals[d], stakeholder_id, person.erased))["influences"]
+            if (influence := _influence(deals[d], stakeholder_id))["influences"] or influence["evidence"]
         ],
         "direct_reports": sorted(
             str(s) for s in managed if s != stakeholder_id and app.load(Stakeholder, s).reports_to == stakeholder_id
@@ -138,7 +141,7 @@ def _referencing_events(app: GamApplication, stakeholder_id: UUID, account_id: U
 
 
 def _references(event: Any, stakeholder_id: UUID, account_id: UUID) -> bool:
-    if isinstance(event, Deal.BuyingInfluenceAttached | Deal.BuyingInfluenceDetached):
+    if isinstance(event, Deal.BuyingInfluenceAttached | Deal.BuyingInfluenceDetached | Deal.QualificationAssessed):
         return bool(event.stakeholder_id == stakeholder_id)
     if isinstance(event, Stakeholder.ReportsToSet):
         return stakeholder_id in (event.from_manager_id, event.to_manager_id)
@@ -161,16 +164,23 @@ def _history_entry(event: GamEvent, erased: bool) -> dict[str, Any]:
     }
 
 
-def _influence(deal: Deal, stakeholder_id: UUID, erased: bool) -> dict[str, Any]:
+def _influence(deal: Deal, stakeholder_id: UUID) -> dict[str, Any]:
+    """The person's part in the deal; the deal, read through the mapper, holds the notes and
+    evidence about them opened, or ``[erased]`` once their key is destroyed."""
     return {
         "deal_id": str(deal.id),
         "title": deal.title,
         "status": deal.status,
         "stage": deal.stage,
         "influences": [
-            {"role": i.role, "degree": i.degree, "note": ERASED if erased and i.note is not None else i.note}
+            {"role": i.role, "degree": i.degree, "note": i.note}
             for i in deal.influences.values()
             if i.stakeholder_id == stakeholder_id
+        ],
+        "evidence": [
+            {"element": q.element, "status": q.status, "evidence": q.evidence}
+            for q in sorted(deal.qualification.values(), key=lambda q: q.element)
+            if q.stakeholder_id == stakeholder_id
         ],
     }
 

@@ -10,6 +10,7 @@ from uuid import UUID, uuid4
 from domain.commands.base import Command, Spec
 from domain.personal_text import TextKind
 from domain.values import (
+    PERSON_ELEMENTS,
     BuyingInfluenceRole,
     DealStage,
     InfluenceDegree,
@@ -17,9 +18,6 @@ from domain.values import (
     Money,
     QualificationStatus,
 )
-
-PERSON_ELEMENTS = frozenset({MeddpiccElement.ECONOMIC_BUYER, MeddpiccElement.CHAMPION})
-"""MEDDPICC elements that are a person: their evidence is personal free text."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -114,15 +112,21 @@ class AssessQualification(Command):
             text=TextKind.CHECKED,
             max_length=10_000,
             examples=("CFO signed off the budget line",),
-            description="About the economic buyer or the champion, personal (it may name them); otherwise "
-            "business text, refused if it holds personal data.",
+            description="About the economic buyer or the champion and naming the stakeholder in "
+            "`stakeholder_id`, personal (sealed under their key, erased with them; it may name them); "
+            "otherwise business text, refused if it holds personal data.",
         ),
+    ] = None
+    stakeholder_id: Annotated[
+        UUID | None,
+        Spec(description="For the economic buyer or the champion: the stakeholder the evidence is about."),
     ] = None
 
     def text_kind(self, field: str) -> TextKind | None:
-        """Evidence on the economic buyer or the champion is about a person, and names them."""
-        if field == "evidence" and self.element in PERSON_ELEMENTS:  # a str or the member: both hash alike
-            return TextKind.PERSONAL
+        """Evidence on the economic buyer or the champion that names the stakeholder is theirs,
+        sealed under their key; without one it is stored in clear, so it is checked."""
+        if field == "evidence" and self.element in PERSON_ELEMENTS and self.stakeholder_id is not None:
+            return TextKind.PERSONAL  # a str or the member: both hash alike
         return super().text_kind(field)
 
 

@@ -3,8 +3,10 @@
 One document per account (``account:<id>``) holding the normalised current state
 of its units, team, plans, stakeholders and deals: facts only, evolved event by
 event. A stakeholder's personal data is kept under ``personal``, sealed under the
-person's key as the event holds it (``{"sealed": ...}``), and nothing else personal
-is kept; the reader opens it (``infra.sealed_reads``) into ``{"name": ...}``.
+person's key as the event holds it (``{"sealed": ...}``), and so are a deal's
+buying-influence notes and its evidence about a named stakeholder; nothing else
+personal is kept. The reader opens them (``infra.sealed_reads``): ``personal``
+into ``{"name": ...}``, the free text into itself, each ``[erased]`` once the key is gone.
 """
 
 from __future__ import annotations
@@ -283,7 +285,12 @@ def _influence_detached(doc: Document, p: dict[str, Any], e: EventFacts) -> None
 
 
 def _qualification(doc: Document, p: dict[str, Any], e: EventFacts) -> None:
-    _deal(doc, e)["qualification"][p["element"]] = {"status": p["status"], "evidence": p["evidence"]}
+    """Evidence about a named stakeholder stays sealed under their key, as the note of a
+    buying influence does; the reader opens both (``infra.sealed_reads``)."""
+    assessed = {"status": p["status"], "evidence": p["evidence"]}
+    if p.get("stakeholder_id") is not None:
+        assessed["stakeholder_id"] = p["stakeholder_id"]
+    _deal(doc, e)["qualification"][p["element"]] = assessed
 
 
 EVOLVE: dict[type[GamEvent], Evolve] = {

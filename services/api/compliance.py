@@ -10,12 +10,12 @@ from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
-from fastapi import APIRouter, HTTPException, Query
+from fastapi import HTTPException, Query
 from fastapi.responses import StreamingResponse
 
 from infra.hash_chain import verify_chain
 from projections.ports import AuditQuery
-from services.api.auth import Compliance
+from services.api.auth import Compliance, compliance_router
 from services.api.dependencies import RuntimeDep
 from services.api.problems import problem_responses
 from services.api.routes.transparency import export_checkpoint
@@ -24,17 +24,11 @@ from services.audit_export import export_rows, render
 from services.subject_access import ACCESS_BASIS, access_request_json, request_subject_access
 from services.time_travel import account_as_of, describe, diff, names_in, who_changed
 
-router = APIRouter(
-    prefix="/compliance",
-    tags=["compliance"],
-    responses=problem_responses(
-        {
-            401: "No valid credential",
-            403: "Only the compliance and admin roles may do this",
-            422: "Invalid parameters or body (field paths in ``errors``)",
-            503: "The store is unavailable; retry after Retry-After",
-        }
-    ),
+router = compliance_router(
+    {
+        422: "Invalid parameters or body (field paths in ``errors``)",
+        503: "The store is unavailable; retry after Retry-After",
+    }
 )
 NOT_THEN = problem_responses({404: "The account did not exist at that moment"})
 NO_SUCH_PERSON = problem_responses({404: "No such stakeholder"})

@@ -1,8 +1,7 @@
 """What stands in front of every API request: its correlation id and log line, its
 metrics, the rate limits, and failing fast while the store is known to be down.
 
-One pure ASGI middleware (:class:`Guard`), so a request costs one extra call, not a
-task per layer as Starlette's ``BaseHTTPMiddleware`` would.
+One pure ASGI middleware (:class:`Guard`, a :class:`~services.asgi.HttpMiddleware`).
 """
 
 from __future__ import annotations
@@ -18,6 +17,7 @@ from collections.abc import Awaitable, Callable
 from fastapi import HTTPException, Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from services.asgi import HttpMiddleware
 from services.observability import logs, metrics, tracing
 
 log = logging.getLogger("gam.http")
@@ -147,17 +147,14 @@ def _route(scope: Scope) -> str:
     return str(getattr(route, "path", None) or "unmatched")
 
 
-class Guard:
+class Guard(HttpMiddleware):
     """Correlation id, log line and metrics of each request."""
 
     def __init__(self, app: ASGIApp, *, measure: bool = True) -> None:
-        self.app = app
+        super().__init__(app)
         self.measure = measure
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         started = time.perf_counter()
         correlation = _header(scope, b"x-correlation-id")
         if not correlation:

@@ -151,7 +151,7 @@ def test_personal_free_text_may_name_the_person() -> None:
         h.attach_buying_influence(app, meta(), deal_id=w.deal, stakeholder_id=w.person, role="economic_buyer",
                                   degree="high", note=f"{NAME}: zelda.q@customer.example")  # fmt: skip
         h.assess_qualification(app, meta(), deal_id=w.deal, element="champion", status="confirmed",
-                               evidence=f"{NAME} pushes our offer internally")  # fmt: skip
+                               evidence=f"{NAME} pushes our offer internally", stakeholder_id=w.person)  # fmt: skip
         h.assign_team_member(app, meta(), account_id=w.org.account, member="bob@vendor.example", unit_id=w.org.hq,
                              role="gam")  # fmt: skip
         h.hold_business_review(app, meta("carol@vendor.example"), plan_id=w.org.plan, held_on=date(2027, 1, 10),
@@ -248,3 +248,12 @@ def test_a_name_stored_by_another_process_is_known_at_once(durable_settings: Set
     finally:
         first.close()
         second.close()
+
+
+def test_evidence_on_a_person_that_names_no_stakeholder_is_checked(world: World) -> None:
+    """Stored in clear (no one's key seals it), so it may not name the person."""
+    with pytest.raises(PersonalDataInText) as refused:
+        h.assess_qualification(world.org.app, meta(), deal_id=world.deal, element="champion", status="confirmed",
+                               evidence=f"{NAME} pushes our offer internally")  # fmt: skip
+    assert refused.value.field == "evidence"
+    assert "MEDDPICC evidence that names the stakeholder" in str(refused.value)

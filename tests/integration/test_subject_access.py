@@ -32,7 +32,8 @@ from tests.unit.builders import build_org
 
 NAME, EMAIL, PHONE = "Zelda Quixote", "zelda.q@customer.example", "+41 79 555 0199"
 SUMMARY, NOTE = "Talked about the 2027 budget over lunch", "Signs off anything above EUR 1m"
-SECRETS = (NAME, EMAIL, PHONE, SUMMARY, NOTE)
+EVIDENCE = "Wants the pilot to succeed, pushes it with the board"
+SECRETS = (NAME, EMAIL, PHONE, SUMMARY, NOTE, EVIDENCE)
 
 
 @dataclass(frozen=True)
@@ -46,7 +47,7 @@ class Person:
 
 def a_person_on_the_map(runtime: Runtime) -> Person:
     """A stakeholder with contact data, an interaction, a rating, someone reporting to
-    them, a buying influence with a note on one deal, and a deal whose title names them
+    them, a buying influence with a note and champion evidence on one deal, and a deal whose title names them
     (accepted with the personal-data guard on ``warn``, as data from before the guard may be)."""
     app = runtime.app
     org = build_org(app, with_plan=True)
@@ -60,6 +61,8 @@ def a_person_on_the_map(runtime: Runtime) -> Person:
     deal, other = org.deal(), org.deal()
     h.attach_buying_influence(app, meta(), deal_id=deal, stakeholder_id=person, role="economic_buyer",
                               degree="high", note=NOTE)  # fmt: skip
+    h.assess_qualification(app, meta(), deal_id=deal, element="champion", status="partial", stakeholder_id=person,
+                           evidence=EVIDENCE)  # fmt: skip
     h.attach_buying_influence(app, meta(), deal_id=other, stakeholder_id=person, role="coach", degree="low")
     h.detach_buying_influence(app, meta("erin@vendor.example"), deal_id=other, stakeholder_id=person, role="coach")
     mentioning = uuid4()
@@ -91,7 +94,8 @@ def test_the_report_holds_everything_about_the_person_and_each_request_is_record
     assert [i["summary"] for i in report["person"]["interactions"]] == [SUMMARY]
     assert report["deals"] == [
         {"deal_id": str(person.deal), "title": "Automation platform", "status": "open", "stage": "prospecting",
-         "influences": [{"role": "economic_buyer", "degree": "high", "note": NOTE}]},
+         "influences": [{"role": "economic_buyer", "degree": "high", "note": NOTE}],
+         "evidence": [{"element": "champion", "status": "partial", "evidence": EVIDENCE}]},
     ]  # fmt: skip
     assert report["direct_reports"] == [str(person.report)]
     assert [(m["entity_id"], m["path"]) for m in report["mentions"]] == [(str(person.mentioning_deal), "/title")]
@@ -102,6 +106,7 @@ def test_the_report_holds_everything_about_the_person_and_each_request_is_record
         ("Stakeholder.InteractionLogged", "carol@vendor.example"),
         ("Stakeholder.InfluenceRated", "dave@vendor.example"),
         ("Deal.BuyingInfluenceAttached", "alice@vendor.example"),
+        ("Deal.QualificationAssessed", "alice@vendor.example"),
         ("Deal.BuyingInfluenceAttached", "alice@vendor.example"),
         ("Deal.BuyingInfluenceDetached", "erin@vendor.example"),
     ]
@@ -136,6 +141,7 @@ def test_after_erasure_the_report_shows_the_erased_state_not_the_data(runtime: R
     assert report["person"]["personal"]["name"] == ERASED
     assert report["person"]["influence"] == 5, "business facts stay"
     assert report["deals"][0]["influences"] == [{"role": "economic_buyer", "degree": "high", "note": ERASED}]
+    assert report["deals"][0]["evidence"] == [{"element": "champion", "status": "partial", "evidence": ERASED}]
     assert report["mentions"] == []
     erasure = report["history"][-1]
     assert (erasure["event_type"], erasure["fields"]) == (

@@ -10,8 +10,11 @@ from eventsourcing.persistence import StoredEvent
 from eventsourcing.utils import get_topic
 
 from domain.account import GlobalAccount
+from domain.deal import Deal
 from domain.values import GovernanceModel
+from infra.event_facts import FactsDecoder
 from services import handlers as h
+from services.app import GamApplication
 from tests.conftest import AppFactory
 from tests.support import meta
 
@@ -89,3 +92,32 @@ def test_a_v1_account_takes_new_commands_and_new_events_are_written_at_v3(app_fa
     )  # fmt: skip
     stored = app.recorder.select_events(fresh_id, limit=1)[0]
     assert json.loads(stored.state)["class_version"] == 3
+
+
+def test_a_v1_qualification_assessed_names_no_stakeholder_and_its_evidence_stays_business_text(
+    memory_app: GamApplication,
+) -> None:
+    """Evidence assessed before ``stakeholder_id`` existed named no one: it was stored in clear
+    and reads as it was, in the domain and in the views' facts."""
+    deal_id = uuid4()
+    state = {
+        "timestamp": {"_type_": "datetime_iso", "_data_": "2025-01-02T03:04:05+00:00"},
+        "originator_topic": get_topic(Deal),
+        "actor": "legacy-import",
+        "correlation_id": {"_type_": "uuid_hex", "_data_": uuid4().hex},
+        "causation_id": None,
+        "reason": None,
+        "element": "champion",
+        "status": "confirmed",
+        "evidence": "Our champion pushes the offer",
+    }
+    stored = StoredEvent(deal_id, 2, get_topic(Deal.QualificationAssessed), json.dumps(state).encode())
+    memory_app.recorder.insert_events([stored])
+
+    (event,) = memory_app.events.get(deal_id)
+    assert isinstance(event, Deal.QualificationAssessed)
+    assert (event.stakeholder_id, event.evidence) == (None, "Our champion pushes the offer")
+    facts = FactsDecoder(memory_app.mapper).decode(stored)
+    assert facts is not None
+    assert facts.payload["stakeholder_id"] is None
+    assert facts.payload["evidence"] == "Our champion pushes the offer"

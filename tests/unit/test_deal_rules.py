@@ -378,3 +378,26 @@ def test_every_meddpicc_element_can_be_assessed(org: Org) -> None:
         h.assess_qualification(org.app, meta(), deal_id=deal_id, element=element.value, status="partial", evidence="x")
     assert set(deal(org, deal_id).qualification) == {e.value for e in MeddpiccElement}
     assert len(MeddpiccElement) == 8
+
+
+def test_evidence_names_a_stakeholder_of_the_account_only_for_the_economic_buyer_or_champion(org: Org) -> None:
+    deal_id, person = org.deal(), org.stakeholder()
+    error = org.refused(errors.InvalidValue, h.assess_qualification, deal_id=deal_id, element="metrics",
+                        status="partial", evidence="x", stakeholder_id=person)  # fmt: skip
+    assert error.field == "stakeholder_id"
+    org.refused(errors.NotFound, h.assess_qualification, deal_id=deal_id, element="champion", status="partial",
+                evidence="x", stakeholder_id=uuid4())  # fmt: skip
+    h.assess_qualification(org.app, meta(), deal_id=deal_id, element="champion", status="partial", evidence="x",
+                           stakeholder_id=person)  # fmt: skip
+    assert deal(org, deal_id).qualification["champion"].stakeholder_id == person
+
+
+def test_no_note_or_evidence_can_name_an_erased_person_and_the_roles_stay(org: Org) -> None:
+    deal_id, person = org.deal(), org.stakeholder()
+    h.erase_personal_data(org.app, meta(), stakeholder_id=person, legal_basis="GDPR Art. 17")
+    org.refused(errors.SubjectErased, h.attach_buying_influence, deal_id=deal_id, stakeholder_id=person,
+                role="coach", degree="high", note="x")  # fmt: skip
+    org.refused(errors.SubjectErased, h.assess_qualification, deal_id=deal_id, element="champion",
+                status="partial", evidence="x", stakeholder_id=person)  # fmt: skip
+    h.attach_buying_influence(org.app, meta(), deal_id=deal_id, stakeholder_id=person, role="coach", degree="high")
+    assert deal(org, deal_id).influences[(person, "coach")].degree == "high"

@@ -99,15 +99,20 @@ def test_every_text_field_of_every_command_says_what_it_holds() -> None:
         assert kinds[checked] is TextKind.CHECKED
 
 
-def test_evidence_on_the_economic_buyer_or_champion_is_personal_other_evidence_is_checked() -> None:
-    def kind(element: str) -> TextKind | None:
+def test_evidence_naming_the_economic_buyer_or_champion_is_personal_other_evidence_is_checked() -> None:
+    """Personal evidence is sealed under the named stakeholder's key; evidence naming no one
+    is stored in clear, so it is checked like any business text."""
+
+    def kind(element: str, named: bool = True) -> TextKind | None:
         command = AssessQualification(
-            deal_id=uuid4(), element=MeddpiccElement(element), status=QualificationStatus.CONFIRMED, evidence="x"
-        )
+            deal_id=uuid4(), element=MeddpiccElement(element), status=QualificationStatus.CONFIRMED, evidence="x",
+            stakeholder_id=uuid4() if named else None,
+        )  # fmt: skip
         return command.text_kind("evidence")
 
     assert kind("economic_buyer") is TextKind.PERSONAL
     assert kind("champion") is TextKind.PERSONAL
+    assert kind("champion", named=False) is TextKind.CHECKED
     assert kind("metrics") is TextKind.CHECKED
 
 

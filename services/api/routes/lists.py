@@ -8,12 +8,13 @@ A cursor is the ``next`` of the previous page; pages stay stable while rows are 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Annotated, Any, Generic, TypeVar
 from uuid import UUID
 
-from fastapi import APIRouter, HTTPException, Query
+from fastapi import APIRouter, Depends, HTTPException, Query
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from pydantic import BaseModel, Field
@@ -107,6 +108,23 @@ class DealSummary(BaseModel):
     overdue: bool = Field(description="Still open, and its expected close date has passed (UTC)")
 
 
+@dataclass(frozen=True)
+class Paging:
+    """Which page of a list: after which cursor, how many items, and the log position
+    the view must have reached first (read-your-writes)."""
+
+    after: str | None
+    limit: int
+    min_position: int | None
+
+
+def paging(after: After = None, limit: Limit = 50, min_position: MinPosition = None) -> Paging:
+    return Paging(after, limit, min_position)
+
+
+PageAt = Annotated[Paging, Depends(paging)]
+
+
 class Page(BaseModel, Generic[T]):
     """One page: the items, the cursor of the next page (``null`` after the last), and
     the log position the view had reached."""
@@ -148,14 +166,12 @@ def _account_ids(runtime: Runtime, scope: AccountScope) -> frozenset[str] | None
 def list_accounts(
     runtime: RuntimeDep,
     principal: Caller,
+    page: PageAt,
     all: Annotated[bool, Query(description="Every account, not only mine (admin and compliance).")] = False,
     q: Annotated[Name, Query(description="Part of the name, in any case.")] = None,
     industry: Name = None,
     hq_country: Annotated[str | None, Query(pattern=r"^[A-Z]{2}$", description="ISO 3166-1 alpha-2")] = None,
     tier: Annotated[TextWithoutNul | None, Query(max_length=100)] = None,
-    after: After = None,
-    limit: Limit = 50,
-    min_position: MinPosition = None,
 ) -> Response:
     """My accounts (those I work on), or with ``all=true`` every account; by name."""
     scope = listed_accounts(principal, runtime.reads.team_accounts, everything=all)
@@ -165,10 +181,10 @@ def list_accounts(
         account_ids=_account_ids(runtime, scope),
         equals=equals,
         text=None if q is None else fold(q),
-        after=_cursor(after),
-        limit=limit,
+        after=_cursor(page.after),
+        limit=page.limit,
     )
-    return _page(runtime, query, min_position)
+    return _page(runtime, query, page.min_position)
 
 
 def _readable(runtime: Runtime, principal: Any, account_id: UUID) -> dict[str, Any]:
@@ -189,6 +205,35 @@ def _units_below(units: dict[str, Any], unit: UUID | None) -> dict[str, frozense
     return {"unit_id": subtree(units, str(unit))}
 
 
+def _account_page(
+    runtime: Runtime,
+    principal: Any,
+    account_id: UUID,
+    kind: str,
+    facets: dict[str, str | None],
+    page: Paging,
+    *,
+    unit: UUID | None = None,
+    q: str | None = None,
+    **more: Any,
+) -> Response:
+    """A page of one account's rows of ``kind``, once the caller may read the account:
+    ``facets`` given (not None) must match, ``unit`` takes its subtree, ``q`` is part of
+    the row's text."""
+    units = _readable(runtime, principal, account_id)
+    query = ListQuery(
+        kind,
+        account_ids=frozenset({str(account_id)}),
+        equals={k: v for k, v in facets.items() if v is not None},
+        within=_units_below(units, unit),
+        text=None if q is None else fold(q),
+        after=_cursor(page.after),
+        limit=page.limit,
+        **more,
+    )
+    return _page(runtime, query, page.min_position)
+
+
 Unit = Annotated[UUID | None, Query(description="Only this unit and the units below it.")]
 Owner = Annotated[TextWithoutNul | None, Query(max_length=300)]
 
@@ -198,16 +243,12 @@ def list_plans(
     runtime: RuntimeDep,
     account_id: UUID,
     principal: Caller,
+    page: PageAt,
     status: PlanStatus | None = None,
-    after: After = None,
-    limit: Limit = 50,
-    min_position: MinPosition = None,
 ) -> Response:
     """The account's plans by fiscal period."""
-    _readable(runtime, principal, account_id)
-    equals = {"status": status.value} if status else {}
-    query = ListQuery(PLAN, account_ids=frozenset({str(account_id)}), equals=equals, after=_cursor(after), limit=limit)
-    return _page(runtime, query, min_position)
+    facets = {"status": status.value if status else None}
+    return _account_page(runtime, principal, account_id, PLAN, facets, page)
 
 
 @router.get("/accounts/{account_id}/stakeholders", response_model=Page[StakeholderSummary], responses=LISTED)
@@ -215,29 +256,17 @@ def list_stakeholders(
     runtime: RuntimeDep,
     account_id: UUID,
     principal: Caller,
+    page: PageAt,
     unit: Unit = None,
     buying_role: BuyingRole | None = None,
     owner: Annotated[Owner, Query(description="The relationship owner.")] = None,
     status: Annotated[str | None, Query(pattern="^(active|left)$", description="active, or left the customer")] = None,
     q: Annotated[Name, Query(description="Part of the job title, in any case (names are sealed).")] = None,
-    after: After = None,
-    limit: Limit = 50,
-    min_position: MinPosition = None,
 ) -> Response:
     """The account's people by job title, in a unit's subtree, by buying role, owner or status;
     each person's name opened for the reader (``[erased]`` after erasure)."""
-    units = _readable(runtime, principal, account_id)
-    facets = (("role", buying_role.value if buying_role else None), ("owner", owner), ("status", status))
-    query = ListQuery(
-        STAKEHOLDER,
-        account_ids=frozenset({str(account_id)}),
-        equals={k: v for k, v in facets if v is not None},
-        within=_units_below(units, unit),
-        text=None if q is None else fold(q),
-        after=_cursor(after),
-        limit=limit,
-    )
-    return _page(runtime, query, min_position)
+    facets = {"role": buying_role.value if buying_role else None, "owner": owner, "status": status}
+    return _account_page(runtime, principal, account_id, STAKEHOLDER, facets, page, unit=unit, q=q)
 
 
 @router.get("/accounts/{account_id}/deals", response_model=Page[DealSummary], responses=LISTED)
@@ -245,6 +274,7 @@ def list_deals(
     runtime: RuntimeDep,
     account_id: UUID,
     principal: Caller,
+    page: PageAt,
     unit: Unit = None,
     stage: DealStage | None = None,
     owner: Owner = None,
@@ -253,22 +283,9 @@ def list_deals(
         bool | None, Query(description="true: only open deals past their expected close; false: the others.")
     ] = None,
     q: Annotated[Name, Query(description="Part of the title, in any case.")] = None,
-    after: After = None,
-    limit: Limit = 50,
-    min_position: MinPosition = None,
 ) -> Response:
     """The account's deals by title, in a unit's subtree, by stage, owner, status, or overdue."""
-    units = _readable(runtime, principal, account_id)
-    facets = (("stage", stage.value if stage else None), ("owner", owner), ("status", status.value if status else None))
-    query = ListQuery(
-        DEAL,
-        account_ids=frozenset({str(account_id)}),
-        equals={k: v for k, v in facets if v is not None},
-        within=_units_below(units, unit),
-        text=None if q is None else fold(q),
-        overdue=overdue,
-        today=_today(),
-        after=_cursor(after),
-        limit=limit,
+    facets = {"stage": stage.value if stage else None, "owner": owner, "status": status.value if status else None}
+    return _account_page(
+        runtime, principal, account_id, DEAL, facets, page, unit=unit, q=q, overdue=overdue, today=_today()
     )
-    return _page(runtime, query, min_position)

@@ -7,30 +7,23 @@ from __future__ import annotations
 import logging
 from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException, Path, Query
+from fastapi import HTTPException, Path, Query
 from fastapi.responses import PlainTextResponse
 
 from infra.checkpoints import CheckpointError
 from infra.merkle_store import StoredCheckpoint
-from services.api.auth import Compliance
+from services.api.auth import Compliance, compliance_router
 from services.api.dependencies import RuntimeDep
-from services.api.problems import problem_responses
 from services.bootstrap import Runtime
 from services.transparency import CheckpointFollower, ProofUnavailable, TransparencyLog
 
 log = logging.getLogger(__name__)
 
-router = APIRouter(
-    prefix="/compliance",
-    tags=["compliance"],
-    responses=problem_responses(
-        {
-            401: "No valid credential",
-            403: "Only the compliance and admin roles may do this",
-            404: "No checkpoint covers this yet, or this log signs no checkpoints",
-            422: "Invalid parameters (field paths in ``errors``)",
-        }
-    ),
+router = compliance_router(
+    {
+        404: "No checkpoint covers this yet, or this log signs no checkpoints",
+        422: "Invalid parameters (field paths in ``errors``)",
+    }
 )
 NOTE: dict[int | str, dict[str, Any]] = {200: {"content": {"text/plain": {}}, "description": "A C2SP signed note"}}
 
