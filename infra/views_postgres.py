@@ -200,12 +200,16 @@ class PostgresViewRecorder(PostgresTrackingRecorder, ViewRecorder):
 
     def record(self, change: ViewChange, tracking: Tracking) -> None:
         """One pipelined statement per kind of document write, and the audit rows
-        by COPY, for the whole change (a catch-up's batch holds thousands). Before
-        it commits, a writer of the live generation checks it is still live, holding
-        the generations' row so that no rebuild takes over until it has committed."""
+        by COPY, for the whole change (a catch-up's batch holds thousands). A writer of
+        the live generation first checks it is still live, holding the generations' row
+        so that no rebuild takes over until it has committed."""
         view = self.key
         documents = change.documents.items()
         with self._transaction(commit=True) as curs:
+            if not self.pinned:
+                live = self._live(curs, lock=" FOR SHARE")
+                if live != self.generation:
+                    raise GenerationSwitched(self.view_name, self.generation, live)
             gone = [(view, key) for key, body in documents if body is None]
             if gone:
                 curs.executemany(SQL("DELETE FROM {0} WHERE view = %s AND key = %s").format(self.documents_table), gone)
@@ -260,10 +264,6 @@ class PostgresViewRecorder(PostgresTrackingRecorder, ViewRecorder):
                     kept_rows,
                 )
             self._insert_tracking(curs, tracking)
-            if not self.pinned:
-                live = self._live(curs, lock=" FOR SHARE")
-                if live != self.generation:
-                    raise GenerationSwitched(self.view_name, self.generation, live)
 
     def _live(self, curs: Cursor[DictRow], lock: str = "") -> int:
         curs.execute(

@@ -161,12 +161,17 @@ class SQLiteViewRecorder(SQLiteTrackingRecorder, ViewRecorder):
 
     def record(self, change: ViewChange, tracking: Tracking) -> None:
         """One statement per kind of row for the whole change (a catch-up's batch
-        holds thousands). The first statement writes, so the transaction holds the
-        write lock from its start and the generation checked at its end is still live
-        when it commits."""
+        holds thousands). A writer of the live generation first takes the write lock
+        (a write to the generations' row) and checks it is still live: no rebuild can
+        take over until it has committed."""
         view = self.key
         documents = change.documents.items()
         with self._transaction(commit=True) as c:
+            if not self.pinned:
+                c.execute("UPDATE gam_view_generations SET live = live WHERE view = ?", (self.view_name,))
+                live = self._live(c)
+                if live != self.generation:
+                    raise GenerationSwitched(self.view_name, self.generation, live)
             gone = [(view, key) for key, body in documents if body is None]
             if gone:
                 c.executemany("DELETE FROM gam_view_documents WHERE view = ? AND key = ?", gone)
@@ -190,10 +195,6 @@ class SQLiteViewRecorder(SQLiteTrackingRecorder, ViewRecorder):
             if kept_rows:
                 c.executemany(_INSERT_LIST, kept_rows)
             self._insert_tracking(c, tracking)
-            if not self.pinned:
-                live = self._live(c)
-                if live != self.generation:
-                    raise GenerationSwitched(self.view_name, self.generation, live)
 
     def _live(self, c: SQLiteCursor) -> int:
         c.execute("SELECT live FROM gam_view_generations WHERE view = ?", (self.view_name,))

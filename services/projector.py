@@ -107,10 +107,11 @@ def open_view(settings: Settings, view_name: str) -> ViewRecorder:
     env = Environment(re.sub(r"[^a-z0-9_]", "_", view_name.lower())[:40], follower_env(settings))
     factory: InfrastructureFactory[Any] = InfrastructureFactory.construct(env)
     recorder: ViewRecorder = factory.tracking_recorder(cls)
+    recorder.follow_live()
     return recorder
 
 
-TAKE_OVER_LAG = CATCH_UP_BATCH
+TAKE_OVER_LAG = 1_000
 """A rebuild's generation takes over once it is at most this many events behind the log:
 the rest is applied inside the take-over's transaction, while the live generation's
 writer waits (a batch or less)."""
