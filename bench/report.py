@@ -272,6 +272,7 @@ def markdown(result: dict[str, Any], json_name: str, plot_paths: list[Path], bas
             "",
         ]  # fmt: skip
     out += rebuild_section(base / "results")
+    out += bluegreen_section(base / "results")
     out += transparency_section()
     for path in plot_paths:
         out.append(f"![{path.stem}]({path.relative_to(base).as_posix()})")
@@ -280,6 +281,15 @@ def markdown(result: dict[str, Any], json_name: str, plot_paths: list[Path], bas
 
 
 TRANSPARENCY = Path(__file__).resolve().parent / "results" / "transparency.md"
+
+
+def bluegreen_section(results: Path) -> list[str]:
+    """The blue/green rebuild under live load (``python -m bench.bluegreen``), run on its own."""
+    table = results / "bluegreen.md"
+    if not table.exists():
+        return []
+    return ["## Blue/green rebuild under live load (`python -m bench.bluegreen`)", "",
+            table.read_text(encoding="utf-8").strip(), ""]  # fmt: skip
 
 
 def transparency_section() -> list[str]:

@@ -8,7 +8,7 @@ names come from the facet constants, never from the caller.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from projections.ports import LIST_FACETS, ListQuery
@@ -42,12 +42,15 @@ SQLITE = Dialect("?", lambda column, n: f"{column} IN ({','.join('?' * n)})", "i
 POSTGRES = Dialect("%s", lambda column, n: f"{column} = ANY(%s)", "strpos({column}, %s) > 0")
 
 
-def list_where(view: str, query: ListQuery, dialect: Dialect) -> tuple[str, list[object]]:
+def list_where(
+    view_clause: str, view_params: Sequence[object], query: ListQuery, dialect: Dialect
+) -> tuple[str, list[object]]:
     """The clause (without ``WHERE``) and its parameters; rows come in ``(sort_key,
-    entity_id)`` order, which the caller adds with the limit."""
+    entity_id)`` order, which the caller adds with the limit. ``view_clause`` (with
+    ``view_params``) picks the view's generation (see the adapters)."""
     m = dialect.mark
-    clauses = [f"view = {m}", f"kind = {m}"]
-    params: list[object] = [view, query.kind]
+    clauses = [view_clause, f"kind = {m}"]
+    params: list[object] = [*view_params, query.kind]
 
     def one_of(column: str, values: frozenset[str]) -> None:
         ordered = sorted(values)

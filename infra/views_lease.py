@@ -26,9 +26,12 @@ queue (a follower's ``pg_try_advisory_lock`` does not jump the queue).
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import logging
 import os
 from collections.abc import Callable
+from pathlib import Path
+from typing import IO
 
 import psycopg
 
@@ -204,3 +207,108 @@ class ViewsLease:
                     connection.execute("SELECT pg_advisory_unlock(hashtext(%s))", (self.key,))
             with contextlib.suppress(psycopg.Error):
                 connection.close()
+
+
+class RebuildRunning(RuntimeError):
+    """Another ``gam rebuild`` is building the views' next generation in this store."""
+
+
+class RebuildLockLost(RuntimeError):
+    """The rebuild lock went away (its connection broke) while this process was building."""
+
+
+REBUILD_APPLICATION_NAME = "gam rebuild"
+
+
+class RebuildLock:
+    """One ``gam rebuild`` per store at a time, so that two never write the same new
+    generation. It is not the views lease: the follower keeps writing the live generation
+    while a rebuild runs. On PostgreSQL a session advisory lock on a connection of its
+    own; on SQLite an exclusive ``flock`` of a file beside the database. Either goes with
+    its holder, so a rebuild killed with SIGKILL leaves it free, and the next rebuild
+    resumes the generation it left (``gam rebuild --fresh`` starts over)."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.key = f"gam views rebuild in schema {settings.postgres_schema or 'public'}"
+        self._connection: psycopg.Connection[tuple[object, ...]] | None = None
+        self._file: IO[str] | None = None
+
+    @property
+    def path(self) -> Path:
+        """The SQLite store's lock file."""
+        return self.settings.sqlite_path.with_name(self.settings.sqlite_path.name + ".rebuild.lock")
+
+    def acquire(self) -> None:
+        """Take the lock, or raise :class:`RebuildRunning` naming who holds it."""
+        if self.settings.store == "postgres":
+            self._acquire_postgres()
+        elif self.settings.store == "sqlite":
+            self._acquire_file()
+
+    def _acquire_postgres(self) -> None:
+        connection = psycopg.connect(
+            self.settings.postgres_dsn or "",
+            autocommit=True,
+            connect_timeout=CONNECT_TIMEOUT_SECONDS,
+            application_name=f"{REBUILD_APPLICATION_NAME} {os.getpid()}",
+        )
+        row = connection.execute("SELECT pg_try_advisory_lock(hashtext(%s))", (self.key,)).fetchone()
+        if row and row[0]:
+            self._connection = connection
+            return
+        holder = connection.execute(
+            "SELECT a.application_name FROM pg_stat_activity a JOIN pg_locks l ON l.pid = a.pid "
+            "WHERE l.locktype = 'advisory' AND l.granted "
+            "AND l.objid = (hashtext(%s)::bigint & 4294967295)::oid",
+            (self.key,),
+        ).fetchone()
+        connection.close()
+        raise RebuildRunning(_running(str(holder[0]) if holder else "another process"))
+
+    def _acquire_file(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        file = self.path.open("a+", encoding="utf-8")
+        try:
+            fcntl.flock(file.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            file.seek(0)
+            holder = file.read().strip()
+            file.close()
+            raise RebuildRunning(_running(holder or "another process")) from None
+        file.seek(0)
+        file.truncate()
+        file.write(f"{REBUILD_APPLICATION_NAME} {os.getpid()}")
+        file.flush()
+        self._file = file
+
+    def still_holds(self) -> bool:
+        """Whether the lock is still this process's (a broken connection loses it)."""
+        if self._connection is None:
+            return True
+        try:
+            self._connection.execute("SELECT 1")
+        except psycopg.Error as error:
+            log.warning("lost the rebuild lock: %s", error)
+            self.release()
+            return False
+        return True
+
+    def release(self) -> None:
+        connection, self._connection = self._connection, None
+        if connection is not None:
+            with contextlib.suppress(psycopg.Error):
+                if not connection.closed:
+                    connection.execute("SELECT pg_advisory_unlock(hashtext(%s))", (self.key,))
+            with contextlib.suppress(psycopg.Error):
+                connection.close()
+        file, self._file = self._file, None
+        if file is not None:
+            file.close()  # the flock goes with the file
+
+
+def _running(holder: str) -> str:
+    return (
+        f"another gam rebuild is running ({holder}): it is building the views' next generation while the "
+        "live one keeps serving; wait for it to finish"
+    )

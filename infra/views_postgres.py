@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import copy
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
@@ -19,7 +20,20 @@ from infra.list_sql import FACET_INDEXES, LIST_COLUMNS, POSTGRES, list_where
 from infra.postgres_ddl import creating_tables
 from infra.views_sqlite import list_row_of, list_row_values
 from projections.encoding import dumps, loads
-from projections.ports import LIST_FACETS, AuditQuery, AuditRow, Document, ListQuery, ListRow, ViewChange, ViewRecorder
+from projections.ports import (
+    LIST_FACETS,
+    TRACKING_SEPARATOR,
+    AuditQuery,
+    AuditRow,
+    Document,
+    Generations,
+    GenerationSwitched,
+    ListQuery,
+    ListRow,
+    ViewChange,
+    ViewRecorder,
+    generation_key,
+)
 
 _AUDIT_COLUMNS = SQL(
     "position, occurred_at, actor, account_id, entity_type, entity_id, version, "
@@ -40,34 +54,25 @@ class PostgresViewRecorder(PostgresTrackingRecorder, ViewRecorder):
         self._one: tuple[int, Cursor[DictRow]] | None = None
         schema = Identifier(self.datastore.schema)
         self.documents_table = Composed([schema, SQL("."), Identifier("gam_view_documents")])
-        self.audit_table = Composed([schema, SQL("."), Identifier("gam_audit_trail")])
         self.lists_table = Composed([schema, SQL("."), Identifier("gam_view_lists")])
         self.tracking_table = Composed([schema, SQL("."), Identifier(self.tracking_table_name)])
+        self.generations_table = Composed([schema, SQL("."), Identifier("gam_view_generations")])
+        self._live_key = (
+            f"COALESCE((SELECT live_key FROM {self.generations_table.as_string(None)} WHERE view = %s), %s)"  # noqa: S608 - identifiers quoted
+        )
+        """The key of the view's live generation, resolved inside the statement that reads
+        it, so one statement never mixes generations (the view's name twice as parameters)."""
         self.sql_create_statements.extend(
             [
                 SQL(
                     "CREATE TABLE IF NOT EXISTS {0} (view text NOT NULL, key text NOT NULL, "
                     "body text NOT NULL, PRIMARY KEY (view, key))"
                 ).format(self.documents_table),
+                *self._audit_ddl(1),
                 SQL(
-                    "CREATE TABLE IF NOT EXISTS {0} (position bigint PRIMARY KEY, "
-                    "occurred_at timestamptz NOT NULL, actor text NOT NULL, account_id uuid, "
-                    "entity_type text NOT NULL, entity_id uuid NOT NULL, version integer NOT NULL, "
-                    "event_type text NOT NULL, changes text NOT NULL, reason text, "
-                    "correlation_id uuid NOT NULL, causation_id uuid)"
-                ).format(self.audit_table),
-                *(
-                    SQL("CREATE INDEX IF NOT EXISTS {0} ON {1} ({2})").format(
-                        Identifier(f"gam_audit_{name}"), self.audit_table, SQL(columns)
-                    )
-                    for name, columns in (
-                        ("account", "account_id, position"),
-                        ("entity", "entity_id, position"),
-                        ("actor", "actor, position"),
-                        ("type", "event_type, position"),
-                        ("time", "occurred_at"),
-                    )
-                ),
+                    "CREATE TABLE IF NOT EXISTS {0} (view text PRIMARY KEY, live integer NOT NULL, "
+                    "live_key text NOT NULL, building integer, retired integer)"
+                ).format(self.generations_table),
                 # COLLATE "C": the order (and the cursor's comparison) is by code point, as in
                 # SQLite and Python, whatever the database's locale
                 SQL(
@@ -124,11 +129,49 @@ class PostgresViewRecorder(PostgresTrackingRecorder, ViewRecorder):
         with self.datastore.get_connection() as conn:
             yield conn.cursor()
 
+    def audit_table(self, generation: int) -> Composed:
+        """Generation 1's audit rows stay in ``gam_audit_trail``; a later one has a table of
+        its own (generation numbers are unique across views), dropped with it in one step."""
+        name = "gam_audit_trail" if generation == 1 else f"gam_audit_trail_{generation}"
+        return Composed([Identifier(self.datastore.schema), SQL("."), Identifier(name)])
+
+    def _audit_ddl(self, generation: int) -> list[Composed]:
+        table = self.audit_table(generation)
+        prefix = "gam_audit" if generation == 1 else f"gam_audit_{generation}"
+        return [
+            SQL(
+                "CREATE TABLE IF NOT EXISTS {0} (position bigint PRIMARY KEY, "
+                "occurred_at timestamptz NOT NULL, actor text NOT NULL, account_id uuid, "
+                "entity_type text NOT NULL, entity_id uuid NOT NULL, version integer NOT NULL, "
+                "event_type text NOT NULL, changes text NOT NULL, reason text, "
+                "correlation_id uuid NOT NULL, causation_id uuid)"
+            ).format(table),
+            *(
+                SQL("CREATE INDEX IF NOT EXISTS {0} ON {1} ({2})").format(
+                    Identifier(f"{prefix}_{name}"), table, SQL(columns)
+                )
+                for name, columns in (
+                    ("account", "account_id, position"),
+                    ("entity", "entity_id, position"),
+                    ("actor", "actor, position"),
+                    ("type", "event_type, position"),
+                    ("time", "occurred_at"),
+                )
+            ),
+        ]
+
+    def _view(self) -> tuple[str, tuple[str, ...]]:
+        """``view = <the generation read>`` and its parameters: the pinned generation, or
+        the live one as the statement finds it."""
+        if self.pinned:
+            return "view = %s", (self.key,)
+        return f"view = {self._live_key}", (self.view_name, self.view_name)
+
     def max_tracking_id(self, application_name: str) -> int | None:
         one = self._one
         if one is not None and one[0] == threading.get_ident():
             position: int | None = self._max_tracking_id(application_name, one[1])
-        else:
+        else:  # the library's, retried while the database restarts; it calls ours below
             position = super().max_tracking_id(application_name)
         return position
 
@@ -142,16 +185,31 @@ class PostgresViewRecorder(PostgresTrackingRecorder, ViewRecorder):
         super()._insert_tracking(curs, tracking)
 
     def _max_tracking_id(self, application_name: str, curs: Cursor[DictRow]) -> int | None:
-        if application_name != self.table_migration_identifier:
-            application_name = self.tracking_name(application_name)
-        return super()._max_tracking_id(application_name, curs)
+        if application_name == self.table_migration_identifier:
+            return super()._max_tracking_id(application_name, curs)
+        if self.pinned:
+            return super()._max_tracking_id(self.tracking_name(application_name), curs)
+        curs.execute(
+            SQL("SELECT MAX(notification_id) AS n FROM {0} WHERE application_name = %s || %s || {1}").format(
+                self.tracking_table, SQL(self._live_key)
+            ),
+            (application_name, TRACKING_SEPARATOR, self.view_name, self.view_name),
+        )
+        row = curs.fetchone()
+        return None if row is None else row["n"]
 
     def record(self, change: ViewChange, tracking: Tracking) -> None:
         """One pipelined statement per kind of document write, and the audit rows
-        by COPY, for the whole change (a catch-up's batch holds thousands)."""
-        view = self.view_name
+        by COPY, for the whole change (a catch-up's batch holds thousands). A writer of
+        the live generation first checks it is still live, holding the generations' row
+        so that no rebuild takes over until it has committed."""
+        view = self.key
         documents = change.documents.items()
         with self._transaction(commit=True) as curs:
+            if not self.pinned:
+                live = self._live(curs, lock=" FOR SHARE")
+                if live != self.generation:
+                    raise GenerationSwitched(self.view_name, self.generation, live)
             gone = [(view, key) for key, body in documents if body is None]
             if gone:
                 curs.executemany(SQL("DELETE FROM {0} WHERE view = %s AND key = %s").format(self.documents_table), gone)
@@ -165,9 +223,10 @@ class PostgresViewRecorder(PostgresTrackingRecorder, ViewRecorder):
                     kept,
                 )
             if change.audit_rows:
-                with curs.copy(SQL("COPY {0} ({1}) FROM STDIN").format(self.audit_table, _AUDIT_COLUMNS)) as copy:
+                copy_sql = SQL("COPY {0} ({1}) FROM STDIN").format(self.audit_table(self.generation), _AUDIT_COLUMNS)
+                with curs.copy(copy_sql) as copy_in:
                     for row in change.audit_rows:
-                        copy.write_row(
+                        copy_in.write_row(
                             (
                                 row.position,
                                 row.occurred_at,
@@ -206,25 +265,52 @@ class PostgresViewRecorder(PostgresTrackingRecorder, ViewRecorder):
                 )
             self._insert_tracking(curs, tracking)
 
+    def _live(self, curs: Cursor[DictRow], lock: str = "") -> int:
+        curs.execute(
+            SQL("SELECT live FROM {0} WHERE view = %s{1}").format(self.generations_table, SQL(lock)), (self.view_name,)
+        )
+        row = curs.fetchone()
+        return 1 if row is None else int(row["live"])
+
     def documents(self, keys: Sequence[str]) -> dict[str, Document]:
         if not keys:
             return {}
+        where, params = self._view()
         with self._transaction(commit=False) as curs:
             curs.execute(
-                SQL("SELECT key, body FROM {0} WHERE view = %s AND key = ANY(%s)").format(self.documents_table),
-                (self.view_name, list(keys)),
+                SQL("SELECT key, body FROM {0} WHERE {1} AND key = ANY(%s)").format(self.documents_table, SQL(where)),
+                (*params, list(keys)),
             )
             return {r["key"]: loads(r["body"]) for r in curs.fetchall()}
 
     def documents_with_prefix(self, prefix: str) -> dict[str, Document]:
+        where, params = self._view()
         with self._transaction(commit=False) as curs:
             curs.execute(
-                SQL(
-                    'SELECT key, body FROM {0} WHERE view = %s AND starts_with(key, %s) ORDER BY key COLLATE "C"'
-                ).format(self.documents_table),
-                (self.view_name, prefix),
+                SQL('SELECT key, body FROM {0} WHERE {1} AND starts_with(key, %s) ORDER BY key COLLATE "C"').format(
+                    self.documents_table, SQL(where)
+                ),
+                (*params, prefix),
             )
             return {r["key"]: loads(r["body"]) for r in curs.fetchall()}
+
+    def _audit_select(self, statement: Callable[[Composed], Composed], params: Sequence[object]) -> list[Any]:
+        """Run ``statement`` (given the audit table) on the generation read:
+        the live one is looked up first, and looked up again if a rebuild dropped its
+        table in between (the statement then fails, and the new generation is whole)."""
+        for _ in range(3):
+            generation = self.generation if self.pinned else None
+            try:
+                with self._read() as curs:
+                    if generation is None:
+                        generation = self._live(curs)
+                    curs.execute(statement(self.audit_table(generation)), params)
+                    return list(curs.fetchall())
+            except Exception:
+                if generation is None or self.pinned or self.generations().live == generation:
+                    raise
+        msg = f"the audit rows of view {self.view_name} kept moving to new generations"
+        raise RuntimeError(msg)
 
     def select_audit(self, query: AuditQuery) -> list[AuditRow]:
         where: list[SQL | Composed] = [SQL("position > %s")]
@@ -244,15 +330,16 @@ class PostgresViewRecorder(PostgresTrackingRecorder, ViewRecorder):
         if query.until is not None:
             where.append(SQL("occurred_at < %s"))
             params.append(query.until)
-        statement = SQL("SELECT {0} FROM {1} WHERE {2} ORDER BY position LIMIT %s").format(
-            _AUDIT_COLUMNS, self.audit_table, SQL(" AND ").join(where)
+        rows = self._audit_select(
+            lambda table: SQL("SELECT {0} FROM {1} WHERE {2} ORDER BY position LIMIT %s").format(
+                _AUDIT_COLUMNS, table, SQL(" AND ").join(where)
+            ),
+            (*params, query.limit),
         )
-        with self._transaction(commit=False) as curs:
-            curs.execute(statement, (*params, query.limit))
-            return [_audit_row(r) for r in curs.fetchall()]
+        return [_audit_row(r) for r in rows]
 
     def select_list(self, query: ListQuery) -> list[ListRow]:
-        where, params = list_where(self.view_name, query, POSTGRES)
+        where, params = list_where(*self._view(), query, POSTGRES)
         statement = SQL("SELECT {0} FROM {1} WHERE {2} ORDER BY sort_key, entity_id LIMIT %s").format(
             SQL(LIST_COLUMNS),
             self.lists_table,
@@ -263,26 +350,117 @@ class PostgresViewRecorder(PostgresTrackingRecorder, ViewRecorder):
             return [list_row_of(r) for r in curs.fetchall()]
 
     def versions_at(self, account_id: UUID, moment: datetime) -> dict[UUID, int]:
-        with self._transaction(commit=False) as curs:
-            curs.execute(
-                SQL(
-                    "SELECT entity_id, MAX(version) AS version FROM {0} "
-                    "WHERE account_id = %s AND occurred_at <= %s GROUP BY entity_id"
-                ).format(self.audit_table),
-                (account_id, moment),
-            )
-            return {r["entity_id"]: r["version"] for r in curs.fetchall()}
+        rows = self._audit_select(
+            SQL(
+                "SELECT entity_id, MAX(version) AS version FROM {0} "
+                "WHERE account_id = %s AND occurred_at <= %s GROUP BY entity_id"
+            ).format,
+            (account_id, moment),
+        )
+        return {r["entity_id"]: r["version"] for r in rows}
 
     def reset(self, *, audit_rows: bool) -> None:
         with self._transaction(commit=True) as curs:
-            curs.execute(SQL("DELETE FROM {0} WHERE view = %s").format(self.documents_table), (self.view_name,))
-            curs.execute(SQL("DELETE FROM {0} WHERE view = %s").format(self.lists_table), (self.view_name,))
-            if audit_rows:
-                curs.execute(SQL("DELETE FROM {0}").format(self.audit_table))
-            curs.execute(
-                SQL("DELETE FROM {0} WHERE application_name LIKE %s").format(self.tracking_table),
-                (f"%::{self.view_name}",),
+            self._delete_rows(curs, self.generation, audit_rows=audit_rows)
+
+    def _delete_rows(self, curs: Cursor[DictRow], generation: int, *, audit_rows: bool) -> None:
+        key = generation_key(self.view_name, generation)
+        curs.execute(SQL("DELETE FROM {0} WHERE view = %s").format(self.documents_table), (key,))
+        curs.execute(SQL("DELETE FROM {0} WHERE view = %s").format(self.lists_table), (key,))
+        if audit_rows:
+            curs.execute(SQL("DELETE FROM {0}").format(self.audit_table(generation)))
+        suffix = TRACKING_SEPARATOR + key
+        curs.execute(
+            SQL("DELETE FROM {0} WHERE right(application_name, %s) = %s").format(self.tracking_table),
+            (len(suffix), suffix),
+        )
+
+    def generations(self) -> Generations:
+        with self._read() as curs:
+            return self._generations(curs)
+
+    def _generations(self, curs: Cursor[DictRow], lock: str = "") -> Generations:
+        curs.execute(
+            SQL("SELECT live, building, retired FROM {0} WHERE view = %s{1}").format(self.generations_table, SQL(lock)),
+            (self.view_name,),
+        )
+        row = curs.fetchone()
+        return Generations() if row is None else Generations(row["live"], row["building"], row["retired"])
+
+    def start_generation(self, *, fresh: bool = False) -> int:
+        with self._transaction(commit=True) as curs:
+            curs.execute(  # generation numbers are handed out one at a time
+                SQL("LOCK TABLE {0} IN SHARE ROW EXCLUSIVE MODE").format(self.generations_table)
             )
+            curs.execute(
+                SQL("INSERT INTO {0} (view, live, live_key) VALUES (%s, 1, %s) ON CONFLICT (view) DO NOTHING").format(
+                    self.generations_table
+                ),
+                (self.view_name, self.view_name),
+            )
+            found = self._generations(curs, " FOR UPDATE")
+            if found.building is not None and not fresh:
+                building = found.building
+            else:
+                curs.execute(
+                    SQL("SELECT MAX(GREATEST(live, COALESCE(building, 0), COALESCE(retired, 0))) AS n FROM {0}").format(
+                        self.generations_table
+                    )
+                )
+                row = curs.fetchone()
+                building = max(int(row["n"] if row and row["n"] else 1), 1) + 1
+                curs.execute(
+                    SQL("UPDATE {0} SET building = %s WHERE view = %s").format(self.generations_table),
+                    (building, self.view_name),
+                )
+            for statement in self._audit_ddl(building) if self.keeps_audit_rows else ():
+                curs.execute(statement)
+        for left in (found.retired, None if building == found.building else found.building):
+            if left is not None:
+                self.drop_generation(left)
+        return building
+
+    def at_generation(self, generation: int) -> PostgresViewRecorder:
+        pinned = copy.copy(self)
+        pinned.generation, pinned.pinned, pinned._one = generation, True, None
+        return pinned
+
+    @contextmanager
+    def take_over(self) -> Iterator[None]:
+        with self.in_one_transaction():
+            curs = self._one[1] if self._one else None
+            assert curs is not None
+            self._generations(curs, " FOR UPDATE")  # writers of the live generation wait at their commit
+            yield
+            curs.execute(
+                SQL(
+                    "UPDATE {0} SET retired = live, live = %s, live_key = %s, building = NULL "
+                    "WHERE view = %s AND building = %s"
+                ).format(self.generations_table),
+                (self.generation, self.key, self.view_name, self.generation),
+            )
+            if curs.rowcount != 1:
+                msg = f"generation {self.generation} of view {self.view_name} is not the one being built"
+                raise RuntimeError(msg)
+
+    def drop_generation(self, generation: int) -> None:
+        with self._transaction(commit=True) as curs:
+            curs.execute(
+                SQL(
+                    "UPDATE {0} SET building = NULLIF(building, %s), retired = NULLIF(retired, %s) WHERE view = %s"
+                ).format(self.generations_table),
+                (generation, generation, self.view_name),
+            )
+            if self._live(curs) == generation:
+                msg = f"generation {generation} of view {self.view_name} is live"
+                raise ValueError(msg)
+            self._delete_rows(curs, generation, audit_rows=False)
+            # dropped, not emptied: a reader that looked up this generation just before it
+            # was retired gets an error and looks again, rather than an empty audit trail
+            # (generation 1's table, shared by the views, is dropped only by the view that has audit
+            # rows; it comes back, empty and unread, when a process next starts)
+            if self.keeps_audit_rows:
+                curs.execute(SQL("DROP TABLE IF EXISTS {0}").format(self.audit_table(generation)))
 
 
 def _audit_row(r: Any) -> AuditRow:

@@ -123,6 +123,40 @@ ListKey = tuple[str, str]
 """A list row's identity: (kind, entity id)."""
 
 
+GENERATION_SEPARATOR = "#"
+"""Generation ``g`` (from 2 on) of a view keeps its rows and tracking under ``<view>#<g>``;
+generation 1 under the view's name, as before views had generations."""
+
+
+def generation_key(view_name: str, generation: int) -> str:
+    """Where a generation of a view keeps its documents, list rows and tracking."""
+    return view_name if generation == 1 else f"{view_name}{GENERATION_SEPARATOR}{generation}"
+
+
+@dataclass(frozen=True)
+class Generations:
+    """A view's generations (blue/green rebuilds): readers see ``live``; a rebuild builds
+    ``building`` beside it (None: no rebuild started or left unfinished); ``retired`` is a
+    former live generation whose rows are still to be dropped (a rebuild killed between
+    its switch and its clean-up)."""
+
+    live: int = 1
+    building: int | None = None
+    retired: int | None = None
+
+
+class GenerationSwitched(RuntimeError):
+    """A write to the generation this writer follows was refused (and nothing of it kept):
+    a rebuild's generation took over since. The writer reads where the live one is
+    (:meth:`ViewRecorder.follow_live`) and carries on from its position."""
+
+    def __init__(self, view_name: str, written: int, live: int) -> None:
+        super().__init__(f"view {view_name}: generation {written} is no longer live (generation {live} is)")
+        self.view_name = view_name
+        self.written = written
+        self.live = live
+
+
 @dataclass(frozen=True)
 class ViewChange:
     """What one event does to a view: documents to write (``None`` deletes), audit rows
@@ -134,12 +168,32 @@ class ViewChange:
 
 
 class ViewRecorder(TrackingRecorder, ABC):
-    """Storage of one view; ``view_name`` namespaces its documents and tracking."""
+    """Storage of one view; ``view_name`` namespaces its documents and tracking.
+
+    A view has generations (:class:`Generations`). A recorder opened as usual reads
+    the live generation, resolved by each statement itself, so a reader never sees a
+    generation that is being built or dropped; its writes go to :attr:`generation` (the
+    live one when it last looked) and are refused with :class:`GenerationSwitched` once
+    another generation has taken over. :meth:`at_generation` gives a recorder pinned to
+    one generation (a rebuild writes the new one through it)."""
 
     view_name: ClassVar[str] = "view"
+    keeps_audit_rows: ClassVar[bool] = True
+    """Whether the view's generations have audit rows (an audit table each). Generation 1
+    of every view shares the table ``gam_audit_trail`` (as before views had generations),
+    so only the view that writes audit rows may drop it."""
+    generation: int = 1
+    """The generation this recorder writes: pinned, or the live one as last seen."""
+    pinned: bool = False
+    """Whether reads and writes go to :attr:`generation` whatever is live."""
+
+    @property
+    def key(self) -> str:
+        """Where the written generation keeps its rows and tracking."""
+        return generation_key(self.view_name, self.generation)
 
     def tracking_name(self, application_name: str) -> str:
-        return f"{application_name}{TRACKING_SEPARATOR}{self.view_name}"
+        return f"{application_name}{TRACKING_SEPARATOR}{self.key}"
 
     @abstractmethod
     def record(self, change: ViewChange, tracking: Tracking) -> None:
@@ -173,6 +227,38 @@ class ViewRecorder(TrackingRecorder, ABC):
     @abstractmethod
     def reset(self, *, audit_rows: bool) -> None:
         """Forget the view (documents, list rows, tracking and, if asked, audit rows) before a rebuild."""
+
+    @abstractmethod
+    def generations(self) -> Generations:
+        """The view's generations as stored now."""
+
+    @abstractmethod
+    def start_generation(self, *, fresh: bool = False) -> int:
+        """The generation a rebuild builds: the unfinished one left by an interrupted
+        rebuild (it resumes from that generation's position), or, when there is none or
+        ``fresh`` is asked, a new empty one (the unfinished one is dropped). Generation
+        numbers are never reused. Drops a retired generation left behind."""
+
+    @abstractmethod
+    def at_generation(self, generation: int) -> ViewRecorder:
+        """A recorder that reads and writes only ``generation`` (sharing this one's connections)."""
+
+    @abstractmethod
+    def take_over(self) -> AbstractContextManager[None]:
+        """On a recorder pinned to the building generation: one transaction in which the
+        view's generations are locked (writers of the live one wait at their commit);
+        when the block ends, this generation becomes the live one and the former live
+        one is retired, in the same commit. The block catches the generation up to the
+        head through this recorder. Returns nothing; see :meth:`generations`."""
+
+    @abstractmethod
+    def drop_generation(self, generation: int) -> None:
+        """Delete a generation's rows, audit rows and tracking (never the live one)."""
+
+    def follow_live(self) -> None:
+        """Write to whatever generation is live now (after :class:`GenerationSwitched`)."""
+        if not self.pinned:
+            self.generation = self.generations().live
 
     def in_one_transaction(self) -> AbstractContextManager[None]:
         """Every read and write of this view in the block, on this thread, in one

@@ -41,7 +41,7 @@ from domain.account import GlobalAccount
 from domain.errors import DomainError, NotFound
 from domain.plan import plan_id_for
 from infra.settings import Settings
-from infra.views_lease import ViewsLeaseTimeout
+from infra.views_lease import RebuildRunning
 from projections.ports import AuditQuery
 from services.bootstrap import Runtime, bootstrap
 from services.demo import FISCAL_PERIOD, demo_id, seed_account
@@ -56,7 +56,7 @@ from services.demo_views import (
 )
 from services.importer import DEFAULT_BATCH, ImportRefused, import_file
 from services.observability.startup import describe as describe_failure
-from services.projector import PROJECTIONS, VIEWS_WAIT_SECONDS, bring_up_to_date, follow, rebuild_views
+from services.projector import CATCH_UP_BATCH, PROJECTIONS, bring_up_to_date, follow, rebuild_views
 from services.read_models import ViewResult as ReadModelsResult
 from services.transparency_cli import register as register_transparency
 
@@ -332,13 +332,21 @@ def _operations_port(settings: Settings, relay: Relay | None = None) -> Operatio
 @cli.command()
 def rebuild(
     view: Annotated[str | None, typer.Argument(help=f"One of: {', '.join(PROJECTIONS)} (default: all).")] = None,
-    wait: Annotated[
-        float, typer.Option(min=0, help="Seconds to wait for the process writing the views to hand them over.")
-    ] = VIEWS_WAIT_SECONDS,
+    fresh: Annotated[
+        bool,
+        typer.Option("--fresh", help="Start a new generation even if an interrupted rebuild left one to resume."),
+    ] = False,
+    batch: Annotated[
+        int, typer.Option(min=1, help="Events applied and committed per batch (a smaller batch holds less memory).")
+    ] = CATCH_UP_BATCH,
 ) -> None:
-    """Drop a view (or all) and rebuild it from the first event, with a progress bar.
-    On PostgreSQL the follower (gam serve, gam project) hands the views over and waits;
-    each view is rebuilt in one transaction, so readers see the old view until the new one is whole."""
+    """Rebuild a view (or all) from the first event, blue/green, with a progress bar.
+    A new generation of each view is built beside the live one, which keeps serving
+    readers and following new events (gam serve, gam project go on as they are); once the
+    new generation has caught up, it takes over in one transaction and the old one is
+    dropped. An interrupted rebuild leaves the live views as they were: run it again to
+    resume where it got to (--fresh: start over). One rebuild runs at a time; a second
+    one is refused."""
     if view is not None and view not in PROJECTIONS:
         raise typer.BadParameter(f"unknown view {view!r}; choose from {', '.join(PROJECTIONS)}")
     runtime = _open_store()
@@ -347,6 +355,7 @@ def rebuild(
     operations = _operations_port(settings)  # gam_view_catch_up_progress_ratio while it runs
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
     try:
+        before = projector.generations()
         with Progress(*columns, console=diagnostics) as bar:
             tasks = {n: bar.add_task(n, total=app.recorder.max_notification_id() or 0) for n in names}
             started = time.perf_counter()
@@ -354,12 +363,17 @@ def rebuild(
                 projector,
                 settings,
                 names,
-                progress=lambda name, done, total: bar.update(tasks[name], completed=done),
-                timeout=wait,
+                progress=lambda name, done, total: bar.update(tasks[name], completed=done, total=total),
+                fresh=fresh,
+                batch=batch,
             )
             elapsed = time.perf_counter() - started
-        console.print(f"rebuilt {', '.join(names)} in {elapsed:.2f} s; positions {projector.positions()}")
-    except ViewsLeaseTimeout as error:
+        after = projector.generations()
+        switched = ", ".join(f"{n} {before[n].live} → {after[n].live}" for n in names)
+        console.print(
+            f"rebuilt {', '.join(names)} in {elapsed:.2f} s; generations {switched}; positions {projector.positions()}"
+        )
+    except RebuildRunning as error:
         raise Refused(f"{error}; the views are left as they were") from None
     finally:
         if operations is not None:

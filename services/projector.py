@@ -20,7 +20,7 @@ import logging
 import re
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import ExitStack, contextmanager
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,14 +30,14 @@ from eventsourcing.utils import Environment
 
 from infra.event_facts import FactsDecoder, event_class
 from infra.settings import Settings
-from infra.views_lease import ViewsLease, ViewsLeaseLost
+from infra.views_lease import RebuildLock, RebuildLockLost, ViewsLease
 from infra.views_memory import MemoryViewRecorder
 from infra.views_postgres import PostgresViewRecorder
 from infra.views_sqlite import SQLiteViewRecorder
 from projections.account_view import AccountViewProjection, account_view_projection
 from projections.audit_trail import AuditTrailProjection
 from projections.base import ViewProjection
-from projections.ports import AuditRow, Document, ListKey, ListRow, ViewChange, ViewRecorder
+from projections.ports import AuditRow, Document, GenerationSwitched, ListKey, ListRow, ViewChange, ViewRecorder
 from projections.strategy_flow import StrategyFlowProjection
 from services.app import GamApplication
 from services.observability import metrics, tracing
@@ -71,7 +71,9 @@ def view_recorder_class(store: str, view_name: str) -> type[ViewRecorder]:
         "memory": MemoryViewRecorder,
     }
     base = bases[store]
-    return type(f"{base.__name__}_{view_name}", (base,), {"view_name": view_name})
+    projection = PROJECTIONS.get(view_name)
+    keeps_audit_rows = projection is None or projection.writes_audit_rows
+    return type(f"{base.__name__}_{view_name}", (base,), {"view_name": view_name, "keeps_audit_rows": keeps_audit_rows})
 
 
 def projection_class(settings: Settings, view_name: str) -> type[ViewProjection]:
@@ -105,7 +107,23 @@ def open_view(settings: Settings, view_name: str) -> ViewRecorder:
     env = Environment(re.sub(r"[^a-z0-9_]", "_", view_name.lower())[:40], follower_env(settings))
     factory: InfrastructureFactory[Any] = InfrastructureFactory.construct(env)
     recorder: ViewRecorder = factory.tracking_recorder(cls)
+    recorder.follow_live()
     return recorder
+
+
+TAKE_OVER_LAG = 1_000
+"""A rebuild's generation takes over once it is at most this many events behind the log:
+the rest is applied inside the take-over's transaction, while the live generation's
+writer waits (a batch or less)."""
+
+
+@dataclass(frozen=True)
+class ViewGenerations:
+    """What ``/readyz`` and the metrics show of a view's generations."""
+
+    live: int
+    building: int | None = None
+    building_position: int | None = None
 
 
 class ViewNotReady(TimeoutError):
@@ -249,6 +267,22 @@ class Projector:
     def catch_up(self, progress: Progress | None = None, batch: int = CATCH_UP_BATCH) -> int:
         """Process every event stored after each view's position; returns events processed.
 
+        When a rebuild's generation of a view has taken over since this projector last
+        wrote it, the write is refused (:class:`~projections.ports.GenerationSwitched`)
+        and nothing of it stays: the projector forgets what it knew of the old
+        generation and carries on in the new one, from that one's position."""
+        while True:  # each view takes over in a transaction of its own: one after the other
+            try:
+                return self._catch_up(progress, batch)
+            except GenerationSwitched as switched:
+                log.info("%s; following it from its position", switched)
+                self._kept.clear()
+                for name in self.projections:
+                    self.view(name).follow_live()
+
+    def _catch_up(self, progress: Progress | None, batch: int) -> int:
+        """Process every event stored after each view's position; returns events processed.
+
         Each event is decoded once for every view (and not at all when no view
         reads its class); each view's changes are stored once per batch of
         ``batch`` events (or of what :data:`FLUSH_SECONDS` allowed), with the
@@ -313,20 +347,67 @@ class Projector:
                 self._kept[name] = (positions[name], view_batch.loaded)
         return processed
 
-    def rebuild(self, names: Iterable[str] | None = None, progress: Progress | None = None) -> int:
-        """Forget the named views and build them again from the first event, each view
-        in one transaction where the store allows (PostgreSQL): until it commits,
-        readers see the old view and its position, and a rebuild that fails or is
-        killed leaves them as they were. The caller must hold the views lease."""
+    def rebuild(
+        self,
+        names: Iterable[str] | None = None,
+        progress: Progress | None = None,
+        *,
+        fresh: bool = False,
+        batch: int = CATCH_UP_BATCH,
+    ) -> int:
+        """Build a new generation of each named view from the first event, beside the live
+        one, and let it take over once it has caught up (blue/green); returns the events
+        processed.
+
+        Readers and the follower go on with the live generation meanwhile; this process
+        writes only the new one, so it needs no views lease. The views are built together
+        (each event decoded once for all of them), in batches that each commit with the
+        new generation's position: a rebuild interrupted (killed, failed) leaves the live
+        generation as it was and the new one where it got to, and the next rebuild
+        resumes it (``fresh``: starts over instead). Once it is within
+        :data:`TAKE_OVER_LAG` events of the log's end, each view takes over in one
+        transaction (:meth:`ViewRecorder.take_over`): the last events are applied, the
+        live pointer switches, and the follower's next write, refused, moves it to the
+        new generation at its position. The old generation is dropped afterwards."""
         chosen = list(names or self.projections)
         self._kept.clear()
-        with ExitStack() as atomic:
-            atomic.enter_context(metrics.rebuilding(chosen))
+        with metrics.rebuilding(chosen):
+            building = {}
             for name in chosen:
-                atomic.enter_context(self.view(name).in_one_transaction())
+                view = self.view(name)
+                building[name] = view.at_generation(view.start_generation(fresh=fresh))
+            builder = Projector(self.app, {n: type(self.projections[n])(view=building[n]) for n in chosen})
+            processed = builder.catch_up(progress, batch)
+            while True:
+                last = self.app.recorder.max_notification_id() or 0
+                if last - min(builder.positions().values(), default=last) <= TAKE_OVER_LAG:
+                    break
+                processed += builder.catch_up(progress, batch)
             for name in chosen:
-                self.projections[name].reset()
-            return Projector(self.app, {n: self.projections[n] for n in chosen}).catch_up(progress)
+                with building[name].take_over():
+                    processed += Projector(self.app, {name: builder.projections[name]}).catch_up(progress, batch)
+                view = self.view(name)
+                view.follow_live()
+                retired = view.generations().retired
+                log.info("view %s: generation %d took over", name, view.generation)
+                if retired is not None:
+                    view.drop_generation(retired)
+        self._kept.clear()
+        return processed
+
+    def generations(self) -> dict[str, ViewGenerations]:
+        """Each view's live generation and, while a rebuild builds one (or left one
+        unfinished), that generation and its position."""
+        found = {}
+        for name in self.projections:
+            view = self.view(name)
+            generations = view.generations()
+            building = generations.building
+            position = None
+            if building is not None:
+                position = view.at_generation(building).max_tracking_id(self.app.name) or 0
+            found[name] = ViewGenerations(generations.live, building, position)
+        return found
 
     def wait(self, name: str, position: int, timeout: float = 5.0) -> None:
         """Return once the view has processed ``position``; raise :class:`ViewNotReady` after ``timeout``."""
@@ -387,26 +468,29 @@ def rebuild_views(
     settings: Settings,
     names: Iterable[str] | None = None,
     progress: Progress | None = None,
-    timeout: float = VIEWS_WAIT_SECONDS,
+    *,
+    fresh: bool = False,
+    batch: int = CATCH_UP_BATCH,
 ) -> int:
-    """:meth:`Projector.rebuild` while holding the views lease: take it from the follower
-    (it hands it over between batches and stands by until it is released; raise
-    :class:`~infra.views_lease.ViewsLeaseTimeout` if it does not within ``timeout``
-    seconds), and give up (rolling every view back) if the lease is lost on the way."""
-    lease = ViewsLease(settings)
-    lease.acquire(timeout)
+    """:meth:`Projector.rebuild` as ``gam rebuild`` runs it: one rebuild of a store at a
+    time (:class:`~infra.views_lease.RebuildLock`; raise
+    :class:`~infra.views_lease.RebuildRunning` if another holds it), and stop if the lock
+    is lost on the way (its new generation is left unfinished, to be resumed). It does
+    not take the views lease: the follower keeps the live generation current meanwhile."""
+    lock = RebuildLock(settings)
+    lock.acquire()
 
     def still_holding(name: str, done: int, total: int) -> None:
-        if not lease.still_holds():
-            msg = "lost the views lease during the rebuild; the views are left as they were"
-            raise ViewsLeaseLost(msg)
+        if not lock.still_holds():
+            msg = "lost the rebuild lock; the live views are as they were and the new generation is left to resume"
+            raise RebuildLockLost(msg)
         if progress:
             progress(name, done, total)
 
     try:
-        return projector.rebuild(names, progress=still_holding)
+        return projector.rebuild(names, progress=still_holding, fresh=fresh, batch=batch)
     finally:
-        lease.release()
+        lock.release()
 
 
 POLL_SECONDS = 0.2

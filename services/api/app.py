@@ -213,7 +213,7 @@ class Readiness:
         self._relay: ViewRecorder | None = None
         topic = runtime.settings.ready_relay_topic
         relays = (lambda: {topic: self._relay_position(topic)}) if topic else None
-        self.snapshot = progress_source(runtime.app, runtime.projector.positions, relays)
+        self.snapshot = progress_source(runtime.app, runtime.projector.positions, relays, runtime.projector.generations)
 
     def _relay_position(self, topic: str) -> int:
         if self._relay is None:

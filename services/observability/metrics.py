@@ -18,7 +18,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -219,12 +219,23 @@ class Progress:
 
 
 @dataclass(frozen=True)
+class Generation:
+    """A view's live generation and, while a rebuild builds the next one beside it (or
+    left it unfinished), that one and its progress."""
+
+    live: int
+    building: int | None = None
+    rebuild: Progress | None = None
+
+
+@dataclass(frozen=True)
 class Snapshot:
     """What a scrape (or a readiness check) found: the log's last position, and each follower's progress."""
 
     log_position: int
     views: dict[str, Progress]
     relays: dict[str, Progress]
+    generations: dict[str, Generation] = field(default_factory=dict)
 
 
 ProgressSource = Callable[[], Snapshot]
@@ -304,6 +315,33 @@ class ProgressCollector(Collector):
         yield last
         yield from _progress_families("view", snapshot.views)
         yield from _progress_families("relay", snapshot.relays)
+        yield from _generation_families(snapshot.generations)
+
+
+def _generation_families(generations: Mapping[str, Generation]) -> Iterator[GaugeMetricFamily]:
+    if not generations:
+        return
+    live = GaugeMetricFamily("gam_view_generation", "The view's live generation (readers see it).", labels=["view"])
+    building = GaugeMetricFamily(
+        "gam_view_rebuild_generation",
+        "The generation a rebuild builds beside the live one (0: none).",
+        labels=["view"],
+    )
+    position = GaugeMetricFamily(
+        "gam_view_rebuild_position", "Last log position the generation being built has processed.", labels=["view"]
+    )
+    lag = GaugeMetricFamily(
+        "gam_view_rebuild_lag_events",
+        "Events stored that the generation being built has not processed.",
+        labels=["view"],
+    )
+    for name, g in generations.items():
+        live.add_metric([name], g.live)
+        building.add_metric([name], g.building or 0)
+        if g.rebuild is not None:
+            position.add_metric([name], g.rebuild.position)
+            lag.add_metric([name], g.rebuild.lag_events)
+    yield from (live, building, position, lag)
 
 
 def _progress_families(kind: str, progress: Mapping[str, Progress]) -> Iterator[GaugeMetricFamily]:

@@ -94,7 +94,7 @@ class Operations:
             app = relay.app
         else:
             runtime = bootstrap(settings.model_copy(update={"postgres_pool_size": READER_POOL_SIZE}))
-            source = progress_source(runtime.app, runtime.projector.positions)
+            source = progress_source(runtime.app, runtime.projector.positions, None, runtime.projector.generations)
             app = runtime.app
         stop = observe(app, source)
         server = OperationsServer(settings.metrics_host, settings.metrics_port or 0, check(source, settings)).start()

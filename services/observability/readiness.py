@@ -16,6 +16,7 @@ from infra.settings import Settings
 from services.app import GamApplication
 from services.observability.metrics import (
     PROGRESS,
+    Generation,
     Progress,
     ProgressSource,
     Snapshot,
@@ -47,19 +48,31 @@ def progress_source(
     app: GamApplication,
     views: Callable[[], Mapping[str, int]],
     relays: Callable[[], Mapping[str, int]] | None = None,
+    generations: Callable[[], Mapping[str, Any]] | None = None,
 ) -> ProgressSource:
     """Reads the log's last position and each follower's position, in that order (a
-    follower read after the log is never ahead of it)."""
+    follower read after the log is never ahead of it), and, if given, each view's
+    generations (:meth:`services.projector.Projector.generations`: the live one, and the
+    one a rebuild builds beside it with its position)."""
     age = stored_at(app)
 
     def snapshot() -> Snapshot:
         last = app.recorder.max_notification_id() or 0
         view_positions = views()
         relay_positions = relays() if relays else {}
+        found = generations() if generations else {}
         return Snapshot(
             last,
             {name: progress_of(p, last, age) for name, p in view_positions.items()},
             {name: progress_of(p, last, age) for name, p in relay_positions.items()},
+            {
+                name: Generation(
+                    g.live,
+                    g.building,
+                    None if g.building is None else progress_of(g.building_position or 0, last, age),
+                )
+                for name, g in found.items()
+            },
         )
 
     return snapshot
@@ -95,7 +108,17 @@ def describe(snapshot: Snapshot) -> dict[str, Any]:
             for name, p in progress.items()
         }
 
-    body: dict[str, Any] = {"log_position": snapshot.log_position, "views": shown(snapshot.views)}
+    views = shown(snapshot.views)
+    for name, generation in snapshot.generations.items():
+        if name in views:
+            views[name]["generation"] = generation.live
+            if generation.building is not None and generation.rebuild is not None:
+                views[name]["rebuild"] = {
+                    "generation": generation.building,
+                    "position": generation.rebuild.position,
+                    "lag": generation.rebuild.lag_events,
+                }
+    body: dict[str, Any] = {"log_position": snapshot.log_position, "views": views}
     if snapshot.relays:
         body["relays"] = shown(snapshot.relays)
     return body

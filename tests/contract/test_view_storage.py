@@ -5,8 +5,10 @@ What the projections rely on: a change's documents, audit rows and tracking
 position are written in one transaction; a position not past the stored one is
 refused and writes nothing, so a crash can neither skip an event nor apply one
 twice; documents are read back as JSON values, by key or by key prefix; audit
-rows are selected by their filters in position order; ``reset`` forgets a view
-before a rebuild. Each view has its own documents and position.
+rows are selected by their filters in position order; ``reset`` forgets a view.
+Each view has its own documents and position. A rebuild builds a new generation
+beside the live one, unseen by readers, and it takes over in one commit; a writer
+of the old generation is refused from then on.
 """
 
 from __future__ import annotations
@@ -22,7 +24,17 @@ from infra.settings import Settings
 from infra.views_memory import MemoryViewRecorder
 from infra.views_postgres import PostgresViewRecorder
 from infra.views_sqlite import SQLiteViewRecorder
-from projections.ports import AuditQuery, AuditRow, Document, ListQuery, ListRow, ViewChange, ViewRecorder
+from projections.ports import (
+    AuditQuery,
+    AuditRow,
+    Document,
+    Generations,
+    GenerationSwitched,
+    ListQuery,
+    ListRow,
+    ViewChange,
+    ViewRecorder,
+)
 from services.projector import open_view
 from tests.contract.stores import MemoryStore, PostgresStore, SQLiteStore
 
@@ -295,6 +307,79 @@ class ViewStorageContract:
         view.record(ViewChange(list_rows={("deal", "d1"): list_row("deal", "d1")}), at(1))
         view.reset(audit_rows=False)
         assert view.select_list(ListQuery("deal")) == []
+
+    def test_a_new_generation_is_built_beside_the_live_one_and_takes_over_in_one_step(self, view: ViewRecorder) -> None:
+        acme = uuid4()
+        old_row, new_row = (audit_row(1, account_id=acme, entity_id=acme, version=v) for v in (1, 2))
+        first_deal = {("deal", "d1"): list_row("deal", "d1")}
+        view.record(ViewChange(documents={"a": {"g": "old"}}, audit_rows=[old_row], list_rows=first_deal), at(3))
+        assert view.generations() == Generations(live=1)
+        generation = view.start_generation()
+        assert generation > 1
+        assert view.generations() == Generations(live=1, building=generation)
+        building = view.at_generation(generation)
+        assert building.max_tracking_id(APP) is None
+        assert building.documents(["a"]) == {}
+        building.record(ViewChange(documents={"a": {"g": "new"}, "b": {}}, audit_rows=[new_row]), at(2))
+        # readers (and the live generation's writer) see none of it
+        assert view.documents(["a", "b"]) == {"a": {"g": "old"}}
+        assert view.documents_with_prefix("") == {"a": {"g": "old"}}
+        assert view.select_audit(AuditQuery()) == [old_row]
+        assert view.versions_at(acme, T0 + timedelta(days=1)) == {acme: 1}
+        assert [r.entity_id for r in view.select_list(ListQuery("deal"))] == ["d1"]
+        assert view.max_tracking_id(APP) == 3
+        view.record(ViewChange(documents={"a": {"g": "old, followed"}}), at(4))
+
+        with building.take_over():
+            building.record(ViewChange(documents={"c": {}}), at(4))
+            assert view.documents(["a"]) == {"a": {"g": "old, followed"}}  # not before it commits
+        assert view.generations() == Generations(live=generation, retired=1)
+        assert view.documents(["a", "b", "c"]) == {"a": {"g": "new"}, "b": {}, "c": {}}
+        assert view.select_audit(AuditQuery()) == [new_row]
+        assert view.versions_at(acme, T0 + timedelta(days=1)) == {acme: 2}
+        assert view.select_list(ListQuery("deal")) == []
+        assert view.max_tracking_id(APP) == 4
+
+        with pytest.raises(GenerationSwitched):  # the follower's next write, meant for the old generation
+            view.record(ViewChange(documents={"a": {"g": "stale"}}), at(5))
+        assert view.documents(["a"]) == {"a": {"g": "new"}}
+        assert view.max_tracking_id(APP) == 4
+        view.follow_live()
+        view.record(ViewChange(documents={"a": {"g": "new, followed"}}), at(5))
+        assert view.documents(["a"]) == {"a": {"g": "new, followed"}}
+
+        view.drop_generation(1)
+        assert view.generations() == Generations(live=generation)
+        old = view.at_generation(1)
+        assert (old.documents(["a"]), old.max_tracking_id(APP), old.select_list(ListQuery("deal"))) == ({}, None, [])
+        with pytest.raises(ValueError, match="is live"):
+            view.drop_generation(generation)
+
+    def test_an_unfinished_generation_is_resumed_or_started_over_and_a_failed_take_over_changes_nothing(
+        self, view: ViewRecorder
+    ) -> None:
+        view.record(ViewChange(documents={"a": {"g": "live"}}), at(9))
+        first = view.start_generation()
+        view.at_generation(first).record(ViewChange(documents={"a": {"g": "half"}}), at(2))
+        assert view.start_generation() == first  # resumed where it got to
+        building = view.at_generation(first)
+        assert building.max_tracking_id(APP) == 2
+
+        def killed_while_taking_over() -> None:
+            with building.take_over():
+                building.record(ViewChange(documents={"a": {"g": "whole"}}), at(9))
+                raise RuntimeError("killed")
+
+        with pytest.raises(RuntimeError, match="killed"):
+            killed_while_taking_over()
+        assert view.generations() == Generations(live=1, building=first)
+        assert view.documents(["a"]) == {"a": {"g": "live"}}
+        assert building.max_tracking_id(APP) == 2
+        again = view.start_generation(fresh=True)
+        assert again > first
+        assert view.generations() == Generations(live=1, building=again)
+        assert view.at_generation(first).documents(["a"]) == {}
+        assert view.at_generation(again).max_tracking_id(APP) is None
 
 
 class DurableViewStorageContract(ViewStorageContract):

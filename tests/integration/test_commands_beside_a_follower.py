@@ -7,8 +7,9 @@ follower: ``gam demo`` died on a deadlock, a duplicate audit-trail key or a trac
 conflict and could leave an event counted twice; ``gam rebuild`` died on a tracking
 conflict and left the views empty while the tracking said they were caught up.
 Now only the lease holder writes the views: the others wait for it to reach the
-position they need, or take the lease when nobody holds it; a rebuild takes the
-lease from the follower and rebuilds each view in one transaction.
+position they need, or take the lease when nobody holds it; a rebuild writes only a
+new generation of each view, beside the live one the follower keeps writing, and it
+takes over in one transaction (``test_blue_green_rebuild.py``).
 """
 
 from __future__ import annotations

@@ -1,0 +1,183 @@
+"""Blue/green rebuilds (``gam rebuild``): a new generation of each view is built beside
+the live one while readers and the follower go on with the live one; it takes over in
+one transaction once it has caught up, and the follower's next events land in it.
+
+On PostgreSQL, a reader in a thread reads the account view and its audit trail all
+along a rebuild and the follower writes new events meanwhile: every answer is the
+whole view. On SQLite, ``gam rebuild`` killed with SIGKILL half way leaves the live
+generation serving, and running it again resumes the generation it left.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from eventsourcing.persistence import Tracking
+
+from infra.settings import Settings
+from infra.views_lease import RebuildLock, RebuildRunning
+from projections.account_view import account_key
+from projections.ports import AuditQuery, Generations, ViewChange
+from services.app import GamApplication
+from services.observability.readiness import describe, progress_source
+from services.projector import Projector, rebuild_views
+from tests.reliability.conftest import drop_schema, fresh_settings
+from tests.reliability.harness import Account, gam_env, small_account
+from tests.views import dump_views
+
+
+@pytest.fixture
+def pg_settings(postgres_dsn: str) -> Iterator[Settings]:
+    chosen = fresh_settings(postgres_dsn, postgres_pool_size=2)
+    yield chosen
+    drop_schema(chosen)
+
+
+def _from_scratch(app: GamApplication, settings: Settings) -> dict[str, object]:
+    """The views as a rebuild from the first event makes them (a generation of its own)."""
+    projector = Projector.open(app, settings)
+    try:
+        projector.rebuild()
+        return dump_views(projector)
+    finally:
+        projector.close()
+
+
+@pytest.mark.postgres
+def test_readers_see_the_whole_live_view_all_along_a_rebuild_and_the_follower_moves_to_the_new_generation(
+    pg_settings: Settings,
+) -> None:
+    account: Account
+    app = GamApplication(pg_settings.eventsourcing_env())
+    follower = Projector.open(app, pg_settings)  # gam serve's (or gam project's) follower
+    rebuilder = Projector.open(app, pg_settings)  # gam rebuild, with its own connections
+    reader = Projector.open(app, pg_settings, ["account_view", "audit_trail"])
+    seen: list[tuple[bool, int]] = []
+    stop = threading.Event()
+
+    def read() -> None:
+        while not stop.is_set():
+            document = reader.view("account_view").documents([account_key(account.account_id)])
+            rows = reader.view("audit_trail").select_audit(AuditQuery(account_id=account.account_id, limit=10**6))
+            seen.append((bool(document), len(rows)))
+            time.sleep(0.005)
+
+    during: list[dict[str, object]] = []
+
+    def mid_rebuild(name: str, done: int, total: int) -> None:
+        if during:
+            return
+        with pytest.raises(RebuildRunning, match="another gam rebuild is running"):  # a second one is refused
+            RebuildLock(pg_settings).acquire()
+        small_account(app)  # new events while the new generation is built ...
+        follower.catch_up()  # ... followed into the live one
+        during.append(describe(progress_source(app, follower.positions, None, follower.generations)()))
+
+    try:
+        account = small_account(app)
+        events = app.recorder.max_notification_id() or 0
+        follower.catch_up()
+        thread = threading.Thread(target=read, daemon=True)
+        thread.start()
+        rebuild_views(rebuilder, pg_settings, progress=mid_rebuild, batch=3)
+        stop.set()
+        thread.join(timeout=30)
+
+        assert len(seen) > 3
+        assert all(present and rows == events for present, rows in seen), sorted(set(seen))
+        views = during[0]["views"]
+        assert isinstance(views, dict)
+        assert views["account_view"]["generation"] == 1
+        assert views["account_view"]["rebuild"]["generation"] > 1
+        assert 0 < views["account_view"]["rebuild"]["position"] < events
+        generations = {name: g.live for name, g in follower.generations().items()}
+        assert set(generations.values()) == {2, 3, 4}  # one number per view, never reused
+        assert all(g.building is None for g in follower.generations().values())
+
+        small_account(app)
+        follower.catch_up()  # refused in the old generation, then applied in the new one
+        last = app.recorder.max_notification_id()
+        assert set(follower.positions().values()) == {last}
+        assert all(follower.view(n).generation == generations[n] for n in generations)
+        assert dump_views(follower) == _from_scratch(app, pg_settings)
+    finally:
+        stop.set()
+        for projector in (reader, rebuilder, follower):
+            projector.close()
+        app.close()
+
+
+def _gam(settings: Settings, cwd: Path, *args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "services.cli", *args],
+        cwd=cwd,
+        env=gam_env(settings, COLUMNS="120"),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
+def test_a_rebuild_killed_half_way_leaves_the_live_views_serving_and_a_second_run_resumes_it(tmp_path: Path) -> None:
+    settings = Settings(store="sqlite", sqlite_path=tmp_path / "gam.db", key_store_path=tmp_path / "gam.keys")
+    app = GamApplication(settings.eventsourcing_env())
+    live = Projector.open(app, settings)
+    try:
+        small_account(app)
+        small_account(app)
+        events = app.recorder.max_notification_id() or 0
+        live.catch_up()
+        before = dump_views(live)
+        process = _gam(settings, tmp_path, "rebuild", "--batch", "1")
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and process.poll() is None:
+            if any(0 < (g.building_position or 0) < events for g in live.generations().values()):
+                os.kill(process.pid, signal.SIGKILL)
+                break
+            time.sleep(0.005)
+        process.wait(timeout=30)
+        assert process.returncode == -signal.SIGKILL, process.stdout.read() if process.stdout else ""
+
+        left = live.generations()
+        assert all(g.live == 1 and g.building for g in left.values())
+        assert dump_views(live) == before  # the live generation serves on, untouched
+        assert set(live.positions().values()) == {events}
+
+        rebuild_views(live, settings)  # gam rebuild again: the lock went with the killed process
+        after = live.generations()
+        assert {n: (g.live, g.building) for n, g in after.items()} == {n: (g.building, None) for n, g in left.items()}
+        assert dump_views(live) == before
+        assert set(live.positions().values()) == {events}
+    finally:
+        live.close()
+        app.close()
+
+
+def test_readyz_shows_each_views_generation_and_a_rebuild_in_progress() -> None:
+    app = GamApplication(Settings(store="memory").eventsourcing_env())
+    projector = Projector.in_memory(app)
+    small_account(app)
+    projector.catch_up()
+    last = projector.position("strategy_flow")
+    source = progress_source(app, projector.positions, None, projector.generations)
+    view = projector.view("strategy_flow")
+    view.at_generation(view.start_generation()).record(ViewChange(), Tracking(app.name, 3))  # a rebuild under way
+    views = describe(source())["views"]
+    assert views["account_view"]["generation"] == 1
+    assert "rebuild" not in views["account_view"]
+    assert views["strategy_flow"]["generation"] == 1
+    assert views["strategy_flow"]["rebuild"] == {"generation": 2, "position": 3, "lag": last - 3}
+    projector.rebuild(["strategy_flow"])  # resumes it, and it takes over
+    views = describe(source())["views"]
+    assert views["strategy_flow"]["generation"] == 2
+    assert views["strategy_flow"]["position"] == last
+    assert "rebuild" not in views["strategy_flow"]
+    assert view.generations() == Generations(live=2)
