@@ -24,6 +24,9 @@ from infra.postgres_ddl import lock_for_this_transaction
 from infra.settings import Settings, pool_wait_seconds
 
 TABLE = "gam_subject_access_requests"
+KEY_FETCH_TABLE = "gam_personal_key_fetches"
+"""Each fetch of a person's key by a downstream service (``GET /compliance/personal-keys/{id}``):
+a disclosure of everything sealed under that key, so it is recorded the same way."""
 
 
 @dataclass(frozen=True)
@@ -76,14 +79,15 @@ def _row(row: tuple[str | UUID, str | UUID, str, str, str | datetime]) -> Access
 
 
 class SQLiteAccessLog(SubjectAccessLog):
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, table: str = TABLE) -> None:
         self.path = path
+        self.table = table
         with self._connect() as conn:
             conn.execute(
-                f"CREATE TABLE IF NOT EXISTS {TABLE} (request_id TEXT PRIMARY KEY, stakeholder_id TEXT NOT NULL, "
+                f"CREATE TABLE IF NOT EXISTS {table} (request_id TEXT PRIMARY KEY, stakeholder_id TEXT NOT NULL, "
                 "requested_by TEXT NOT NULL, legal_basis TEXT NOT NULL, requested_at TEXT NOT NULL)"
             )
-            conn.execute(f"CREATE INDEX IF NOT EXISTS {TABLE}_subject ON {TABLE} (stakeholder_id, requested_at)")
+            conn.execute(f"CREATE INDEX IF NOT EXISTS {table}_subject ON {table} (stakeholder_id, requested_at)")
 
     def _connect(self) -> sqlite3.Connection:
         return sqlite3.connect(self.path, timeout=10)
@@ -91,7 +95,7 @@ class SQLiteAccessLog(SubjectAccessLog):
     def record(self, request: AccessRequest) -> None:
         with self._connect() as conn:
             conn.execute(
-                f"INSERT INTO {TABLE} VALUES (?, ?, ?, ?, ?)",  # noqa: S608
+                f"INSERT INTO {self.table} VALUES (?, ?, ?, ?, ?)",  # noqa: S608
                 (
                     str(request.request_id),
                     str(request.stakeholder_id),
@@ -105,7 +109,7 @@ class SQLiteAccessLog(SubjectAccessLog):
         where, params = ("WHERE stakeholder_id = ?", (str(stakeholder_id),)) if stakeholder_id else ("", ())
         with self._connect() as conn:
             rows = conn.execute(
-                f"SELECT request_id, stakeholder_id, requested_by, legal_basis, requested_at FROM {TABLE} "  # noqa: S608
+                f"SELECT request_id, stakeholder_id, requested_by, legal_basis, requested_at FROM {self.table} "  # noqa: S608
                 f"{where} ORDER BY requested_at, rowid",
                 params,
             ).fetchall()
@@ -113,8 +117,8 @@ class SQLiteAccessLog(SubjectAccessLog):
 
 
 class PostgresAccessLog(SubjectAccessLog):
-    def __init__(self, conninfo: str, schema: str) -> None:
-        self.table = SQL("{0}.{1}").format(Identifier(schema), Identifier(TABLE))
+    def __init__(self, conninfo: str, schema: str, table: str = TABLE) -> None:
+        self.table = SQL("{0}.{1}").format(Identifier(schema), Identifier(table))
         self.pool: ConnectionPool = ConnectionPool(
             conninfo, min_size=1, max_size=2, open=True, timeout=pool_wait_seconds(conninfo)
         )
@@ -129,7 +133,7 @@ class PostgresAccessLog(SubjectAccessLog):
             )
             conn.execute(
                 SQL("CREATE INDEX IF NOT EXISTS {0} ON {1} (stakeholder_id, requested_at)").format(
-                    Identifier(f"{TABLE}_subject"), self.table
+                    Identifier(f"{table}_subject"), self.table
                 )
             )
 
@@ -165,10 +169,11 @@ class PostgresAccessLog(SubjectAccessLog):
         self.pool.close()
 
 
-def access_log_for(settings: Settings) -> SubjectAccessLog:
-    """The record beside the events, as the settings choose it."""
+def access_log_for(settings: Settings, table: str = TABLE) -> SubjectAccessLog:
+    """The record beside the events, as the settings choose it (``table``: which record,
+    the subject-access requests or the key fetches)."""
     if settings.store == "sqlite":
-        return SQLiteAccessLog(str(settings.sqlite_path))
+        return SQLiteAccessLog(str(settings.sqlite_path), table)
     if settings.store == "postgres":
-        return PostgresAccessLog(settings.postgres_conninfo(), settings.postgres_schema or "public")
+        return PostgresAccessLog(settings.postgres_conninfo(), settings.postgres_schema or "public", table)
     return MemoryAccessLog()

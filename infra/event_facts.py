@@ -107,11 +107,16 @@ def _uuid_of_hex(hex_text: str) -> UUID:
 
 
 class FactsDecoder:
-    """Reads stored events of one application as the views' facts."""
+    """Reads stored events of one application as the views' facts.
 
-    def __init__(self, mapper: Mapper[Any]) -> None:
+    ``keep_sealed``: an event read through the mapper keeps its personal data sealed
+    too (the relay's way: what it publishes must never be opened, whichever way it was
+    read); otherwise the mapper opens it, as it does for the domain."""
+
+    def __init__(self, mapper: Mapper[Any], *, keep_sealed: bool = False) -> None:
         self.mapper = mapper
         self.direct = mapper.cipher is None and mapper.compressor is None
+        self.keep_sealed = keep_sealed
 
     def decode(self, stored: StoredEvent) -> EventFacts | None:
         """The event's facts; ``None`` for an event that is not gam's."""
@@ -123,7 +128,12 @@ class FactsDecoder:
                 return self.from_json(cls, stored)
             except Undecodable:
                 pass
-        event = self.mapper.to_domain_event(stored)
+        return self.through_mapper(stored)
+
+    def through_mapper(self, stored: StoredEvent) -> EventFacts | None:
+        """The facts of the event the mapper builds (upcast, deciphered, decompressed);
+        with ``keep_sealed`` the library's own mapping, which leaves sealed values sealed."""
+        event = Mapper.to_domain_event(self.mapper, stored) if self.keep_sealed else self.mapper.to_domain_event(stored)
         return facts_of(event) if isinstance(event, GamEvent) else None
 
     def from_json(self, cls: type[GamEvent], stored: StoredEvent) -> EventFacts:

@@ -96,6 +96,19 @@ class PersonalKeys(ABC):
         return open_with(key, f"{subject}/{field}", sealed.sealed)
 
 
+KEY_ALGORITHM = "A256GCM"
+"""How a sealed value is made (JOSE's name): AES-256-GCM, the 12-byte nonce first, the
+16-byte tag last, the context (``<subject>/<field>``) as additional authenticated data."""
+
+
+def key_id_of(subject: UUID | str) -> str:
+    """The id of a subject's key. A person has one key for life (erasure destroys it,
+    nothing replaces it), so the id follows from the subject: the relay names the key of
+    every sealed field it publishes without reading the key store, and a consumer keys
+    its cache by it. The ``v1`` leaves room for a store that ever re-keys a person."""
+    return f"personal:{subject}:v1"
+
+
 def seal_with(key: bytes, context: str, plaintext: bytes) -> str:
     """AES-256-GCM under ``key`` with a fresh nonce; ``context`` is bound in (AAD), so a
     sealed value moved to another subject or field no longer opens."""
@@ -122,6 +135,27 @@ class MemoryKeys(PersonalKeys):
     def destroy(self, subject: UUID, *, erased_by: str, erased_at: datetime, legal_basis: str) -> None:
         with self._lock:
             self._keys[subject] = None
+
+
+class LookedUpKeys(PersonalKeys):
+    """Several subjects' keys read in one go, for one read that opens many of them (an
+    as-of opens every stakeholder's snapshot: one read of the key store instead of one
+    per person). Other subjects, and any change, go to the store itself. Kept only for
+    that read, so an erasure is seen by the next one."""
+
+    def __init__(self, store: PersonalKeys, subjects: Collection[UUID]) -> None:
+        self._store = store
+        self._found = store.keys(subjects) if subjects else {}
+
+    def key(self, subject: UUID, *, create: bool) -> bytes | None:
+        found = self._found.get(subject)
+        if found is not None or (subject in self._found and not create):
+            return found
+        return self._store.key(subject, create=create)
+
+    def destroy(self, subject: UUID, *, erased_by: str, erased_at: datetime, legal_basis: str) -> None:
+        self._found.pop(subject, None)
+        self._store.destroy(subject, erased_by=erased_by, erased_at=erased_at, legal_basis=legal_basis)
 
 
 class KeyWrapper(ABC):
@@ -225,8 +259,10 @@ class FileKeys(PersonalKeys):
 
     ``secure_delete`` zeroes a destroyed key's bytes in the file, and the write-ahead
     log is truncated after each destruction, so the wrapped key does not linger on in
-    either file. Every call opens its own connection: several processes share the file,
-    and a destruction is seen by all of them at once.
+    either file. Several processes share the file, and a destruction is seen by all of
+    them at once: every read is a transaction of its own (on a connection each thread
+    keeps: opening one cost more than a view read's every other query), every write
+    opens its own connection.
 
     The file names the master key new keys are wrapped under (``gam_master_key``); a
     process holding another one reloads its master keys (``load``) before it wraps, so
@@ -237,6 +273,9 @@ class FileKeys(PersonalKeys):
     def __init__(self, path: Path, load: Callable[[], list[KeyWrapper]]) -> None:
         self.path = path
         self._load = load
+        self._reader = threading.local()
+        self._readers: list[sqlite3.Connection] = []
+        self._readers_lock = threading.Lock()
         # The file first, and no folder made for it: a key store (or the SQLite store beside
         # it) named in a folder that is not there is a mistake to report, before a master
         # key is made anywhere.
@@ -257,6 +296,29 @@ class FileKeys(PersonalKeys):
     def _use(self, wrappers: list[KeyWrapper]) -> None:
         self.wrapper = wrappers[0]
         self._unwrappers = {w.key_id: w for w in wrappers}
+
+    @contextlib.contextmanager
+    def _reading(self) -> Iterator[sqlite3.Connection]:
+        """A read transaction on this thread's connection: it sees every destruction
+        committed before it began."""
+        conn: sqlite3.Connection | None = getattr(self._reader, "conn", None)
+        if conn is None:
+            conn = sqlite3.connect(self.path, timeout=10, isolation_level=None, check_same_thread=False)
+            self._reader.conn = conn
+            with self._readers_lock:
+                self._readers.append(conn)
+        conn.execute("BEGIN")
+        try:
+            yield conn
+        finally:
+            conn.execute("COMMIT")
+
+    def close(self) -> None:
+        with self._readers_lock:
+            readers, self._readers = self._readers, []
+        for conn in readers:
+            conn.close()
+        self._reader = threading.local()
 
     @contextlib.contextmanager
     def _connect(self, *, write: bool = True) -> Iterator[sqlite3.Connection]:
@@ -288,21 +350,18 @@ class FileKeys(PersonalKeys):
         return self._unwrappers[current]
 
     def key(self, subject: UUID, *, create: bool) -> bytes | None:
-        if not create:
-            return self.keys([subject])[subject]
-        with self._connect() as conn:
-            row = conn.execute(
-                f"SELECT wrapped, master_key_id FROM {KEY_TABLE} WHERE subject = ?",  # noqa: S608
-                (str(subject),),
-            ).fetchone()
-            if row is None and create:
-                wrapper = self._current_wrapper(conn)
-                made = AESGCM.generate_key(bit_length=256)
-                row = (wrapper.wrap(subject, made), wrapper.key_id)
-                conn.execute(
-                    f"INSERT INTO {KEY_TABLE} (subject, wrapped, master_key_id) VALUES (?, ?, ?)",  # noqa: S608
-                    (str(subject), *row),
-                )
+        with self._reading() as reader:  # a subject's key is made once and read every time after
+            row = _key_row(reader, subject)
+        if row is None and create:
+            with self._connect() as conn:
+                row = _key_row(conn, subject)
+                if row is None:
+                    wrapper = self._current_wrapper(conn)
+                    row = (wrapper.wrap(subject, AESGCM.generate_key(bit_length=256)), wrapper.key_id)
+                    conn.execute(
+                        f"INSERT INTO {KEY_TABLE} (subject, wrapped, master_key_id) VALUES (?, ?, ?)",  # noqa: S608
+                        (str(subject), *row),
+                    )
         if row is None or row[0] is None:
             return None
         return self._unwrap(subject, bytes(row[0]), row[1])
@@ -311,7 +370,7 @@ class FileKeys(PersonalKeys):
         """Several subjects' keys in one read (None: erased or never made)."""
         wanted = {str(s): s for s in subjects}
         found: dict[UUID, bytes | None] = dict.fromkeys(subjects)
-        with self._connect(write=False) as conn:
+        with self._reading() as conn:
             for start in range(0, len(wanted), 500):
                 chunk = list(wanted)[start : start + 500]
                 marks = ",".join("?" * len(chunk))
@@ -393,6 +452,15 @@ class FileKeys(PersonalKeys):
                 f"SELECT coalesce(master_key_id, 'erased'), count(*) FROM {KEY_TABLE} GROUP BY 1"  # noqa: S608
             ).fetchall()
         return {str(name): int(n) for name, n in rows}
+
+
+def _key_row(conn: sqlite3.Connection, subject: UUID) -> tuple[bytes | None, str] | None:
+    """The subject's wrapped key (``None`` once erased) and its master key's id; ``None`` if never made."""
+    row: tuple[bytes | None, str] | None = conn.execute(
+        f"SELECT wrapped, master_key_id FROM {KEY_TABLE} WHERE subject = ?",  # noqa: S608
+        (str(subject),),
+    ).fetchone()
+    return row
 
 
 def master_keys(settings: Settings, key_store: Path) -> list[KeyWrapper]:

@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 
 import psycopg
 
-from infra.access_log import SubjectAccessLog, access_log_for
+from infra.access_log import KEY_FETCH_TABLE, SubjectAccessLog, access_log_for
 from infra.idempotency import IdempotencyStore, idempotency_for
 from infra.personal_keys import PersonalKeys, keys_for, move_keys_out_of_the_database
 from infra.settings import Settings
@@ -36,7 +36,8 @@ T = TypeVar("T")
 @dataclass
 class Runtime:
     """One process's gam: the application and its bus, and, opened on first use,
-    the views, the idempotency store, the subject-access record and the views lease."""
+    the views, the idempotency store, the subject-access and key-fetch records and the
+    views lease."""
 
     settings: Settings
     app: GamApplication
@@ -68,6 +69,11 @@ class Runtime:
     def access_log(self) -> SubjectAccessLog:
         """The record of subject-access requests (who asked about whom, why, when)."""
         return self._opening(access_log_for(self.settings))
+
+    @cached_property
+    def key_fetch_log(self) -> SubjectAccessLog:
+        """The record of personal keys handed to downstream services (who, whose, why, when)."""
+        return self._opening(access_log_for(self.settings, KEY_FETCH_TABLE))
 
     @cached_property
     def transparency(self) -> TransparencyLog:

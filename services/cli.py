@@ -418,14 +418,28 @@ def subscribe(
     bootstrap_servers: Annotated[str | None, typer.Option(help="Kafka brokers (default from the environment).")] = None,
     seconds: Annotated[float | None, typer.Option(help="Stop after this many seconds.")] = None,
     max_events: Annotated[int | None, typer.Option(help="Stop after this many events.")] = None,
+    api_url: Annotated[
+        str | None, typer.Option(envvar="GAM_API_URL", help="gam's API, to fetch people's keys (e.g. http://gam:8000).")
+    ] = None,
+    api_key: Annotated[
+        str | None,
+        typer.Option(envvar="GAM_API_KEY", help="A service API key with the personal_data scope.", show_default=False),
+    ] = None,
 ) -> None:
-    """A reference downstream consumer: prints each event readably, drops duplicates, commits after processing."""
-    from services.subscriber import describe
+    """A reference downstream consumer: prints each event readably, drops duplicates, commits after processing.
+
+    With --api-url and --api-key (personal_data scope) it opens people's sealed data: each
+    person's key is fetched once and kept, and forgotten at their erasure (then [erased]);
+    without them personal data shows [sealed]."""
+    from services.subscriber import HttpKeySource, KeyServiceUnavailable, SealedOpener, describe
     from services.subscriber import subscribe as consume
 
     settings = Settings()
     if bootstrap_servers:
         settings = settings.model_copy(update={"kafka_bootstrap_servers": bootstrap_servers})
+    if (api_url is None) != (api_key is None):
+        raise typer.BadParameter("give both --api-url and --api-key (or neither: personal data stays sealed)")
+    opener = SealedOpener(HttpKeySource(api_url, api_key).get if api_url and api_key else None)
     try:
         handled = consume(
             settings,
@@ -435,8 +449,14 @@ def subscribe(
             seconds=seconds,
             max_events=max_events,
             handle=lambda envelope: print(describe(envelope), flush=True),
+            opener=opener,
         )
         console.print(f"{handled} events")
+        for subject, why in sorted(opener.refused.items()):
+            console.print(f"the key of {subject} was refused: {why}")
+    except KeyServiceUnavailable as error:  # the record was not committed: it comes again next time
+        diagnostics.print(f"stopped: {error}")
+        raise typer.Exit(1) from None
     except KeyboardInterrupt:
         console.print("stopped")
 
@@ -745,6 +765,7 @@ def subject_access_stakeholder(
             requested_by=actor,
             legal_basis=legal_basis,
             at=datetime.now(UTC),
+            key_fetches=runtime.key_fetch_log,
         )
     print(json.dumps(report, indent=2, ensure_ascii=False))
 

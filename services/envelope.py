@@ -1,11 +1,30 @@
 """The published form of an event: a CloudEvents 1.0 JSON envelope (structured
-mode) plus Kafka headers, with personal data redacted.
+mode) plus Kafka headers, with personal data sealed.
 
 Downstream services code against this. ``id`` is the event's stable id
 (entity and version), so a republished event carries the same id and
-consumers drop duplicates by it. Personal data never leaves in clear: the
-stakeholder's ``personal`` block and free-text interaction summaries are
-replaced by :data:`REDACTED`, before and after any erasure alike.
+consumers drop duplicates by it.
+
+Personal data never leaves in clear, but it does leave: each personal field
+(``domain.catalog.PERSONAL_DATA_FIELDS``: a stakeholder's ``personal`` block,
+interaction summaries, a deal's buying-influence notes and evidence naming a
+stakeholder) is published as the ciphertext the event store holds, named with
+whose key opens it (:func:`sealed_field`)::
+
+    {"sealed": "<base64: 12-byte nonce, ciphertext, 16-byte tag>",
+     "alg": "A256GCM", "subject": "<person's uuid>",
+     "key_id": "personal:<person's uuid>:v1", "aad": "<person's uuid>/<field>"}
+
+A service holding the ``personal_data`` scope fetches the subject's key
+(``GET /compliance/personal-keys/{subject}``, recorded), decrypts with ``aad`` as
+additional authenticated data, and reads the plaintext as UTF-8 JSON in gam's stored
+form (a value object as ``{"_type_": ..., "_data_": {...}}``). The subject is named
+explicitly, not implied by the event's entity, since free text on one entity may be
+sealed under another person's key (the subject field ``PERSONAL_DATA_FIELDS`` names).
+Once the person is erased the key is gone (410), and so, for every copy of every
+message, is their data. The relay never opens anything: it publishes what it reads
+(``infra.event_facts``). A personal value that is not sealed (stored before sealing
+existed) is published as :data:`REDACTED`, never in clear.
 """
 
 from __future__ import annotations
@@ -17,15 +36,17 @@ from uuid import UUID
 
 from domain.base import GamEvent, event_id_for
 from domain.catalog import PERSONAL_DATA_FIELDS, entity_type_of_class, personal_fields, subject_in
+from infra.personal_keys import KEY_ALGORITHM, key_id_of
 from projections.encoding import dumps_bytes
-from projections.facts import EventFacts, facts_of
+from projections.facts import EventFacts
 
 SPEC_VERSION = "1.0"
 SOURCE = "urn:gam:event-store"
 CONTENT_TYPE = "application/cloudevents+json; charset=utf-8"
 REDACTED = "[redacted]"
+"""A personal value that is not sealed in the store: published as this, never in clear."""
 PERSONAL_FIELDS = PERSONAL_DATA_FIELDS
-"""Fields that hold personal data, by event class; they are published redacted."""
+"""Fields that hold personal data, by event class; they are published sealed."""
 
 
 @functools.cache
@@ -47,16 +68,28 @@ def schema_version_of(event_class: type[GamEvent]) -> int:
     return int(getattr(event_class, "class_version", 1))
 
 
+def sealed_field(sealed: str, subject: str, field: str) -> dict[str, str]:
+    """A personal field as published: the stored ciphertext and what opens it."""
+    return {"sealed": sealed, "alg": KEY_ALGORITHM, "subject": subject, "key_id": key_id_of(subject),
+            "aad": f"{subject}/{field}"}  # fmt: skip
+
+
+def published_value(value: Any, subject: str, field: str) -> Any:
+    if isinstance(value, dict) and isinstance(sealed := value.get("sealed"), str) and len(value) == 1:
+        return sealed_field(sealed, subject, field)
+    return REDACTED
+
+
 def published_data(facts: EventFacts) -> dict[str, Any]:
-    """The event's business fields as JSON, personal data redacted: each personal field that
-    holds a value about someone (a deal's evidence that names no one is business text)."""
-    personal = personal_fields(facts.event_class)
-    data = {
-        k: REDACTED
-        if k in personal and v is not None and subject_in(personal[k], facts.payload, facts.entity) is not None
-        else v
-        for k, v in facts.payload.items()
-    }
+    """The event's business fields as JSON, personal data sealed (as the store holds it,
+    under its subject's key). A field holding nothing, or evidence that names no one
+    (business text), is published as it is."""
+    data = dict(facts.payload)
+    for field, subject_field in personal_fields(facts.event_class).items():
+        value = data.get(field)
+        subject = subject_in(subject_field, facts.payload, facts.entity)
+        if value is not None and subject is not None:
+            data[field] = published_value(value, str(subject), field)
     data["actor"] = facts.actor
     data["reason"] = facts.reason
     data["version"] = facts.version
@@ -92,14 +125,11 @@ def envelope(facts: EventFacts, *, account_id: UUID | None, position: int) -> di
     }
 
 
-def to_message(event: GamEvent, *, account_id: UUID | None, position: int) -> Message:
-    """Keyed by account, so each account's events stay in order on one partition."""
-    return message_of(facts_of(event), account_id=account_id, position=position)
-
-
 def message_of(facts: EventFacts, *, account_id: UUID | None, position: int) -> Message:
-    """:func:`to_message` from the event's facts, as the relay reads them straight from
-    the stored JSON (``infra.event_facts``) without building the domain event."""
+    """The record of an event, from its facts as the relay reads them from the stored
+    JSON (``infra.event_facts``, personal data still sealed). Keyed by account, so each
+    account's events stay in order on one partition. (A domain event has its personal
+    data opened, so there is no way from one to a message: it would publish redacted.)"""
     cls = facts.event_class
     return Message(
         key=str(account_id if account_id is not None else facts.entity_id).encode(),

@@ -9,6 +9,7 @@ published contract cannot drift from the code silently.
 from __future__ import annotations
 
 import dataclasses
+import json
 import types
 import typing
 from datetime import date, datetime
@@ -19,6 +20,7 @@ from uuid import UUID
 
 from domain.base import GamEvent
 from domain.catalog import METADATA_FIELDS, SELF, entity_type_of_class, event_classes, personal_fields
+from infra.personal_keys import KEY_ALGORITHM
 from projections.encoding import dumps
 from services.envelope import REDACTED, SPEC_VERSION, cloud_event_type_of
 
@@ -60,14 +62,41 @@ def type_schema(hint: Any) -> dict[str, Any]:
     raise TypeError(msg)
 
 
+def sealed_schema(field: str, hint: Any) -> dict[str, Any]:
+    """A personal field as published (``services.envelope.sealed_field``): the ciphertext
+    and what opens it; ``[redacted]`` for a value the store holds unsealed."""
+    sealed = {
+        "type": "object",
+        "description": (
+            "Personal data, sealed under the subject's key: AES-256-GCM of the field's value as UTF-8 JSON "
+            "(a value object as {\"_type_\": ..., \"_data_\": ...}), with `aad` as additional authenticated data. "
+            "The subject's key: GET /compliance/personal-keys/{subject} (personal_data scope); 410 once erased. "
+            "Opened, the value is valid against x-gam-opened."
+        ),
+        "x-gam-opened": type_schema(hint),
+        "properties": {
+            "sealed": {"type": "string", "contentEncoding": "base64",
+                       "description": "12-byte nonce, ciphertext and 16-byte tag, base64"},
+            "alg": {"const": KEY_ALGORITHM},
+            "subject": {"type": "string", "pattern": UUID_PATTERN,
+                        "description": "The person whose key opens it"},
+            "key_id": {"type": "string", "pattern": "^personal:[0-9a-f-]{36}:v[0-9]+$"},
+            "aad": {"type": "string", "pattern": f"/{field}$"},
+        },
+        "required": ["sealed", "alg", "subject", "key_id", "aad"],
+        "additionalProperties": False,
+    }  # fmt: skip
+    return {"anyOf": [sealed, {"const": REDACTED, "description": "Stored before sealing existed; never in clear"}]}
+
+
 def _published_schema(name: str, subject: str | None, hint: Any) -> dict[str, Any]:
-    """A personal field is published redacted; one about a person another field names (a
+    """A personal field is published sealed; one about a person another field names (a
     deal's note or evidence) only when it holds a value about someone, else as it is."""
     if subject is None:
         return type_schema(hint)
     if subject == SELF:
-        return {"const": REDACTED}
-    return {"anyOf": [{"const": REDACTED}, type_schema(hint)]}
+        return sealed_schema(name, hint)
+    return {"anyOf": [*sealed_schema(name, hint)["anyOf"], type_schema(hint)]}
 
 
 def data_schema(event_class: type[GamEvent]) -> dict[str, Any]:
@@ -130,8 +159,6 @@ def generated_schemas() -> dict[str, str]:
 
 
 def _pretty(schema: dict[str, Any]) -> str:
-    import json
-
     assert dumps(schema)  # canonical JSON must be possible
     return json.dumps(schema, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
 

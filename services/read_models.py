@@ -64,8 +64,8 @@ class ReadModels:
         document = self.projector.view("account_view").document(account_view.account_key(account_id))
         if document is None:
             return ViewResult(None, position)
-        document = open_people(document, self.opener())
-        data = account_view.read_account_view(document, now=now, rates=self.rates, sections=sections)
+        document = open_people(document, self.opener())  # a fresh read, which no one else holds
+        data = account_view.read_account_view(document, now=now, rates=self.rates, sections=sections, handed_over=True)
         return ViewResult(data, position)
 
     def opener(self) -> PersonalOpener:

@@ -81,8 +81,9 @@ class Relay:
         self._failures = 0
         self.tracking: ViewRecorder = open_view(settings, relay_view_name(self.topic))
         self._owners: OrderedDict[UUID, object] = OrderedDict()
-        self._decode = FactsDecoder(app.mapper).decode
-        """Events read straight from their JSON, personal data left sealed (it is published redacted)."""
+        self._decode = FactsDecoder(app.mapper, keep_sealed=True).decode
+        """Events read straight from their JSON, personal data left sealed: it is published
+        as the store holds it, and the relay holds no key."""
         self._stopping = threading.Event()
 
     def position(self) -> int:

@@ -59,16 +59,21 @@ def request_subject_access(
     requested_by: str,
     legal_basis: str,
     at: datetime,
+    key_fetches: SubjectAccessLog | None = None,
 ) -> dict[str, Any]:
     """The report, after recording who asked, why and when (a request for nobody
-    known, a :class:`~domain.errors.NotFound`, is not recorded)."""
+    known, a :class:`~domain.errors.NotFound`, is not recorded). With ``key_fetches``
+    (``infra.access_log.KEY_FETCH_TABLE``) it also names the recipients of their data:
+    the services that fetched the person's key to open what gam published sealed."""
     report = subject_access_report(app, stakeholder_id)
     request = AccessRequest(uuid4(), stakeholder_id, requested_by, legal_basis, at)
     log.record(request)
+    fetched = [] if key_fetches is None else key_fetches.requests(stakeholder_id)
     return {
         **report,
         "request": access_request_json(request),
         "access_requests": [access_request_json(r) for r in log.requests(stakeholder_id)],
+        "key_fetches": [access_request_json(r) for r in fetched],
     }
 
 

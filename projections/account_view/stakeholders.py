@@ -10,7 +10,7 @@ from typing import Any
 
 from domain.values import BuyingRole
 from projections.account_view.figures import mean_text
-from projections.account_view.units import in_tree_order, tree_order, unit_label
+from projections.account_view.units import in_tree_order, tree_order, tree_ranks, unit_label
 from projections.encoding import parse_time
 from projections.ports import Document
 
@@ -73,7 +73,7 @@ def stakeholder_map(
     chart, coverage (relationship owner, recent contact) and health per unit."""
     present = {sid: p for sid, p in people.items() if p["left_on"] is None}
     cutoff = now - timedelta(days=stale_after_days)
-    rank = {unit_id: n for n, unit_id in enumerate(tree_order(units))}
+    rank = tree_ranks(units)
     ordered = sorted(present, key=lambda s: (rank.get(present[s]["unit_id"], len(rank)), present[s]["title"], s))
 
     def entry(sid: str) -> dict[str, Any]:

@@ -25,7 +25,7 @@ from projections.ports import ViewRecorder
 from services.api import compliance, problems
 from services.api.auth import Verifier
 from services.api.body_limit import BodySizeLimit
-from services.api.routes import batches, commands, lists, queries, transparency
+from services.api.routes import batches, commands, lists, personal_keys, queries, transparency
 from services.bootstrap import Runtime, bootstrap
 from services.observability import tracing
 from services.observability.http import Guard, RateLimiter, StoreBreaker, StoreKnownDown, StoreWatch, request_guard
@@ -146,6 +146,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         queries.router,
         compliance.router,
         transparency.router,
+        personal_keys.router,
     ):
         api.include_router(router)
 

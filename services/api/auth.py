@@ -16,7 +16,9 @@ from the account's team (``domain.team``), so it changes the moment the team
 does, with no new token. Any ``accounts``/``units`` claims in a token are ignored.
 A service's API key may also carry the older grants: roles gam, regional_manager,
 local_manager, viewer with ``accounts`` (ids of accounts) and ``units`` (ids of
-the units a manager runs), since a service is on no account team.
+the units a manager runs), since a service is on no account team; and
+``personal_data``, the scope to fetch people's keys for the personal data gam
+publishes sealed.
 """
 
 from __future__ import annotations
@@ -45,7 +47,10 @@ GLOBAL_ROLES = frozenset({"admin", "compliance", "viewer_all", "account_creator"
 JWKS_ALGORITHMS: tuple[str, ...] = ("RS256", "RS384", "RS512", "PS256", "ES256", "ES384", "EdDSA")
 """Asymmetric only: a JWKS publishes public keys, and HS256 with a public key as secret is the classic forgery."""
 
-SERVICE_ROLES = GLOBAL_ROLES | {"gam", "regional_manager", "local_manager", "viewer"}
+PERSONAL_DATA_SCOPE = "personal_data"
+"""A service's right to fetch people's keys and open the personal data gam publishes sealed
+(``GET /compliance/personal-keys/{subject_id}``); only an API key may hold it."""
+SERVICE_ROLES = GLOBAL_ROLES | {"gam", "regional_manager", "local_manager", "viewer", PERSONAL_DATA_SCOPE}
 """A service's API key may also hold grants by id, for it is on no account team."""
 
 bearer = HTTPBearer(
@@ -289,3 +294,13 @@ def compliance_router(errors: Mapping[int, str]) -> APIRouter:
 
 
 """Compliance officers and admins: time travel, diffs, exports, erasure."""
+
+
+async def require_personal_data_scope(principal: Caller) -> Principal:
+    if not (principal.service and principal.has(PERSONAL_DATA_SCOPE)):
+        raise HTTPException(403, f"needs a service API key with the {PERSONAL_DATA_SCOPE} scope")
+    return principal
+
+
+PersonalDataService = Annotated[Principal, Depends(require_personal_data_scope)]
+"""A downstream service holding the ``personal_data`` scope: fetches people's keys."""

@@ -128,8 +128,8 @@ def get_subject_access(
 ) -> dict[str, Any]:
     """Everything gam holds about the person (GDPR Art. 15): their fields and interactions, the deals
     they influence, who reports to them, where plans and deals name them, and every change about them
-    (who, what, when). The request is recorded (caller, legal basis, time); after erasure the person
-    reads ``[erased]``."""
+    (who, what, when), and which services fetched their key (``key_fetches``). The request is recorded
+    (caller, legal basis, time); after erasure the person reads ``[erased]``."""
     return request_subject_access(
         runtime.app,
         runtime.access_log,
@@ -137,6 +137,7 @@ def get_subject_access(
         requested_by=caller.subject,
         legal_basis=legal_basis,
         at=datetime.now(UTC),
+        key_fetches=runtime.key_fetch_log,
     )
 
 

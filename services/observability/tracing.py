@@ -210,6 +210,22 @@ def under(traceparent: str | None) -> Iterator[None]:
         context.detach(token)
 
 
+@contextmanager
+def consumer_span(name: str, traceparent: str | None, attributes: dict[str, Any] | None = None) -> Iterator[None]:
+    """A consumer's span for one record, a child of the record's ``traceparent`` (the
+    relay's send, under the commit that stored the event), so the consumer's work sits
+    in the trace the request started (nothing when off)."""
+    if not enabled or _tracer is None:
+        yield
+        return
+    from opentelemetry import trace
+
+    parent = _span_context(traceparent)
+    context = trace.set_span_in_context(trace.NonRecordingSpan(parent)) if parent is not None else None
+    with _tracer.start_as_current_span(name, context=context, kind=trace.SpanKind.CONSUMER, attributes=attributes):
+        yield
+
+
 def kafka_headers_traced() -> bool:
     """Whether the kafka-python instrumentation writes each record's ``traceparent``."""
     return enabled and any(type(i).__name__ == "KafkaInstrumentor" for i in _instrumentors)

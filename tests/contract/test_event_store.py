@@ -23,6 +23,7 @@ from domain.account import GlobalAccount
 from domain.errors import AlreadyExists, ConcurrencyConflict, NotFound
 from domain.plan import AccountPlan
 from infra.hash_chain import PostgresChainedRecorder, SQLiteChainedRecorder, verify_chain
+from infra.history_reads import event_ranges, latest_snapshots
 from infra.settings import Settings
 from services.app import GamApplication
 from tests.contract.stores import MemoryStore, PostgresStore, SQLiteStore
@@ -105,6 +106,23 @@ class EventStoreContract:
         assert stored(recorder, entity, lte=4, desc=True, limit=1) == [every[3]]
         assert stored(recorder, entity, limit=1) == [every[0]]
         assert stored(recorder, other) == as_tuples([event(other, 1)])
+
+    def test_many_entities_ranges_read_at_once_equal_each_read_alone(self, app: GamApplication) -> None:
+        """``infra.history_reads``: what an as-of reads in one query on PostgreSQL is what
+        the library's recorder reads entity by entity, for events and for snapshots."""
+        first, second, untouched = uuid4(), uuid4(), uuid4()
+        for recorder in (app.recorder, app.snapshots.recorder):
+            recorder.insert_events([event(first, v) for v in range(1, 8)] + [event(second, v) for v in range(1, 4)])
+            ranges = {first: (2, 5), second: (0, 3), untouched: (0, 9)}
+            assert event_ranges(recorder, ranges) == {
+                first: list(recorder.select_events(first, gt=2, lte=5)),
+                second: list(recorder.select_events(second, lte=3)),
+                untouched: [],
+            }
+            assert [e.originator_version for e in event_ranges(recorder, ranges)[first]] == [3, 4, 5]
+            newest = latest_snapshots(recorder, {first: 4, second: 9, untouched: 2})
+            assert {entity: e.originator_version for entity, e in newest.items()} == {first: 4, second: 3}
+            assert newest[first] == event(first, 4)
 
     def test_a_version_already_stored_is_a_conflict_and_stores_nothing_of_its_batch(
         self, recorder: ApplicationRecorder

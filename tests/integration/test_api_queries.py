@@ -459,6 +459,20 @@ def test_a_subject_access_report_is_given_to_compliance_and_recorded(customers: 
     ]
 
 
+@reads("GET /compliance/personal-keys/{subject_id}", "GET /compliance/personal-key-fetches")
+def test_a_persons_key_is_for_services_with_the_scope_only(customers: Customers) -> None:
+    """A person's token never fetches a key, whatever its roles; the keys a service did
+    fetch are listed for compliance (``test_downstream_sealed`` fetches with the scope)."""
+    a, api = customers.a, customers.api
+    officer = token("dpo@vendor.example", "compliance")
+    for caller in (officer, a.headers, ADMIN):
+        refused = api.get(f"/compliance/personal-keys/{a.stakeholder_id}", caller)
+        assert refused.status_code == 403, refused.text
+        assert "personal_data" in refused.json()["detail"]
+    assert api.get("/compliance/personal-key-fetches", officer).json() == {"fetches": []}
+    assert api.get("/compliance/personal-key-fetches", a.headers).status_code == 403
+
+
 @reads(
     "GET /compliance/checkpoints/latest",
     "GET /compliance/checkpoints/verifier-key",

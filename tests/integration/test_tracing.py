@@ -1,7 +1,8 @@
-"""One trace from the HTTP request to the Kafka message: the request's server span,
-the bus's command, the commit, the views' batch and the relay's send all share the
-trace the request started, carried by the stored event and the record's header
-(real PostgreSQL, real tansu broker, the SDK's in-memory exporter)."""
+"""One trace from the HTTP request to the Kafka consumer: the request's server span,
+the bus's command, the commit, the views' batch, the relay's send and the consumer's
+processing of the record all share the trace the request started, carried by the
+stored event and the record's header (real PostgreSQL, real tansu broker, the SDK's
+in-memory exporter)."""
 
 from __future__ import annotations
 
@@ -25,6 +26,7 @@ from services.bootstrap import bootstrap
 from services.observability import tracing
 from services.projector import follow
 from services.relay import Relay
+from services.subscriber import RecordProcessor
 from tests.api_support import ADMIN, SECRET
 from tests.integration.test_kafka_relay import read_topic
 from tests.integration.test_observability import account_body
@@ -113,6 +115,14 @@ def test_one_trace_links_request_commit_views_and_message(
     (record,) = [r for r in records if dict(r.headers).get("correlation-id")]
     traceparent = dict(record.headers)["traceparent"].decode()
     assert traceparent.split("-")[1:3] == [f"{trace_id:032x}", f"{send.context.span_id:016x}"]
+
+    handled: list[dict[str, object]] = []
+    assert RecordProcessor(handled.append)(record)  # what gam subscribe does with each record
+    consumed = next(s for s in spans.get_finished_spans() if s.kind is SpanKind.CONSUMER)
+    assert consumed.context.trace_id == trace_id
+    assert consumed.parent is not None
+    assert consumed.parent.span_id == send.context.span_id
+    assert (consumed.attributes or {})["messaging.destination.name"] == settings.kafka_topic
 
 
 @pytest.mark.kafka
