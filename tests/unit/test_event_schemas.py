@@ -11,7 +11,8 @@ import jsonschema
 import pytest
 
 from domain.base import GamEvent
-from domain.catalog import PERSONAL_DATA_FIELDS, event_classes
+from domain.catalog import event_classes, personal_subjects
+from domain.deal import Deal
 from domain.stakeholder import Stakeholder
 from infra.event_facts import FactsDecoder
 from infra.personal_keys import key_id_of, open_with
@@ -79,6 +80,8 @@ def test_personal_data_never_leaves_in_clear(published: list[tuple[GamEvent, dic
             secrets |= {v for v in (event.personal.name, event.personal.email, event.personal.phone) if v}
         if isinstance(event, Stakeholder.InteractionLogged):
             secrets.add(event.summary)
+        if isinstance(event, Deal.BuyingInfluenceAttached) and event.note:
+            secrets.add(event.note)  # about the stakeholder it names: sealed under their key
     assert len(secrets) > 40
     for event, envelope in published:
         text = json.dumps(envelope, ensure_ascii=False)
@@ -90,15 +93,15 @@ def test_a_sealed_field_names_its_subject_and_key_and_opens_with_that_key(
 ) -> None:
     opened = 0
     for event, envelope in published:
-        for name in PERSONAL_DATA_FIELDS.get(type(event), ()):
+        for name, subject_id in personal_subjects(event).items():  # a deal's note: the person it names
             sealed = envelope["data"][name]
-            subject = str(event.originator_id)
+            subject = str(subject_id)
             assert (sealed["subject"], sealed["key_id"], sealed["aad"]) == (
                 subject,
                 key_id_of(subject),
                 f"{subject}/{name}",
             )
-            key = app.personal_keys.key(event.originator_id, create=False)
+            key = app.personal_keys.key(subject_id, create=False)
             assert key is not None
             plaintext = open_with(key, sealed["aad"], sealed["sealed"])
             assert app.mapper.transcoder.decode(plaintext) == getattr(event, name)
