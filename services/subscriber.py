@@ -26,9 +26,7 @@ from __future__ import annotations
 import base64
 import json
 import time
-import urllib.error
 import urllib.parse
-import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -40,6 +38,7 @@ from kafka.structs import OffsetAndMetadata, TopicPartition
 from infra.kafka import create_consumer
 from infra.personal_keys import KEY_ALGORITHM, key_id_of, open_with
 from infra.settings import Settings
+from services.http_get import http_get
 from services.observability import tracing
 
 Envelope = dict[str, Any]
@@ -77,12 +76,8 @@ class HttpKeySource:
         self.base_url, self.api_key, self.timeout = base_url.rstrip("/"), api_key, timeout
 
     def get(self, path: str) -> tuple[int, bytes]:
-        request = urllib.request.Request(self.base_url + path, headers={"X-API-Key": self.api_key})  # noqa: S310
         try:
-            with urllib.request.urlopen(request, timeout=self.timeout) as response:  # noqa: S310 - checked above
-                return int(response.status), bytes(response.read())
-        except urllib.error.HTTPError as error:
-            return error.code, error.read()
+            return http_get(self.base_url + path, {"X-API-Key": self.api_key}, self.timeout)
         except OSError as error:
             msg = f"gam's API at {self.base_url} cannot be reached for a key: {error}"
             raise KeyServiceUnavailable(msg) from None

@@ -41,7 +41,6 @@ import logging
 import threading
 import time
 import urllib.parse
-import urllib.request
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -65,6 +64,7 @@ from infra.checkpoints import (
 from infra.merkle_store import StoredCheckpoint, TreeStore, tree_store_for
 from infra.settings import Settings
 from services.app import GamApplication
+from services.http_get import http_get
 
 log = logging.getLogger(__name__)
 
@@ -452,12 +452,8 @@ class HttpSource:
         url = self.base_url + path + (f"?{urllib.parse.urlencode(params)}" if params else "")
         if not url.startswith(("http://", "https://")):
             raise WitnessAlarm(f"not an http(s) URL: {self.base_url}")
-        request = urllib.request.Request(url, headers={"Authorization": f"Bearer {self.token}"} if self.token else {})  # noqa: S310
         try:
-            with urllib.request.urlopen(request, timeout=self.timeout) as response:  # noqa: S310 - checked above
-                return int(response.status), bytes(response.read())
-        except urllib.error.HTTPError as error:
-            return error.code, error.read()
+            return http_get(url, {"Authorization": f"Bearer {self.token}"} if self.token else {}, self.timeout)
         except OSError as error:
             raise WitnessAlarm(f"cannot reach the log at {self.base_url}: {error}") from None
 

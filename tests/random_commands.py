@@ -191,7 +191,9 @@ class World:
         deal = self.pick(self.deals, a)
         person = self.pick(self.people, b)
         role = ("economic_buyer", "user_buyer", "technical_buyer", "coach", "coach")[c]
-        h.attach_buying_influence(self.app, meta(), deal_id=deal, stakeholder_id=person, role=role, degree="high")
+        note = f"Signs above {b} k" if c % 2 else None  # sealed under the person's key in every copy
+        h.attach_buying_influence(self.app, meta(), deal_id=deal, stakeholder_id=person, role=role, degree="high",
+                                  note=note)  # fmt: skip
 
     def _whitespace(self, a: int, b: int, c: int) -> None:
         unit, _ = self.pick(self.units, a)

@@ -12,6 +12,7 @@ import pytest
 
 from domain.base import GamEvent
 from domain.catalog import event_classes, personal_subjects
+from domain.deal import Deal
 from domain.stakeholder import Stakeholder
 from infra.event_facts import FactsDecoder
 from infra.personal_keys import key_id_of, open_with
@@ -79,6 +80,8 @@ def test_personal_data_never_leaves_in_clear(published: list[tuple[GamEvent, dic
             secrets |= {v for v in (event.personal.name, event.personal.email, event.personal.phone) if v}
         if isinstance(event, Stakeholder.InteractionLogged):
             secrets.add(event.summary)
+        if isinstance(event, Deal.BuyingInfluenceAttached) and event.note:
+            secrets.add(event.note)  # about the stakeholder it names: sealed under their key
     assert len(secrets) > 40
     for event, envelope in published:
         text = json.dumps(envelope, ensure_ascii=False)

@@ -47,7 +47,8 @@ def api(status: int, body: dict[str, object] | None = None) -> tuple[list[str], 
     return asked, get
 
 
-names = st.text(st.characters(exclude_categories=["Cs"]), min_size=1, max_size=40)
+names = st.text(st.characters(exclude_categories=["Cs", "Cc"]), min_size=1, max_size=40).filter(str.strip)
+"""Names a person may have: not blank, and without control characters (NUL is refused by the domain)."""
 
 
 @settings(max_examples=20, deadline=None)
