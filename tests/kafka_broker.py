@@ -64,6 +64,18 @@ class Tansu:
             self.process.send_signal(signal.SIGKILL)
             self.process.wait(timeout=10)
 
+    def stored_bytes(self) -> list[bytes]:
+        """Every object the broker keeps in its S3 bucket, as stored (S3 storage only)."""
+        import boto3
+
+        s3 = boto3.client(
+            "s3", endpoint_url=self.env["AWS_ENDPOINT"], region_name=self.env["AWS_DEFAULT_REGION"],
+            aws_access_key_id=self.env["AWS_ACCESS_KEY_ID"], aws_secret_access_key=self.env["AWS_SECRET_ACCESS_KEY"],
+        )  # fmt: skip
+        keys = [o["Key"] for page in s3.get_paginator("list_objects_v2").paginate(Bucket="tansu")
+                for o in page.get("Contents", [])]  # fmt: skip
+        return [s3.get_object(Bucket="tansu", Key=key)["Body"].read() for key in keys]
+
     def stop(self) -> None:
         if self.process and self.process.poll() is None:
             self.process.terminate()

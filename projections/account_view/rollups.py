@@ -72,21 +72,28 @@ def target_in_reporting(target: Document | None, reporting: str, rates: Exchange
 
 
 def objective_rollup(
-    objective_id: str, objective: Document, fiscal_period: str, document: Document, reporting: str, rates: ExchangeRates
+    objective_id: str,
+    objective: Document,
+    fiscal_period: str,
+    document: Document,
+    reporting: str,
+    rates: ExchangeRates,
+    measured: dict[str, dict[str, Decimal]],
 ) -> dict[str, Any]:
     """One objective up the tree: at the owning unit and every unit below it that
     holds it, reported on it, or books linked deals: the target it holds there,
     the latest progress it reported and the mean progress reported below it, and
     the open, weighted and won value of the deals linked to the objective at and
-    below it against that target (money targets only)."""
+    below it against that target (money targets only). ``measured``: every deal's
+    measures, worked out once for all the objectives (each asked for them again)."""
     units: dict[str, Document] = document["units"]
     own: dict[str, dict[str, Decimal]] = {}
     linked_total = dict.fromkeys(MEASURES, ZERO)
     linked_count = 0
-    for deal in document["deals"].values():
+    for deal_id, deal in document["deals"].items():
         if objective_id in deal["linked_objective_ids"]:
             linked_count += 1
-            measures = deal_measures(deal, reporting, rates)
+            measures = measured[deal_id]
             sums = own.setdefault(deal["unit_id"], dict.fromkeys(MEASURES, ZERO))
             for name in MEASURES:
                 sums[name] += measures[name]
@@ -140,10 +147,11 @@ def rollups(document: Document, reporting: str, rates: ExchangeRates) -> dict[st
     won ÷ target, ``coverage`` (won + weighted open) ÷ target, both in the
     reporting currency."""
     units: dict[str, Document] = document["units"]
+    measured = {deal_id: deal_measures(deal, reporting, rates) for deal_id, deal in document["deals"].items()}
     own = {u: dict.fromkeys(MEASURES, ZERO) for u in units}
-    for deal in document["deals"].values():
+    for deal_id, deal in document["deals"].items():
         if deal["unit_id"] in own:
-            measures = deal_measures(deal, reporting, rates)
+            measures = measured[deal_id]
             for name in MEASURES:
                 own[deal["unit_id"]][name] += measures[name]
     rolled = roll_up(units, own)
@@ -155,7 +163,7 @@ def rollups(document: Document, reporting: str, rates: ExchangeRates) -> dict[st
             for u in tree_order(units)
         },
         "objectives": [
-            objective_rollup(objective_id, objective, plan["fiscal_period"], document, reporting, rates)
+            objective_rollup(objective_id, objective, plan["fiscal_period"], document, reporting, rates, measured)
             for plan in plans
             for objective_id, objective in sorted(plan["objectives"].items(), key=lambda i: (i[1]["title"], i[0]))
         ],

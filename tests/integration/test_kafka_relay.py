@@ -20,6 +20,8 @@ import pytest
 from eventsourcing.persistence import Tracking
 from kafka import KafkaConsumer, TopicPartition
 
+from domain.account import GlobalAccount
+from domain.stakeholder import Stakeholder
 from infra.kafka import create_producer
 from infra.settings import Settings
 from services.app import GamApplication
@@ -43,6 +45,27 @@ def settings(postgres_dsn: str, postgres_schema: str, kafka_bootstrap: str, tmp_
         kafka_topic=f"gam-test-{uuid.uuid4().hex[:8]}",
         kafka_max_poll_interval_ms=3000,
     )
+
+
+def assert_no_personal_data_in_the_brokers_storage(app: GamApplication, stored: list[bytes]) -> None:
+    """What the broker keeps on disk (here its S3 bucket) holds no one's name, e-mail or
+    interaction summary: they are published sealed. The account names, which are not
+    personal, are found there, so the scan reads the records' text."""
+    personal: set[str] = set()
+    accounts: set[str] = set()
+    for notification in app.recorder.select_notifications(start=1, limit=10**6):
+        event = app.mapper.to_domain_event(notification)
+        if isinstance(event, Stakeholder.Identified):
+            personal |= {v for v in (event.personal.name, event.personal.email, event.personal.phone) if v}
+        elif isinstance(event, Stakeholder.InteractionLogged):
+            personal.add(event.summary)
+        elif isinstance(event, GlobalAccount.Created):
+            accounts.add(event.name)
+    everything = b"".join(stored)
+    assert personal
+    assert accounts
+    assert all(name.encode() in everything for name in accounts)
+    assert not [value for value in personal if value.encode() in everything]
 
 
 def read_topic(bootstrap: str, topic: str, at_least: int, timeout: float = 60.0) -> list[Any]:
@@ -90,7 +113,7 @@ def assert_in_order_per_account(records: list[Any]) -> None:
 
 def test_every_event_published_once_in_order_per_account(settings: Settings) -> None:
     app = GamApplication(settings.eventsourcing_env())
-    for index in range(3):
+    for index in range(2):
         seed_account(app, index)
     relay = Relay(app, settings, create_producer(settings))
     published = relay.run(until_caught_up=True)
@@ -102,7 +125,7 @@ def test_every_event_published_once_in_order_per_account(settings: Settings) -> 
     ids = [json.loads(r.value)["id"] for r in records]
     assert len(ids) == len(set(ids)) == total
     assert set(ids) == all_event_ids(app)
-    assert len({r.key for r in records}) == 3
+    assert len({r.key for r in records}) == 2
     assert_in_order_per_account(records)
     relay.producer.close()
     relay.close()
@@ -162,7 +185,7 @@ def test_relay_killed_with_sigkill_mid_stream_and_restarted_skips_nothing(settin
     seed_account(app, 0)
     observer = Relay(app, settings, producer=None)  # type: ignore[arg-type]  # reads the position only
     relay = _relay_process(settings, tmp_path, "--seconds", "300")
-    writer = threading.Thread(target=lambda: [seed_account(app, i) for i in (1, 2, 3)])
+    writer = threading.Thread(target=lambda: [seed_account(app, i) for i in (1, 2)])
     writer.start()
     deadline = time.monotonic() + 120
     while observer.position() < 1000 and time.monotonic() < deadline and relay.poll() is None:
@@ -233,6 +256,7 @@ def test_a_broker_killed_and_restarted_mid_stream_loses_nothing(
         ids = {json.loads(r.value)["id"] for r in records}
         assert ids == all_event_ids(app)
         assert_in_order_per_account(records)
+        assert_no_personal_data_in_the_brokers_storage(app, broker.stored_bytes())
         relay.stop()
         runner.join()
         relay.producer.close()
