@@ -100,7 +100,7 @@ CREATE TABLE deal_influences (
     degree text, note text, PRIMARY KEY (deal_id, stakeholder_id, role));
 CREATE TABLE deal_qualification (
     deal_id uuid NOT NULL REFERENCES deals, element text NOT NULL, status text NOT NULL, evidence text,
-    PRIMARY KEY (deal_id, element));
+    stakeholder_id uuid REFERENCES stakeholders, PRIMARY KEY (deal_id, element));
 CREATE TABLE audit_log (
     id bigserial PRIMARY KEY, account_id uuid NOT NULL, entity_type text NOT NULL, entity_key text NOT NULL,
     action text NOT NULL, actor text NOT NULL, at timestamptz NOT NULL, correlation_id uuid, reason text,
@@ -433,10 +433,18 @@ class CrudStore:
         self._insert("deal_influences", row, deal["account_id"], meta, key=("deal_id", "stakeholder_id", "role"))
 
     def _assess_qualification(
-        self, meta: EventMetadata, *, deal_id: UUID, element: str, status: str, evidence: str | None = None
+        self,
+        meta: EventMetadata,
+        *,
+        deal_id: UUID,
+        element: str,
+        status: str,
+        evidence: str | None = None,
+        stakeholder_id: UUID | None = None,
     ) -> None:
         deal = self._lock_deal(deal_id)
-        row = {"deal_id": deal_id, "element": element, "status": status, "evidence": evidence}
+        row = {"deal_id": deal_id, "element": element, "status": status, "evidence": evidence,
+               "stakeholder_id": stakeholder_id}  # fmt: skip
         self._insert("deal_qualification", row, deal["account_id"], meta, key=("deal_id", "element"), upsert=True)
 
     def _change_deal(
