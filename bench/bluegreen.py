@@ -255,6 +255,13 @@ def render(result: dict[str, Any]) -> str:
             f"| during ÷ quiet {figures['read_p99_during_vs_quiet']:.2f} "
             f"| blue/green ÷ in-place {figures['blue_green_vs_in_place']:.2f} |"
         )
+    lines += [
+        "",
+        "Blue/green: the follower keeps the live generation current all along. In-place (the rebuild gam had "
+        "before, the baseline): the follower stood by, as the views lease made it, so on PostgreSQL readers saw "
+        "the old view, whole but no longer following, until each view's transaction committed; on SQLite they saw "
+        "it emptied and half built (the incomplete answers).",
+    ]
     return "\n".join(lines) + "\n"
 
 
