@@ -43,7 +43,9 @@ _AUDIT_COLUMNS = SQL(
 
 class PostgresViewRecorder(PostgresTrackingRecorder, ViewRecorder):
     """Documents in ``gam_view_documents``, audit rows in ``gam_audit_trail`` (typed
-    columns, indexed for the audit queries), the position in this view's tracking table."""
+    columns, indexed for the audit queries), the position in this view's tracking table;
+    a later generation ``g`` under ``<view>#g``, in ``gam_audit_trail_<g>`` and at
+    ``<application>::<view>#g``, and ``gam_view_generations`` says which one is live."""
 
     def close(self) -> None:
         """Give the view's connections back (the library's recorder has no close of its own)."""

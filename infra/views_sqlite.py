@@ -78,7 +78,9 @@ def _audit_ddl(generation: int) -> list[str]:
 
 class SQLiteViewRecorder(SQLiteTrackingRecorder, ViewRecorder):
     """Documents in ``gam_view_documents``, audit rows in ``gam_audit_trail``, and the
-    position in the library's ``tracking`` table under ``<application>::<view>``."""
+    position in the library's ``tracking`` table under ``<application>::<view>``; a
+    later generation ``g`` under ``<view>#g``, in ``gam_audit_trail_<g>`` and at
+    ``<application>::<view>#g``, and ``gam_view_generations`` says which one is live."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
