@@ -43,7 +43,9 @@ _AUDIT_COLUMNS = SQL(
 
 class PostgresViewRecorder(PostgresTrackingRecorder, ViewRecorder):
     """Documents in ``gam_view_documents``, audit rows in ``gam_audit_trail`` (typed
-    columns, indexed for the audit queries), the position in this view's tracking table."""
+    columns, indexed for the audit queries), the position in this view's tracking table;
+    a later generation ``g`` under ``<view>#g``, in ``gam_audit_trail_<g>`` and at
+    ``<application>::<view>#g``, and ``gam_view_generations`` says which one is live."""
 
     def close(self) -> None:
         """Give the view's connections back (the library's recorder has no close of its own)."""
@@ -295,17 +297,27 @@ class PostgresViewRecorder(PostgresTrackingRecorder, ViewRecorder):
             return {r["key"]: loads(r["body"]) for r in curs.fetchall()}
 
     def _audit_select(self, statement: Callable[[Composed], Composed], params: Sequence[object]) -> list[Any]:
-        """Run ``statement`` (given the audit table) on the generation read:
-        the live one is looked up first, and looked up again if a rebuild dropped its
-        table in between (the statement then fails, and the new generation is whole)."""
+        """Run ``statement`` (given the audit table) on the generation read. The live one
+        is looked up in the same snapshot (one REPEATABLE READ transaction), so rows a
+        rebuild deleted since are still seen; if its table was dropped in between, the
+        statement fails and the new live generation, whole, is read instead."""
+        one = self._one
+        if one is not None and one[0] == threading.get_ident():
+            curs = one[1]
+            curs.execute(statement(self.audit_table(self.generation if self.pinned else self._live(curs))), params)
+            return list(curs.fetchall())
         for _ in range(3):
             generation = self.generation if self.pinned else None
             try:
-                with self._read() as curs:
-                    if generation is None:
-                        generation = self._live(curs)
-                    curs.execute(statement(self.audit_table(generation)), params)
-                    return list(curs.fetchall())
+                with self.datastore.get_connection() as conn, conn.cursor() as curs:
+                    curs.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+                    try:
+                        if generation is None:
+                            generation = self._live(curs)
+                        curs.execute(statement(self.audit_table(generation)), params)
+                        return list(curs.fetchall())
+                    finally:
+                        conn.rollback()
             except Exception:
                 if generation is None or self.pinned or self.generations().live == generation:
                     raise
@@ -454,12 +466,10 @@ class PostgresViewRecorder(PostgresTrackingRecorder, ViewRecorder):
             if self._live(curs) == generation:
                 msg = f"generation {generation} of view {self.view_name} is live"
                 raise ValueError(msg)
-            self._delete_rows(curs, generation, audit_rows=False)
-            # dropped, not emptied: a reader that looked up this generation just before it
-            # was retired gets an error and looks again, rather than an empty audit trail
-            # (generation 1's table, shared by the views, is dropped only by the view that has audit
-            # rows; it comes back, empty and unread, when a process next starts)
-            if self.keeps_audit_rows:
+            # generation 1's audit table is created by every process at start (and shared by
+            # the views): emptied, by the view that has audit rows; a later one's is dropped
+            self._delete_rows(curs, generation, audit_rows=generation == 1 and self.keeps_audit_rows)
+            if generation != 1 and self.keeps_audit_rows:
                 curs.execute(SQL("DROP TABLE IF EXISTS {0}").format(self.audit_table(generation)))
 
 

@@ -78,7 +78,9 @@ def _audit_ddl(generation: int) -> list[str]:
 
 class SQLiteViewRecorder(SQLiteTrackingRecorder, ViewRecorder):
     """Documents in ``gam_view_documents``, audit rows in ``gam_audit_trail``, and the
-    position in the library's ``tracking`` table under ``<application>::<view>``."""
+    position in the library's ``tracking`` table under ``<application>::<view>``; a
+    later generation ``g`` under ``<view>#g``, in ``gam_audit_trail_<g>`` and at
+    ``<application>::<view>#g``, and ``gam_view_generations`` says which one is live."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -220,9 +222,10 @@ class SQLiteViewRecorder(SQLiteTrackingRecorder, ViewRecorder):
             return {r["key"]: loads(r["body"]) for r in c.fetchall()}
 
     def _audit_select(self, sql: str, params: Sequence[object]) -> list[Any]:
-        """Run ``sql`` (``{table}`` standing for the audit table) on the generation read:
-        the live one is looked up first, and looked up again if a rebuild dropped its
-        table in between (the statement then fails, and the new generation is whole)."""
+        """Run ``sql`` (``{table}`` standing for the audit table) on the generation read.
+        The live one is looked up in the same read transaction (one snapshot), so rows a
+        rebuild deleted since are still seen; if its table was dropped in between, the
+        statement fails and the new live generation, whole, is read instead."""
         for _ in range(3):
             with self._transaction(commit=False) as c:
                 generation = self.generation if self.pinned else self._live(c)
@@ -354,12 +357,10 @@ class SQLiteViewRecorder(SQLiteTrackingRecorder, ViewRecorder):
             if self._live(c) == generation:
                 msg = f"generation {generation} of view {self.view_name} is live"
                 raise ValueError(msg)
-            self._delete_rows(c, generation, audit_rows=False)
-            # dropped, not emptied: a reader that looked up this generation just before it
-            # was retired gets an error and looks again, rather than an empty audit trail
-            # (generation 1's table, shared by the views, is dropped only by the view that has audit
-            # rows; it comes back, empty and unread, when a process next starts)
-            if self.keeps_audit_rows:
+            # generation 1's audit table is created by every process at start (and shared by
+            # the views): emptied, by the view that has audit rows; a later one's is dropped
+            self._delete_rows(c, generation, audit_rows=generation == 1 and self.keeps_audit_rows)
+            if generation != 1 and self.keeps_audit_rows:
                 c.execute(f"DROP TABLE IF EXISTS {audit_table(generation)}")
 
 

@@ -131,8 +131,8 @@ def test_a_rebuild_killed_half_way_leaves_the_live_views_serving_and_a_second_ru
     app = GamApplication(settings.eventsourcing_env())
     live = Projector.open(app, settings)
     try:
-        small_account(app)
-        small_account(app)
+        for _ in range(3):  # ~40 events: at one a batch, the rebuild takes long enough to be caught half way
+            small_account(app)
         events = app.recorder.max_notification_id() or 0
         live.catch_up()
         before = dump_views(live)

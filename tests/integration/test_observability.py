@@ -167,6 +167,18 @@ def test_readiness_fails_while_the_views_writer_is_stopped_and_lags_then_recover
             assert value(samples, "gam_view_lag_seconds", view="account_view") > 0
             assert value(samples, "gam_views_lease_held") == 1  # the stuck projector's lease, in this process
 
+            building = writer.projector.view("account_view").start_generation()  # as gam rebuild begins
+            shown = client.get("/readyz").json()
+            assert shown["views"]["account_view"]["generation"] == 1
+            assert shown["views"]["account_view"]["rebuild"] == {
+                "generation": building, "position": 0, "lag": shown["log_position"]
+            }  # fmt: skip
+            assert "rebuild" not in shown["views"]["audit_trail"]
+            samples = scrape(client)
+            assert value(samples, "gam_view_generation", view="account_view") == 1
+            assert value(samples, "gam_view_rebuild_generation", view="account_view") == building
+            assert value(samples, "gam_view_rebuild_generation", view="audit_trail") == 0
+
             stuck_projector.release()  # the API's follower takes the views over and catches up
             deadline = time.monotonic() + 30
             while (again := client.get("/readyz")).status_code != 200:
