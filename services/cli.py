@@ -54,7 +54,6 @@ from services.demo_views import (
     show_plans,
     show_strategy_flow,
 )
-from services.importer import DEFAULT_BATCH, ImportRefused, import_file
 from services.observability.startup import describe as describe_failure
 from services.projector import CATCH_UP_BATCH, PROJECTIONS, bring_up_to_date, follow, rebuild_views
 from services.read_models import ViewResult as ReadModelsResult
@@ -829,6 +828,10 @@ def retention_run(
     )
 
 
+IMPORT_BATCH = 500
+"""``gam import``'s commands per transaction by default (``services.importer.DEFAULT_BATCH``:
+the importer builds a model per command at import, so only ``gam import`` loads it)."""
+
 WORKER_START_SECONDS = 60
 
 
@@ -899,13 +902,15 @@ def import_commands(
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Validate and decide every command; store nothing.")
     ] = False,
-    batch: Annotated[int, typer.Option(min=1, max=10_000, help="Commands per transaction.")] = DEFAULT_BATCH,
+    batch: Annotated[int, typer.Option(min=1, max=10_000, help="Commands per transaction.")] = IMPORT_BATCH,
     actor: Annotated[str, typer.Option(help="Who the events name as their actor.")] = "import",
     reason: Annotated[str | None, typer.Option(help="Why; kept with every event.")] = None,
 ) -> None:
     """Load commands from a JSON-lines file (each line as POST /batches takes one: its fields and a
     ``type``), in batches of one transaction each. Every line is validated first. Re-running after a
     crash resumes where the last stored batch ended and applies nothing twice (progress: FILE.progress)."""
+    from services.importer import ImportRefused, import_file
+
     with _store() as runtime:
         try:
             columns = (TextColumn("importing"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())

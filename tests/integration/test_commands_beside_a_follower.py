@@ -93,7 +93,9 @@ def live(process: GamProcess, settings: Settings) -> Iterator[GamProcess]:
 
 @contextmanager
 def writing(app: GamApplication) -> Iterator[None]:
-    """Events keep arriving (small accounts onboarded one after another) while the block runs."""
+    """Events keep arriving (a small account onboarded about five times a second) while
+    the block runs: enough that the command meets a moving log, not so many that the
+    follower's catching up is what the test waits for."""
     stop = threading.Event()
     failures: list[BaseException] = []
 
@@ -101,7 +103,7 @@ def writing(app: GamApplication) -> Iterator[None]:
         try:
             while not stop.is_set():
                 small_account(app, deals=2, people=2, objectives=1)
-                stop.wait(0.02)
+                stop.wait(0.2)
         except BaseException as error:  # reported by the test
             failures.append(error)
 

@@ -36,3 +36,11 @@ def test_a_bare_date_is_midnight_utc(day: date) -> None:
 def test_anything_else_is_refused_with_the_formats(text: str) -> None:
     with pytest.raises(typer.BadParameter, match="00:00 UTC"):
         parse_moment(text)
+
+
+def test_gam_import_batches_as_the_importer_does_by_default() -> None:
+    """The CLI names the importer's default without importing it (it builds a model per
+    command at import, which every other ``gam`` command would pay for)."""
+    from services import cli, importer
+
+    assert cli.IMPORT_BATCH == importer.DEFAULT_BATCH
