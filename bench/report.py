@@ -273,6 +273,7 @@ def markdown(result: dict[str, Any], json_name: str, plot_paths: list[Path], bas
         ]  # fmt: skip
     out += rebuild_section(base / "results")
     out += bluegreen_section(base / "results")
+    out += relay_sealed_section(base / "results")
     out += transparency_section()
     for path in plot_paths:
         out.append(f"![{path.stem}]({path.relative_to(base).as_posix()})")
@@ -289,6 +290,16 @@ def bluegreen_section(results: Path) -> list[str]:
     if not table.exists():
         return []
     return ["## Blue/green rebuild under live load (`python -m bench.bluegreen`)", "",
+            table.read_text(encoding="utf-8").strip(), ""]  # fmt: skip
+
+
+def relay_sealed_section(results: Path) -> list[str]:
+    """The relay publishing sealed personal data against the redacting one (alternating
+    runs of ``python -m bench.relay`` on two checkouts, written up by hand)."""
+    table = results / "relay_sealed.md"
+    if not table.exists():
+        return []
+    return ["## The relay publishing personal data sealed (`python -m bench.relay`)", "",
             table.read_text(encoding="utf-8").strip(), ""]  # fmt: skip
 
 
