@@ -411,9 +411,8 @@ class PostgresViewRecorder(PostgresTrackingRecorder, ViewRecorder):
                 (self.view_name, self.view_name),
             )
             found = self._generations(curs, " FOR UPDATE")
-            if found.building is not None and not fresh:
-                building = found.building
-            else:
+            building = found.resumable(fresh=fresh)
+            if building is None:
                 curs.execute(
                     SQL("SELECT MAX(GREATEST(live, COALESCE(building, 0), COALESCE(retired, 0))) AS n FROM {0}").format(
                         self.generations_table
@@ -427,9 +426,8 @@ class PostgresViewRecorder(PostgresTrackingRecorder, ViewRecorder):
                 )
             for statement in self._audit_ddl(building) if self.keeps_audit_rows else ():
                 curs.execute(statement)
-        for left in (found.retired, None if building == found.building else found.building):
-            if left is not None:
-                self.drop_generation(left)
+        for left in found.left_behind(building):
+            self.drop_generation(left)
         return building
 
     def at_generation(self, generation: int) -> PostgresViewRecorder:

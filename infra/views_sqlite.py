@@ -307,9 +307,8 @@ class SQLiteViewRecorder(SQLiteTrackingRecorder, ViewRecorder):
                 (self.view_name, self.view_name),
             )
             found = self._generations(c)
-            if found.building is not None and not fresh:
-                building = found.building
-            else:
+            building = found.resumable(fresh=fresh)
+            if building is None:
                 c.execute(
                     "SELECT MAX(MAX(live, COALESCE(building, 0), COALESCE(retired, 0))) FROM gam_view_generations"
                 )
@@ -317,9 +316,8 @@ class SQLiteViewRecorder(SQLiteTrackingRecorder, ViewRecorder):
                 c.execute("UPDATE gam_view_generations SET building = ? WHERE view = ?", (building, self.view_name))
             for statement in _audit_ddl(building) if self.keeps_audit_rows else ():
                 c.execute(statement)
-        for left in (found.retired, None if building == found.building else found.building):
-            if left is not None:
-                self.drop_generation(left)
+        for left in found.left_behind(building):
+            self.drop_generation(left)
         return building
 
     def at_generation(self, generation: int) -> SQLiteViewRecorder:

@@ -144,6 +144,15 @@ class Generations:
     building: int | None = None
     retired: int | None = None
 
+    def resumable(self, *, fresh: bool) -> int | None:
+        """The unfinished generation a rebuild carries on with; None: it starts a new one."""
+        return None if fresh else self.building
+
+    def left_behind(self, building: int) -> list[int]:
+        """What a rebuild of ``building`` drops: the retired generation, and an unfinished
+        one it does not resume."""
+        return [g for g in (self.retired, self.building) if g is not None and g != building]
+
 
 class GenerationSwitched(RuntimeError):
     """A write to the generation this writer follows was refused (and nothing of it kept):
