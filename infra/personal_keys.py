@@ -40,6 +40,7 @@ from psycopg.sql import SQL, Identifier
 from pydantic import SecretStr
 
 from infra.settings import Settings
+from infra.sqlite_hygiene import use_wal
 
 NONCE_BYTES = 12
 KEY_BYTES = 32
@@ -279,8 +280,7 @@ class FileKeys(PersonalKeys):
         # The file first, and no folder made for it: a key store (or the SQLite store beside
         # it) named in a folder that is not there is a mistake to report, before a master
         # key is made anywhere.
-        with contextlib.closing(sqlite3.connect(path, timeout=10)) as setup:
-            setup.execute("PRAGMA journal_mode=WAL")  # kept by the file
+        use_wal(path)
         self._use(load())
         with self._connect() as conn:
             conn.execute(

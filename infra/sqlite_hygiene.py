@@ -11,8 +11,10 @@ and when a gam process stops (:func:`truncate_wal`).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sqlite3
+import time
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +22,27 @@ from eventsourcing.sqlite import SQLiteConnection, SQLiteConnectionPool
 
 log = logging.getLogger("gam.sqlite")
 SECURE_DELETE = "PRAGMA secure_delete=ON"
+
+
+def use_wal(path: Path, *, within: float = 10.0) -> None:
+    """Puts the file in write-ahead-log mode (the file keeps it).
+
+    Switching needs the file to itself, and SQLite answers "database is locked" at once
+    instead of waiting through the busy timeout: processes starting together on a fresh
+    file (``docker compose up``) would fail. So it asks again until ``within`` runs out,
+    and does nothing when another process has already switched it."""
+    deadline = time.monotonic() + within
+    with contextlib.closing(sqlite3.connect(path, timeout=within)) as conn:
+        while True:
+            try:
+                if conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal":
+                    return
+                conn.execute("PRAGMA journal_mode=WAL")
+                return
+            except sqlite3.OperationalError as error:
+                if "locked" not in str(error) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.01)
 
 
 def secure(conn: sqlite3.Connection) -> sqlite3.Connection:
