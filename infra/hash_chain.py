@@ -126,13 +126,13 @@ class SQLiteChainedRecorder(SQLiteApplicationRecorder):
                 c.execute(f"INSERT INTO {CHAIN_TABLE} (position, link) VALUES (?, ?)", (position, previous))  # noqa: S608
         return ids
 
-    def _select_between(self, c: SQLiteCursor, start: int, stop: int) -> list[tuple[int, str, int]]:
+    def _select_between(self, c: SQLiteCursor, start: int, stop: int) -> list[tuple[int, str, int, str]]:
         c.execute(
-            f"SELECT rowid, originator_id, originator_version FROM {self.events_table_name} "  # noqa: S608
+            f"SELECT rowid, originator_id, originator_version, topic FROM {self.events_table_name} "  # noqa: S608
             "WHERE rowid >= ? AND rowid <= ?",
             (start, stop),
         )
-        return [(int(r[0]), str(r[1]), int(r[2])) for r in c.fetchall()]
+        return [(int(r[0]), str(r[1]), int(r[2]), str(r[3])) for r in c.fetchall()]
 
     def select_links(self, start: int, stop: int) -> dict[int, bytes]:
         with self.datastore.transaction(commit=False) as c:
@@ -286,15 +286,16 @@ class PostgresChainedRecorder(PostgresApplicationRecorder):
         row = curs.fetchone()
         return bytes(row["link"]) if row else GENESIS
 
-    def _select_between(self, curs: Cursor[DictRow], start: int, stop: int) -> list[tuple[int, UUID, int]]:
+    def _select_between(self, curs: Cursor[DictRow], start: int, stop: int) -> list[tuple[int, UUID, int, str]]:
         curs.execute(
             SQL(
-                "SELECT notification_id, originator_id, originator_version FROM {0}.{1} "
+                "SELECT notification_id, originator_id, originator_version, topic FROM {0}.{1} "
                 "WHERE notification_id >= %s AND notification_id <= %s"
             ).format(Identifier(self.datastore.schema), Identifier(self.events_table_name)),
             (start, stop),
         )
-        return [(r["notification_id"], r["originator_id"], r["originator_version"]) for r in curs.fetchall()]
+        rows = curs.fetchall()
+        return [(r["notification_id"], r["originator_id"], r["originator_version"], r["topic"]) for r in rows]
 
     def select_links(self, start: int, stop: int) -> dict[int, bytes]:
         with self.datastore.transaction(commit=False) as curs:

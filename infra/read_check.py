@@ -23,8 +23,8 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from uuid import UUID
 
-SelectBetween = Callable[[int, int], Iterable[tuple[int, UUID | str, int]]]
-"""The recorder's query: (position, entity id, version) of the events stored at positions start..stop."""
+SelectBetween = Callable[[int, int], Iterable[tuple[int, UUID | str, int, str]]]
+"""The recorder's query: (position, entity id, version, topic) of the events stored at positions start..stop."""
 
 
 class StaleRead(Exception):
@@ -47,9 +47,9 @@ class ReadCheck:
     """The version of each aggregate as the unit of work read it."""
     between: list[tuple[int, UUID]] = field(default_factory=list)
     """Filled in by the commit: (position, entity) of each event stored after ``known`` and before ours."""
-    watched: Callable[[UUID, int], bool] | None = None
+    watched: Callable[[UUID, int, str], bool] | None = None
     """Events in between that make the decision stale although no aggregate read changed
-    (a stakeholder named by another process, for the personal-data guard): (entity, version)."""
+    (a stakeholder named by another process, for the personal-data guard): (entity, version, topic)."""
 
     def verify(self, first_position: int, select_between: SelectBetween) -> None:
         """Called by the recorder under its write lock, once the new events have positions.
@@ -59,11 +59,11 @@ class ReadCheck:
         if first_position - 1 <= self.known:
             return
         self.between = []
-        for position, originator_id, version in select_between(self.known + 1, first_position - 1):
+        for position, originator_id, version, topic in select_between(self.known + 1, first_position - 1):
             entity_id = originator_id if isinstance(originator_id, UUID) else UUID(str(originator_id))
             self.between.append((position, entity_id))
             read = self.versions.get(entity_id)
             if read is not None and version > read:
                 raise StaleRead(entity_id, read, version)
-            if self.watched is not None and self.watched(entity_id, version):
+            if self.watched is not None and self.watched(entity_id, version, topic):
                 raise StaleRead(entity_id, read or 0, version)

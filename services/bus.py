@@ -78,7 +78,7 @@ class Session:
         """The log position every cached read holds (None: the store gives no cache)."""
         self.committing = False
         """Set once the commit began: from then on, an error may leave the events stored."""
-        self.watched: Callable[[UUID, int], bool] | None = None
+        self.watched: Callable[[UUID, int, str], bool] | None = None
         """Set by the personal-data guard: events stored by others meanwhile that make its check stale."""
         self.stored: tuple[int, int] | None = None
         """The log positions of the first and last event the commit stored (None: nothing stored)."""
@@ -203,8 +203,9 @@ class MessageBus:
 
         def attempt(session: Session) -> CommandResult:
             entity_id, version, created = self.decide(session, command, meta, expected_version, gatekeeper)
-            position = session.commit()
-            self.guard.committed(session)
+            with self.guard.committing(session):
+                position = session.commit()
+                self.guard.committed(session)
             return CommandResult(entity_id, version, position, created)
 
         type_name = command.type_name()
@@ -256,8 +257,9 @@ class MessageBus:
                     decided.append(self.decide(session, command, meta, expected_version, gatekeeper))
                 except refusals as refused:
                     raise BatchRefused(index, refused) from refused
-            position = session.commit()
-            self.guard.committed(session)
+            with self.guard.committing(session):
+                position = session.commit()
+                self.guard.committed(session)
             return [CommandResult(entity_id, version, position, created) for entity_id, version, created in decided]
 
         try:

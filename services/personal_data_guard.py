@@ -22,9 +22,10 @@ the session.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Literal
 from uuid import UUID
 
@@ -56,6 +57,7 @@ class KnownNames:
         get_topic(cls)
         for cls in (Stakeholder.Identified, Stakeholder.PersonalDataCorrected, Stakeholder.PersonalDataErased)
     )
+    IDENTIFIED = TOPICS[0]
 
     def __init__(self, app: GamApplication) -> None:
         self.app = app
@@ -63,6 +65,9 @@ class KnownNames:
         """Every stakeholder event up to this log position is reflected."""
         self._names: dict[UUID, dict[UUID, str]] = {}
         self._account_of: dict[UUID, UUID] = {}
+        self._claimed: dict[UUID, UUID] = {}
+        """People this process is storing right now, and their account: another of its
+        commits that finds them stored in between knows whose they are."""
         self._lock = threading.Lock()
 
     def of_account(self, account_id: UUID, up_to: int | None) -> list[str]:
@@ -72,12 +77,37 @@ class KnownNames:
             self._catch_up(up_to if up_to is not None else self.app.recorder.max_notification_id() or 0)
             return list(self._names.get(account_id, {}).values())
 
-    def watcher(self, account_id: UUID) -> Callable[[UUID, int], bool]:
-        """Whether an event another process stored makes names read now stale: a new entity
-        (perhaps a stakeholder) or a change to one of the account's stakeholders."""
+    def watcher(self, account_id: UUID) -> Callable[[UUID, int, str], bool]:
+        """Whether an event stored meanwhile makes names read now stale: a change to one of
+        the account's stakeholders, or a person identified who may be the account's (not
+        known to be another account's: a person this process stored or is storing).
+
+        Only people count: the commands of several users of one process, each in their
+        own account, would otherwise send each other back at every new plan or deal."""
         with self._lock:
             people = frozenset(self._names.get(account_id, {}))
-        return lambda entity, version: version == 1 or entity in people
+
+        def stale(entity: UUID, version: int, topic: str) -> bool:
+            if entity in people:
+                return True
+            if topic != self.IDENTIFIED:
+                return False
+            return self._account_of.get(entity, self._claimed.get(entity, account_id)) == account_id
+
+        return stale
+
+    @contextlib.contextmanager
+    def claiming(self, people: Iterable[Stakeholder]) -> Iterator[None]:
+        """While ``people`` are being stored: whose they are, for the other commits' watchers."""
+        new = {person.id: person.account_id for person in people if person.version == len(person.pending_events)}
+        with self._lock:
+            self._claimed.update(new)
+        try:
+            yield
+        finally:
+            with self._lock:
+                for person in new:
+                    self._claimed.pop(person, None)
 
     def remember(self, people: Iterable[Stakeholder], first: int, last: int) -> None:
         """After this process stored positions ``first``..``last``: what others stored before
@@ -85,10 +115,12 @@ class KnownNames:
         the next check asks the store nothing (as the application's aggregate cache does)."""
         with self._lock:
             self._catch_up(first - 1)
+            people = list(people)
+            for person in people:
+                self._account_of[person.id] = person.account_id  # a fact now it is stored
             if self._scanned_to != first - 1:
                 return
             for person in people:
-                self._account_of[person.id] = person.account_id
                 self._set(person.account_id, person.id, None if person.erased else person.personal.name)
             self._scanned_to = last
 
@@ -160,6 +192,12 @@ class PersonalDataGuard:
             log.warning(
                 "%s: %s holds %s; accepted (GAM_PERSONAL_DATA_GUARD=warn)", command.type_name(), field, finding.kind
             )
+
+    def committing(self, session: Session) -> contextlib.AbstractContextManager[None]:
+        """Around a unit of work's commit: the people it stores are claimed for its account."""
+        if self.mode == "off":
+            return contextlib.nullcontext()
+        return self.names.claiming(session.loaded(Stakeholder))
 
     def committed(self, session: Session) -> None:
         """Learn the names a unit of work of this process just stored, without reading them back."""

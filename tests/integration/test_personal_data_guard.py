@@ -23,11 +23,12 @@ from domain.commands import COMMANDS, Command
 from domain.errors import DomainError, PersonalDataInText
 from domain.personal_text import TextKind
 from domain.values import Money, PersonalData, Target
+from infra.read_check import StaleRead
 from infra.settings import Settings
 from services import handlers as h
 from services.api.app import create_app
 from services.bootstrap import Runtime, bootstrap
-from services.bus import BatchRefused
+from services.bus import BatchRefused, Session
 from services.cli import cli
 from tests.api_support import SECRET, token
 from tests.support import meta
@@ -257,3 +258,34 @@ def test_evidence_on_a_person_that_names_no_stakeholder_is_checked(world: World)
                                evidence=f"{NAME} pushes our offer internally")  # fmt: skip
     assert refused.value.field == "evidence"
     assert "MEDDPICC evidence that names the stakeholder" in str(refused.value)
+
+
+def test_a_person_stored_in_another_account_meanwhile_sends_no_command_back(durable_settings: Settings) -> None:
+    """Users of one process, each in their own account: a stakeholder one of them stores
+    while another's command waits to commit leaves that command's names current (it was
+    sent back, three times over, under eight users); a person another process identifies
+    in the same account meanwhile does not."""
+    first, second = bootstrap(durable_settings), bootstrap(durable_settings)
+    try:
+        mine, theirs = a_world(first), build_org(first.app, name="Other Industries")
+        swot = c.AddSwotEntry(plan_id=mine.org.plan, kind="threat", text="Budget freeze")
+
+        def decided() -> Session:
+            session = Session(first.app, trust_cache=True)
+            first.bus.decide(session, replace(swot, entry_id=uuid4()), meta(), None, None)
+            return session
+
+        def identify(runtime: Runtime, org: Org, name: str) -> None:
+            runtime.bus.handle(c.IdentifyStakeholder(account_id=org.account, unit_id=org.hq, title="CFO",
+                                                     personal=PersonalData(name)), meta())  # fmt: skip
+
+        waiting = decided()
+        identify(first, theirs, "Olga Other")
+        waiting.commit()
+        waiting = decided()
+        identify(second, mine.org, "Nora Neighbour")
+        with pytest.raises(StaleRead):
+            waiting.commit()
+    finally:
+        first.close()
+        second.close()
