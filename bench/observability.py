@@ -22,6 +22,9 @@ always land on the same one):
   server, none of a collector's;
 * ``traced_without_sql``: as ``traced`` with
   ``OTEL_PYTHON_DISABLED_INSTRUMENTATIONS=psycopg`` (no span per SQL statement);
+* ``traced_sampled``: as ``traced``, keeping one request's trace in ten
+  (``OTEL_TRACES_SAMPLER=parentbased_traceidratio``, ``OTEL_TRACES_SAMPLER_ARG=0.1``),
+  as a production deployment would sample;
 * ``two_workers``: as ``observed``, with ``gam serve --workers 2`` (uvloop and
   httptools in both: ``uvicorn[standard]``).
 
@@ -59,9 +62,14 @@ CONTENDERS: dict[str, tuple[dict[str, Any], tuple[str, ...]]] = {
     "unobserved": ({"metrics": False, "log_format": "text", "log_level": "WARNING"}, ()),
     "traced": (OBSERVED, ()),
     "traced_without_sql": (OBSERVED, ()),
+    "traced_sampled": (OBSERVED, ()),
     "two_workers": (OBSERVED, ("--workers", "2")),
 }
-TRACED = {"traced": {}, "traced_without_sql": {"OTEL_PYTHON_DISABLED_INSTRUMENTATIONS": "psycopg"}}
+TRACED = {
+    "traced": {},
+    "traced_without_sql": {"OTEL_PYTHON_DISABLED_INSTRUMENTATIONS": "psycopg"},
+    "traced_sampled": {"OTEL_TRACES_SAMPLER": "parentbased_traceidratio", "OTEL_TRACES_SAMPLER_ARG": "0.1"},
+}
 UNGUARDED = {"rate_limit_per_principal": 0, "rate_limit_per_address": 0}
 
 
@@ -154,6 +162,7 @@ def markdown(result: dict[str, Any]) -> str:
         "observed": "metrics on, JSON log line per request",
         "traced": "as observed, and traces exported by OTLP",
         "traced_without_sql": "as traced, without psycopg's span per statement",
+        "traced_sampled": "as traced, one trace in ten kept (`parentbased_traceidratio`, 0.1)",
         "two_workers": "as observed, `--workers 2`",
     }
     for name, label in labels.items():
