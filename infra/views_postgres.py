@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import copy
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
@@ -155,6 +155,7 @@ class PostgresViewRecorder(PostgresTrackingRecorder, ViewRecorder):
                 for name, columns in (
                     ("account", "account_id, position"),
                     ("entity", "entity_id, position"),
+                    ("account_entity", "account_id, entity_id, version, occurred_at"),
                     ("actor", "actor, position"),
                     ("type", "event_type, position"),
                     ("time", "occurred_at"),
@@ -180,6 +181,11 @@ class PostgresViewRecorder(PostgresTrackingRecorder, ViewRecorder):
     def create_table(self) -> None:
         with creating_tables(self.datastore):  # other processes may be starting too
             super().create_table()
+            live = self.generations().live
+            if live != 1 and self.keeps_audit_rows:  # the indexes a newer gam added, on the rows in use
+                with self._transaction(commit=True) as curs:
+                    for statement in self._audit_ddl(live):
+                        curs.execute(statement)
 
     def _insert_tracking(self, curs: Cursor[DictRow], tracking: Tracking) -> None:
         if tracking.application_name != self.table_migration_identifier:
@@ -296,7 +302,9 @@ class PostgresViewRecorder(PostgresTrackingRecorder, ViewRecorder):
             )
             return {r["key"]: loads(r["body"]) for r in curs.fetchall()}
 
-    def _audit_select(self, statement: Callable[[Composed], Composed], params: Sequence[object]) -> list[Any]:
+    def _audit_select(
+        self, statement: Callable[[Composed], Composed], params: Sequence[object] | Mapping[str, object]
+    ) -> list[Any]:
         """Run ``statement`` (given the audit table) on the generation read. The live one
         is looked up in the same snapshot (one REPEATABLE READ transaction), so rows a
         rebuild deleted since are still seen; if its table was dropped in between, the
@@ -362,12 +370,25 @@ class PostgresViewRecorder(PostgresTrackingRecorder, ViewRecorder):
             return [list_row_of(r) for r in curs.fetchall()]
 
     def versions_at(self, account_id: UUID, moment: datetime) -> dict[UUID, int]:
+        """A skip scan of the account's entities on the ``(account_id, entity_id, version,
+        occurred_at)`` index, then for each a backward scan from its newest version to the
+        highest one stored by the moment (not the latest by time: a server whose clock was
+        behind may have stored a later version with an earlier time). Near the end of the
+        history that is a few index entries per entity, where grouping read every row of
+        the account (a third of an as-of at 100k events)."""
         rows = self._audit_select(
             SQL(
-                "SELECT entity_id, MAX(version) AS version FROM {0} "
-                "WHERE account_id = %s AND occurred_at <= %s GROUP BY entity_id"
+                "WITH RECURSIVE entities (entity_id) AS ("
+                " (SELECT entity_id FROM {0} WHERE account_id = %(account)s ORDER BY entity_id LIMIT 1)"
+                " UNION ALL"
+                " SELECT (SELECT a.entity_id FROM {0} a WHERE a.account_id = %(account)s"
+                "  AND a.entity_id > e.entity_id ORDER BY a.entity_id LIMIT 1)"
+                " FROM entities e WHERE e.entity_id IS NOT NULL) "
+                "SELECT e.entity_id, v.version FROM entities e CROSS JOIN LATERAL"
+                " (SELECT version FROM {0} WHERE account_id = %(account)s AND entity_id = e.entity_id"
+                "  AND occurred_at <= %(moment)s ORDER BY version DESC LIMIT 1) v"
             ).format,
-            (account_id, moment),
+            {"account": account_id, "moment": moment},
         )
         return {r["entity_id"]: r["version"] for r in rows}
 

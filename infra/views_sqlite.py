@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 import functools
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
@@ -70,6 +70,7 @@ def _audit_ddl(generation: int) -> list[str]:
         "causation_id TEXT)",
         f"CREATE INDEX IF NOT EXISTS {prefix}_account ON {table} (account_id, position)",
         f"CREATE INDEX IF NOT EXISTS {prefix}_entity ON {table} (entity_id, position)",
+        f"CREATE INDEX IF NOT EXISTS {prefix}_account_entity ON {table} (account_id, entity_id, version, occurred_at)",
         f"CREATE INDEX IF NOT EXISTS {prefix}_actor ON {table} (actor, position)",
         f"CREATE INDEX IF NOT EXISTS {prefix}_type ON {table} (event_type, position)",
         f"CREATE INDEX IF NOT EXISTS {prefix}_time ON {table} (occurred_at)",
@@ -86,6 +87,14 @@ class SQLiteViewRecorder(SQLiteTrackingRecorder, ViewRecorder):
         super().__init__(*args, **kwargs)
         secure_pool(self.datastore)  # a rewritten row leaves no copy in the file
         self._one: tuple[int, SQLiteCursor] | None = None
+
+    def create_table(self) -> None:
+        super().create_table()
+        live = self.generations().live
+        if live != 1 and self.keeps_audit_rows:  # the indexes a newer gam added, on the rows in use
+            with self._transaction(commit=True) as c:
+                for statement in _audit_ddl(live):
+                    c.execute(statement)
 
     def construct_create_table_statements(self) -> list[str]:
         return [
@@ -221,7 +230,7 @@ class SQLiteViewRecorder(SQLiteTrackingRecorder, ViewRecorder):
             )
             return {r["key"]: loads(r["body"]) for r in c.fetchall()}
 
-    def _audit_select(self, sql: str, params: Sequence[object]) -> list[Any]:
+    def _audit_select(self, sql: str, params: Sequence[object] | Mapping[str, object]) -> list[Any]:
         """Run ``sql`` (``{table}`` standing for the audit table) on the generation read.
         The live one is looked up in the same read transaction (one snapshot), so rows a
         rebuild deleted since are still seen; if its table was dropped in between, the
@@ -267,12 +276,23 @@ class SQLiteViewRecorder(SQLiteTrackingRecorder, ViewRecorder):
             return [list_row_of(r) for r in c.fetchall()]
 
     def versions_at(self, account_id: UUID, moment: datetime) -> dict[UUID, int]:
+        """The account's entities by a skip scan of the ``(account_id, entity_id, version,
+        occurred_at)`` index, and each one's highest version stored by the moment (as on
+        PostgreSQL)."""
         rows = self._audit_select(
-            "SELECT entity_id, MAX(version) AS version FROM {table} "
-            "WHERE account_id = ? AND occurred_at <= ? GROUP BY entity_id",
-            (str(account_id), format_time(moment)),
+            "WITH RECURSIVE entities (entity_id) AS ("
+            " SELECT (SELECT entity_id FROM {table} WHERE account_id = :account ORDER BY entity_id LIMIT 1)"
+            " UNION ALL"
+            " SELECT (SELECT a.entity_id FROM {table} a WHERE a.account_id = :account"
+            "  AND a.entity_id > e.entity_id ORDER BY a.entity_id LIMIT 1)"
+            " FROM entities e WHERE e.entity_id IS NOT NULL) "
+            "SELECT entity_id, (SELECT version FROM {table} v WHERE v.account_id = :account"
+            "  AND v.entity_id = e.entity_id AND v.occurred_at <= :moment"
+            "  ORDER BY v.version DESC LIMIT 1) AS version "
+            "FROM entities e WHERE entity_id IS NOT NULL",
+            {"account": str(account_id), "moment": format_time(moment)},
         )
-        return {UUID(r["entity_id"]): r["version"] for r in rows}
+        return {UUID(r["entity_id"]): r["version"] for r in rows if r["version"] is not None}
 
     def reset(self, *, audit_rows: bool) -> None:
         with self._transaction(commit=True) as c:

@@ -10,13 +10,16 @@ generation serving, and running it again resumes the generation it left.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import threading
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -181,3 +184,32 @@ def test_readyz_shows_each_views_generation_and_a_rebuild_in_progress() -> None:
     assert views["strategy_flow"]["position"] == last
     assert "rebuild" not in views["strategy_flow"]
     assert view.generations() == Generations(live=2)
+
+
+def test_an_index_a_newer_gam_adds_to_the_audit_trail_is_made_on_the_live_generation_at_start(
+    tmp_path: Path,
+) -> None:
+    """A deployment whose live audit rows are a later generation's table gets the index
+    the as-of's lookup needs when gam starts, not at the next rebuild."""
+    settings = Settings(store="sqlite", sqlite_path=tmp_path / "gam.db")
+    app = GamApplication(settings.eventsourcing_env())
+    try:
+        account = small_account(app)
+        projector = Projector.open(app, settings, ["audit_trail"])
+        rebuild_views(projector, settings)
+        live = projector.view("audit_trail").generation
+        expected = projector.view("audit_trail").versions_at(account.account_id, datetime.now(UTC))
+        projector.close()
+        assert live > 1
+        index = f"gam_audit_{live}_account_entity"
+        with contextlib.closing(sqlite3.connect(settings.sqlite_path)) as db:
+            db.execute(f"DROP INDEX {index}")
+
+        started = Projector.open(app, settings, ["audit_trail"])
+        with contextlib.closing(sqlite3.connect(settings.sqlite_path)) as db:
+            assert db.execute("SELECT 1 FROM sqlite_master WHERE name = ?", (index,)).fetchone()
+        assert started.view("audit_trail").versions_at(account.account_id, datetime.now(UTC)) == expected
+        assert len(expected) > 4
+        started.close()
+    finally:
+        app.close()
