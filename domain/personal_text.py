@@ -41,6 +41,10 @@ PHONE = re.compile(
     r")"
 )
 MIN_PHONE_DIGITS = 7
+MIN_COMPACT_PHONE_DIGITS = 10
+"""Digits of a phone number written in one run, without a space or separator
+("+41791234567", "0041791234567"): a shorter run after "00" is a ticket or order number."""
+COMPACT = re.compile(r"\+?\d+")
 MIN_NAME_LENGTH = 4
 """Shorter names ("Li", "Ann") are words too often to refuse text for them."""
 
@@ -69,8 +73,10 @@ UUID_TEXT = re.compile(r"\b[0-9A-Fa-f]{8}(?:-[0-9A-Fa-f]{4}){3}-[0-9A-Fa-f]{12}\
 
 def _phones(text: str) -> Iterator[str]:
     for match in PHONE.finditer(UUID_TEXT.sub(" ", text)):
-        if sum(ch.isdigit() for ch in match.group()) >= MIN_PHONE_DIGITS:
-            yield match.group()
+        found = match.group()
+        digits = sum(ch.isdigit() for ch in found)
+        if digits >= (MIN_COMPACT_PHONE_DIGITS if COMPACT.fullmatch(found) else MIN_PHONE_DIGITS):
+            yield found
 
 
 def find_personal_data(text: str, names: Iterable[str] = (), our_addresses: Iterable[str] = ()) -> Finding | None:

@@ -30,6 +30,8 @@ NAMES = st.lists(st.text(alphabet="xyzXYZ", min_size=4, max_size=12), max_size=5
         "555-123-4567",
         "Tel: 4711 2233",
         "mobile 0171-1234567",
+        "call 0041791234567",
+        "+41791234567",
     ],
 )
 def test_addresses_and_phone_numbers_are_found(text: str) -> None:
@@ -46,6 +48,8 @@ def test_addresses_and_phone_numbers_are_found(text: str) -> None:
         "ISO 27001 certified, release 1.2.3",
         "budget 12.500.000 EUR",
         "CFO and Head of Operations",
+        "asked for in ticket 00412345",  # a ticket number that starts as an international prefix does
+        "PO 004500123",
     ],
 )
 def test_business_numbers_are_not_phone_numbers(text: str) -> None:
