@@ -284,7 +284,7 @@ class PostgresViewRecorder(PostgresTrackingRecorder, ViewRecorder):
         if not keys:
             return {}
         where, params = self._view()
-        with self._transaction(commit=False) as curs:
+        with self._read() as curs:  # one statement, which finds the live generation itself
             curs.execute(
                 SQL("SELECT key, body FROM {0} WHERE {1} AND key = ANY(%s)").format(self.documents_table, SQL(where)),
                 (*params, list(keys)),
@@ -293,7 +293,7 @@ class PostgresViewRecorder(PostgresTrackingRecorder, ViewRecorder):
 
     def documents_with_prefix(self, prefix: str) -> dict[str, Document]:
         where, params = self._view()
-        with self._transaction(commit=False) as curs:
+        with self._read() as curs:
             curs.execute(
                 SQL('SELECT key, body FROM {0} WHERE {1} AND starts_with(key, %s) ORDER BY key COLLATE "C"').format(
                     self.documents_table, SQL(where)
