@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from collections import Counter, defaultdict
 from datetime import datetime, timedelta
-from fractions import Fraction
 from typing import Any
 
 from domain.values import BuyingRole
@@ -39,23 +38,21 @@ def relationship_health(people: list[Document], *, now: datetime, stale_after_da
     if not people:
         return None
     cutoff = now - timedelta(days=stale_after_days)
-    weighted = Fraction(0)
+    # In whole numbers (a read computes this for every unit): 40 × score is
+    # 12 × owner + 12 × recent + 4 × (sentiment + 2), and the health, rounded half up,
+    # 100 × Σ influence × score / Σ influence = 5 × weighted / (2 × weights).
+    weighted = 0
     weights = 0
     for person in people:
         influence = person["influence"] or UNRATED_INFLUENCE
         score = (
-            Fraction(3, 10) * bool(person["relationship_owner"])
-            + Fraction(3, 10) * contacted_since(person, cutoff)
-            + Fraction(4, 10) * Fraction((person["sentiment"] or 0) + 2, 4)
+            12 * bool(person["relationship_owner"])
+            + 12 * contacted_since(person, cutoff)
+            + 4 * ((person["sentiment"] or 0) + 2)
         )
         weighted += influence * score
         weights += influence
-    return round_half_up(100 * weighted / weights)
-
-
-def round_half_up(value: Fraction) -> int:
-    """0.5 rounds up (Python's ``round`` would round it to even)."""
-    return int((value + Fraction(1, 2)) // 1)
+    return (5 * weighted + weights) // (2 * weights)
 
 
 def departed(sid: str, person: Document, units: dict[str, Document]) -> dict[str, Any]:
@@ -88,10 +85,12 @@ def stakeholder_map(
             "stale": not contacted_since(person, cutoff), "interactions": person["interactions"],
         }  # fmt: skip
 
+    entries = {sid: entry(sid) for sid in ordered}
+
     def org_chart(manager: str | None) -> list[dict[str, Any]]:
         """People reporting to ``manager``; at the top, those whose manager is unknown or left."""
         return [
-            {**entry(sid), "reports": org_chart(sid)}
+            {**entries[sid], "reports": org_chart(sid)}
             for sid in ordered
             if present[sid]["reports_to"] == manager or (manager is None and present[sid]["reports_to"] not in present)
         ]
@@ -104,7 +103,7 @@ def stakeholder_map(
     not_contacted = [sid for sid in ordered if not contacted_since(present[sid], cutoff)]
     return {
         "stale_after_days": stale_after_days,
-        "people": [entry(sid) for sid in ordered],
+        "people": [entries[sid] for sid in ordered],
         "left": [departed(sid, p, units) for sid, p in sorted(people.items()) if p["left_on"] is not None],
         "by_buying_role": {role: roles[role] for role in (*(r.value for r in BuyingRole), "unrated") if roles[role]},
         "org_chart": org_chart(None),

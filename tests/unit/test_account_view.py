@@ -18,6 +18,8 @@ from uuid import UUID, uuid4
 
 import pytest
 from eventsourcing.persistence import Tracking
+from hypothesis import given
+from hypothesis import strategies as st
 
 from domain.account import GlobalAccount
 from domain.catalog import event_classes, event_type_of
@@ -351,6 +353,33 @@ def test_relationship_health_formula() -> None:
     assert relationship_health([low, nil], now=NOW, stale_after_days=90) == 3  # 2.5 rounds half up
     assert relationship_health([], now=NOW, stale_after_days=90) is None
     assert relationship_health([ann], now=datetime(2027, 6, 1, tzinfo=UTC), stale_after_days=90) == 70
+
+
+PEOPLE = st.lists(
+    st.fixed_dictionaries({
+        "relationship_owner": st.sampled_from([None, "ann"]),
+        "last_contact": st.sampled_from([None, format_time(datetime(2025, 1, 1, tzinfo=UTC)),
+                                         format_time(datetime(2026, 11, 1, tzinfo=UTC))]),
+        "influence": st.sampled_from([None, 1, 2, 3, 4, 5]),
+        "sentiment": st.sampled_from([None, -2, -1, 0, 1, 2]),
+    }),
+    min_size=1, max_size=12,
+)  # fmt: skip
+
+
+@given(PEOPLE)
+def test_relationship_health_is_the_formula_in_exact_fractions_rounded_half_up(people: list[dict[str, Any]]) -> None:
+    """Worked out in whole numbers (it runs for every unit on every read); the formula's
+    exact value in fractions, rounded half up, is the reference."""
+    cutoff = NOW - timedelta(days=90)
+    weighted, weights = Fraction(0), 0
+    for p in people:
+        recent = p["last_contact"] is not None and datetime.fromisoformat(p["last_contact"]) >= cutoff
+        score = (Fraction(3, 10) * bool(p["relationship_owner"]) + Fraction(3, 10) * recent
+                 + Fraction(4, 10) * Fraction((p["sentiment"] or 0) + 2, 4))  # fmt: skip
+        weighted += (p["influence"] or 3) * score
+        weights += p["influence"] or 3
+    assert relationship_health(people, now=NOW, stale_after_days=90) == int(100 * weighted / weights + Fraction(1, 2))
 
 
 def test_health_per_unit_on_a_hand_built_account(memory_app: GamApplication) -> None:
