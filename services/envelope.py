@@ -105,12 +105,14 @@ class Message:
     headers: list[tuple[str, bytes]]
 
 
-def envelope(facts: EventFacts, *, account_id: UUID | None, position: int) -> dict[str, Any]:
+def envelope(
+    facts: EventFacts, *, account_id: UUID | None, position: int, event_id: str | None = None
+) -> dict[str, Any]:
     cls = facts.event_class
     kind = cloud_event_type_of(cls)
     return {
         "specversion": SPEC_VERSION,
-        "id": str(event_id_for(facts.entity_id, facts.version)),
+        "id": event_id or str(event_id_for(facts.entity_id, facts.version)),
         "source": SOURCE,
         "type": kind,
         "subject": f"{entity_type_of_class(cls)}/{facts.entity}",
@@ -131,13 +133,14 @@ def message_of(facts: EventFacts, *, account_id: UUID | None, position: int) -> 
     account's events stay in order on one partition. (A domain event has its personal
     data opened, so there is no way from one to a message: it would publish redacted.)"""
     cls = facts.event_class
+    event_id = str(event_id_for(facts.entity_id, facts.version))  # a UUIDv5: a hash, made once
     return Message(
         key=str(account_id if account_id is not None else facts.entity_id).encode(),
-        value=dumps_bytes(envelope(facts, account_id=account_id, position=position)),
+        value=dumps_bytes(envelope(facts, account_id=account_id, position=position, event_id=event_id)),
         headers=[
             ("content-type", CONTENT_TYPE.encode()),
             ("ce_type", cloud_event_type_of(cls).encode()),
-            ("ce_id", str(event_id_for(facts.entity_id, facts.version)).encode()),
+            ("ce_id", event_id.encode()),
             ("schema-version", str(schema_version_of(cls)).encode()),
             ("correlation-id", str(facts.correlation_id).encode()),
         ],
