@@ -98,16 +98,18 @@ class KnownNames:
 
     @contextlib.contextmanager
     def claiming(self, people: Iterable[Stakeholder]) -> Iterator[None]:
-        """While ``people`` are being stored: whose they are, for the other commits' watchers."""
+        """While ``people`` are being stored: whose they are, for the other commits' watchers.
+
+        Around every commit, so it takes no lock: ``self._lock`` is held while names are
+        read from the store, and a commit must not wait for that. Each claim is one dict
+        operation, atomic on its own, and the watchers only read single entries."""
         new = {person.id: person.account_id for person in people if person.version == len(person.pending_events)}
-        with self._lock:
-            self._claimed.update(new)
+        self._claimed.update(new)
         try:
             yield
         finally:
-            with self._lock:
-                for person in new:
-                    self._claimed.pop(person, None)
+            for person in new:
+                self._claimed.pop(person, None)
 
     def remember(self, people: Iterable[Stakeholder], first: int, last: int) -> None:
         """After this process stored positions ``first``..``last``: what others stored before
