@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import os
+import random
 import re
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager, nullcontext
@@ -29,6 +30,7 @@ if TYPE_CHECKING:
     from fastapi import FastAPI
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import SpanExporter
+    from opentelemetry.sdk.trace.sampling import Sampler
     from opentelemetry.trace import SpanContext, Tracer
 
 log = logging.getLogger(__name__)
@@ -47,6 +49,13 @@ _provider: TracerProvider | None = None
 _tracer: Tracer | None = None
 _instrumentors: list[Any] = []
 _options = {"http": True}
+_sampler: Sampler | None = None
+"""The sampler ``OTEL_TRACES_SAMPLER`` names, which :class:`HeadSampler` asks first."""
+
+head_kept: ContextVar[bool] = ContextVar("gam_head_kept", default=False)
+""":class:`HeadSampler` chose to keep this request's trace. A variable of gam's, not a key
+of OpenTelemetry's context: the FastAPI instrumentation starts the request's span in a
+context of its own, made from the request's headers alone."""
 
 
 def configured_from_environment(process: str) -> bool:
@@ -65,7 +74,12 @@ def configured_from_environment(process: str) -> bool:
 
 
 def enable(
-    exporter: SpanExporter, *, service: str = "gam", batch: bool = True, without: frozenset[str] = frozenset()
+    exporter: SpanExporter,
+    *,
+    service: str = "gam",
+    batch: bool = True,
+    without: frozenset[str] = frozenset(),
+    sampler: Sampler | None = None,
 ) -> TracerProvider:
     """Trace from now on into ``exporter`` (``batch``: in a background thread, as in
     production; a test passes ``batch=False`` to see each span as it ends). The provider is
@@ -73,16 +87,20 @@ def enable(
 
     ``without``: instrumentations left off, by the names OpenTelemetry's
     ``OTEL_PYTHON_DISABLED_INSTRUMENTATIONS`` uses (``psycopg``: no span per SQL statement,
-    the largest part of tracing's cost; ``kafka``; ``fastapi``)."""
+    the largest part of tracing's cost; ``kafka``; ``fastapi``). ``sampler``: instead of the
+    one ``OTEL_TRACES_SAMPLER`` names."""
     from opentelemetry.instrumentation.kafka import KafkaInstrumentor
     from opentelemetry.instrumentation.psycopg import PsycopgInstrumentor
     from opentelemetry.sdk.resources import Resource
-    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace import TracerProvider, sampling
     from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor
 
-    global enabled, _provider, _tracer
+    global enabled, _provider, _tracer, _sampler
     disable()
-    provider = TracerProvider(resource=Resource.create({"service.name": service}), sampler=_without_orphan_queries())
+    _sampler = sampler or sampling._get_from_env_or_default()
+    provider = TracerProvider(
+        resource=Resource.create({"service.name": service}), sampler=_without_orphan_queries(_sampler)
+    )
     provider.add_span_processor(BatchSpanProcessor(exporter) if batch else SimpleSpanProcessor(exporter))
     chosen: dict[str, Callable[[], Any]] = {"psycopg": PsycopgInstrumentor, "kafka": KafkaInstrumentor}
     for instrumentor in (make() for name, make in chosen.items() if name not in without):
@@ -97,15 +115,14 @@ def enable(
     return provider
 
 
-def _without_orphan_queries() -> Any:
-    """The sampler ``OTEL_TRACES_SAMPLER`` names (always on by default), except that a
-    client span with no parent is dropped: the SQL of the views' follower polling the
-    log, of the readiness check and of the database watch, a trace of its own each time
-    and most of what a traced server recorded, while it served nothing anyone asked."""
+def _without_orphan_queries(configured: Sampler) -> Sampler:
+    """The ``configured`` sampler (``OTEL_TRACES_SAMPLER``'s, always on by default), except
+    that a client span with no parent is dropped: the SQL of the views' follower polling
+    the log, of the readiness check and of the database watch, a trace of its own each
+    time and most of what a traced server recorded, while it served nothing anyone asked.
+    A request :class:`HeadSampler` chose to keep starts its trace without asking again."""
     from opentelemetry import trace
     from opentelemetry.sdk.trace import sampling
-
-    configured = sampling._get_from_env_or_default()
 
     class WithoutOrphanQueries(sampling.Sampler):
         def should_sample(
@@ -121,6 +138,8 @@ def _without_orphan_queries() -> Any:
             parent = trace.get_current_span(parent_context).get_span_context()
             if kind is trace.SpanKind.CLIENT and not parent.is_valid:
                 return sampling.SamplingResult(sampling.Decision.DROP)
+            if not parent.is_valid and head_kept.get():
+                return sampling.SamplingResult(sampling.Decision.RECORD_AND_SAMPLE, attributes)
             return configured.should_sample(parent_context, trace_id, name, kind, attributes, links, trace_state)
 
         def get_description(self) -> str:
@@ -131,8 +150,9 @@ def _without_orphan_queries() -> Any:
 
 def disable() -> None:
     """Stop tracing: flush what was traced, take the instrumentations off."""
-    global enabled, _provider, _tracer
+    global enabled, _provider, _tracer, _sampler
     enabled = False
+    _sampler = None
     while _instrumentors:
         _instrumentors.pop().uninstrument()
     if _provider is not None:
@@ -141,24 +161,84 @@ def disable() -> None:
 
 
 def instrument_app(app: FastAPI) -> None:
-    """A server span per HTTP request, continuing the caller's ``traceparent``."""
-    if not enabled or not _options["http"]:
+    """A server span per HTTP request, continuing the caller's ``traceparent``, for the
+    requests :class:`HeadSampler` keeps."""
+    if not enabled:
         return
-    from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
-    from opentelemetry.metrics import NoOpMeterProvider
+    if _options["http"]:
+        from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
+        from opentelemetry.metrics import NoOpMeterProvider
 
-    FastAPIInstrumentor.instrument_app(
-        app,
-        tracer_provider=_provider,
-        meter_provider=NoOpMeterProvider(),  # the request metrics are Prometheus's (services.observability.http)
-        excluded_urls="healthz,readyz,metrics",
-        exclude_spans=["receive", "send"],  # a span per ASGI message would double the spans of a request
-    )
+        FastAPIInstrumentor.instrument_app(
+            app,
+            tracer_provider=_provider,
+            meter_provider=NoOpMeterProvider(),  # the request metrics are Prometheus's (services.observability.http)
+            excluded_urls=",".join(UNTRACED_PATHS),
+            exclude_spans=["receive", "send"],  # a span per ASGI message would double the spans of a request
+        )
+    # The instrumentation puts its middleware outside every middleware added to the app,
+    # by wrapping the app's stack when Starlette builds it; the head sampler wraps that.
+    build = app.build_middleware_stack
+    app.build_middleware_stack = lambda: HeadSampler(build())  # type: ignore[method-assign]
+
+
+UNTRACED_PATHS = ("/healthz", "/readyz", "/metrics")
+
+
+class HeadSampler:
+    """Decides whether a request's trace is kept before any instrumentation sees it.
+
+    The sampler alone decides only when a span starts, so an unsampled request still
+    paid for the FastAPI instrumentation's attributes and a (non-recording) span per SQL
+    statement and per gam step: one trace kept in ten cost nearly what keeping all did.
+    Here the configured sampler is asked once, on the caller's ``traceparent`` or a new
+    trace id; a request it drops runs with OpenTelemetry's instrumentation suppressed (the
+    instrumentations' own switch), and, if the caller sent no ``traceparent``, with one
+    flagged unsampled, which the commit stores and the relay forwards, so the views'
+    writer, the relay and consumers downstream drop that trace too."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        sampler = _sampler
+        if scope["type"] != "http" or sampler is None:
+            await self.app(scope, receive, send)
+            return
+        from opentelemetry.instrumentation.utils import suppress_instrumentation
+
+        if scope["path"] not in UNTRACED_PATHS and self._keeps(scope, sampler):
+            kept = head_kept.set(True)
+            try:
+                await self.app(scope, receive, send)
+            finally:
+                head_kept.reset(kept)
+            return
+        with suppress_instrumentation():
+            await self.app(scope, receive, send)
+
+    @staticmethod
+    def _keeps(scope: Any, sampler: Sampler) -> bool:
+        from opentelemetry import trace
+        from opentelemetry.sdk.trace.sampling import Decision
+
+        headers = scope.get("headers", ())
+        sent = next((valid_traceparent(v.decode("latin-1")) for k, v in headers if k == b"traceparent"), None)
+        parent = _span_context(sent)
+        trace_id = parent.trace_id if parent is not None else random.getrandbits(128) or 1
+        parent_context = trace.set_span_in_context(trace.NonRecordingSpan(parent)) if parent is not None else None
+        decision = sampler.should_sample(parent_context, trace_id, "http request", trace.SpanKind.SERVER).decision
+        kept = decision is Decision.RECORD_AND_SAMPLE
+        if not kept and parent is None:
+            unsampled = f"00-{trace_id:032x}-{random.getrandbits(64) or 1:016x}-00"
+            scope["headers"] = [*(h for h in headers if h[0] != b"traceparent"), (b"traceparent", unsampled.encode())]
+        return kept
 
 
 def span(name: str, attributes: dict[str, Any] | None = None) -> Any:
-    """A span of gam's around the block, child of the current one (nothing when off)."""
-    if not enabled or _tracer is None:
+    """A span of gam's around the block, child of the current one (nothing when off, or
+    in a request whose trace :class:`HeadSampler` dropped)."""
+    if not enabled or _tracer is None or _suppressed():
         return nullcontext()
     return _tracer.start_as_current_span(name, attributes=attributes)
 
@@ -224,6 +304,12 @@ def consumer_span(name: str, traceparent: str | None, attributes: dict[str, Any]
     context = trace.set_span_in_context(trace.NonRecordingSpan(parent)) if parent is not None else None
     with _tracer.start_as_current_span(name, context=context, kind=trace.SpanKind.CONSUMER, attributes=attributes):
         yield
+
+
+def _suppressed() -> bool:
+    from opentelemetry.instrumentation.utils import is_instrumentation_enabled
+
+    return not is_instrumentation_enabled()
 
 
 def kafka_headers_traced() -> bool:
