@@ -250,20 +250,33 @@ def batch(
     attributes: dict[str, Any] | None = None,
     start_time: int | None = None,
 ) -> Iterator[None]:
-    """A span for a batch of events from many traces: a child of the first event's
-    trace (so one command's trace reaches its batch), linked to the others'."""
+    """A span for a batch of events from many traces: a child of the first kept trace's
+    event (so one command's trace reaches its batch), linked to the other kept traces.
+    If every event's trace was dropped where it began (stored flagged unsampled), so is
+    the batch's part of them: no span, and instrumentation suppressed inside, as
+    :class:`HeadSampler` does for the request."""
     if not enabled or _tracer is None:
         yield
         return
     from opentelemetry import trace
+    from opentelemetry.instrumentation.utils import suppress_instrumentation
     from opentelemetry.trace import Link
 
-    contexts: dict[str, SpanContext] = {}
+    kept: dict[int, SpanContext] = {}
+    dropped = False
     for traceparent in traceparents:
         found = _span_context(traceparent)
-        if found is not None and len(contexts) < MAX_LINKS:
-            contexts.setdefault(format(found.trace_id, "032x"), found)
-    ordered = list(contexts.values())
+        if found is None:
+            continue
+        if not found.trace_flags.sampled:
+            dropped = True
+        elif len(kept) < MAX_LINKS:
+            kept.setdefault(found.trace_id, found)
+    if dropped and not kept:
+        with suppress_instrumentation():
+            yield
+        return
+    ordered = list(kept.values())
     context = trace.set_span_in_context(trace.NonRecordingSpan(ordered[0])) if ordered else None
     links = [Link(c) for c in ordered[1:]]
     started = _tracer.start_as_current_span(

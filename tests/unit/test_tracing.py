@@ -132,3 +132,38 @@ def test_a_query_outside_any_span_is_not_traced_and_one_inside_is(spans: InMemor
     with tracing.span("gam commit"), tracing._tracer.start_as_current_span("INSERT", kind=SpanKind.CLIENT):
         pass
     assert sorted(s.name for s in spans.get_finished_spans()) == ["INSERT", "gam commit"]
+
+
+def traceparent(trace: int, span: int, sampled: bool) -> str:
+    return f"00-{trace:032x}-{span:016x}-{'01' if sampled else '00'}"
+
+
+def test_a_batch_is_a_child_of_its_first_kept_trace_and_links_the_other_kept_ones(
+    spans: InMemorySpanExporter,
+) -> None:
+    events = [traceparent(1, 11, False), traceparent(2, 22, True), traceparent(3, 33, True), traceparent(2, 23, True)]
+    with tracing.batch("gam project batch", events), tracing.span("inside"):
+        pass
+    batch = next(s for s in spans.get_finished_spans() if s.name == "gam project batch")
+    assert batch.parent is not None
+    assert (batch.context.trace_id, batch.parent.span_id) == (2, 22)
+    assert [(link.context.trace_id, link.context.span_id) for link in batch.links] == [(3, 33)]
+    assert {s.name for s in spans.get_finished_spans()} == {"gam project batch", "inside"}
+
+
+def test_a_batch_of_dropped_traces_only_runs_with_instrumentation_off(spans: InMemorySpanExporter) -> None:
+    from opentelemetry.instrumentation.utils import is_instrumentation_enabled
+
+    with tracing.batch("gam project batch", [traceparent(1, 11, False), traceparent(2, 22, False)]):
+        assert not is_instrumentation_enabled(), "no SQL statement's span is even started"
+        with tracing.span("inside"):
+            pass
+    assert is_instrumentation_enabled()
+    assert spans.get_finished_spans() == ()
+
+
+def test_a_batch_of_untraced_events_starts_a_trace_of_its_own(spans: InMemorySpanExporter) -> None:
+    with tracing.batch("gam project batch", [None, None]):
+        pass
+    (batch,) = spans.get_finished_spans()
+    assert batch.parent is None
