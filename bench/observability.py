@@ -25,6 +25,8 @@ always land on the same one):
 * ``traced_sampled``: as ``traced``, keeping one request's trace in ten
   (``OTEL_TRACES_SAMPLER=parentbased_traceidratio``, ``OTEL_TRACES_SAMPLER_ARG=0.1``),
   as a production deployment would sample;
+* ``traced_sampled_without_sql``: both of the above;
+* ``traced_one_in_100``: as ``traced_sampled``, keeping one trace in a hundred;
 * ``two_workers``: as ``observed``, with ``gam serve --workers 2`` (uvloop and
   httptools in both: ``uvicorn[standard]``).
 
@@ -64,12 +66,20 @@ CONTENDERS: dict[str, tuple[dict[str, Any], tuple[str, ...]]] = {
     "traced": (OBSERVED, ()),
     "traced_without_sql": (OBSERVED, ()),
     "traced_sampled": (OBSERVED, ()),
+    "traced_sampled_without_sql": (OBSERVED, ()),
+    "traced_one_in_100": (OBSERVED, ()),
     "two_workers": (OBSERVED, ("--workers", "2")),
 }
 TRACED = {
     "traced": {},
     "traced_without_sql": {"OTEL_PYTHON_DISABLED_INSTRUMENTATIONS": "psycopg"},
     "traced_sampled": {"OTEL_TRACES_SAMPLER": "parentbased_traceidratio", "OTEL_TRACES_SAMPLER_ARG": "0.1"},
+    "traced_sampled_without_sql": {
+        "OTEL_TRACES_SAMPLER": "parentbased_traceidratio",
+        "OTEL_TRACES_SAMPLER_ARG": "0.1",
+        "OTEL_PYTHON_DISABLED_INSTRUMENTATIONS": "psycopg",
+    },
+    "traced_one_in_100": {"OTEL_TRACES_SAMPLER": "parentbased_traceidratio", "OTEL_TRACES_SAMPLER_ARG": "0.01"},
 }
 UNGUARDED = {"rate_limit_per_principal": 0, "rate_limit_per_address": 0}
 
@@ -171,6 +181,8 @@ def markdown(result: dict[str, Any]) -> str:
         "traced": "as observed, and traces exported by OTLP",
         "traced_without_sql": "as traced, without psycopg's span per statement",
         "traced_sampled": "as traced, one trace in ten kept (`parentbased_traceidratio`, 0.1)",
+        "traced_sampled_without_sql": "as traced, one trace in ten kept, without psycopg's spans",
+        "traced_one_in_100": "as traced, one trace in a hundred kept (0.01)",
         "two_workers": "as observed, `--workers 2`",
     }
     for name, label in labels.items():
