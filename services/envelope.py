@@ -105,14 +105,14 @@ class Message:
     headers: list[tuple[str, bytes]]
 
 
-def envelope(
-    facts: EventFacts, *, account_id: UUID | None, position: int, event_id: str | None = None
-) -> dict[str, Any]:
+def envelope(facts: EventFacts, *, account_id: UUID | None, position: int, event_id: str) -> dict[str, Any]:
+    """``event_id``: :func:`~domain.base.event_id_for` the event, made once by the caller
+    (a UUIDv5, a hash), which also puts it in a header."""
     cls = facts.event_class
     kind = cloud_event_type_of(cls)
     return {
         "specversion": SPEC_VERSION,
-        "id": event_id or str(event_id_for(facts.entity_id, facts.version)),
+        "id": event_id,
         "source": SOURCE,
         "type": kind,
         "subject": f"{entity_type_of_class(cls)}/{facts.entity}",

@@ -77,6 +77,12 @@ def _settings(kind: str, tmp_path: Path, request: pytest.FixtureRequest) -> Sett
     )  # fmt: skip
 
 
+@pytest.fixture
+def postgres_settings(request: pytest.FixtureRequest, tmp_path: Path) -> Settings:
+    """Settings for a fresh schema of the test PostgreSQL (a test marked ``postgres``)."""
+    return _settings("postgres", tmp_path, request)
+
+
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def durable_settings(request: pytest.FixtureRequest, tmp_path: Path) -> Settings:
     """Settings for a store that outlives the application object (SQLite, PostgreSQL)."""

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator, Sequence
-from pathlib import Path
 from typing import Any
 from uuid import uuid4
 
@@ -62,15 +61,8 @@ class Asked(Sampler):
 
 
 @pytest.fixture
-def settings(postgres_dsn: str, postgres_schema: str, tmp_path: Path) -> Settings:
-    return Settings(
-        store="postgres",
-        key_store_path=tmp_path / "gam.keys",
-        postgres_dsn=postgres_dsn,
-        postgres_schema=postgres_schema,
-        postgres_pool_size=2,
-        jwt_secret=SECRET,
-    )
+def settings(postgres_settings: Settings) -> Settings:
+    return postgres_settings.model_copy(update={"jwt_secret": SECRET})
 
 
 @pytest.fixture
