@@ -517,10 +517,11 @@ def follow(settings: Settings, names: Iterable[str] | None = None, timeout: floa
     the views fell seconds behind on two cores."""
     chosen = list(names or PROJECTIONS)
     deadline = None if timeout is None else time.monotonic() + timeout
-    if settings.store == "postgres":
-        _follow_while_holding_the_lease(settings, chosen, deadline)
-    else:
-        _follow_by_polling(settings, chosen, deadline)
+    with tracing.background():
+        if settings.store == "postgres":
+            _follow_while_holding_the_lease(settings, chosen, deadline)
+        else:
+            _follow_by_polling(settings, chosen, deadline)
 
 
 LINGER_SECONDS = 0.01

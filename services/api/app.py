@@ -48,6 +48,10 @@ class ViewsFollower:
         self.thread = threading.Thread(target=self._follow, name="gam-views", daemon=True)
 
     def _follow(self) -> None:
+        with tracing.background():
+            self._follow_until_stopped()
+
+    def _follow_until_stopped(self) -> None:
         lease, projector = self.runtime.lease, self.runtime.projector
         while not self.stopping.is_set():
             try:

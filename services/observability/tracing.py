@@ -165,6 +165,7 @@ def instrument_app(app: FastAPI) -> None:
     requests :class:`HeadSampler` keeps."""
     if not enabled:
         return
+    plain = app.build_middleware_stack
     if _options["http"]:
         from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
         from opentelemetry.metrics import NoOpMeterProvider
@@ -177,9 +178,10 @@ def instrument_app(app: FastAPI) -> None:
             exclude_spans=["receive", "send"],  # a span per ASGI message would double the spans of a request
         )
     # The instrumentation puts its middleware outside every middleware added to the app,
-    # by wrapping the app's stack when Starlette builds it; the head sampler wraps that.
-    build = app.build_middleware_stack
-    app.build_middleware_stack = lambda: HeadSampler(build())  # type: ignore[method-assign]
+    # by wrapping the app's stack when Starlette builds it; the head sampler wraps that,
+    # and sends the requests it drops to the stack as it was before.
+    traced = app.build_middleware_stack
+    app.build_middleware_stack = lambda: HeadSampler(traced(), plain())  # type: ignore[method-assign]
 
 
 UNTRACED_PATHS = ("/healthz", "/readyz", "/metrics")
@@ -195,10 +197,13 @@ class HeadSampler:
     trace id; a request it drops runs with OpenTelemetry's instrumentation suppressed (the
     instrumentations' own switch), and, if the caller sent no ``traceparent``, with one
     flagged unsampled, which the commit stores and the relay forwards, so the views'
-    writer, the relay and consumers downstream drop that trace too."""
+    writer, the relay and consumers downstream drop that trace too. A dropped request
+    skips the FastAPI instrumentation's middleware altogether (``untraced``: the app's
+    stack as built without it)."""
 
-    def __init__(self, app: Any) -> None:
+    def __init__(self, app: Any, untraced: Any) -> None:
         self.app = app
+        self.untraced = untraced
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         sampler = _sampler
@@ -215,7 +220,7 @@ class HeadSampler:
                 head_kept.reset(kept)
             return
         with suppress_instrumentation():
-            await self.app(scope, receive, send)
+            await self.untraced(scope, receive, send)
 
     @staticmethod
     def _keeps(scope: Any, sampler: Sampler) -> bool:
@@ -258,6 +263,7 @@ def batch(
     if not enabled or _tracer is None:
         yield
         return
+    from opentelemetry import context as otel_context
     from opentelemetry import trace
     from opentelemetry.instrumentation.utils import suppress_instrumentation
     from opentelemetry.trace import Link
@@ -279,11 +285,28 @@ def batch(
     ordered = list(kept.values())
     context = trace.set_span_in_context(trace.NonRecordingSpan(ordered[0])) if ordered else None
     links = [Link(c) for c in ordered[1:]]
-    started = _tracer.start_as_current_span(
-        name, context=context, links=links, attributes=attributes, start_time=start_time
-    )
-    with started:
-        yield
+    # From an empty context: the loop around (see background()) runs with instrumentation
+    # suppressed, and the batch's SQL belongs in the trace it continues.
+    token = otel_context.attach(otel_context.Context())
+    try:
+        with _tracer.start_as_current_span(
+            name, context=context, links=links, attributes=attributes, start_time=start_time
+        ):
+            yield
+    finally:
+        otel_context.detach(token)
+
+
+def background() -> Any:
+    """Instrumentation suppressed for a background loop (the views' follower, the relay):
+    its own SQL (polling the log, the lease, positions) belongs to no request's trace, and
+    starting a span for each statement only to drop it cost more than the rest of tracing.
+    A :func:`batch` inside that continues a kept trace turns instrumentation back on."""
+    if not enabled:
+        return nullcontext()
+    from opentelemetry.instrumentation.utils import suppress_instrumentation
+
+    return suppress_instrumentation()
 
 
 @contextmanager

@@ -167,3 +167,63 @@ def test_a_batch_of_untraced_events_starts_a_trace_of_its_own(spans: InMemorySpa
         pass
     (batch,) = spans.get_finished_spans()
     assert batch.parent is None
+
+
+def test_a_background_loop_runs_without_instrumentation_until_a_batch_continues_a_kept_trace(
+    spans: InMemorySpanExporter,
+) -> None:
+    """The views' follower and the relay poll under :func:`tracing.background`: their own SQL
+    starts no span, while a batch of a kept trace is traced whole, its SQL included."""
+    from opentelemetry.instrumentation.utils import is_instrumentation_enabled
+    from opentelemetry.trace import SpanKind
+
+    assert tracing._tracer is not None
+    with tracing.background():
+        assert not is_instrumentation_enabled()
+        with tracing.batch("gam project batch", [traceparent(1, 11, False)]):
+            assert not is_instrumentation_enabled()
+        with tracing.batch("gam project batch", [traceparent(2, 22, True)]):
+            assert is_instrumentation_enabled()
+            with tracing._tracer.start_as_current_span("INSERT", kind=SpanKind.CLIENT):
+                pass
+        assert not is_instrumentation_enabled()
+    assert is_instrumentation_enabled()
+    insert, batch = spans.get_finished_spans()
+    assert (batch.name, batch.context.trace_id) == ("gam project batch", 2)
+    assert insert.parent is not None
+    assert insert.parent.span_id == batch.context.span_id
+
+
+def test_without_tracing_a_background_loop_touches_nothing() -> None:
+    assert not tracing.enabled
+    with tracing.background():
+        assert tracing.current_traceparent() is None
+
+
+class Recorded:
+    """An ASGI app that notes how it was called."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[bool, bool]] = []
+
+    async def __call__(self, scope: dict[str, object], receive: object, send: object) -> None:
+        from opentelemetry.instrumentation.utils import is_instrumentation_enabled
+
+        self.calls.append((is_instrumentation_enabled(), tracing.head_kept.get()))
+
+
+@pytest.mark.parametrize("sampled", [True, False])
+def test_the_head_sends_a_kept_request_through_instrumentation_and_a_dropped_one_around_it(sampled: bool) -> None:
+    import asyncio
+
+    from opentelemetry.sdk.trace import sampling
+
+    tracing.enable(InMemorySpanExporter(), batch=False, sampler=sampling.ParentBased(sampling.ALWAYS_ON))
+    try:
+        traced, untraced = Recorded(), Recorded()
+        head = tracing.HeadSampler(traced, untraced)
+        headers = [(b"traceparent", traceparent(7, 77, sampled).encode())]
+        asyncio.run(head({"type": "http", "path": "/accounts", "headers": headers}, None, None))
+    finally:
+        tracing.disable()
+    assert (traced.calls, untraced.calls) == (([(True, True)], []) if sampled else ([], [(False, False)]))
