@@ -54,6 +54,7 @@ from services.demo_views import (
     show_plans,
     show_strategy_flow,
 )
+from services.gc_freeze import freeze_start_up_objects
 from services.observability.startup import describe as describe_failure
 from services.projector import CATCH_UP_BATCH, PROJECTIONS, bring_up_to_date, follow, rebuild_views
 from services.read_models import ViewResult as ReadModelsResult
@@ -307,6 +308,7 @@ def project(
             console.print("another process (gam serve or gam project) writes the views; standing by")
     if follow_new:
         console.print("following new events …")
+        freeze_start_up_objects()
         try:
             follow(settings, timeout=seconds)
         except KeyboardInterrupt:
@@ -411,6 +413,7 @@ def relay(
             publisher.start_from(from_position)
         where = f"{publisher.topic} on {settings.kafka_bootstrap_servers}"
         console.print(f"relaying to {where} from position {publisher.position() + 1}")
+        freeze_start_up_objects()
         published = publisher.run(seconds=seconds, until_caught_up=until_caught_up)
         console.print(f"published {published} events; position {publisher.position()}")
     except KeyboardInterrupt:
@@ -866,7 +869,7 @@ def serve(
             **served,  # type: ignore[arg-type]
         )
     else:
-        uvicorn.run(create_app(settings), **served)  # type: ignore[arg-type]
+        uvicorn.run(create_app(settings, server_process=True), **served)  # type: ignore[arg-type]
 
 
 @cli.command()

@@ -27,6 +27,7 @@ from services.api.auth import Verifier
 from services.api.body_limit import BodySizeLimit
 from services.api.routes import batches, commands, lists, personal_keys, queries, transparency
 from services.bootstrap import Runtime, bootstrap
+from services.gc_freeze import freeze_start_up_objects
 from services.observability import tracing
 from services.observability.http import Guard, RateLimiter, StoreBreaker, StoreKnownDown, StoreWatch, request_guard
 from services.observability.metrics import exposition
@@ -77,7 +78,9 @@ DOCS_ASSETS = "/docs-assets"
 """Where the documentation pages' scripts, styles and icon are served."""
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+def create_app(settings: Settings | None = None, *, server_process: bool = False) -> FastAPI:
+    """The API. ``server_process``: this process serves it and nothing else (``gam serve``),
+    so what start-up built is frozen out of the garbage collector's way once it is up."""
     runtime = bootstrap(settings or Settings()).open("projector", "reads", "idempotency", "access_log", "lease")
     settings = runtime.settings
     follower = ViewsFollower(runtime)
@@ -91,6 +94,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         checkpoints.start()
         if watch is not None and breaker.seconds:
             watch.start()
+        if server_process:
+            freeze_start_up_objects()
         yield
         if watch is not None:
             watch.stop()
@@ -205,7 +210,7 @@ def create_worker_app() -> FastAPI:
 
     configured_from_environment("serve")
     tracing.configured_from_environment("serve")
-    return create_app()
+    return create_app(server_process=True)
 
 
 class Readiness:

@@ -1,0 +1,43 @@
+"""A server process freezes what its start-up built, so full collections skip it; the
+app alone, as tests and embedding code build it, leaves the collector as it was."""
+
+from __future__ import annotations
+
+import gc
+from collections.abc import Iterator
+
+import pytest
+from fastapi.testclient import TestClient
+
+from infra.settings import Settings
+from services.api.app import create_app
+from services.gc_freeze import freeze_start_up_objects
+
+
+@pytest.fixture
+def unfrozen() -> Iterator[None]:
+    gc.unfreeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()  # this test process must keep collecting what it made
+
+
+def test_start_up_objects_are_left_out_of_later_collections(unfrozen: None) -> None:
+    built_at_start = [[index] for index in range(1000)]
+    freeze_start_up_objects()
+    assert gc.get_freeze_count() >= len(built_at_start)
+    collected_in_full = {id(item) for item in gc.get_objects(generation=2)}
+    assert not any(id(item) in collected_in_full for item in built_at_start)
+    made_later = [0]
+    gc.collect()
+    assert id(made_later) in {id(item) for item in gc.get_objects(generation=2)}
+
+
+def test_the_api_server_freezes_once_it_is_up_and_the_app_alone_does_not(unfrozen: None) -> None:
+    with TestClient(create_app(Settings(store="memory"))) as client:
+        assert client.get("/healthz").status_code == 200
+        assert gc.get_freeze_count() == 0
+    with TestClient(create_app(Settings(store="memory"), server_process=True)) as client:
+        assert client.get("/healthz").status_code == 200
+        assert gc.get_freeze_count() > 10_000, "modules, classes and the app itself"
