@@ -300,7 +300,8 @@ def batch(
 def background() -> Any:
     """Instrumentation suppressed for a background loop (the views' follower, the relay):
     its own SQL (polling the log, the lease, positions) belongs to no request's trace, and
-    starting a span for each statement only to drop it cost more than the rest of tracing.
+    a span started for each statement only to be dropped is not free (on the command path,
+    tracing on with every span dropped cost about 0.85 ms a command more than suppressed).
     A :func:`batch` inside that continues a kept trace turns instrumentation back on."""
     if not enabled:
         return nullcontext()
