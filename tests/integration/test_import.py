@@ -16,6 +16,7 @@ import pytest
 from domain.commands import Command, IdentifyStakeholder, OpenDeal
 from domain.deal import Deal
 from domain.metadata import EventMetadata
+from infra.hash_chain import verify_chain
 from services import demo
 from services.api.command_models import command_json
 from services.app import GamApplication
@@ -84,6 +85,8 @@ def test_an_import_applies_every_line_in_batches_of_one_transaction(empty_app: G
     again = import_file(bus_for(empty_app), file, actor="importer@vendor.example", batch_size=100)
     assert (again.applied, again.skipped) == (0, 579)
     assert stored(empty_app) == log
+    chain = verify_chain(empty_app.recorder)  # a hundred commands' events linked in one transaction
+    assert (chain.intact, chain.checked) == (True, 580)
 
 
 def test_a_crash_after_a_commit_whose_progress_was_lost_applies_nothing_twice(

@@ -10,11 +10,13 @@ writes, the bus asks the store nothing before a command.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from decimal import Decimal
 from typing import Any
 from uuid import UUID, uuid4
 
+import psycopg
 import pytest
 
 from domain import errors
@@ -25,6 +27,7 @@ from infra.hash_chain import verify_chain
 from infra.read_check import ReadCheck, StaleRead
 from services import handlers as h
 from services.app import GamApplication
+from services.bootstrap import bootstrap
 from services.bus import Session
 from tests.conftest import AppFactory
 from tests.support import meta
@@ -183,3 +186,44 @@ def test_an_error_during_the_commit_is_never_decided_again(app_factory: AppFacto
         h.set_objective(second, meta(), **objective_kwargs(org, org.lyon))
     assert calls == [1]
     second.commit = commit  # type: ignore[method-assign]
+
+
+@contextmanager
+def counting_syncs() -> Iterator[list[int]]:
+    """Counts the pipeline syncs psycopg is asked for inside a transaction (each one a round
+    trip while the table lock is held); the one that ends a pipeline is not among them."""
+    syncs: list[int] = []
+    sync = psycopg.Pipeline.sync
+
+    def counted(pipeline: psycopg.Pipeline) -> None:
+        syncs.append(1)
+        sync(pipeline)
+
+    psycopg.Pipeline.sync = counted  # type: ignore[method-assign]
+    try:
+        yield syncs
+    finally:
+        psycopg.Pipeline.sync = sync  # type: ignore[method-assign]
+
+
+@pytest.mark.postgres
+def test_a_command_is_stored_checked_and_linked_in_one_round_trip(postgres_settings: Any) -> None:
+    """Commands queue on the events table's lock: the read check and the links are made by
+    PostgreSQL in the transaction's one round trip, COMMIT included. A check that judges
+    the events in between in Python (the personal-data guard's, for free text) needs them
+    back first: one sync more."""
+    runtime = bootstrap(postgres_settings)
+    try:
+        app = runtime.app
+        org = build_org(app)
+        objective = org.objective(org.hq)
+        with counting_syncs() as syncs:
+            h.cascade_objective(app, meta(), plan_id=org.plan, objective_id=objective, from_unit_id=org.hq,
+                                to_unit_ids=(org.emea,))  # fmt: skip
+        assert syncs == []
+        with counting_syncs() as syncs:
+            h.set_objective(app, meta(), **objective_kwargs(org, org.paris))  # a title: free text, watched
+        assert syncs == [1]
+        assert verify_chain(app.recorder).intact
+    finally:
+        runtime.close()
