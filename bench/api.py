@@ -273,6 +273,28 @@ def free_port() -> int:
 
 
 @contextmanager
+def gam_process(
+    settings: Settings, log: Path, arguments: Sequence[str], environ: Mapping[str, str] | None = None
+) -> Iterator[subprocess.Popen[bytes]]:
+    """``gam <arguments>`` on ``settings`` (as ``GAM_*`` variables, plus ``environ``) in its own
+    process, its output in ``log``, until the block ends (then Ctrl-C, or kill after 20 s)."""
+    env = {key: value for key, value in os.environ.items() if not key.startswith("GAM_")} | gam_env(settings)
+    env |= environ or {}
+    with log.open("wb") as sink:
+        command = [sys.executable, "-m", "services.cli", *arguments]
+        process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=sink, stderr=subprocess.STDOUT)
+    try:
+        yield process
+    finally:
+        process.send_signal(signal.SIGINT)
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+@contextmanager
 def api_server(
     settings: Settings,
     log_dir: Path,
@@ -287,23 +309,12 @@ def api_server(
     secret = settings.jwt_secret or secrets.token_urlsafe(32)
     settings = settings.model_copy(update={"jwt_secret": secret})
     port = free_port()
-    env = {key: value for key, value in os.environ.items() if not key.startswith("GAM_")} | gam_env(settings)
-    env |= environ or {}
     log = log_dir / f"gam-serve-{port}.log"
-    command = [sys.executable, "-m", "services.cli", "serve", "--host", "127.0.0.1", "--port", str(port), *args]
-    with log.open("wb") as sink:
-        process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=sink, stderr=subprocess.STDOUT)
-    server = Server(f"http://127.0.0.1:{port}", process, secret, log)
-    try:
+    arguments = ["serve", "--host", "127.0.0.1", "--port", str(port), *args]
+    with gam_process(settings, log, arguments, environ) as process:
+        server = Server(f"http://127.0.0.1:{port}", process, secret, log)
         _wait_until_up(server, start_timeout)
         yield server
-    finally:
-        process.send_signal(signal.SIGINT)
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 def _wait_until_up(server: Server, timeout: float) -> None:
@@ -325,13 +336,9 @@ def views_process(settings: Settings, log_dir: Path, start_timeout: float = 60) 
     """``gam project`` on ``settings`` in its own process until the block ends, once it
     writes the views (holds the views lease), so a ``gam serve`` started afterwards
     leaves the views to it, as in ``docker-compose.yml``."""
-    env = {key: value for key, value in os.environ.items() if not key.startswith("GAM_")} | gam_env(settings)
     log = log_dir / f"gam-project-{secrets.token_hex(4)}.log"
-    with log.open("wb") as sink:
-        command = [sys.executable, "-m", "services.cli", "project"]
-        process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=sink, stderr=subprocess.STDOUT)
-    lease, writer = ViewsLease(settings), f"{LEASE_APPLICATION_NAME} {process.pid}"
-    try:
+    with gam_process(settings, log, ["project"]) as process:
+        lease, writer = ViewsLease(settings), f"{LEASE_APPLICATION_NAME} {process.pid}"
         deadline = time.monotonic() + start_timeout
         while lease.writer() != writer:
             if process.poll() is not None or time.monotonic() > deadline:
@@ -340,13 +347,6 @@ def views_process(settings: Settings, log_dir: Path, start_timeout: float = 60) 
         yield process
         if lease.writer() != writer:  # the server's follower took over: not what was to be measured
             raise RuntimeError(f"gam project stopped writing the views: end of {log}:\n{log.read_text()[-3000:]}")
-    finally:
-        process.send_signal(signal.SIGINT)
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 def wait_for_views(server: Server, timeout: float = 300) -> int:
