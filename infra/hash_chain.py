@@ -154,25 +154,25 @@ class SQLiteChainedRecorder(SQLiteApplicationRecorder):
 
 
 LINK_FUNCTION = "gam_link_new_events"
-READS_FUNCTION = "gam_refuse_stale_reads"
 STALE_READ = "gam: stale read"
-"""The message :data:`READS_FUNCTION` raises; its detail is ``<entity id> <version read> <version stored>``."""
+"""The message :data:`LINK_FUNCTION` raises for a stale read; its detail is
+``<entity id> <version read> <version stored>``."""
 
 
 class PostgresChainedRecorder(PostgresApplicationRecorder):
     """Stores events, their links and (with a :class:`ReadCheck`) the check of what the
     unit of work read, in one transaction under the library's table lock.
 
-    Commands queue on that lock, so what counts is how long each one holds it. The links
-    and the version check are made by the server (:data:`LINK_FUNCTION`,
-    :data:`READS_FUNCTION`, created with the tables), so the transaction is one round
-    trip, COMMIT included: the lock is held while PostgreSQL works, not while this
-    process waits for its turn to run Python. With the links and the check made here, a
-    command in ``gam serve`` held the lock 10-11 ms (8 clients), of which PostgreSQL's
-    statement log accounts for about 1.5 ms; the rest was round trips and the holding
-    thread waiting for the GIL between them. Only a read check that judges the events in
-    between with a Python function (the personal-data guard's ``watched``) still needs
-    them here before the links and COMMIT are sent."""
+    Commands queue on that lock, so what counts is how long each one holds it. One
+    server function (:data:`LINK_FUNCTION`, created with the tables) checks the reads,
+    makes the links and answers the events stored in between, so the transaction is
+    one round trip, COMMIT included: the lock is held while PostgreSQL works, not while
+    this process waits for its turn to run Python. With the links and the check made
+    here, a command in ``gam serve`` held the lock 10-11 ms (8 clients), of which
+    PostgreSQL's statement log accounts for about 1.5 ms; the rest was round trips and
+    the holding thread waiting for the GIL between them. Only a read check that judges
+    the events in between with a Python function (the personal-data guard's
+    ``watched``) still needs them here before COMMIT is sent."""
 
     def __init__(self, datastore: PostgresDatastore, **kwargs: Any) -> None:
         super().__init__(datastore, **kwargs)
@@ -187,22 +187,14 @@ class PostgresChainedRecorder(PostgresApplicationRecorder):
             "SELECT * FROM unnest(%b::{id_type}[], %b::bigint[], %b::text[], %b::bytea[]) "
             "RETURNING notification_id"
         ).format(events=events, id_type=id_type)
-        self._link_statement = SQL("SELECT {0}.{1}(%s)").format(schema, Identifier(LINK_FUNCTION))
-        self._check_reads_statement = SQL("SELECT {0}.{1}(%s::{2}[], %s::bigint[])").format(
-            schema, Identifier(READS_FUNCTION), id_type
+        self._link_statement = SQL("SELECT * FROM {0}.{1}(%s, %s, %s::{2}[], %s::bigint[])").format(
+            schema, Identifier(LINK_FUNCTION), id_type
         )
-        self._between_statement = SQL(
-            "SELECT notification_id, originator_id, originator_version, topic FROM {events} "
-            "WHERE notification_id > %s "
-            "AND notification_id <= currval(pg_get_serial_sequence(%s, 'notification_id')) - %s"
-        ).format(events=events)
-        self._events_table_name_text = f'"{self.datastore.schema}"."{self.events_table_name}"'
         self.sql_create_statements += [
             SQL("CREATE TABLE IF NOT EXISTS {0} (position bigint PRIMARY KEY, link bytea NOT NULL)").format(
                 self.chain_table
             ),
-            _link_function(schema, events, self.chain_table),
-            _reads_function(schema, events, id_type),
+            _link_function(schema, events, self.chain_table, id_type),
         ]
 
     def create_table(self) -> None:
@@ -211,24 +203,24 @@ class PostgresChainedRecorder(PostgresApplicationRecorder):
 
     @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)
     def insert_events(self, stored_events: Sequence[StoredEvent], **kwargs: Any) -> Sequence[int] | None:
-        """The library's insert (pipelined: lock, notify, insert), with the links, and the
-        read check if there is one, in the same transaction.
+        """The library's insert (pipelined: lock, notify, insert), then the links, the read
+        check if there is one and the events stored in between, in the same transaction.
 
         Without a watching read check, everything up to COMMIT goes in one round trip: a
         failure (a stale read, a uniqueness violation) comes back when the pipeline ends,
         and the transaction, which the server aborted, is rolled back. With one, the
         positions and the events in between come back first, the check runs here, and only
-        then are the links and COMMIT sent (a stale read rolls the transaction back; the
-        library's version would have committed it, catching the error inside)."""
+        then is COMMIT sent (a stale read rolls the transaction back; the library's version
+        would have committed it, catching the error inside)."""
         if self.datastore.enable_db_functions:  # the library's stored function: no chain hook runs
             raise NotImplementedError("the hash chain needs POSTGRES_ENABLE_DB_FUNCTIONS off")
         reads = kwargs.get("reads")
         check = reads if isinstance(reads, ReadCheck) else None
         self._pending.lock_wait = None
         with self.datastore.get_connection() as conn:
-            inserted, between, links = conn.cursor(), conn.cursor(), conn.cursor()
+            inserted, linked = conn.cursor(), conn.cursor()
             try:
-                failure = self._insert_and_link(conn, (inserted, between, links), stored_events, check, **kwargs)
+                failure = self._insert_and_link(conn, inserted, linked, stored_events, check, **kwargs)
                 if failure is not None:
                     if conn.info.transaction_status == TransactionStatus.INERROR:
                         conn.rollback()  # aborted by the server, which skipped the COMMIT sent after the failure
@@ -237,26 +229,26 @@ class PostgresChainedRecorder(PostgresApplicationRecorder):
                     return None
                 ids = [row["notification_id"] for row in inserted.fetchall()]
                 if check is not None:
-                    check.between = [(position, _uuid(entity)) for position, entity, _, _ in _rows(between)]
+                    check.between = [(position, _uuid(entity)) for position, entity, _, _ in _rows(linked)]
                 self._report_lock_wait()
                 return ids
             finally:
                 leftover, self._pending.lock_wait = self._pending.lock_wait, None  # a failed insert's
-                for cursor in (inserted, between, links, leftover):
+                for cursor in (inserted, linked, leftover):
                     if cursor is not None:
                         cursor.close()
 
     def _insert_and_link(
         self,
         conn: Connection[DictRow],
-        cursors: tuple[Cursor[DictRow], Cursor[DictRow], Cursor[DictRow]],
+        inserted: Cursor[DictRow],
+        linked: Cursor[DictRow],
         stored_events: Sequence[StoredEvent],
         check: ReadCheck | None,
         **kwargs: Any,
     ) -> Exception | None:
         """Send the transaction; the failure it met, if any (raised by the caller once the
         pipeline is quiet)."""
-        inserted, between, links = cursors
         failure: Exception | None = None
         try:
             with conn.pipeline() as pipeline, conn.transaction():
@@ -265,23 +257,17 @@ class PostgresChainedRecorder(PostgresApplicationRecorder):
                 if stored_events:
                     try:
                         self._insert_stored_events(inserted, stored_events, **kwargs)
-                        if check is not None:
-                            between.execute(  # never prepared: a pipeline that fails before it skips it,
-                                self._between_statement,  # and psycopg would count it prepared all the same
-                                (check.known, self._events_table_name_text, len(stored_events)),
-                                prepare=False,
-                            )
+                        self._link(linked, stored_events, check)
                         if check is not None and check.watched is not None:
                             pipeline.sync()  # a uniqueness violation raises here, not at COMMIT
                             first = inserted.fetchone()
                             if first is not None:
                                 inserted.scroll(0, mode="absolute")
-                                others = _rows(between)
+                                others = _rows(linked)
                                 check.verify(
                                     first["notification_id"],
                                     lambda start, stop: [row for row in others if start <= row[0] <= stop],
                                 )
-                        links.execute(self._link_statement, (len(stored_events),))
                     except Exception as error:  # raised by the caller, once the pipeline is quiet
                         failure = error
                     if isinstance(failure, StaleRead):
@@ -292,11 +278,28 @@ class PostgresChainedRecorder(PostgresApplicationRecorder):
             return error
         return failure
 
-    def _insert_stored_events(self, curs: Cursor[DictRow], stored_events: Sequence[StoredEvent], **kwargs: Any) -> None:
-        """The library's lock and notification, the check of what the unit of work read
-        (unless it watches), then the rows as four arrays in binary: the library's array of
-        a composite type goes through psycopg's text escaping, a quarter of a bulk import's
-        time."""
+    def _link(self, curs: Cursor[DictRow], stored_events: Sequence[StoredEvent], check: ReadCheck | None) -> None:
+        """Ask :data:`LINK_FUNCTION` to link our events, check what was only read (unless
+        the check watches: then it runs here) and answer the events stored between what
+        the unit of work knew and ours (its cache must forget their entities).
+
+        What is written is checked by the insert: another version stored meanwhile takes
+        its key, a conflict as before the check moved to the server. Never prepared: when
+        the insert before it fails, the pipeline skips it, and psycopg would count as
+        prepared a statement the server never saw."""
+        ids: list[Any] | None = None
+        versions: list[int] | None = None
+        if check is not None and check.watched is None:
+            written = {event.originator_id for event in stored_events}
+            only_read = [(entity, version) for entity, version in check.versions.items() if entity not in written]
+            ids, versions = [entity for entity, _ in only_read], [version for _, version in only_read]
+        known = check.known if check is not None else None
+        curs.execute(self._link_statement, (len(stored_events), known, ids, versions), prepare=False)
+
+    def _insert_stored_events(self, curs: Cursor[DictRow], stored_events: Sequence[StoredEvent], **_: Any) -> None:
+        """The library's lock and notification, then the rows as four arrays in binary:
+        its array of a composite type goes through psycopg's text escaping, a quarter
+        of a bulk import's time."""
         self._lock_table(curs)
         if lock_wait_observer is not None:
             # In the same pipeline, no round trip of its own: the lock is the transaction's first
@@ -304,15 +307,6 @@ class PostgresChainedRecorder(PostgresApplicationRecorder):
             waited = curs.connection.cursor()
             waited.execute(LOCK_WAITED)
             self._pending.lock_wait = waited
-        reads = kwargs.get("reads")
-        if isinstance(reads, ReadCheck) and reads.watched is None:
-            # What is written is checked by the insert: another version stored meanwhile takes
-            # its key (a conflict, as before the check moved here); the rest only by the check.
-            written = {event.originator_id for event in stored_events}
-            only_read = [(entity, version) for entity, version in reads.versions.items() if entity not in written]
-            if only_read:
-                ids, versions = zip(*only_read, strict=True)
-                curs.execute(self._check_reads_statement, (list(ids), list(versions)), prepare=False)
         self._notify_channel(curs)
         curs.execute(
             self._insert_columns_statement,
@@ -358,18 +352,37 @@ class PostgresChainedRecorder(PostgresApplicationRecorder):
             return int(row["m"] or 0) if row else 0
 
 
-def _link_function(schema: Identifier, events: Composed, chain: Composed) -> Composed:
-    """The server's :func:`link_for` over the last ``new_events`` events stored (this
-    transaction's, under the table lock), from the chain's last link, written in one
-    statement. Its bytes are :func:`link_for`'s: :func:`verify_chain` checks both ways."""
+def _link_function(schema: Identifier, events: Composed, chain: Composed, id_type: Identifier) -> Composed:
+    """``gam_link_new_events(new_events, known, read_ids, read_versions)``, called in the
+    insert's transaction under the table lock, in one statement:
+
+    1. refuses (raises :data:`STALE_READ`) if an entity read at version ``v`` has a version
+       ``v + 1`` stored: someone else changed it since (one index lookup per entity);
+    2. links the last ``new_events`` events stored (ours: nobody else inserts under the
+       lock) from the chain's last link, as :func:`link_for` does: :func:`verify_chain`
+       checks both;
+    3. answers the events stored after ``known`` and before ours (none if it is null)."""
     return SQL(
-        "CREATE OR REPLACE FUNCTION {schema}.{name}(new_events integer) RETURNS void LANGUAGE plpgsql AS $$\n"
-        "DECLARE previous bytea; positions bigint[] := '{{}}'; links bytea[] := '{{}}'; r record;\n"
+        "CREATE OR REPLACE FUNCTION {schema}.{name}(new_events integer, known bigint, read_ids {id_type}[], "
+        "read_versions bigint[]) RETURNS TABLE (stored_position bigint, stored_entity {id_type}, "
+        "stored_version bigint, stored_topic text) LANGUAGE plpgsql AS $$\n"
+        "DECLARE previous bytea; first_position bigint; positions bigint[] := '{{}}'; links bytea[] := '{{}}';\n"
+        "  r record; i integer;\n"
         "BEGIN\n"
-        "  SELECT link INTO previous FROM {chain} ORDER BY position DESC LIMIT 1;\n"
+        "  FOR i IN 1 .. coalesce(array_length(read_ids, 1), 0) LOOP\n"
+        "    PERFORM 1 FROM {events} e WHERE e.originator_id = read_ids[i]\n"
+        "      AND e.originator_version = read_versions[i] + 1;\n"
+        "    IF FOUND THEN\n"
+        "      RAISE EXCEPTION USING MESSAGE = {message},\n"
+        "        DETAIL = read_ids[i]::text || ' ' || read_versions[i] || ' ' || (read_versions[i] + 1);\n"
+        "    END IF;\n"
+        "  END LOOP;\n"
+        "  SELECT c.link INTO previous FROM {chain} c ORDER BY c.position DESC LIMIT 1;\n"
         "  IF previous IS NULL THEN previous := decode(repeat('00', 32), 'hex'); END IF;\n"
-        "  FOR r IN SELECT * FROM (SELECT notification_id, originator_id, originator_version, topic, state\n"
-        "      FROM {events} ORDER BY notification_id DESC LIMIT new_events) AS ours ORDER BY notification_id LOOP\n"
+        "  FOR r IN SELECT * FROM (SELECT e.notification_id, e.originator_id, e.originator_version, e.topic,\n"
+        "      e.state FROM {events} e ORDER BY e.notification_id DESC LIMIT new_events) AS ours\n"
+        "      ORDER BY ours.notification_id LOOP\n"
+        "    first_position := coalesce(first_position, r.notification_id);\n"
         "    previous := sha256(previous || convert_to(r.notification_id::text || chr(31)\n"
         "      || replace(r.originator_id::text, '-', '') || chr(31) || r.originator_version::text || chr(31)\n"
         "      || r.topic || chr(31), 'UTF8') || sha256(r.state));\n"
@@ -377,32 +390,18 @@ def _link_function(schema: Identifier, events: Composed, chain: Composed) -> Com
         "    links := links || previous;\n"
         "  END LOOP;\n"
         "  INSERT INTO {chain} (position, link) SELECT * FROM unnest(positions, links);\n"
-        "END $$"
-    ).format(schema=schema, name=Identifier(LINK_FUNCTION), events=events, chain=chain)
-
-
-def _reads_function(schema: Identifier, events: Composed, id_type: Identifier) -> Composed:
-    """Refuse (raise :data:`STALE_READ`) if any entity read at version ``v`` has a version
-    ``v + 1`` stored: someone else changed it since. Under the table lock, every other
-    commit is in."""
-    return SQL(
-        "CREATE OR REPLACE FUNCTION {schema}.{name}(ids {id_type}[], versions bigint[]) "
-        "RETURNS void LANGUAGE plpgsql AS $$\n"
-        "DECLARE stale record;\n"
-        "BEGIN\n"
-        "  SELECT e.originator_id, r.version AS read, e.originator_version AS stored INTO stale\n"
-        "    FROM unnest(ids, versions) AS r(id, version)\n"
-        "    JOIN {events} e ON e.originator_id = r.id AND e.originator_version = r.version + 1 LIMIT 1;\n"
-        "  IF FOUND THEN\n"
-        "    RAISE EXCEPTION USING MESSAGE = {message},\n"
-        "      DETAIL = stale.originator_id::text || ' ' || stale.read || ' ' || stale.stored;\n"
+        "  IF known IS NOT NULL THEN\n"
+        "    RETURN QUERY SELECT e.notification_id, e.originator_id, e.originator_version, e.topic FROM {events} e\n"
+        "      WHERE e.notification_id > known AND e.notification_id < first_position ORDER BY e.notification_id;\n"
         "  END IF;\n"
         "END $$"
-    ).format(schema=schema, name=Identifier(READS_FUNCTION), id_type=id_type, events=events, message=STALE_READ)
+    ).format(
+        schema=schema, name=Identifier(LINK_FUNCTION), id_type=id_type, events=events, chain=chain, message=STALE_READ
+    )
 
 
 def _stale_read(error: psycopg.errors.RaiseException) -> StaleRead | None:
-    """The :class:`StaleRead` :data:`READS_FUNCTION` raised, if it was that."""
+    """The :class:`StaleRead` :data:`LINK_FUNCTION` raised, if it was that."""
     diag = error.diag
     if diag.message_primary != STALE_READ or not diag.message_detail:
         return None
@@ -411,11 +410,13 @@ def _stale_read(error: psycopg.errors.RaiseException) -> StaleRead | None:
 
 
 def _rows(cursor: Cursor[DictRow]) -> list[tuple[int, Any, int, str]]:
-    """(position, entity, version, topic) of the events a between-query found (from the first,
-    however often they are read)."""
+    """(position, entity, version, topic) of the events :data:`LINK_FUNCTION` found stored in
+    between (from the first, however often they are read)."""
     if cursor.rownumber:  # read before: from the first row again
         cursor.scroll(0, mode="absolute")
-    return [(r["notification_id"], r["originator_id"], r["originator_version"], r["topic"]) for r in cursor.fetchall()]
+    return [
+        (r["stored_position"], r["stored_entity"], r["stored_version"], r["stored_topic"]) for r in cursor.fetchall()
+    ]
 
 
 def _uuid(entity: UUID | str) -> UUID:
