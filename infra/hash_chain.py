@@ -165,14 +165,15 @@ class PostgresChainedRecorder(PostgresApplicationRecorder):
 
     Commands queue on that lock, so what counts is how long each one holds it. One
     server function (:data:`LINK_FUNCTION`, created with the tables) checks the reads,
-    makes the links and answers the events stored in between, so the transaction is
-    one round trip, COMMIT included: the lock is held while PostgreSQL works, not while
-    this process waits for its turn to run Python. With the links and the check made
-    here, a command in ``gam serve`` held the lock 10-11 ms (8 clients), of which
-    PostgreSQL's statement log accounts for about 1.5 ms; the rest was round trips and
-    the holding thread waiting for the GIL between them. Only a read check that judges
-    the events in between with a Python function (the personal-data guard's
-    ``watched``) still needs them here before COMMIT is sent."""
+    makes the links and answers the events stored in between, in the same round trip as
+    the lock and the insert; COMMIT is the second and last, with no query and no Python
+    work between them. With the links and the check made here (two or three round trips
+    and the chain computed between them), a command in ``gam serve`` held the lock
+    10-11 ms (8 clients), of which PostgreSQL's statement log accounts for about 1.5 ms:
+    the rest was round trips and the holding thread waiting for the GIL between them.
+    Only a read check that judges the events in between with a Python function (the
+    personal-data guard's ``watched``) runs here, on what the first round trip answered,
+    before COMMIT is sent."""
 
     def __init__(self, datastore: PostgresDatastore, **kwargs: Any) -> None:
         super().__init__(datastore, **kwargs)
@@ -204,14 +205,11 @@ class PostgresChainedRecorder(PostgresApplicationRecorder):
     @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)
     def insert_events(self, stored_events: Sequence[StoredEvent], **kwargs: Any) -> Sequence[int] | None:
         """The library's insert (pipelined: lock, notify, insert), then the links, the read
-        check if there is one and the events stored in between, in the same transaction.
-
-        Without a watching read check, everything up to COMMIT goes in one round trip: a
-        failure (a stale read, a uniqueness violation) comes back when the pipeline ends,
-        and the transaction, which the server aborted, is rolled back. With one, the
-        positions and the events in between come back first, the check runs here, and only
-        then is COMMIT sent (a stale read rolls the transaction back; the library's version
-        would have committed it, catching the error inside)."""
+        check if there is one and the events stored in between, in one round trip; then
+        COMMIT. A failure (a stale read, a uniqueness violation) raises at the first sync
+        and the transaction is rolled back. A watching read check runs here between the
+        two (a stale read rolls back; the library's version would have committed it,
+        catching the error inside the transaction)."""
         if self.datastore.enable_db_functions:  # the library's stored function: no chain hook runs
             raise NotImplementedError("the hash chain needs POSTGRES_ENABLE_DB_FUNCTIONS off")
         reads = kwargs.get("reads")
@@ -223,7 +221,7 @@ class PostgresChainedRecorder(PostgresApplicationRecorder):
                 failure = self._insert_and_link(conn, inserted, linked, stored_events, check, **kwargs)
                 if failure is not None:
                     if conn.info.transaction_status == TransactionStatus.INERROR:
-                        conn.rollback()  # aborted by the server, which skipped the COMMIT sent after the failure
+                        conn.rollback()  # not left for the pool to find
                     raise failure
                 if not stored_events:
                     return None
@@ -258,8 +256,8 @@ class PostgresChainedRecorder(PostgresApplicationRecorder):
                     try:
                         self._insert_stored_events(inserted, stored_events, **kwargs)
                         self._link(linked, stored_events, check)
+                        pipeline.sync()  # a uniqueness violation or a stale read raises here, not at COMMIT
                         if check is not None and check.watched is not None:
-                            pipeline.sync()  # a uniqueness violation raises here, not at COMMIT
                             first = inserted.fetchone()
                             if first is not None:
                                 inserted.scroll(0, mode="absolute")
@@ -268,6 +266,8 @@ class PostgresChainedRecorder(PostgresApplicationRecorder):
                                     first["notification_id"],
                                     lambda start, stop: [row for row in others if start <= row[0] <= stop],
                                 )
+                    except psycopg.errors.RaiseException as error:
+                        failure = _stale_read(error) or error
                     except Exception as error:  # raised by the caller, once the pipeline is quiet
                         failure = error
                     if isinstance(failure, StaleRead):

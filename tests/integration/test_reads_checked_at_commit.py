@@ -190,8 +190,8 @@ def test_an_error_during_the_commit_is_never_decided_again(app_factory: AppFacto
 
 @contextmanager
 def counting_syncs() -> Iterator[list[int]]:
-    """Counts the pipeline syncs psycopg is asked for inside a transaction (each one a round
-    trip while the table lock is held); the one that ends a pipeline is not among them."""
+    """Counts the pipeline syncs psycopg is asked for inside a transaction: each is a round
+    trip while the table lock is held (COMMIT's, at the end of the pipeline, is not counted)."""
     syncs: list[int] = []
     sync = psycopg.Pipeline.sync
 
@@ -207,20 +207,32 @@ def counting_syncs() -> Iterator[list[int]]:
 
 
 @pytest.mark.postgres
-def test_a_command_is_stored_checked_and_linked_in_one_round_trip(postgres_settings: Any) -> None:
-    """Commands queue on the events table's lock: the read check and the links are made by
-    PostgreSQL in the transaction's one round trip, COMMIT included. A check that judges
-    the events in between in Python (the personal-data guard's, for free text) needs them
-    back first: one sync more."""
+def test_a_command_is_stored_checked_and_linked_before_one_commit(postgres_settings: Any) -> None:
+    """Commands queue on the events table's lock: the lock, the insert, the read check and
+    the links go to PostgreSQL together, and COMMIT follows; nothing is fetched in between.
+    A command with free text (the personal-data guard watches the events in between) and
+    one without take the same two round trips; a stale read is still caught (above)."""
     runtime = bootstrap(postgres_settings)
     try:
         app = runtime.app
         org = build_org(app)
         objective = org.objective(org.hq)
-        with counting_syncs() as syncs:
-            h.cascade_objective(app, meta(), plan_id=org.plan, objective_id=objective, from_unit_id=org.hq,
-                                to_unit_ids=(org.emea,))  # fmt: skip
-        assert syncs == []
+        fetched: list[int] = []
+        fetchall = psycopg.Cursor.fetchall
+
+        def counted_fetch(cursor: psycopg.Cursor[Any]) -> list[Any]:
+            fetched.append(1)
+            return fetchall(cursor)
+
+        psycopg.Cursor.fetchall = counted_fetch  # type: ignore[method-assign]
+        try:
+            with counting_syncs() as syncs:
+                h.cascade_objective(app, meta(), plan_id=org.plan, objective_id=objective, from_unit_id=org.hq,
+                                    to_unit_ids=(org.emea,))  # fmt: skip
+        finally:
+            psycopg.Cursor.fetchall = fetchall  # type: ignore[method-assign]
+        assert syncs == [1]
+        assert fetched == [1, 1]  # after COMMIT: the positions, and the events in between
         with counting_syncs() as syncs:
             h.set_objective(app, meta(), **objective_kwargs(org, org.paris))  # a title: free text, watched
         assert syncs == [1]
