@@ -272,10 +272,13 @@ class PostgresChainedRecorder(PostgresApplicationRecorder):
                         failure = error
                     if isinstance(failure, StaleRead):
                         raise Rollback
-        except psycopg.errors.RaiseException as error:
-            return _stale_read(error) or error
         except psycopg.Error as error:
-            return error
+            # The failure met inside comes first: psycopg may have read the insert's error while
+            # sending the next statement, and the pipeline's end then reports only that the
+            # rest was skipped (PipelineAborted, which would read as the store being down).
+            if failure is not None:
+                return failure
+            return (_stale_read(error) if isinstance(error, psycopg.errors.RaiseException) else None) or error
         return failure
 
     def _link(self, curs: Cursor[DictRow], stored_events: Sequence[StoredEvent], check: ReadCheck | None) -> None:
