@@ -266,19 +266,15 @@ class PostgresChainedRecorder(PostgresApplicationRecorder):
                                     first["notification_id"],
                                     lambda start, stop: [row for row in others if start <= row[0] <= stop],
                                 )
-                    except psycopg.errors.RaiseException as error:
-                        failure = _stale_read(error) or error
                     except Exception as error:  # raised by the caller, once the pipeline is quiet
-                        failure = error
+                        failure = _as_stale_read(error)
                     if isinstance(failure, StaleRead):
                         raise Rollback
         except psycopg.Error as error:
             # The failure met inside comes first: psycopg may have read the insert's error while
             # sending the next statement, and the pipeline's end then reports only that the
             # rest was skipped (PipelineAborted, which would read as the store being down).
-            if failure is not None:
-                return failure
-            return (_stale_read(error) if isinstance(error, psycopg.errors.RaiseException) else None) or error
+            return failure or _as_stale_read(error)
         return failure
 
     def _link(self, curs: Cursor[DictRow], stored_events: Sequence[StoredEvent], check: ReadCheck | None) -> None:
@@ -403,11 +399,13 @@ def _link_function(schema: Identifier, events: Composed, chain: Composed, id_typ
     )
 
 
-def _stale_read(error: psycopg.errors.RaiseException) -> StaleRead | None:
-    """The :class:`StaleRead` :data:`LINK_FUNCTION` raised, if it was that."""
+def _as_stale_read(error: Exception) -> Exception:
+    """The :class:`StaleRead` :data:`LINK_FUNCTION` raised, if it was that; else the error."""
+    if not isinstance(error, psycopg.errors.RaiseException):
+        return error
     diag = error.diag
     if diag.message_primary != STALE_READ or not diag.message_detail:
-        return None
+        return error
     entity, read, stored = diag.message_detail.split()
     return StaleRead(UUID(entity), int(read), int(stored))
 

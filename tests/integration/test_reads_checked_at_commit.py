@@ -10,8 +10,7 @@ writes, the bus asks the store nothing before a command.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 from uuid import UUID, uuid4
@@ -188,54 +187,43 @@ def test_an_error_during_the_commit_is_never_decided_again(app_factory: AppFacto
     second.commit = commit  # type: ignore[method-assign]
 
 
-@contextmanager
-def counting_syncs() -> Iterator[list[int]]:
-    """Counts the pipeline syncs psycopg is asked for inside a transaction: each is a round
-    trip while the table lock is held (COMMIT's, at the end of the pipeline, is not counted)."""
-    syncs: list[int] = []
-    sync = psycopg.Pipeline.sync
-
-    def counted(pipeline: psycopg.Pipeline) -> None:
-        syncs.append(1)
-        sync(pipeline)
-
-    psycopg.Pipeline.sync = counted  # type: ignore[method-assign]
-    try:
-        yield syncs
-    finally:
-        psycopg.Pipeline.sync = sync  # type: ignore[method-assign]
-
-
 @pytest.mark.postgres
-def test_a_command_is_stored_checked_and_linked_before_one_commit(postgres_settings: Any) -> None:
+def test_a_command_is_stored_checked_and_linked_before_one_commit(
+    postgres_settings: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Commands queue on the events table's lock: the lock, the insert, the read check and
     the links go to PostgreSQL together, and COMMIT follows; nothing is fetched in between.
     A command with free text (the personal-data guard watches the events in between) and
-    one without take the same two round trips; a stale read is still caught (above)."""
+    one without take the same two round trips; a stale read is still caught (above).
+    Each pipeline sync inside a transaction is a round trip while the lock is held
+    (COMMIT's, at the end of the pipeline, is not counted)."""
     runtime = bootstrap(postgres_settings)
     try:
         app = runtime.app
         org = build_org(app)
         objective = org.objective(org.hq)
+        syncs: list[int] = []
         fetched: list[int] = []
-        fetchall = psycopg.Cursor.fetchall
+        sync, fetchall = psycopg.Pipeline.sync, psycopg.Cursor.fetchall
+
+        def counted_sync(pipeline: psycopg.Pipeline) -> None:
+            syncs.append(1)
+            sync(pipeline)
 
         def counted_fetch(cursor: psycopg.Cursor[Any]) -> list[Any]:
             fetched.append(1)
             return fetchall(cursor)
 
-        psycopg.Cursor.fetchall = counted_fetch  # type: ignore[method-assign]
-        try:
-            with counting_syncs() as syncs:
-                h.cascade_objective(app, meta(), plan_id=org.plan, objective_id=objective, from_unit_id=org.hq,
-                                    to_unit_ids=(org.emea,))  # fmt: skip
-        finally:
-            psycopg.Cursor.fetchall = fetchall  # type: ignore[method-assign]
+        monkeypatch.setattr(psycopg.Pipeline, "sync", counted_sync)
+        monkeypatch.setattr(psycopg.Cursor, "fetchall", counted_fetch)
+        h.cascade_objective(app, meta(), plan_id=org.plan, objective_id=objective, from_unit_id=org.hq,
+                            to_unit_ids=(org.emea,))  # fmt: skip
         assert syncs == [1]
         assert fetched == [1, 1]  # after COMMIT: the positions, and the events in between
-        with counting_syncs() as syncs:
-            h.set_objective(app, meta(), **objective_kwargs(org, org.paris))  # a title: free text, watched
+        syncs.clear()
+        h.set_objective(app, meta(), **objective_kwargs(org, org.paris))  # a title: free text, watched
         assert syncs == [1]
+        monkeypatch.undo()
         assert verify_chain(app.recorder).intact
     finally:
         runtime.close()
