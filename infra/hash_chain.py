@@ -227,7 +227,7 @@ class PostgresChainedRecorder(PostgresApplicationRecorder):
                     return None
                 ids = [row["notification_id"] for row in inserted.fetchall()]
                 if check is not None:
-                    check.between = [(position, _uuid(entity)) for position, entity, _, _ in _rows(linked)]
+                    check.between = [(position, _uuid(entity), topic) for position, entity, _, topic in _rows(linked)]
                 self._report_lock_wait()
                 return ids
             finally:

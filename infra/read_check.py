@@ -45,8 +45,10 @@ class ReadCheck:
     """Every aggregate the unit of work read from the cache holds every event up to this log position."""
     versions: Mapping[UUID, int]
     """The version of each aggregate as the unit of work read it."""
-    between: list[tuple[int, UUID]] = field(default_factory=list)
-    """Filled in by the commit: (position, entity) of each event stored after ``known`` and before ours."""
+    between: list[tuple[int, UUID, str]] = field(default_factory=list)
+    """Filled in by the commit: (position, entity, topic) of each event stored after ``known``
+    and before ours. The topic, because an erasure changes what other aggregates read
+    as (a deal's notes about the person) without adding events to them."""
     watched: Callable[[UUID, int, str], bool] | None = None
     """Events in between that make the decision stale although no aggregate read changed
     (a stakeholder named by another process, for the personal-data guard): (entity, version, topic)."""
@@ -61,7 +63,7 @@ class ReadCheck:
         self.between = []
         for position, originator_id, version, topic in select_between(self.known + 1, first_position - 1):
             entity_id = originator_id if isinstance(originator_id, UUID) else UUID(str(originator_id))
-            self.between.append((position, entity_id))
+            self.between.append((position, entity_id, topic))
             read = self.versions.get(entity_id)
             if read is not None and version > read:
                 raise StaleRead(entity_id, read, version)

@@ -140,6 +140,12 @@ class GamApplication(Application[UUID]):
 
         ``fresh``: the caller called :meth:`refresh_cache` at the start of its unit of
         work, so a cached aggregate is current and is copied without asking the store."""
+        if not fresh and self.repository.cache is not None:
+            # Not the library's fast-forward of a cached copy: an erasure by another
+            # process adds no event to the deals whose notes about the person it blanks,
+            # so only the log's erasure event tells this cache to forget them.
+            self.refresh_cache()
+            fresh = True
         cached = self._from_cache(entity_id) if fresh else None
         try:
             aggregate: GamAggregate = cached if cached is not None else self.repository.get(entity_id)
@@ -244,9 +250,13 @@ class GamApplication(Application[UUID]):
         with self._cache_lock:
             known = self._cache_position
             if reads is not None and known is not None and reads.known <= known < first:
-                for position, entity_id in reads.between:
-                    if position > known:
-                        self._evict(entity_id)
+                newer = [(entity_id, topic) for position, entity_id, topic in reads.between if position > known]
+                if any(topic == ERASURE_TOPIC for _, topic in newer):
+                    self._clear_cache()  # ours too: a deal we wrote holds its notes about the person opened
+                    self._cache_position = last
+                    return
+                for entity_id, _ in newer:
+                    self._evict(entity_id)
                 self._cache_position = first - 1
             if self._cache_position == first - 1:
                 for aggregate in aggregates:

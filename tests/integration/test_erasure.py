@@ -12,6 +12,7 @@ import psycopg
 import pytest
 from psycopg import sql
 
+from domain.deal import Deal
 from domain.errors import SubjectErased
 from domain.stakeholder import Stakeholder
 from domain.values import ERASED, PersonalData
@@ -23,10 +24,12 @@ from projections.account_view import account_key
 from services import handlers as h
 from services.app import GamApplication
 from services.audit_export import export_rows, render
+from services.bus import Session
 from services.demo import demo_id, seed_account
 from services.projector import Projector
 from services.relay import Relay
 from services.time_travel import account_as_of
+from tests.conftest import AppFactory
 from tests.integration.test_kafka_relay import read_topic
 from tests.support import meta
 
@@ -108,3 +111,48 @@ def test_erasure_end_to_end(durable_settings: Settings, kafka_bootstrap: str) ->
     for application in (app, fresh):
         application.close()
     projector.close()
+
+
+def deal_noted_about_zelda(app: GamApplication) -> tuple[uuid.UUID, uuid.UUID, uuid.UUID]:
+    """A seeded account whose deal carries a note about a new person: (account, deal, person)."""
+    seeded = seed_account(app, 0)
+    zelda = uuid.uuid4()
+    hq = demo_id(0, "unit", "HQ")
+    h.identify_stakeholder(
+        app, meta(), stakeholder_id=zelda, account_id=seeded.account_id, unit_id=hq, title="CFO",
+        personal=PersonalData(SECRETS[0]),
+    )  # fmt: skip
+    h.attach_buying_influence(
+        app, meta(), deal_id=seeded.deal_ids[2], stakeholder_id=zelda, role="economic_buyer", degree="high",
+        note=SECRETS[3],
+    )  # fmt: skip
+    return seeded.account_id, seeded.deal_ids[2], zelda
+
+
+def notes_on(deal: Deal, person: uuid.UUID) -> list[str | None]:
+    return [i.note for i in deal.influences.values() if i.stakeholder_id == person]
+
+
+def test_another_process_that_had_the_deal_cached_reads_its_note_erased(app_factory: AppFactory) -> None:
+    """The erasure adds no event to the deal, so fast-forwarding a cached copy (the
+    library's way) found nothing new and served the note in clear."""
+    first, second = app_factory(), app_factory()
+    _, deal, zelda = deal_noted_about_zelda(first)
+    assert notes_on(second.load(Deal, deal), zelda) == [SECRETS[3]]  # now cached in the second process
+
+    h.erase_personal_data(first, meta(), stakeholder_id=zelda, legal_basis="GDPR Art. 17")
+    assert notes_on(second.load(Deal, deal), zelda) == [ERASED]
+
+
+def test_a_command_that_commits_past_an_erasure_leaves_no_clear_note_in_its_cache(app_factory: AppFactory) -> None:
+    """The bus trusts its cache and learns what others stored only at its commit: an
+    erasure among those events makes it forget everything, its own deal too."""
+    first, second = app_factory(), app_factory()
+    _, deal, zelda = deal_noted_about_zelda(first)
+    assert notes_on(Session(second).load(Deal, deal), zelda) == [SECRETS[3]]  # cached, the log known up to here
+
+    h.erase_personal_data(first, meta(), stakeholder_id=zelda, legal_basis="GDPR Art. 17")
+    h.change_deal_probability(second, meta(), deal_id=deal, probability=40)  # decided on the cached deal
+    session = Session(second, trust_cache=True)  # the next command asks the store nothing first
+    assert session.known is not None
+    assert notes_on(session.load(Deal, deal), zelda) == [ERASED]

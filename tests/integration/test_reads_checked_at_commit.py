@@ -161,8 +161,8 @@ def test_the_check_passes_when_nothing_was_stored_in_between() -> None:
 def test_the_check_lists_what_was_stored_in_between_and_refuses_newer_versions_of_reads() -> None:
     read, other = uuid4(), uuid4()
     check = ReadCheck(known=7, versions={read: 3})
-    check.verify(10, lambda start, stop: [(8, other.hex, 5, "t"), (9, str(read), 3, "t")])
-    assert check.between == [(8, other), (9, read)]
+    check.verify(10, lambda start, stop: [(8, other.hex, 5, "t"), (9, str(read), 3, "u")])
+    assert check.between == [(8, other, "t"), (9, read, "u")]
     with pytest.raises(StaleRead) as raised:
         ReadCheck(known=7, versions={read: 3}).verify(10, lambda start, stop: [(8, other, 5, "t"), (9, read, 4, "t")])
     assert (raised.value.entity_id, raised.value.read_version, raised.value.stored_version) == (read, 3, 4)
