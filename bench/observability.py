@@ -56,7 +56,7 @@ from infra.settings import Settings
 NAME = "observability"
 PACKAGES = (
     *("fastapi", "starlette", "uvicorn", "uvloop", "httptools", "prometheus-client"),
-    *("opentelemetry-sdk", "opentelemetry-instrumentation-fastapi", "opentelemetry-instrumentation-psycopg"),
+    *("opentelemetry-sdk", "opentelemetry-instrumentation-psycopg"),
 )
 
 OBSERVED = {"metrics": True, "log_format": "json", "log_level": "INFO"}

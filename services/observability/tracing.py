@@ -4,8 +4,9 @@ the views and the Kafka message.
 Off unless ``OTEL_EXPORTER_OTLP_ENDPOINT`` is set (or a test calls :func:`enable`
 with an exporter of its own): then every helper here is a flag test and nothing
 else, so a process that does not trace pays nothing measurable. On, it installs
-the FastAPI, psycopg and kafka-python instrumentations and gam's own spans: a
-command on the bus, its commit, a projection batch, a relay batch.
+the psycopg and kafka-python instrumentations and gam's own spans: an HTTP
+request (:class:`HeadSampler`), a command on the bus, its commit, a projection
+batch, a relay batch.
 
 The trace context travels with the data, not with the process: the commit stores
 the W3C ``traceparent`` of its span in each event's stored state (beside the
@@ -53,9 +54,9 @@ _sampler: Sampler | None = None
 """The sampler ``OTEL_TRACES_SAMPLER`` names, which :class:`HeadSampler` asks first."""
 
 head_kept: ContextVar[bool] = ContextVar("gam_head_kept", default=False)
-""":class:`HeadSampler` chose to keep this request's trace. A variable of gam's, not a key
-of OpenTelemetry's context: the FastAPI instrumentation starts the request's span in a
-context of its own, made from the request's headers alone."""
+""":class:`HeadSampler` chose to keep this request's trace: its server span, which starts a
+new trace when the caller sent none, is kept without asking the sampler again (a ratio
+sampler would decide anew on the span's own trace id)."""
 
 
 def configured_from_environment(process: str) -> bool:
@@ -87,8 +88,9 @@ def enable(
 
     ``without``: instrumentations left off, by the names OpenTelemetry's
     ``OTEL_PYTHON_DISABLED_INSTRUMENTATIONS`` uses (``psycopg``: no span per SQL statement,
-    the largest part of tracing's cost; ``kafka``; ``fastapi``). ``sampler``: instead of the
-    one ``OTEL_TRACES_SAMPLER`` names."""
+    the largest part of tracing's cost; ``kafka``; ``fastapi``: no server span per request,
+    the trace of a kept request starts at the bus). ``sampler``: instead of the one
+    ``OTEL_TRACES_SAMPLER`` names."""
     from opentelemetry.instrumentation.kafka import KafkaInstrumentor
     from opentelemetry.instrumentation.psycopg import PsycopgInstrumentor
     from opentelemetry.sdk.resources import Resource
@@ -166,44 +168,34 @@ def instrument_app(app: FastAPI) -> None:
     if not enabled:
         return
     plain = app.build_middleware_stack
-    if _options["http"]:
-        from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
-        from opentelemetry.metrics import NoOpMeterProvider
-
-        FastAPIInstrumentor.instrument_app(
-            app,
-            tracer_provider=_provider,
-            meter_provider=NoOpMeterProvider(),  # the request metrics are Prometheus's (services.observability.http)
-            excluded_urls=",".join(UNTRACED_PATHS),
-            exclude_spans=["receive", "send"],  # a span per ASGI message would double the spans of a request
-        )
-    # The instrumentation puts its middleware outside every middleware added to the app,
-    # by wrapping the app's stack when Starlette builds it; the head sampler wraps that,
-    # and sends the requests it drops to the stack as it was before.
-    traced = app.build_middleware_stack
-    app.build_middleware_stack = lambda: HeadSampler(traced(), plain())  # type: ignore[method-assign]
+    # Outside every middleware of the app: Starlette calls this when it builds its stack.
+    app.build_middleware_stack = lambda: HeadSampler(plain())  # type: ignore[method-assign]
 
 
 UNTRACED_PATHS = ("/healthz", "/readyz", "/metrics")
 
 
 class HeadSampler:
-    """Decides whether a request's trace is kept before any instrumentation sees it.
+    """Decides whether a request's trace is kept before any instrumentation sees it, and
+    starts the server span of a kept one.
 
     The sampler alone decides only when a span starts, so an unsampled request still
-    paid for the FastAPI instrumentation's attributes and a (non-recording) span per SQL
-    statement and per gam step: one trace kept in ten cost nearly what keeping all did.
-    Here the configured sampler is asked once, on the caller's ``traceparent`` or a new
-    trace id; a request it drops runs with OpenTelemetry's instrumentation suppressed (the
-    instrumentations' own switch), and, if the caller sent no ``traceparent``, with one
-    flagged unsampled, which the commit stores and the relay forwards, so the views'
-    writer, the relay and consumers downstream drop that trace too. A dropped request
-    skips the FastAPI instrumentation's middleware altogether (``untraced``: the app's
-    stack as built without it)."""
+    paid for a (non-recording) span per SQL statement and per gam step: one trace kept
+    in ten cost nearly what keeping all did. Here the configured sampler is asked once,
+    on the caller's ``traceparent`` or a new trace id; a request it drops runs with
+    OpenTelemetry's instrumentation suppressed (the instrumentations' own switch), and,
+    if the caller sent no ``traceparent``, with one flagged unsampled, which the commit
+    stores and the relay forwards, so the views' writer, the relay and consumers
+    downstream drop that trace too.
 
-    def __init__(self, app: Any, untraced: Any) -> None:
+    The server span is gam's own (the stable HTTP conventions' method, path, route and
+    status), not the FastAPI instrumentation's: that one matched the request against
+    every route again to name its span and decoded every header for its attributes,
+    some 1,000 Python calls a kept request, a seventh of a whole command's; this span
+    takes the route the router already matched (``scope["route"]``)."""
+
+    def __init__(self, app: Any) -> None:
         self.app = app
-        self.untraced = untraced
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         sampler = _sampler
@@ -212,18 +204,59 @@ class HeadSampler:
             return
         from opentelemetry.instrumentation.utils import suppress_instrumentation
 
-        if scope["path"] not in UNTRACED_PATHS and self._keeps(scope, sampler):
-            kept = head_kept.set(True)
-            try:
-                await self.app(scope, receive, send)
-            finally:
-                head_kept.reset(kept)
-            return
+        if scope["path"] not in UNTRACED_PATHS:
+            kept, parent = self._keeps(scope, sampler)
+            if kept:
+                token = head_kept.set(True)
+                try:
+                    await (
+                        self._served(scope, receive, send, parent)
+                        if _options["http"]
+                        else self.app(scope, receive, send)
+                    )
+                finally:
+                    head_kept.reset(token)
+                return
         with suppress_instrumentation():
-            await self.untraced(scope, receive, send)
+            await self.app(scope, receive, send)
+
+    async def _served(self, scope: Any, receive: Any, send: Any, parent: SpanContext | None) -> None:
+        from opentelemetry import trace
+        from opentelemetry.trace import SpanKind, Status, StatusCode
+
+        assert _tracer is not None  # a sampler is set only while tracing
+        method = scope["method"]
+        status = 500  # unless the app answers
+
+        async def sending(message: Any) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        context = trace.set_span_in_context(trace.NonRecordingSpan(parent)) if parent is not None else None
+        attributes = {
+            "http.request.method": method,
+            "url.path": scope["path"],
+            "url.scheme": scope.get("scheme", "http"),
+        }
+        with _tracer.start_as_current_span(
+            method, context=context, kind=SpanKind.SERVER, attributes=attributes
+        ) as server:
+            try:
+                await self.app(scope, receive, sending)
+            finally:
+                route = getattr(scope.get("route"), "path", None)
+                if route:
+                    server.update_name(f"{method} {route}")
+                    server.set_attribute("http.route", route)
+                server.set_attribute("http.response.status_code", status)
+                if status >= 500:
+                    server.set_status(Status(StatusCode.ERROR))
 
     @staticmethod
-    def _keeps(scope: Any, sampler: Sampler) -> bool:
+    def _keeps(scope: Any, sampler: Sampler) -> tuple[bool, SpanContext | None]:
+        """Whether the request's trace is kept, and the caller's span it continues, if any."""
         from opentelemetry import trace
         from opentelemetry.sdk.trace.sampling import Decision
 
@@ -237,7 +270,7 @@ class HeadSampler:
         if not kept and parent is None:
             unsampled = f"00-{trace_id:032x}-{random.getrandbits(64) or 1:016x}-00"
             scope["headers"] = [*(h for h in headers if h[0] != b"traceparent"), (b"traceparent", unsampled.encode())]
-        return kept
+        return kept, parent
 
 
 def span(name: str, attributes: dict[str, Any] | None = None) -> Any:

@@ -107,6 +107,9 @@ def test_a_kept_request_is_traced_whole_and_the_sampler_is_asked_once(
     assert asked.names[0] == "http request"
     finished = spans.get_finished_spans()
     server = next(s for s in finished if s.kind is SpanKind.SERVER and s.name == "POST /accounts")
+    attributes = dict(server.attributes or {})
+    assert (attributes["http.route"], attributes["http.request.method"]) == ("/accounts", "POST")
+    assert attributes["http.response.status_code"] == 201
     in_trace = {s.name for s in finished if s.context.trace_id == server.context.trace_id}
     assert {"gam command create_account", "gam commit"} <= in_trace
     assert any(s.kind is SpanKind.CLIENT for s in finished if s.context.trace_id == server.context.trace_id)

@@ -213,17 +213,35 @@ class Recorded:
 
 
 @pytest.mark.parametrize("sampled", [True, False])
-def test_the_head_sends_a_kept_request_through_instrumentation_and_a_dropped_one_around_it(sampled: bool) -> None:
+def test_the_head_serves_a_kept_request_in_a_server_span_and_a_dropped_one_without_instrumentation(
+    sampled: bool,
+) -> None:
     import asyncio
 
     from opentelemetry.sdk.trace import sampling
+    from opentelemetry.trace import SpanKind
 
-    tracing.enable(InMemorySpanExporter(), batch=False, sampler=sampling.ParentBased(sampling.ALWAYS_ON))
+    spans = InMemorySpanExporter()
+    tracing.enable(spans, batch=False, sampler=sampling.ParentBased(sampling.ALWAYS_ON))
     try:
-        traced, untraced = Recorded(), Recorded()
-        head = tracing.HeadSampler(traced, untraced)
+        app = Recorded()
         headers = [(b"traceparent", traceparent(7, 77, sampled).encode())]
-        asyncio.run(head({"type": "http", "path": "/accounts", "headers": headers}, None, None))
+        scope = {"type": "http", "method": "GET", "path": "/accounts/1", "headers": headers}
+        asyncio.run(tracing.HeadSampler(app)(scope, None, None))
     finally:
         tracing.disable()
-    assert (traced.calls, untraced.calls) == (([(True, True)], []) if sampled else ([], [(False, False)]))
+    assert app.calls == ([(True, True)] if sampled else [(False, False)])
+    finished = spans.get_finished_spans()
+    if not sampled:
+        assert finished == ()
+        return
+    (server,) = finished
+    assert (server.kind, server.name, server.context.trace_id) == (SpanKind.SERVER, "GET", 7)
+    assert server.parent is not None
+    assert server.parent.span_id == 77
+    assert dict(server.attributes or {}) == {
+        "http.request.method": "GET",
+        "url.path": "/accounts/1",
+        "url.scheme": "http",
+        "http.response.status_code": 500,  # the app sent no response
+    }
