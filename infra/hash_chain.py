@@ -52,6 +52,8 @@ reports it as a metric; infra knows nothing of metrics)."""
 CHAIN_TABLE = "gam_event_chain"
 LOCK_WAITED = SQL("SELECT EXTRACT(EPOCH FROM clock_timestamp() - transaction_timestamp()) AS waited")
 VERIFY_BATCH = 2_000
+Between = list[tuple[int, Any, int, str]]
+"""(position, entity, version, topic) of events stored by others between what a unit of work knew and its own."""
 
 
 def link_for(
@@ -153,9 +155,9 @@ class SQLiteChainedRecorder(SQLiteApplicationRecorder):
             return int(c.fetchone()[0] or 0)
 
 
-LINK_FUNCTION = "gam_link_new_events"
+STORE_FUNCTION = "gam_store_new_events"
 STALE_READ = "gam: stale read"
-"""The message :data:`LINK_FUNCTION` raises for a stale read; its detail is
+"""The message :data:`STORE_FUNCTION` raises for a stale read; its detail is
 ``<entity id> <version read> <version stored>``."""
 
 
@@ -164,16 +166,20 @@ class PostgresChainedRecorder(PostgresApplicationRecorder):
     unit of work read, in one transaction under the library's table lock.
 
     Commands queue on that lock, so what counts is how long each one holds it. One
-    server function (:data:`LINK_FUNCTION`, created with the tables) checks the reads,
-    makes the links and answers the events stored in between, in the same round trip as
-    the lock and the insert; COMMIT is the second and last, with no query and no Python
-    work between them. With the links and the check made here (two or three round trips
-    and the chain computed between them), a command in ``gam serve`` held the lock
+    server function (:data:`STORE_FUNCTION`, created with the tables) checks the reads,
+    inserts the events, makes their links and answers the events stored in between, in
+    the same round trip as the lock; COMMIT is the second and last, with no query and no
+    Python work between them. With the links and the check made here (two or three round
+    trips and the chain computed between them), a command in ``gam serve`` held the lock
     10-11 ms (8 clients), of which PostgreSQL's statement log accounts for about 1.5 ms:
     the rest was round trips and the holding thread waiting for the GIL between them.
-    Only a read check that judges the events in between with a Python function (the
-    personal-data guard's ``watched``) runs here, on what the first round trip answered,
-    before COMMIT is sent."""
+    The insert is inside the function, not a statement before it, so that a refused
+    insert (a conflict) fails the function's own statement and nothing after it is
+    skipped: the function's statement can then be prepared like any other (psycopg
+    counts as prepared a statement its pipeline skipped after an error). Only a read
+    check that judges the events in between with a Python function (the personal-data
+    guard's ``watched``) runs here, on what the first round trip answered, before COMMIT
+    is sent."""
 
     def __init__(self, datastore: PostgresDatastore, **kwargs: Any) -> None:
         super().__init__(datastore, **kwargs)
@@ -183,19 +189,15 @@ class PostgresChainedRecorder(PostgresApplicationRecorder):
         self.chain_table = Composed([schema, SQL("."), Identifier(CHAIN_TABLE)])
         self._pending = threading.local()
         """The lock-wait cursor of the insert in progress on this thread."""
-        self._insert_columns_statement = SQL(
-            "INSERT INTO {events} (originator_id, originator_version, topic, state) "
-            "SELECT * FROM unnest(%b::{id_type}[], %b::bigint[], %b::text[], %b::bytea[]) "
-            "RETURNING notification_id"
-        ).format(events=events, id_type=id_type)
-        self._link_statement = SQL("SELECT * FROM {0}.{1}(%s, %s, %s::{2}[], %s::bigint[])").format(
-            schema, Identifier(LINK_FUNCTION), id_type
-        )
+        self._store_statement = SQL(
+            "SELECT * FROM {0}.{1}(%b::{2}[], %b::bigint[], %b::text[], %b::bytea[], %s, %s::{2}[], %s::bigint[])"
+        ).format(schema, Identifier(STORE_FUNCTION), id_type)
         self.sql_create_statements += [
             SQL("CREATE TABLE IF NOT EXISTS {0} (position bigint PRIMARY KEY, link bytea NOT NULL)").format(
                 self.chain_table
             ),
-            _link_function(schema, events, self.chain_table, id_type),
+            _store_function(schema, events, self.chain_table, id_type),
+            SQL("DROP FUNCTION IF EXISTS {0}.gam_link_new_events").format(schema),  # before the insert moved in
         ]
 
     def create_table(self) -> None:
@@ -204,101 +206,84 @@ class PostgresChainedRecorder(PostgresApplicationRecorder):
 
     @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)
     def insert_events(self, stored_events: Sequence[StoredEvent], **kwargs: Any) -> Sequence[int] | None:
-        """The library's insert (pipelined: lock, notify, insert), then the links, the read
-        check if there is one and the events stored in between, in one round trip; then
-        COMMIT. A failure (a stale read, a uniqueness violation) raises at the first sync
-        and the transaction is rolled back. A watching read check runs here between the
-        two (a stale read rolls back; the library's version would have committed it,
-        catching the error inside the transaction)."""
+        """The library's lock and notification, then :data:`STORE_FUNCTION` (the read check
+        if there is one, the insert, the links, the events stored in between), in one round
+        trip; then COMMIT. A failure (a stale read, a uniqueness violation) raises at the
+        first sync and the transaction is rolled back. A watching read check runs here
+        between the two (a stale read rolls back; the library's version would have
+        committed it, catching the error inside the transaction)."""
         if self.datastore.enable_db_functions:  # the library's stored function: no chain hook runs
             raise NotImplementedError("the hash chain needs POSTGRES_ENABLE_DB_FUNCTIONS off")
         reads = kwargs.get("reads")
         check = reads if isinstance(reads, ReadCheck) else None
         self._pending.lock_wait = None
         with self.datastore.get_connection() as conn:
-            inserted, linked = conn.cursor(), conn.cursor()
+            stored = conn.cursor()
             try:
-                failure = self._insert_and_link(conn, inserted, linked, stored_events, check, **kwargs)
+                failure, (ids, between) = self._store(conn, stored, stored_events, check, **kwargs)
                 if failure is not None:
                     if conn.info.transaction_status == TransactionStatus.INERROR:
                         conn.rollback()  # not left for the pool to find
                     raise failure
                 if not stored_events:
                     return None
-                ids = [row["notification_id"] for row in inserted.fetchall()]
                 if check is not None:
-                    check.between = [(position, _uuid(entity), topic) for position, entity, _, topic in _rows(linked)]
+                    check.between = [(position, _uuid(entity), topic) for position, entity, _, topic in between]
                 self._report_lock_wait()
                 return ids
             finally:
                 leftover, self._pending.lock_wait = self._pending.lock_wait, None  # a failed insert's
-                for cursor in (inserted, linked, leftover):
+                for cursor in (stored, leftover):
                     if cursor is not None:
                         cursor.close()
 
-    def _insert_and_link(
+    def _store(
         self,
         conn: Connection[DictRow],
-        inserted: Cursor[DictRow],
-        linked: Cursor[DictRow],
+        stored: Cursor[DictRow],
         stored_events: Sequence[StoredEvent],
         check: ReadCheck | None,
         **kwargs: Any,
-    ) -> Exception | None:
+    ) -> tuple[Exception | None, tuple[list[int], Between]]:
         """Send the transaction; the failure it met, if any (raised by the caller once the
-        pipeline is quiet)."""
+        pipeline is quiet), and what :data:`STORE_FUNCTION` answered."""
         failure: Exception | None = None
+        ids: list[int] = []
+        between: Between = []
         try:
             with conn.pipeline() as pipeline, conn.transaction():
                 with conn.cursor() as curs:
                     self._insert_events(curs, stored_events, **kwargs)
                 if stored_events:
                     try:
-                        self._insert_stored_events(inserted, stored_events, **kwargs)
-                        self._link(linked, stored_events, check)
+                        self._insert_stored_events(stored, stored_events, check)
                         pipeline.sync()  # a uniqueness violation or a stale read raises here, not at COMMIT
+                        ids, between = _answer(stored)
                         if check is not None and check.watched is not None:
-                            first = inserted.fetchone()
-                            if first is not None:
-                                inserted.scroll(0, mode="absolute")
-                                others = _rows(linked)
-                                check.verify(
-                                    first["notification_id"],
-                                    lambda start, stop: [row for row in others if start <= row[0] <= stop],
-                                )
+                            check.verify(ids[0], lambda start, stop: [r for r in between if start <= r[0] <= stop])
                     except Exception as error:  # raised by the caller, once the pipeline is quiet
                         failure = _as_stale_read(error)
                     if isinstance(failure, StaleRead):
                         raise Rollback
         except psycopg.Error as error:
-            # The failure met inside comes first: psycopg may have read the insert's error while
+            # The failure met inside comes first: psycopg may have read the function's error while
             # sending the next statement, and the pipeline's end then reports only that the
             # rest was skipped (PipelineAborted, which would read as the store being down).
-            return failure or _as_stale_read(error)
-        return failure
+            return failure or _as_stale_read(error), ([], [])
+        return failure, (ids, between)
 
-    def _link(self, curs: Cursor[DictRow], stored_events: Sequence[StoredEvent], check: ReadCheck | None) -> None:
-        """Ask :data:`LINK_FUNCTION` to link our events, check what was only read (unless
-        the check watches: then it runs here) and answer the events stored between what
-        the unit of work knew and ours (its cache must forget their entities).
+    def _insert_stored_events(
+        self, curs: Cursor[DictRow], stored_events: Sequence[StoredEvent], check: ReadCheck | None = None, **_: Any
+    ) -> None:
+        """The library's lock and notification, then :data:`STORE_FUNCTION` with the rows as
+        four arrays in binary (the library's array of a composite type goes through
+        psycopg's text escaping, a quarter of a bulk import's time), the entities only
+        read and the position the unit of work knew.
 
         What is written is checked by the insert: another version stored meanwhile takes
-        its key, a conflict as before the check moved to the server. Never prepared: when
-        the insert before it fails, the pipeline skips it, and psycopg would count as
-        prepared a statement the server never saw."""
-        ids: list[Any] | None = None
-        versions: list[int] | None = None
-        if check is not None and check.watched is None:
-            written = {event.originator_id for event in stored_events}
-            only_read = [(entity, version) for entity, version in check.versions.items() if entity not in written]
-            ids, versions = [entity for entity, _ in only_read], [version for _, version in only_read]
-        known = check.known if check is not None else None
-        curs.execute(self._link_statement, (len(stored_events), known, ids, versions), prepare=False)
-
-    def _insert_stored_events(self, curs: Cursor[DictRow], stored_events: Sequence[StoredEvent], **_: Any) -> None:
-        """The library's lock and notification, then the rows as four arrays in binary:
-        its array of a composite type goes through psycopg's text escaping, a quarter
-        of a bulk import's time."""
+        its key, a conflict. What is only read is checked by the function, unless the
+        check watches the events in between itself (then it runs here, on what the
+        function answered)."""
         self._lock_table(curs)
         if lock_wait_observer is not None:
             # In the same pipeline, no round trip of its own: the lock is the transaction's first
@@ -307,13 +292,22 @@ class PostgresChainedRecorder(PostgresApplicationRecorder):
             waited.execute(LOCK_WAITED)
             self._pending.lock_wait = waited
         self._notify_channel(curs)
+        read_ids: list[Any] | None = None
+        read_versions: list[int] | None = None
+        if check is not None and check.watched is None:
+            written = {event.originator_id for event in stored_events}
+            only_read = [(entity, version) for entity, version in check.versions.items() if entity not in written]
+            read_ids, read_versions = [entity for entity, _ in only_read], [version for _, version in only_read]
         curs.execute(
-            self._insert_columns_statement,
+            self._store_statement,
             (
                 [event.originator_id for event in stored_events],
                 [event.originator_version for event in stored_events],
                 [event.topic for event in stored_events],
                 [event.state for event in stored_events],
+                check.known if check is not None else None,
+                read_ids,
+                read_versions,
             ),
         )
 
@@ -351,22 +345,23 @@ class PostgresChainedRecorder(PostgresApplicationRecorder):
             return int(row["m"] or 0) if row else 0
 
 
-def _link_function(schema: Identifier, events: Composed, chain: Composed, id_type: Identifier) -> Composed:
-    """``gam_link_new_events(new_events, known, read_ids, read_versions)``, called in the
-    insert's transaction under the table lock, in one statement:
+def _store_function(schema: Identifier, events: Composed, chain: Composed, id_type: Identifier) -> Composed:
+    """``gam_store_new_events(ids, versions, topics, states, known, read_ids, read_versions)``,
+    called in the insert's transaction under the table lock, in one statement:
 
     1. refuses (raises :data:`STALE_READ`) if an entity read at version ``v`` has a version
        ``v + 1`` stored: someone else changed it since (one index lookup per entity);
-    2. links the last ``new_events`` events stored (ours: nobody else inserts under the
-       lock) from the chain's last link, as :func:`link_for` does: :func:`verify_chain`
-       checks both;
-    3. answers the events stored after ``known`` and before ours (none if it is null)."""
+    2. inserts the events (a version already stored raises the unique key's violation);
+    3. links them from the chain's last link, as :func:`link_for` does (:func:`verify_chain`
+       checks both), from the values given, without reading the rows back;
+    4. answers our positions (``ours``) and the events stored after ``known`` and before
+       ours (none if it is null)."""
     return SQL(
-        "CREATE OR REPLACE FUNCTION {schema}.{name}(new_events integer, known bigint, read_ids {id_type}[], "
-        "read_versions bigint[]) RETURNS TABLE (stored_position bigint, stored_entity {id_type}, "
-        "stored_version bigint, stored_topic text) LANGUAGE plpgsql AS $$\n"
-        "DECLARE previous bytea; first_position bigint; positions bigint[] := '{{}}'; links bytea[] := '{{}}';\n"
-        "  r record; i integer;\n"
+        "CREATE OR REPLACE FUNCTION {schema}.{name}(ids {id_type}[], versions bigint[], topics text[], "
+        "states bytea[], known bigint, read_ids {id_type}[], read_versions bigint[]) RETURNS TABLE (ours boolean, "
+        "stored_position bigint, stored_entity {id_type}, stored_version bigint, stored_topic text) "
+        "LANGUAGE plpgsql AS $$\n"
+        "DECLARE previous bytea; positions bigint[]; parts bytea[]; links bytea[] := '{{}}'; i integer;\n"
         "BEGIN\n"
         "  FOR i IN 1 .. coalesce(array_length(read_ids, 1), 0) LOOP\n"
         "    PERFORM 1 FROM {events} e WHERE e.originator_id = read_ids[i]\n"
@@ -376,31 +371,37 @@ def _link_function(schema: Identifier, events: Composed, chain: Composed, id_typ
         "        DETAIL = read_ids[i]::text || ' ' || read_versions[i] || ' ' || (read_versions[i] + 1);\n"
         "    END IF;\n"
         "  END LOOP;\n"
+        "  WITH inserted AS (\n"
+        "    INSERT INTO {events} (originator_id, originator_version, topic, state)\n"
+        "    SELECT * FROM unnest(ids, versions, topics, states)\n"
+        "    RETURNING notification_id, originator_id, originator_version, topic, state)\n"
+        "  SELECT array_agg(n.notification_id ORDER BY n.notification_id),\n"
+        "    array_agg(convert_to(n.notification_id::text || chr(31) || replace(n.originator_id::text, '-', '')\n"
+        "      || chr(31) || n.originator_version::text || chr(31) || n.topic || chr(31), 'UTF8')\n"
+        "      || sha256(n.state) ORDER BY n.notification_id)\n"
+        "    INTO positions, parts FROM inserted n;\n"
         "  SELECT c.link INTO previous FROM {chain} c ORDER BY c.position DESC LIMIT 1;\n"
         "  IF previous IS NULL THEN previous := decode(repeat('00', 32), 'hex'); END IF;\n"
-        "  FOR r IN SELECT * FROM (SELECT e.notification_id, e.originator_id, e.originator_version, e.topic,\n"
-        "      e.state FROM {events} e ORDER BY e.notification_id DESC LIMIT new_events) AS ours\n"
-        "      ORDER BY ours.notification_id LOOP\n"
-        "    first_position := coalesce(first_position, r.notification_id);\n"
-        "    previous := sha256(previous || convert_to(r.notification_id::text || chr(31)\n"
-        "      || replace(r.originator_id::text, '-', '') || chr(31) || r.originator_version::text || chr(31)\n"
-        "      || r.topic || chr(31), 'UTF8') || sha256(r.state));\n"
-        "    positions := positions || r.notification_id;\n"
+        "  FOR i IN 1 .. array_length(positions, 1) LOOP\n"
+        "    previous := sha256(previous || parts[i]);\n"
         "    links := links || previous;\n"
         "  END LOOP;\n"
         "  INSERT INTO {chain} (position, link) SELECT * FROM unnest(positions, links);\n"
+        "  RETURN QUERY SELECT true, p.position, NULL::{id_type}, NULL::bigint, NULL::text\n"
+        "    FROM unnest(positions) AS p(position);\n"
         "  IF known IS NOT NULL THEN\n"
-        "    RETURN QUERY SELECT e.notification_id, e.originator_id, e.originator_version, e.topic FROM {events} e\n"
-        "      WHERE e.notification_id > known AND e.notification_id < first_position ORDER BY e.notification_id;\n"
+        "    RETURN QUERY SELECT false, e.notification_id, e.originator_id, e.originator_version, e.topic\n"
+        "      FROM {events} e WHERE e.notification_id > known AND e.notification_id < positions[1]\n"
+        "      ORDER BY e.notification_id;\n"
         "  END IF;\n"
         "END $$"
     ).format(
-        schema=schema, name=Identifier(LINK_FUNCTION), id_type=id_type, events=events, chain=chain, message=STALE_READ
+        schema=schema, name=Identifier(STORE_FUNCTION), id_type=id_type, events=events, chain=chain, message=STALE_READ
     )
 
 
 def _as_stale_read(error: Exception) -> Exception:
-    """The :class:`StaleRead` :data:`LINK_FUNCTION` raised, if it was that; else the error."""
+    """The :class:`StaleRead` :data:`STORE_FUNCTION` raised, if it was that; else the error."""
     if not isinstance(error, psycopg.errors.RaiseException):
         return error
     diag = error.diag
@@ -410,14 +411,16 @@ def _as_stale_read(error: Exception) -> Exception:
     return StaleRead(UUID(entity), int(read), int(stored))
 
 
-def _rows(cursor: Cursor[DictRow]) -> list[tuple[int, Any, int, str]]:
-    """(position, entity, version, topic) of the events :data:`LINK_FUNCTION` found stored in
-    between (from the first, however often they are read)."""
-    if cursor.rownumber:  # read before: from the first row again
-        cursor.scroll(0, mode="absolute")
-    return [
-        (r["stored_position"], r["stored_entity"], r["stored_version"], r["stored_topic"]) for r in cursor.fetchall()
-    ]
+def _answer(cursor: Cursor[DictRow]) -> tuple[list[int], Between]:
+    """What :data:`STORE_FUNCTION` answered: our positions, in order, and the events stored in between."""
+    ours: list[int] = []
+    between: Between = []
+    for r in cursor.fetchall():
+        if r["ours"]:
+            ours.append(r["stored_position"])
+        else:
+            between.append((r["stored_position"], r["stored_entity"], r["stored_version"], r["stored_topic"]))
+    return ours, between
 
 
 def _uuid(entity: UUID | str) -> UUID:

@@ -191,8 +191,8 @@ def test_an_error_during_the_commit_is_never_decided_again(app_factory: AppFacto
 def test_a_command_is_stored_checked_and_linked_before_one_commit(
     postgres_settings: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Commands queue on the events table's lock: the lock, the insert, the read check and
-    the links go to PostgreSQL together, and COMMIT follows; nothing is fetched in between.
+    """Commands queue on the events table's lock: the lock, the read check, the insert and
+    the links go to PostgreSQL together, and COMMIT follows; only their answer is read in between.
     A command with free text (the personal-data guard watches the events in between) and
     one without take the same two round trips; a stale read is still caught (above).
     Each pipeline sync inside a transaction is a round trip while the lock is held
@@ -219,7 +219,7 @@ def test_a_command_is_stored_checked_and_linked_before_one_commit(
         h.cascade_objective(app, meta(), plan_id=org.plan, objective_id=objective, from_unit_id=org.hq,
                             to_unit_ids=(org.emea,))  # fmt: skip
         assert syncs == [1]
-        assert fetched == [1, 1]  # after COMMIT: the positions, and the events in between
+        assert fetched == [1]  # the function's answer: our positions, and the events in between
         syncs.clear()
         h.set_objective(app, meta(), **objective_kwargs(org, org.paris))  # a title: free text, watched
         assert syncs == [1]
