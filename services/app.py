@@ -43,8 +43,10 @@ A = TypeVar("A", bound=GamAggregate)
 DEFAULT_SNAPSHOT_INTERVAL = 50
 POSITION_SEARCH_PAGE = 1_000
 CACHE_TAIL_LIMIT = 10_000
-ERASURE_TOPIC = get_topic(Stakeholder.PersonalDataErased)
 """Past this many events written by others since the last refresh, the cache is cleared rather than pruned."""
+ERASURE_TOPIC = get_topic(Stakeholder.PersonalDataErased)
+"""Seen among others' events, the cache is cleared: the deals holding notes about the person
+read as erased from then on, yet the erasure adds no event to them."""
 
 
 @dataclass(frozen=True)
