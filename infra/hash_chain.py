@@ -196,8 +196,9 @@ class PostgresChainedRecorder(PostgresApplicationRecorder):
             SQL("CREATE TABLE IF NOT EXISTS {0} (position bigint PRIMARY KEY, link bytea NOT NULL)").format(
                 self.chain_table
             ),
+            # The function of the version before (gam_link_new_events) is left in place: API
+            # processes of that version may still be committing during a rolling upgrade.
             _store_function(schema, events, self.chain_table, id_type),
-            SQL("DROP FUNCTION IF EXISTS {0}.gam_link_new_events").format(schema),  # before the insert moved in
         ]
 
     def create_table(self) -> None:
