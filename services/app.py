@@ -140,15 +140,15 @@ class GamApplication(Application[UUID]):
     def load(self, kind: type[A], entity_id: UUID, expected_version: int | None = None, *, fresh: bool = False) -> A:
         """The aggregate as stored; ``expected_version`` (an HTTP If-Match, say) must match it.
 
-        ``fresh``: the caller called :meth:`refresh_cache` at the start of its unit of
-        work, so a cached aggregate is current and is copied without asking the store."""
-        if not fresh and self.repository.cache is not None:
-            # Not the library's fast-forward of a cached copy: an erasure by another
-            # process adds no event to the deals whose notes about the person it blanks,
-            # so only the log's erasure event tells this cache to forget them.
+        ``fresh``: the caller's unit of work already holds the cache up to the log (see
+        :meth:`start_reading`), so a cached aggregate is copied without asking the store.
+        Otherwise the cache is brought up to the log first, not the library's fast-forward
+        of the one cached copy: an erasure by another process adds no event to the deals
+        whose notes about the person it blanks, so only the log's erasure event tells
+        this cache to forget them."""
+        if not fresh:
             self.refresh_cache()
-            fresh = True
-        cached = self._from_cache(entity_id) if fresh else None
+        cached = self._from_cache(entity_id)
         try:
             aggregate: GamAggregate = cached if cached is not None else self.repository.get(entity_id)
         except AggregateNotFoundError:
