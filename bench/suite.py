@@ -48,13 +48,11 @@ from bench.mix import (
     run_commands,
     targets,
 )  # fmt: skip
-from bench.relay import bare_producer_rate, relay_rate
-from infra.event_facts import FactsDecoder
+from bench.relay import bare_producer_rate, relay_rate, relayed_messages
 from infra.kafka import create_producer
 from infra.settings import Settings
 from services.app import GamApplication
 from services.demo import SeededAccount
-from services.envelope import message_of
 from services.projector import Projector
 from services.read_models import ReadModels
 from services.time_travel import account_as_of
@@ -239,12 +237,7 @@ def commands_workload(run: Run) -> tuple[dict[str, Any], Kept]:
 def relay_workload(run: Run, kept: Kept) -> dict[str, Any]:
     app, settings = kept.app, kept.settings
     events = app.recorder.max_notification_id() or 0
-    decode = FactsDecoder(app.mapper, keep_sealed=True).decode  # the relay's way: personal data sealed
-    messages = [
-        message_of(facts, account_id=None, position=n.id)
-        for n in app.recorder.select_notifications(start=1, limit=events)
-        if (facts := decode(n)) is not None
-    ]
+    messages = relayed_messages(app)
     rows = kept.crud.audit_rows()
     samples: dict[str, list[float]] = {"gam": [], "crud": [], "ceiling": []}
     for repeat in range(run.sizes.repeats):

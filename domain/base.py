@@ -9,6 +9,7 @@ methods before an event is triggered, so a rejected command records nothing).
 from __future__ import annotations
 
 from collections.abc import Mapping
+from hashlib import sha1
 from typing import Any, Self
 from uuid import UUID, uuid5
 
@@ -49,6 +50,16 @@ _EVENT_NAMESPACE = UUID("5b1d3c4e-9f0a-4c2b-8e7d-6a5f4b3c2d1e")
 def event_id_for(entity_id: UUID, version: int) -> UUID:
     """Events are identified by their entity and version; this names that pair with one UUID."""
     return uuid5(_EVENT_NAMESPACE, f"{entity_id}/{version}")
+
+
+def event_id_text(entity: str, version: int) -> str:
+    """``str(event_id_for(UUID(entity), version))``, for the relay, which names every event
+    it publishes: the same UUIDv5 (RFC 9562: SHA-1 of namespace and name, version and
+    variant bits set) written straight from the digest's hex, at half the cost of
+    building the UUID to print it. ``entity`` is the entity id as text."""
+    h = sha1(_EVENT_NAMESPACE.bytes + f"{entity}/{version}".encode(), usedforsecurity=False).hexdigest()
+    variant = "89ab"[int(h[16], 16) & 3]
+    return f"{h[:8]}-{h[8:12]}-5{h[13:16]}-{variant}{h[17:20]}-{h[20:32]}"
 
 
 def deep_tuple(value: Any) -> Any:

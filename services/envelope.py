@@ -31,10 +31,10 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 from uuid import UUID
 
-from domain.base import GamEvent, event_id_for
+from domain.base import GamEvent, event_id_text
 from domain.catalog import PERSONAL_DATA_FIELDS, entity_type_of_class, personal_fields, subject_in
 from infra.personal_keys import KEY_ALGORITHM, key_id_of
 from projections.encoding import dumps_bytes
@@ -105,23 +105,55 @@ class Message:
     headers: list[tuple[str, bytes]]
 
 
+class _ClassForm(NamedTuple):
+    """What every message of one event class shares, worked out once per class: the
+    relay writes it for every event it publishes."""
+
+    kind: str
+    subject_prefix: str
+    dataschema: str
+    headers: tuple[tuple[str, bytes], ...]
+    """``content-type``, ``ce_type`` and ``schema-version``."""
+
+
+@functools.cache
+def _class_form(event_class: type[GamEvent]) -> _ClassForm:
+    kind = cloud_event_type_of(event_class)
+    version = schema_version_of(event_class)
+    return _ClassForm(
+        kind=kind,
+        subject_prefix=f"{entity_type_of_class(event_class)}/",
+        dataschema=f"urn:gam:schema:{kind}:v{version}",
+        headers=(
+            ("content-type", CONTENT_TYPE.encode()),
+            ("ce_type", kind.encode()),
+            ("schema-version", str(version).encode()),
+        ),
+    )
+
+
 def envelope(facts: EventFacts, *, account_id: UUID | None, position: int, event_id: str) -> dict[str, Any]:
-    """``event_id``: :func:`~domain.base.event_id_for` the event, made once by the caller
-    (a UUIDv5, a hash), which also puts it in a header."""
-    cls = facts.event_class
-    kind = cloud_event_type_of(cls)
+    """``event_id``: :func:`~domain.base.event_id_text` of the event, made once by the
+    caller (a UUIDv5, a hash), which also puts it in a header."""
+    return _envelope(facts, _class_form(facts.event_class), None if account_id is None else str(account_id),
+                     position, event_id, str(facts.correlation_id))  # fmt: skip
+
+
+def _envelope(
+    facts: EventFacts, form: _ClassForm, account: str | None, position: int, event_id: str, correlation: str
+) -> dict[str, Any]:
     return {
         "specversion": SPEC_VERSION,
         "id": event_id,
         "source": SOURCE,
-        "type": kind,
-        "subject": f"{entity_type_of_class(cls)}/{facts.entity}",
+        "type": form.kind,
+        "subject": form.subject_prefix + facts.entity,
         "time": facts.at,
         "datacontenttype": "application/json",
-        "dataschema": f"urn:gam:schema:{kind}:v{schema_version_of(cls)}",
-        "gamaccount": None if account_id is None else str(account_id),
+        "dataschema": form.dataschema,
+        "gamaccount": account,
         "gamposition": position,
-        "gamcorrelation": str(facts.correlation_id),
+        "gamcorrelation": correlation,
         "gamcausation": None if facts.causation_id is None else str(facts.causation_id),
         "data": published_data(facts),
     }
@@ -131,17 +163,22 @@ def message_of(facts: EventFacts, *, account_id: UUID | None, position: int) -> 
     """The record of an event, from its facts as the relay reads them from the stored
     JSON (``infra.event_facts``, personal data still sealed). Keyed by account, so each
     account's events stay in order on one partition. (A domain event has its personal
-    data opened, so there is no way from one to a message: it would publish redacted.)"""
-    cls = facts.event_class
-    event_id = str(event_id_for(facts.entity_id, facts.version))  # a UUIDv5: a hash, made once
+    data opened, so there is no way from one to a message: it would publish redacted.)
+
+    Each id is made text once and each class's constant parts once
+    (:func:`_class_form`): this runs for every event the relay publishes, and building
+    the message was most of the relay's own work per event."""
+    form = _class_form(facts.event_class)
+    event_id = event_id_text(facts.entity, facts.version)
+    account = None if account_id is None else str(account_id)
+    correlation = str(facts.correlation_id)
     return Message(
-        key=str(account_id if account_id is not None else facts.entity_id).encode(),
-        value=dumps_bytes(envelope(facts, account_id=account_id, position=position, event_id=event_id)),
+        key=(account or facts.entity).encode(),
+        value=dumps_bytes(_envelope(facts, form, account, position, event_id, correlation)),
         headers=[
-            ("content-type", CONTENT_TYPE.encode()),
-            ("ce_type", cloud_event_type_of(cls).encode()),
+            *form.headers[:2],
             ("ce_id", event_id.encode()),
-            ("schema-version", str(schema_version_of(cls)).encode()),
-            ("correlation-id", str(facts.correlation_id).encode()),
+            form.headers[2],
+            ("correlation-id", correlation.encode()),
         ],
     )

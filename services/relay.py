@@ -19,7 +19,7 @@ from typing import NamedTuple
 from uuid import UUID
 
 import psycopg
-from eventsourcing.persistence import PersistenceError, Tracking
+from eventsourcing.persistence import PersistenceError, StoredEvent, Tracking
 from kafka import KafkaProducer
 from kafka.errors import KafkaError
 from kafka.producer.future import FutureRecordMetadata
@@ -59,6 +59,36 @@ class _Sent(NamedTuple):
     started: float
 
 
+class EventAccounts:
+    """The account each event belongs to, which keys its record: from the event, or from
+    its entity's first event. Every entity names its account in its first event, which
+    the relay publishes before its others: it is remembered as it passes, so only a relay
+    that starts after an entity was created looks its first event up (one query)."""
+
+    def __init__(self, app: GamApplication, decode: Callable[[StoredEvent], EventFacts | None]) -> None:
+        self.app = app
+        self._decode = decode
+        self._owners: OrderedDict[UUID, object] = OrderedDict()
+
+    def __call__(self, facts: EventFacts) -> UUID | None:
+        if issubclass(facts.event_class, GlobalAccount.Event):
+            return facts.entity_id
+        owner = self._owners.get(facts.entity_id, _UNKNOWN)
+        if owner is _UNKNOWN:
+            named = facts.payload.get("account_id")
+            owner = UUID(named) if isinstance(named, str) else self._account_in_first_event(facts.entity_id)
+            self._owners[facts.entity_id] = owner
+            if len(self._owners) > OWNER_CACHE_SIZE:
+                self._owners.popitem(last=False)
+        return owner if isinstance(owner, UUID) else None
+
+    def _account_in_first_event(self, entity_id: UUID) -> UUID | None:
+        first = next(iter(self.app.recorder.select_events(entity_id, lte=1)), None)
+        facts = self._decode(first) if first is not None else None
+        named = facts.payload.get("account_id") if facts is not None else None
+        return UUID(named) if isinstance(named, str) else None
+
+
 def relay_view_name(topic: str) -> str:
     """The relay's tracking is kept per topic, so a backfill to a new topic has its own position."""
     return f"relay_{topic}"
@@ -80,10 +110,10 @@ class Relay:
         """Builds a new producer when the current one keeps failing (see :meth:`run`)."""
         self._failures = 0
         self.tracking: ViewRecorder = open_view(settings, relay_view_name(self.topic))
-        self._owners: OrderedDict[UUID, object] = OrderedDict()
         self._decode = FactsDecoder(app.mapper, keep_sealed=True).decode
         """Events read straight from their JSON, personal data left sealed: it is published
         as the store holds it, and the relay holds no key."""
+        self.account_of = EventAccounts(app, self._decode)
         self._stopping = threading.Event()
 
     def position(self) -> int:
@@ -159,17 +189,20 @@ class Relay:
             return None
         decoded = [(n.id, facts) for n in notifications if (facts := self._decode(n)) is not None]
         attributes = {"messaging.destination.name": self.topic, "gam.events": len(decoded)}
+        headers_traced = tracing.kafka_headers_traced()
         with tracing.batch("gam relay batch", (facts.traceparent for _, facts in decoded), attributes):
-            futures = [self._send_one(facts, position) for position, facts in decoded]
+            futures = [self._send_one(facts, position, headers_traced) for position, facts in decoded]
         return _Sent(notifications[-1].id, len(notifications), futures, time.perf_counter())
 
-    def _send_one(self, facts: EventFacts, position: int) -> FutureRecordMetadata:
+    def _send_one(self, facts: EventFacts, position: int, headers_traced: bool) -> FutureRecordMetadata:
         """Send one record. Its ``traceparent`` header continues the trace that stored the
         event: written by the kafka-python instrumentation (its send span a child of the
-        commit's) when tracing, else the stored context as it is."""
+        commit's) when ``headers_traced``, else the stored context as it is."""
         message = message_of(facts, account_id=self.account_of(facts), position=position)
+        if facts.traceparent is None:  # nothing to continue: no context to make current
+            return self.producer.send(self.topic, key=message.key, value=message.value, headers=message.headers)
         headers = message.headers
-        if facts.traceparent is not None and not tracing.kafka_headers_traced():
+        if not headers_traced:
             headers = [*headers, ("traceparent", facts.traceparent.encode())]
         with tracing.under(facts.traceparent):
             return self.producer.send(self.topic, key=message.key, value=message.value, headers=headers)
@@ -221,28 +254,6 @@ class Relay:
     def stop(self) -> None:
         """Ask a running :meth:`run` (in another thread) to return."""
         self._stopping.set()
-
-    def account_of(self, facts: EventFacts) -> UUID | None:
-        """The account an event belongs to: from the event, or from its entity's first
-        event. Every entity names its account in its first event, which the relay
-        publishes before its others: it is remembered as it passes, so only a relay that
-        starts after an entity was created looks its first event up (one query)."""
-        if issubclass(facts.event_class, GlobalAccount.Event):
-            return facts.entity_id
-        owner = self._owners.get(facts.entity_id, _UNKNOWN)
-        if owner is _UNKNOWN:
-            named = facts.payload.get("account_id")
-            owner = UUID(named) if isinstance(named, str) else self._account_in_first_event(facts.entity_id)
-            self._owners[facts.entity_id] = owner
-            if len(self._owners) > OWNER_CACHE_SIZE:
-                self._owners.popitem(last=False)
-        return owner if isinstance(owner, UUID) else None
-
-    def _account_in_first_event(self, entity_id: UUID) -> UUID | None:
-        first = next(iter(self.app.recorder.select_events(entity_id, lte=1)), None)
-        facts = self._decode(first) if first is not None else None
-        named = facts.payload.get("account_id") if facts is not None else None
-        return UUID(named) if isinstance(named, str) else None
 
     def close(self) -> None:
         close = getattr(self.tracking, "close", None)

@@ -6,11 +6,14 @@ from __future__ import annotations
 
 import json
 from typing import Any
+from uuid import UUID, uuid4
 
 import jsonschema
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from domain.base import GamEvent
+from domain.base import GamEvent, event_id_for, event_id_text
 from domain.catalog import event_classes, personal_subjects
 from domain.deal import Deal
 from domain.stakeholder import Stakeholder
@@ -63,6 +66,35 @@ def test_every_published_message_validates_against_its_schema(published: list) -
         schema = schemas[cloud_event_type(event)]
         jsonschema.Draft202012Validator(schema, format_checker=jsonschema.FormatChecker()).validate(envelope)
         assert envelope["id"] == str(event.event_id)
+
+
+def test_each_record_is_keyed_by_its_account_and_its_headers_repeat_the_envelope(app: GamApplication) -> None:
+    """Consumers route and drop duplicates by the headers without parsing the value."""
+    decode = FactsDecoder(app.mapper, keep_sealed=True).decode
+    account_id = uuid4()
+    for notification in app.recorder.select_notifications(start=1, limit=10**6):
+        facts = decode(notification)
+        assert facts is not None
+        for account, key in ((account_id, str(account_id)), (None, str(facts.entity_id))):
+            message = message_of(facts, account_id=account, position=notification.id)
+            envelope = json.loads(message.value)
+            assert message.key == key.encode()
+            assert envelope["gamaccount"] == (None if account is None else str(account))
+            assert message.headers == [
+                ("content-type", b"application/cloudevents+json; charset=utf-8"),
+                ("ce_type", envelope["type"].encode()),
+                ("ce_id", str(event_id_for(facts.entity_id, facts.version)).encode()),
+                ("schema-version", envelope["dataschema"].rsplit(":v", 1)[1].encode()),
+                ("correlation-id", str(facts.correlation_id).encode()),
+            ]
+            assert envelope["id"] == message.headers[2][1].decode()
+            assert envelope["gamcorrelation"] == str(facts.correlation_id)
+            assert envelope["subject"] == f"{envelope['type'].split('.')[1]}/{facts.entity_id}"
+
+
+@given(st.uuids(), st.integers(min_value=1, max_value=2**63 - 1))
+def test_the_published_event_id_is_the_events_uuid5(entity_id: UUID, version: int) -> None:
+    assert event_id_text(str(entity_id), version) == str(event_id_for(entity_id, version))
 
 
 def test_a_message_that_breaks_the_schema_is_caught(published: list) -> None:  # type: ignore[type-arg]
