@@ -3,7 +3,10 @@
 The producer waits for every in-sync replica (``acks="all"``) and is idempotent
 where the broker allows it, so retries neither duplicate nor reorder a
 partition's records; where the broker refuses idempotence, one request in
-flight per connection keeps the order.
+flight per connection keeps the order. Batching (linger, batch size) and compression
+are configuration (``GAM_KAFKA_LINGER_MS``, ``GAM_KAFKA_BATCH_BYTES``,
+``GAM_KAFKA_COMPRESSION``); lz4 and zstd come with gam's dependencies (kafka-python reads
+them through the ``lz4`` and ``zstandard`` packages).
 """
 
 from __future__ import annotations
@@ -25,7 +28,9 @@ def create_producer(settings: Settings, **overrides: Any) -> KafkaProducer:
         "client_id": "gam-relay",
         "acks": "all",
         "retries": 2_147_483_647,
-        "linger_ms": 5,
+        "linger_ms": settings.kafka_linger_ms,
+        "batch_size": settings.kafka_batch_bytes,
+        "compression_type": None if settings.kafka_compression == "none" else settings.kafka_compression,
         "max_in_flight_requests_per_connection": 5 if settings.kafka_idempotence else 1,
         "enable_idempotence": settings.kafka_idempotence,
         "request_timeout_ms": 15_000,

@@ -136,6 +136,25 @@ class CrashAfterPublishing(Exception):
     """Stands in for the process dying after the broker acked but before the position was stored."""
 
 
+@pytest.mark.parametrize("compression", ["gzip", "lz4", "zstd"])
+def test_compressed_batches_reach_a_consumer_as_the_same_records(settings: Settings, compression: str) -> None:
+    """Compression is the producer's configuration; what a consumer reads is unchanged."""
+    compressed = settings.model_copy(update={"kafka_compression": compression, "kafka_batch_bytes": 4096})
+    app = GamApplication(compressed.eventsourcing_env())
+    seed_account(app, 0)
+    producer = create_producer(compressed)
+    assert producer.config["compression_type"] == compression
+    assert producer.config["batch_size"] == 4096
+    relay = Relay(app, compressed, producer)
+    total = app.recorder.max_notification_id() or 0
+    assert relay.run(until_caught_up=True) == total
+
+    records = read_topic(compressed.kafka_bootstrap_servers, relay.topic, at_least=total)
+    assert sorted(json.loads(r.value)["id"] for r in records) == sorted(all_event_ids(app))
+    assert_in_order_per_account(records)
+    producer.close()
+
+
 def test_a_crash_between_publishing_and_recording_republishes_the_same_ids(settings: Settings) -> None:
     app = GamApplication(settings.eventsourcing_env())
     seed_account(app, 0)

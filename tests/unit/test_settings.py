@@ -49,3 +49,14 @@ def test_unknown_store_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("GAM_STORE", "oracle")
     with pytest.raises(ValueError, match="store"):
         Settings()
+
+
+def test_the_producers_batching_and_compression_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GAM_KAFKA_COMPRESSION", "zstd")
+    monkeypatch.setenv("GAM_KAFKA_LINGER_MS", "20")
+    monkeypatch.setenv("GAM_KAFKA_BATCH_BYTES", "262144")
+    settings = Settings()
+    assert (settings.kafka_compression, settings.kafka_linger_ms, settings.kafka_batch_bytes) == ("zstd", 20, 262144)
+    monkeypatch.setenv("GAM_KAFKA_COMPRESSION", "snappy")  # needs a library gam does not bring
+    with pytest.raises(ValueError, match="kafka_compression"):
+        Settings()
