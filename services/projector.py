@@ -28,6 +28,7 @@ import psycopg
 from eventsourcing.persistence import InfrastructureFactory, PersistenceError, Tracking
 from eventsourcing.utils import Environment
 
+from infra.commit_notifications import CommitNotifications
 from infra.event_facts import FactsDecoder, event_class
 from infra.settings import Settings
 from infra.views_lease import RebuildLock, RebuildLockLost, ViewsLease
@@ -533,22 +534,12 @@ WAKE_SECONDS = 0.2
 """The longest a PostgreSQL follower waits for a commit's NOTIFY before it looks anyway."""
 
 
-class _Commits:
-    """Wakes a follower when a commit sends its NOTIFY (the library's recorder sends one
-    on the events table's channel with every insert)."""
-
-    def __init__(self, settings: Settings, app: GamApplication) -> None:
-        channel = getattr(app.recorder, "channel_name", None)
-        self.connection = psycopg.connect(settings.postgres_conninfo(), autocommit=True)
-        if channel:
-            self.connection.execute(psycopg.sql.SQL("LISTEN {0}").format(psycopg.sql.Identifier(channel)))
-
-    def wait(self, seconds: float) -> None:
-        for _ in self.connection.notifies(timeout=seconds, stop_after=1):
-            pass
-
-    def close(self) -> None:
-        self.connection.close()
+def commit_notifications(settings: Settings, app: GamApplication) -> CommitNotifications | None:
+    """What wakes a reader of ``app``'s log on PostgreSQL (``None`` elsewhere: poll)."""
+    channel = getattr(app.recorder, "channel_name", None)
+    if settings.store != "postgres" or not channel:
+        return None
+    return CommitNotifications(settings.postgres_conninfo(), channel)
 
 
 def _follow_while_holding_the_lease(settings: Settings, names: list[str], deadline: float | None) -> None:
@@ -556,7 +547,7 @@ def _follow_while_holding_the_lease(settings: Settings, names: list[str], deadli
 
     lease = ViewsLease(settings)
     runtime: Runtime | None = None
-    commits: _Commits | None = None
+    commits: CommitNotifications | None = None
 
     def stop_following() -> None:
         nonlocal runtime, commits
@@ -573,13 +564,15 @@ def _follow_while_holding_the_lease(settings: Settings, names: list[str], deadli
                 time.sleep(STANDBY_SECONDS)
                 continue
             try:
-                if runtime is None or commits is None:
+                if runtime is None:
                     runtime = bootstrap(settings, views=names)
-                    commits = _Commits(settings, runtime.app)
+                    commits = commit_notifications(settings, runtime.app)
                 if runtime.projector.catch_up():
                     time.sleep(LINGER_SECONDS)
-                else:
+                elif commits is not None:
                     commits.wait(WAKE_SECONDS)
+                else:
+                    time.sleep(POLL_SECONDS)
             except (PersistenceError, psycopg.Error) as error:
                 log.warning("following stopped (%s); starting again from the views' positions", error)
                 stop_following()

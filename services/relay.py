@@ -32,7 +32,7 @@ from projections.ports import ViewRecorder
 from services.app import GamApplication
 from services.envelope import message_of
 from services.observability import metrics, tracing
-from services.projector import open_view
+from services.projector import commit_notifications, open_view
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +40,10 @@ BATCH = 500
 IN_FLIGHT = 4
 """Batches sent whose acknowledgement the relay has not seen yet."""
 POLL_SECONDS = 0.05
+"""How often a relay that has published everything looks for more, where the database
+sends no notification (SQLite)."""
+WAKE_SECONDS = 0.2
+"""The longest the relay waits for a commit's NOTIFY (PostgreSQL) before it looks anyway."""
 ACK_TIMEOUT_SECONDS = 60.0
 OWNER_CACHE_SIZE = 100_000
 RETRY_SECONDS = 1.0
@@ -114,6 +118,8 @@ class Relay:
         """Events read straight from their JSON, personal data left sealed: it is published
         as the store holds it, and the relay holds no key."""
         self.account_of = EventAccounts(app, self._decode)
+        self._commits = commit_notifications(settings, app)
+        """What wakes the relay when it has published everything (a NOTIFY on PostgreSQL)."""
         self._stopping = threading.Event()
 
     def position(self) -> int:
@@ -179,7 +185,7 @@ class Relay:
             if sent is None and not in_flight:
                 if until_caught_up:
                     break
-                self._stopping.wait(POLL_SECONDS)
+                self._idle()
         return published
 
     def _send(self, start: int, limit: int) -> _Sent | None:
@@ -224,6 +230,14 @@ class Relay:
             self.tracking.insert_tracking(Tracking(self.app.name, settled.last_position))
         return count
 
+    def _idle(self) -> None:
+        """Wait for the next commit: its NOTIFY on PostgreSQL (at most :data:`WAKE_SECONDS`),
+        else a poll."""
+        if self._commits is not None:
+            self._commits.wait(WAKE_SECONDS)
+        else:
+            self._stopping.wait(POLL_SECONDS)
+
     def _failed(self, why: str) -> None:
         """Wait and retry from the stored position; a producer that failed
         ``REBUILD_AFTER_FAILURES`` times in a row is replaced by a new one. A kafka-python
@@ -256,6 +270,8 @@ class Relay:
         self._stopping.set()
 
     def close(self) -> None:
+        if self._commits is not None:
+            self._commits.close()
         close = getattr(self.tracking, "close", None)
         if close:
             close()
