@@ -38,7 +38,7 @@ from projections.account_view.projection import (
     AccountViewProjection,
     account_view_projection,
 )
-from projections.account_view.read import SECTIONS, account_view, read_account_view
+from projections.account_view.read import SECTIONS, TIMELESS, account_view, read_account_view
 from projections.account_view.stakeholders import relationship_health
 
 __all__ = [
@@ -46,6 +46,7 @@ __all__ = [
     "EVOLVE",
     "IGNORED",
     "SECTIONS",
+    "TIMELESS",
     "AccountReplayProjection",
     "AccountViewProjection",
     "account_key",

@@ -8,7 +8,7 @@ is sorted explicitly; units come in tree order (depth first, siblings by name).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Mapping
 from datetime import datetime
 from typing import Any
 from uuid import UUID
@@ -27,6 +27,13 @@ from projections.ports import Document, ViewRecorder
 
 SECTIONS = ("unit_tree", "plans", "stakeholders", "whitespace", "pipeline", "rollups", "win_rate")
 """The sections of the account view, in the order the answer lists them."""
+
+TIMELESS = frozenset({"unit_tree", "whitespace", "rollups", "win_rate"})
+"""Sections that follow from the document and the rates alone, whatever "now" is, and hold
+no one's personal data: every read of one state of the document (one ``position``)
+derives them the same, so a reader may keep them (``services.read_models``). The others
+depend on today (overdue actions and deals, who has not been contacted lately) or show
+people's names and notes, opened for each read."""
 
 
 def account_view(
@@ -55,6 +62,7 @@ def read_account_view(
     rates: ExchangeRates = PLANNING_RATES,
     sections: Collection[str] = SECTIONS,
     handed_over: bool = False,
+    known: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Everything a GAM looks at, derived from the stored document.
 
@@ -67,10 +75,13 @@ def read_account_view(
 
     The answer shares parts with the document, so the document is copied first,
     unless the caller ``handed_over`` one nobody else holds (a read fresh from the
-    view's storage: the copy was a tenth of the read)."""
+    view's storage: the copy was a tenth of the read). Sections the caller already
+    derived from this same state of the document (``known``, :data:`TIMELESS` ones) are
+    taken as they are."""
     if now.utcoffset() is None:
         msg = "now must be timezone-aware"
         raise ValueError(msg)
+    known = known or {}
     if not handed_over:
         document = deep_copy(document)
     units: dict[str, Document] = UnitsOfOneRead(document["units"])
@@ -94,5 +105,5 @@ def read_account_view(
         "account": dict(document["account"]),
         "position": document.get("position"),
         "as_of": format_time(now),
-        **{name: derive[name]() for name in SECTIONS if name in sections},
+        **{name: known[name] if name in known else derive[name]() for name in SECTIONS if name in sections},
     }

@@ -39,7 +39,8 @@ def test_a_commit_wakes_a_waiting_reader_and_a_dropped_connection_is_opened_agai
 
     with psycopg.connect(postgres_settings.postgres_conninfo(), autocommit=True) as admin:
         ended = admin.execute(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE query LIKE 'LISTEN%%' AND pid <> pg_backend_pid()"
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE query LIKE 'LISTEN%%' AND pid <> pg_backend_pid()"
         ).fetchall()
     assert ended == [(True,)]
     notifications.wait(0.01)  # finds the connection gone: closes it and sleeps

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import threading
 import time
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from uuid import uuid4
@@ -15,6 +15,7 @@ import pytest
 
 from domain.values import Money
 from infra.settings import Settings
+from projections.account_view import TIMELESS
 from services import handlers as h
 from services.app import GamApplication
 from services.projector import Projector, ViewNotReady
@@ -67,3 +68,30 @@ def test_exchange_rates_from_a_file(memory_app: GamApplication, tmp_path: Path) 
     assert pipeline["rates"]["source"] == "treasury"
     assert pipeline["rates"]["used"]["USD"] == "0.5"
     assert pipeline["by_stage"]["prospecting"]["unweighted"] == "1050.00"  # 1000 EUR + 100 USD at 0.5
+
+
+def test_reads_of_an_unchanged_account_share_its_timeless_sections_and_a_change_derives_them_again(
+    memory_app: GamApplication,
+) -> None:
+    """Roll-ups, whitespace, unit tree and win rate are kept per state of the account;
+    the sections that depend on today, and a changed account's, are derived again."""
+    world = build_world(memory_app)
+    projector = Projector.in_memory(memory_app)
+    projector.catch_up()
+    reads = ReadModels(projector)
+    now = datetime.now(UTC)
+
+    first = reads.account_view(world.account, now=now).data
+    later = reads.account_view(world.account, now=now + timedelta(days=400)).data
+    assert first is not None
+    assert later is not None
+    assert all(later[name] is first[name] for name in TIMELESS)
+    assert later == ReadModels(projector).account_view(world.account, now=now + timedelta(days=400)).data
+    assert later["pipeline"] != first["pipeline"]  # the open deal is overdue 400 days on: derived for that day
+
+    h.change_deal_probability(memory_app, meta(), deal_id=world.deal, probability=90)
+    projector.catch_up()
+    changed = reads.account_view(world.account, now=now).data
+    assert changed is not None
+    assert changed["rollups"] != first["rollups"]  # the deal's weighted value, up the tree
+    assert changed == ReadModels(projector).account_view(world.account, now=now).data
