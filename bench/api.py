@@ -423,7 +423,7 @@ def http_commands(
     project_cpu = process_cpu_seconds(project.pid) if project else 0.0
     try:
         seconds, results = _in_threads([lambda ready, plan=plan: _http_client(server, plan, ready) for plan in plans])
-    except httpx.TransportError as error:
+    except (httpx.TransportError, CommandRefused) as error:  # with what the server logged about it
         raise RuntimeError(f"{error!r}: {server.describe()}") from error
     cpu = {"server": server.cpu_seconds() - server_cpu, "bench": time.process_time() - bench_cpu}
     if project:
