@@ -120,7 +120,11 @@ class SQLiteChainedRecorder(SQLiteApplicationRecorder):
         if ids:
             reads = kwargs.get("reads")
             if isinstance(reads, ReadCheck):  # an exception here rolls the transaction back
-                reads.verify(ids[0], lambda start, stop: self._select_between(c, start, stop))
+                reads.verify(
+                    ids[0],
+                    lambda start, stop: self._select_between(c, start, stop),
+                    lambda entities: self._select_first(c, entities),
+                )
             c.execute(f"SELECT link FROM {CHAIN_TABLE} ORDER BY position DESC LIMIT 1")  # noqa: S608
             row = c.fetchone()
             previous = bytes(row[0]) if row else GENESIS
@@ -137,6 +141,15 @@ class SQLiteChainedRecorder(SQLiteApplicationRecorder):
             (start, stop),
         )
         return [(int(r[0]), str(r[1]), int(r[2]), str(r[3])) for r in c.fetchall()]
+
+    def _select_first(self, c: SQLiteCursor, entities: Sequence[UUID]) -> list[StoredEvent]:
+        marks = ",".join("?" * len(entities))
+        c.execute(
+            f"SELECT originator_id, originator_version, topic, state FROM {self.events_table_name} "  # noqa: S608
+            f"WHERE originator_version = 1 AND originator_id IN ({marks})",
+            [_id(entity) for entity in entities],  # as the library stores them
+        )
+        return [StoredEvent(UUID(r[0]), int(r[1]), str(r[2]), bytes(r[3])) for r in c.fetchall()]
 
     def select_links(self, start: int, stop: int) -> dict[int, bytes]:
         with self.datastore.transaction(commit=False) as c:
@@ -189,6 +202,10 @@ class PostgresChainedRecorder(PostgresApplicationRecorder):
         self.chain_table = Composed([schema, SQL("."), Identifier(CHAIN_TABLE)])
         self._pending = threading.local()
         """The lock-wait cursor of the insert in progress on this thread."""
+        self._first_events_statement = SQL(
+            "SELECT originator_id, originator_version, topic, state FROM {0} "
+            "WHERE originator_id = ANY(%s::{1}[]) AND originator_version = 1"
+        ).format(events, id_type)
         self._store_statement = SQL(
             "SELECT * FROM {0}.{1}(%b::{2}[], %b::bigint[], %b::text[], %b::bytea[], %s, %s::{2}[], %s::bigint[])"
         ).format(schema, Identifier(STORE_FUNCTION), id_type)
@@ -261,7 +278,11 @@ class PostgresChainedRecorder(PostgresApplicationRecorder):
                         pipeline.sync()  # a uniqueness violation or a stale read raises here, not at COMMIT
                         ids, between = _answer(stored)
                         if check is not None and check.watched is not None:
-                            check.verify(ids[0], lambda start, stop: [r for r in between if start <= r[0] <= stop])
+                            check.verify(
+                                ids[0],
+                                lambda start, stop: [r for r in between if start <= r[0] <= stop],
+                                lambda entities: self._select_first(conn, entities),
+                            )
                     except Exception as error:  # raised by the caller, once the pipeline is quiet
                         failure = _as_stale_read(error)
                     if isinstance(failure, StaleRead):
@@ -311,6 +332,16 @@ class PostgresChainedRecorder(PostgresApplicationRecorder):
                 read_versions,
             ),
         )
+
+    def _select_first(self, conn: Connection[DictRow], entities: Sequence[UUID]) -> list[StoredEvent]:
+        """The first event of each entity, in the commit's transaction (a round trip more,
+        only when the read check asks: see :meth:`ReadCheck.verify`)."""
+        with conn.cursor() as curs:
+            curs.execute(self._first_events_statement, (list(entities),))
+            return [
+                StoredEvent(r["originator_id"], r["originator_version"], r["topic"], bytes(r["state"]))
+                for r in curs.fetchall()
+            ]
 
     def _report_lock_wait(self) -> None:
         waited = getattr(self._pending, "lock_wait", None)

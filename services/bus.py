@@ -26,7 +26,7 @@ from domain.commands import Command
 from domain.errors import AccountArchived, AlreadyExists, ConcurrencyConflict, DomainError, NotFound
 from domain.metadata import EventMetadata
 from domain.stakeholder import Stakeholder
-from infra.read_check import ReadCheck, StaleRead
+from infra.read_check import ReadCheck, StaleRead, Watch
 from services.app import CommandResult, GamApplication
 from services.observability import metrics, tracing
 from services.personal_data_guard import PersonalDataGuard
@@ -78,7 +78,7 @@ class Session:
         """The log position every cached read holds (None: the store gives no cache)."""
         self.committing = False
         """Set once the commit began: from then on, an error may leave the events stored."""
-        self.watched: Callable[[UUID, int, str], bool] | None = None
+        self.watched: Watch | None = None
         """Set by the personal-data guard: events stored by others meanwhile that make its check stale."""
         self.stored: tuple[int, int] | None = None
         """The log positions of the first and last event the commit stored (None: nothing stored)."""

@@ -25,10 +25,11 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Literal
 from uuid import UUID
 
+from eventsourcing.persistence import StoredEvent
 from eventsourcing.utils import get_topic
 
 from domain.account import GlobalAccount
@@ -39,6 +40,8 @@ from domain.metadata import EventMetadata
 from domain.personal_text import find_personal_data
 from domain.stakeholder import Stakeholder
 from domain.values import ERASED
+from infra.event_facts import FactsDecoder
+from infra.read_check import Watch
 
 if TYPE_CHECKING:
     from services.app import GamApplication
@@ -69,6 +72,8 @@ class KnownNames:
         """People this process is storing right now, and their account: another of its
         commits that finds them stored in between knows whose they are."""
         self._lock = threading.Lock()
+        self._decode = FactsDecoder(app.mapper, keep_sealed=True).decode
+        """A person's first event read for its account only: their personal data stays sealed."""
 
     def of_account(self, account_id: UUID, up_to: int | None) -> list[str]:
         """The names with the log read up to ``up_to`` (None: its end, one more query), reading
@@ -77,24 +82,25 @@ class KnownNames:
             self._catch_up(up_to if up_to is not None else self.app.recorder.max_notification_id() or 0)
             return list(self._names.get(account_id, {}).values())
 
-    def watcher(self, account_id: UUID) -> Callable[[UUID, int, str], bool]:
-        """Whether an event stored meanwhile makes names read now stale: a change to one of
-        the account's stakeholders, or a person identified who may be the account's (not
-        known to be another account's: a person this process stored or is storing).
-
-        Only people count: the commands of several users of one process, each in their
-        own account, would otherwise send each other back at every new plan or deal."""
+    def watcher(self, account_id: UUID) -> Watch:
+        """What makes names read now stale, for the commit's read check (:class:`_NamesWatch`)."""
         with self._lock:
             people = frozenset(self._names.get(account_id, {}))
+        return _NamesWatch(self, account_id, people)
 
-        def stale(entity: UUID, version: int, topic: str) -> bool:
-            if entity in people:
-                return True
-            if topic != self.IDENTIFIED:
-                return False
-            return self._account_of.get(entity, self._claimed.get(entity, account_id)) == account_id
+    def owner_of(self, person: UUID) -> UUID | None:
+        """The account of a person this process knows of: one it read, stored or is storing."""
+        return self._account_of.get(person, self._claimed.get(person))
 
-        return stale
+    def learn_owner(self, first: StoredEvent) -> UUID | None:
+        """The account a person's first event (``Identified``) names, remembered: a fact once stored."""
+        facts = self._decode(first)
+        named = facts.payload.get("account_id") if facts is not None else None
+        if not isinstance(named, str):
+            return None
+        person = first.originator_id if isinstance(first.originator_id, UUID) else UUID(str(first.originator_id))
+        account = self._account_of[person] = UUID(named)
+        return account
 
     @contextlib.contextmanager
     def claiming(self, people: Iterable[Stakeholder]) -> Iterator[None]:
@@ -155,6 +161,36 @@ class KnownNames:
             self._set(account, person, event.personal.name)
         elif isinstance(event, Stakeholder.PersonalDataErased):
             self._set(account, person, None)
+
+
+class _NamesWatch:
+    """Whether an event stored meanwhile makes the names a check read stale: a change to one
+    of the account's stakeholders, or a person identified in the account.
+
+    Only people count: the commands of several users of one process, each in their own
+    account, would otherwise send each other back at every new plan or deal. A person
+    another process identified is the account's or not as their first event says, which
+    the commit's read check looks up in its own transaction (:meth:`stale_given`). Counting
+    every such person as the account's sent a command back for every person identified in
+    any account meanwhile: with two API processes under load, three tries in a row met one,
+    and the caller was answered 412 for a conflict that was not."""
+
+    def __init__(self, names: KnownNames, account_id: UUID, people: frozenset[UUID]) -> None:
+        self._names = names
+        self._account_id = account_id
+        self._people = people
+
+    def __call__(self, entity: UUID, version: int, topic: str) -> bool | None:
+        if entity in self._people:
+            return True
+        if topic != KnownNames.IDENTIFIED:
+            return False
+        owner = self._names.owner_of(entity)
+        return None if owner is None else owner == self._account_id
+
+    def stale_given(self, first: StoredEvent) -> bool:
+        owner = self._names.learn_owner(first)
+        return owner is None or owner == self._account_id
 
 
 class PersonalDataGuard:

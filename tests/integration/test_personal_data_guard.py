@@ -263,8 +263,10 @@ def test_evidence_on_a_person_that_names_no_stakeholder_is_checked(world: World)
 def test_a_person_stored_in_another_account_meanwhile_sends_no_command_back(durable_settings: Settings) -> None:
     """Users of one process, each in their own account: a stakeholder one of them stores
     while another's command waits to commit leaves that command's names current (it was
-    sent back, three times over, under eight users); a person another process identifies
-    in the same account meanwhile does not."""
+    sent back, three times over, under eight users), and so does one another process
+    stores in another account (with two API processes under load, a command was sent back
+    three times and answered 412); a person another process identifies in the same account
+    meanwhile does not."""
     first, second = bootstrap(durable_settings), bootstrap(durable_settings)
     try:
         mine, theirs = a_world(first), build_org(first.app, name="Other Industries")
@@ -281,6 +283,9 @@ def test_a_person_stored_in_another_account_meanwhile_sends_no_command_back(dura
 
         waiting = decided()
         identify(first, theirs, "Olga Other")
+        waiting.commit()
+        waiting = decided()  # another process, another account: whose, the person's first event says
+        identify(second, theirs, "Otto Elsewhere")
         waiting.commit()
         waiting = decided()
         identify(second, mine.org, "Nora Neighbour")

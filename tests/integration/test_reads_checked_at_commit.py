@@ -10,13 +10,14 @@ writes, the bus asks the store nothing before a command.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from decimal import Decimal
 from typing import Any
 from uuid import UUID, uuid4
 
 import psycopg
 import pytest
+from eventsourcing.persistence import StoredEvent
 
 from domain import errors
 from domain.account import GlobalAccount
@@ -154,18 +155,61 @@ def test_the_check_passes_when_nothing_was_stored_in_between() -> None:
     def nothing_to_select(start: int, stop: int) -> list[tuple[int, UUID, int, str]]:
         raise AssertionError("no query when the position before ours is the one known")
 
-    check.verify(8, nothing_to_select)
+    check.verify(8, nothing_to_select, nothing_to_select)
     assert check.between == []
 
 
 def test_the_check_lists_what_was_stored_in_between_and_refuses_newer_versions_of_reads() -> None:
     read, other = uuid4(), uuid4()
     check = ReadCheck(known=7, versions={read: 3})
-    check.verify(10, lambda start, stop: [(8, other.hex, 5, "t"), (9, str(read), 3, "u")])
+    check.verify(10, lambda start, stop: [(8, other.hex, 5, "t"), (9, str(read), 3, "u")], no_first_events)
     assert check.between == [(8, other, "t"), (9, read, "u")]
     with pytest.raises(StaleRead) as raised:
-        ReadCheck(known=7, versions={read: 3}).verify(10, lambda start, stop: [(8, other, 5, "t"), (9, read, 4, "t")])
+        ReadCheck(known=7, versions={read: 3}).verify(
+            10, lambda start, stop: [(8, other, 5, "t"), (9, read, 4, "t")], no_first_events
+        )
     assert (raised.value.entity_id, raised.value.read_version, raised.value.stored_version) == (read, 3, 4)
+
+
+def no_first_events(entities: Sequence[UUID]) -> list[StoredEvent]:
+    raise AssertionError("no query when no verdict depends on an entity's first event")
+
+
+class WatchingPeople:
+    """A watch that leaves every identified person to their first event: stale if theirs is ``ours``."""
+
+    def __init__(self, ours: bytes) -> None:
+        self.ours = ours
+
+    def __call__(self, entity: UUID, version: int, topic: str) -> bool | None:
+        return None if topic == "identified" else False
+
+    def stale_given(self, first: StoredEvent) -> bool:
+        return first.state == self.ours
+
+
+def test_a_watch_that_needs_an_entitys_first_event_gets_it_in_one_query() -> None:
+    mine, theirs, gone, other = uuid4(), uuid4(), uuid4(), uuid4()
+    between = [(8, mine, 1, "identified"), (9, other, 4, "t"), (10, theirs, 1, "identified")]
+    firsts = {mine: StoredEvent(mine, 1, "identified", b"ours"), theirs: StoredEvent(theirs, 1, "identified", b"x")}
+    asked: list[list[UUID]] = []
+
+    def select_first(entities: Sequence[UUID]) -> list[StoredEvent]:
+        asked.append(list(entities))
+        return [firsts[e] for e in entities if e in firsts]
+
+    passing = ReadCheck(known=7, versions={}, watched=WatchingPeople(ours=b"none of these"))
+    passing.verify(11, lambda start, stop: between, select_first)
+    assert asked == [[mine, theirs]]
+    with pytest.raises(StaleRead) as raised:
+        ReadCheck(known=7, versions={}, watched=WatchingPeople(ours=b"ours")).verify(
+            11, lambda start, stop: between, select_first
+        )
+    assert (raised.value.entity_id, raised.value.read_version, raised.value.stored_version) == (mine, 0, 1)
+    with pytest.raises(StaleRead):  # no first event found: counted as stale, to be safe
+        ReadCheck(known=7, versions={}, watched=WatchingPeople(ours=b"none")).verify(
+            9, lambda start, stop: [(8, gone, 1, "identified")], select_first
+        )
 
 
 def test_an_error_during_the_commit_is_never_decided_again(app_factory: AppFactory) -> None:
