@@ -13,11 +13,15 @@ from collections.abc import Collection
 from typing import Any
 from uuid import UUID
 
+import orjson
 from eventsourcing.persistence import Transcoder
 
 from domain.values import ERASED, PersonalData
 from infra.personal_keys import PersonalKeys, open_with
 from projections.ports import Document
+
+_PERSONAL_DATA = f"{PersonalData.__module__}.{PersonalData.__qualname__}"
+"""How the transcoder names a person's data (``infra.transcodings.DataclassAsDict``)."""
 
 
 class PersonalOpener:
@@ -47,7 +51,19 @@ class PersonalOpener:
         key = self._key(subject)
         if key is None:
             return None
-        return self._transcoder.decode(open_with(key, f"{subject}/{field}", stored["sealed"]))
+        return self._read(open_with(key, f"{subject}/{field}", stored["sealed"]))
+
+    def _read(self, plaintext: bytes) -> Any:
+        """The opened value as a view shows it: free text as text, a person's data as its
+        fields' values (a view shows the name), read with orjson; anything else through
+        the transcoder. Building each person's ``PersonalData`` (and checking its fields
+        again) only to take the name was a fifth of an account view read."""
+        value = orjson.loads(plaintext)
+        if isinstance(value, str):
+            return value
+        if isinstance(value, dict) and value.get("_type_") == _PERSONAL_DATA and isinstance(value.get("_data_"), dict):
+            return value["_data_"]
+        return self._transcoder.decode(plaintext)
 
     def name(self, subject: str, personal: Document) -> dict[str, Any]:
         """A person's ``personal`` as a view shows it: ``{"name": ...}``."""

@@ -7,6 +7,8 @@ from __future__ import annotations
 import base64
 import json
 from collections.abc import Callable
+from datetime import UTC, datetime
+from decimal import Decimal
 from uuid import UUID, uuid4
 
 import pytest
@@ -14,8 +16,10 @@ from eventsourcing.persistence import Transcoder
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from domain.values import PersonalData
-from infra.personal_keys import key_id_of, seal_with
+from domain.values import ERASED as DOMAIN_ERASED
+from domain.values import Money, PersonalData
+from infra.personal_keys import MemoryKeys, key_id_of, seal_with
+from infra.sealed_reads import PersonalOpener
 from services.app import GamApplication
 from services.envelope import sealed_field
 from services.subscriber import ERASED, SEALED, KeyServiceUnavailable, SealedOpener
@@ -100,3 +104,30 @@ def test_the_erasure_event_drops_the_cached_key() -> None:
     assert opener.keys == {}
     assert opener.opened(message)["data"]["summary"] == ERASED
     assert len(asked) == 1
+
+
+@given(
+    name=st.text(min_size=1, max_size=40).filter(lambda t: t.strip() and "\x00" not in t),
+    note=st.text(max_size=200).filter(lambda t: "\x00" not in t),
+)
+@settings(max_examples=50)
+def test_a_view_read_opens_a_name_and_a_note_as_the_domain_stored_them(
+    transcoder: Transcoder, name: str, note: str
+) -> None:
+    """Names and notes are read straight from their JSON; anything else goes through the
+    transcoder; a person whose key is gone reads as erased."""
+    keys, person, gone = MemoryKeys(), uuid4(), uuid4()
+
+    def sealed(subject: UUID, field: str, value: object) -> dict[str, str]:
+        return {"sealed": keys.seal(subject, field, transcoder.encode(value)).sealed}
+
+    personal = PersonalData(name, email="someone@customer.example")
+    money = Money(Decimal("12.50"), "EUR")
+    stored = {"personal": sealed(person, "personal", personal), "note": sealed(person, "note", note),
+              "money": sealed(person, "money", money), "gone": sealed(gone, "personal", personal)}  # fmt: skip
+    keys.destroy(gone, erased_by="dpo@vendor.example", erased_at=datetime.now(UTC), legal_basis="Art. 17")
+    opener = PersonalOpener(keys, transcoder)
+    assert opener.name(str(person), stored["personal"]) == {"name": name}
+    assert opener.open(str(person), "note", stored["note"]) == note
+    assert opener.open(str(person), "money", stored["money"]) == money
+    assert opener.name(str(gone), stored["gone"]) == {"name": DOMAIN_ERASED}
