@@ -30,10 +30,10 @@ SECTIONS = ("unit_tree", "plans", "stakeholders", "whitespace", "pipeline", "rol
 
 TIMELESS = frozenset({"unit_tree", "whitespace", "rollups", "win_rate"})
 """Sections that follow from the document and the rates alone, whatever "now" is, and hold
-no one's personal data: every read of one state of the document (one ``position``)
-derives them the same, so a reader may keep them (``services.read_models``). The others
-depend on today (overdue actions and deals, who has not been contacted lately) or show
-people's names and notes, opened for each read."""
+none of the personal data the views keep sealed (the customer's people): every read of one
+state of the document derives them the same, so a reader may keep them
+(``services.read_models``). The others depend on today (overdue actions and deals, who has
+not been contacted lately) or show people's names and notes, opened for each read."""
 
 
 def account_view(

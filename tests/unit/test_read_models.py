@@ -95,3 +95,34 @@ def test_reads_of_an_unchanged_account_share_its_timeless_sections_and_a_change_
     assert changed is not None
     assert changed["rollups"] != first["rollups"]  # the deal's weighted value, up the tree
     assert changed == ReadModels(projector).account_view(world.account, now=now).data
+
+
+def test_other_content_at_the_same_position_is_derived_again(
+    memory_app: GamApplication, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What a rebuild with changed projection code writes: another document at the same
+    position. The sections kept from the generation it replaced are not served on."""
+    world = build_world(memory_app)
+    projector = Projector.in_memory(memory_app)
+    projector.catch_up()
+    reads = ReadModels(projector)
+    now = datetime.now(UTC)
+    before = reads.account_view(world.account, now=now).data
+    assert before is not None
+
+    view = projector.view("account_view")
+    stored = view.document
+    deal = str(world.deal)
+
+    def rebuilt(key: str) -> dict[str, object] | None:
+        document = stored(key)
+        if document is not None and deal in document.get("deals", {}):
+            document["deals"][deal]["probability"] = 5  # same position, other content
+        return document
+
+    monkeypatch.setattr(view, "document", rebuilt)
+    after = reads.account_view(world.account, now=now).data
+    assert after is not None
+    assert after["position"] == before["position"]
+    assert after["rollups"] != before["rollups"]
+    assert after == ReadModels(projector).account_view(world.account, now=now).data
