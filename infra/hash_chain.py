@@ -41,7 +41,7 @@ from psycopg.rows import DictRow
 from psycopg.sql import SQL, Composed, Identifier
 
 from infra.postgres_ddl import creating_tables
-from infra.read_check import ReadCheck, StaleRead
+from infra.read_check import ReadCheck, StaleRead, as_uuid
 from infra.sqlite_hygiene import secure_pool
 
 GENESIS = bytes(32)
@@ -246,7 +246,7 @@ class PostgresChainedRecorder(PostgresApplicationRecorder):
                 if not stored_events:
                     return None
                 if check is not None:
-                    check.between = [(position, _uuid(entity), topic) for position, entity, _, topic in between]
+                    check.between = [(position, as_uuid(entity), topic) for position, entity, _, topic in between]
                 self._report_lock_wait()
                 return ids
             finally:
@@ -453,10 +453,6 @@ def _answer(cursor: Cursor[DictRow]) -> tuple[list[int], Between]:
         else:
             between.append((r["stored_position"], r["stored_entity"], r["stored_version"], r["stored_topic"]))
     return ours, between
-
-
-def _uuid(entity: UUID | str) -> UUID:
-    return entity if isinstance(entity, UUID) else UUID(str(entity))
 
 
 def _id(originator_id: UUID | str) -> str:

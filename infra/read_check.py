@@ -81,7 +81,7 @@ class ReadCheck:
         self.between = []
         undecided: dict[UUID, int] = {}
         for position, originator_id, version, topic in select_between(self.known + 1, first_position - 1):
-            entity_id = originator_id if isinstance(originator_id, UUID) else UUID(str(originator_id))
+            entity_id = as_uuid(originator_id)
             self.between.append((position, entity_id, topic))
             read = self.versions.get(entity_id)
             if read is not None and version > read:
@@ -93,11 +93,12 @@ class ReadCheck:
                 if verdict is None:
                     undecided[entity_id] = version
         if undecided and self.watched is not None:
-            first = {_uuid(event.originator_id): event for event in select_first(list(undecided))}
+            first = {as_uuid(event.originator_id): event for event in select_first(list(undecided))}
             for entity_id, version in undecided.items():
                 if entity_id not in first or self.watched.stale_given(first[entity_id]):
                     raise StaleRead(entity_id, self.versions.get(entity_id, 0), version)
 
 
-def _uuid(entity: UUID | str) -> UUID:
+def as_uuid(entity: UUID | str) -> UUID:
+    """An entity id as the recorders give it (a UUID, or its text on SQLite) as a UUID."""
     return entity if isinstance(entity, UUID) else UUID(str(entity))

@@ -41,7 +41,7 @@ from domain.personal_text import find_personal_data
 from domain.stakeholder import Stakeholder
 from domain.values import ERASED
 from infra.event_facts import FactsDecoder
-from infra.read_check import Watch
+from infra.read_check import Watch, as_uuid
 
 if TYPE_CHECKING:
     from services.app import GamApplication
@@ -98,8 +98,7 @@ class KnownNames:
         named = facts.payload.get("account_id") if facts is not None else None
         if not isinstance(named, str):
             return None
-        person = first.originator_id if isinstance(first.originator_id, UUID) else UUID(str(first.originator_id))
-        account = self._account_of[person] = UUID(named)
+        account = self._account_of[as_uuid(first.originator_id)] = UUID(named)
         return account
 
     @contextlib.contextmanager
