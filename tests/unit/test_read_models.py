@@ -21,7 +21,7 @@ from services.app import GamApplication
 from services.projector import Projector, ViewNotReady
 from services.read_models import ReadModels
 from tests.support import meta
-from tests.unit.world import build_world
+from tests.unit.world import World, build_world
 
 
 def test_a_read_waits_for_the_callers_write_and_reports_the_position(memory_app: GamApplication) -> None:
@@ -70,15 +70,20 @@ def test_exchange_rates_from_a_file(memory_app: GamApplication, tmp_path: Path) 
     assert pipeline["by_stage"]["prospecting"]["unweighted"] == "1050.00"  # 1000 EUR + 100 USD at 0.5
 
 
+def caught_up(app: GamApplication) -> tuple[World, Projector, ReadModels]:
+    """A small world, every view caught up, and the reads on them."""
+    world = build_world(app)
+    projector = Projector.in_memory(app)
+    projector.catch_up()
+    return world, projector, ReadModels(projector)
+
+
 def test_reads_of_an_unchanged_account_share_its_timeless_sections_and_a_change_derives_them_again(
     memory_app: GamApplication,
 ) -> None:
     """Roll-ups, whitespace, unit tree and win rate are kept per state of the account;
     the sections that depend on today, and a changed account's, are derived again."""
-    world = build_world(memory_app)
-    projector = Projector.in_memory(memory_app)
-    projector.catch_up()
-    reads = ReadModels(projector)
+    world, projector, reads = caught_up(memory_app)
     now = datetime.now(UTC)
 
     first = reads.account_view(world.account, now=now).data
@@ -102,10 +107,7 @@ def test_other_content_at_the_same_position_is_derived_again(
 ) -> None:
     """What a rebuild with changed projection code writes: another document at the same
     position. The sections kept from the generation it replaced are not served on."""
-    world = build_world(memory_app)
-    projector = Projector.in_memory(memory_app)
-    projector.catch_up()
-    reads = ReadModels(projector)
+    world, projector, reads = caught_up(memory_app)
     now = datetime.now(UTC)
     before = reads.account_view(world.account, now=now).data
     assert before is not None
