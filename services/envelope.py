@@ -132,16 +132,11 @@ def _class_form(event_class: type[GamEvent]) -> _ClassForm:
     )
 
 
-def envelope(facts: EventFacts, *, account_id: UUID | None, position: int, event_id: str) -> dict[str, Any]:
-    """``event_id``: :func:`~domain.base.event_id_text` of the event, made once by the
-    caller (a UUIDv5, a hash), which also puts it in a header."""
-    return _envelope(facts, _class_form(facts.event_class), None if account_id is None else str(account_id),
-                     position, event_id, str(facts.correlation_id))  # fmt: skip
-
-
 def _envelope(
     facts: EventFacts, form: _ClassForm, account: str | None, position: int, event_id: str, correlation: str
 ) -> dict[str, Any]:
+    """The CloudEvents envelope, from parts :func:`message_of` made once: ``event_id``
+    (a UUIDv5, also a header), the account and the correlation id as text."""
     return {
         "specversion": SPEC_VERSION,
         "id": event_id,
