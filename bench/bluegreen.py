@@ -42,7 +42,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -201,7 +201,7 @@ def in_place_rebuild(projector: Projector, settings: Settings) -> None:
                 atomic.enter_context(projector.view(name).in_one_transaction())
         for name in PROJECTIONS:
             projector.projections[name].reset()
-        projector.catch_up()
+        replace(projector, writers=None).catch_up()  # one transaction, so on this thread alone
 
 
 LOOKUP_ROUNDS = 500

@@ -17,7 +17,7 @@ from domain.catalog import entity_type_of_class, personal_fields, subject_in
 from domain.deal import Deal
 from domain.plan import AccountPlan
 from domain.stakeholder import Stakeholder
-from projections.base import ViewProjection, as_uuid, owner_of
+from projections.base import ViewProjection, as_uuid, owner_keys, owner_of
 from projections.facts import EventFacts
 from projections.ports import AuditQuery, AuditRow, Document, ViewChange, ViewRecorder
 
@@ -94,6 +94,9 @@ def field_changes(
 class AuditTrailProjection(ViewProjection):
     view_name: ClassVar[str] = "audit_trail"
     writes_audit_rows: ClassVar[bool] = True
+
+    def keys_read(self, event: EventFacts) -> tuple[str, ...]:
+        return (*owner_keys(event), STATE_PREFIX + event.entity)
 
     def change(self, event: EventFacts, position: int) -> ViewChange:
         account_id, index = owner_of(self.view, event)

@@ -37,7 +37,7 @@ from domain.plan import AccountPlan
 from domain.stakeholder import Stakeholder
 from domain.values import ActionStatus, CascadeAnswer, PlanStatus, UnitLevel
 from projections.account_view.figures import ZERO, money_text, percent_text
-from projections.base import OWNER_PREFIX, ViewProjection, owner_of
+from projections.base import OWNER_PREFIX, ViewProjection, owner_keys, owner_of
 from projections.encoding import format_time, parse_time
 from projections.exchange_rates import PLANNING_RATES, ExchangeRates
 from projections.facts import EventFacts
@@ -298,6 +298,15 @@ class StrategyFlowProjection(ViewProjection):
             or event_class is Deal.Opened
             or event_class in DEAL_EVOLVE
         )
+
+    def keys_read(self, event: EventFacts) -> tuple[str, ...]:
+        if event.event_class in UNIT_EVOLVE:
+            return (units_key(event.entity),)
+        if event.event_class in PLAN_EVOLVE:
+            return (plan_key(event.entity),)
+        if event.event_class in DEAL_EVOLVE:
+            return owner_keys(event)
+        return ()
 
     def change(self, event: EventFacts, position: int) -> ViewChange | None:
         event_class = event.event_class

@@ -11,7 +11,7 @@ from domain.account import GlobalAccount
 from projections.account_view.checkpoints import DEFAULT_CHECKPOINT_INTERVAL, checkpoint_changes, covered_key
 from projections.account_view.evolve import account_key, evolve_document, member_index, member_key
 from projections.account_view.lists import list_rows_for
-from projections.base import ViewProjection, owner_of
+from projections.base import ViewProjection, owner_keys, owner_of, stated_account
 from projections.facts import EventFacts
 from projections.ports import Document, ViewChange
 
@@ -29,6 +29,16 @@ class AccountViewProjection(ViewProjection):
     """False for a private replay: no coverage, no checkpoints, no member index."""
     keeps_lists: ClassVar[bool] = True
     """False for a private replay: nobody pages through its lists."""
+
+    def keys_read(self, event: EventFacts) -> tuple[str, ...]:
+        """The owner index, or, when the event names its account, that account's document
+        and coverage (an entity's later events find those hot: they were kept)."""
+        account_id = stated_account(event)
+        if account_id is None:
+            return owner_keys(event)
+        if self.keeps_checkpoints:
+            return account_key(account_id), covered_key(account_id)
+        return (account_key(account_id),)
 
     def change(self, event: EventFacts, position: int) -> ViewChange:
         account_id, index = owner_of(self.view, event)
