@@ -50,6 +50,8 @@ lock_wait_observer: Callable[[float], None] | None = None
 """Told how many seconds each insert waited for the store's write lock (the service layer
 reports it as a metric; infra knows nothing of metrics)."""
 CHAIN_TABLE = "gam_event_chain"
+BEGIN = SQL("BEGIN")
+COMMIT = SQL("COMMIT")
 LOCK_WAITED = SQL("SELECT EXTRACT(EPOCH FROM clock_timestamp() - transaction_timestamp()) AS waited")
 VERIFY_BATCH = 2_000
 Between = list[tuple[int, Any, int, str]]
@@ -265,6 +267,8 @@ class PostgresChainedRecorder(PostgresApplicationRecorder):
     ) -> tuple[Exception | None, tuple[list[int], Between]]:
         """Send the transaction; the failure it met, if any (raised by the caller once the
         pipeline is quiet), and what :data:`STORE_FUNCTION` answered."""
+        if stored_events and (check is None or check.watched is None):
+            return self._store_and_commit(conn, stored, stored_events, check)
         failure: Exception | None = None
         ids: list[int] = []
         between: Between = []
@@ -293,6 +297,29 @@ class PostgresChainedRecorder(PostgresApplicationRecorder):
             # rest was skipped (PipelineAborted, which would read as the store being down).
             return failure or _as_stale_read(error), ([], [])
         return failure, (ids, between)
+
+    def _store_and_commit(
+        self,
+        conn: Connection[DictRow],
+        stored: Cursor[DictRow],
+        stored_events: Sequence[StoredEvent],
+        check: ReadCheck | None,
+    ) -> tuple[Exception | None, tuple[list[int], Between]]:
+        """BEGIN, the lock, the notification, :data:`STORE_FUNCTION` and COMMIT in one
+        pipeline: one round trip, when nothing is left to judge in Python before the commit.
+        A refusal by the function (a conflict, a stale read) skips the COMMIT queued after
+        it, and the caller rolls the transaction back. With COMMIT a round trip of its own,
+        a sequential command spent two thirds of its time waiting on PostgreSQL (the demo
+        mix at 0.63-0.76x raw ``eventsourcing`` saves)."""
+        try:
+            with conn.pipeline() as pipeline:
+                conn.execute(BEGIN)
+                self._insert_stored_events(stored, stored_events, check)
+                conn.execute(COMMIT)
+                pipeline.sync()
+                return None, _answer(stored)
+        except psycopg.Error as error:
+            return _as_stale_read(error), ([], [])
 
     def _insert_stored_events(
         self, curs: Cursor[DictRow], stored_events: Sequence[StoredEvent], check: ReadCheck | None = None, **_: Any

@@ -18,6 +18,7 @@ from uuid import UUID, uuid4
 import psycopg
 import pytest
 from eventsourcing.persistence import StoredEvent
+from psycopg.pq import TransactionStatus
 
 from domain import errors
 from domain.account import GlobalAccount
@@ -232,27 +233,26 @@ def test_an_error_during_the_commit_is_never_decided_again(app_factory: AppFacto
 
 
 @pytest.mark.postgres
-def test_a_command_is_stored_checked_and_linked_before_one_commit(
+def test_a_command_is_stored_checked_linked_and_committed_in_one_round_trip(
     postgres_settings: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Commands queue on the events table's lock: the lock, the read check, the insert and
-    the links go to PostgreSQL together, and COMMIT follows; only their answer is read in between.
-    A command with free text (the personal-data guard watches the events in between) and
-    one without take the same two round trips; a stale read is still caught (above).
-    Each pipeline sync inside a transaction is a round trip while the lock is held
-    (COMMIT's, at the end of the pipeline, is not counted)."""
+    """Commands queue on the events table's lock: the lock, the read check, the insert, the
+    links and COMMIT go to PostgreSQL together, in one round trip (one pipeline sync, after
+    which the transaction is over). A command with free text, whose personal-data guard
+    judges the events in between in Python, reads the function's answer first and sends
+    COMMIT after: two round trips. A stale read is still caught (above)."""
     runtime = bootstrap(postgres_settings)
     try:
         app = runtime.app
         org = build_org(app)
         objective = org.objective(org.hq)
-        syncs: list[int] = []
+        after_sync: list[TransactionStatus] = []
         fetched: list[int] = []
         sync, fetchall = psycopg.Pipeline.sync, psycopg.Cursor.fetchall
 
         def counted_sync(pipeline: psycopg.Pipeline) -> None:
-            syncs.append(1)
             sync(pipeline)
+            after_sync.append(pipeline._conn.info.transaction_status)
 
         def counted_fetch(cursor: psycopg.Cursor[Any]) -> list[Any]:
             fetched.append(1)
@@ -262,11 +262,11 @@ def test_a_command_is_stored_checked_and_linked_before_one_commit(
         monkeypatch.setattr(psycopg.Cursor, "fetchall", counted_fetch)
         h.cascade_objective(app, meta(), plan_id=org.plan, objective_id=objective, from_unit_id=org.hq,
                             to_unit_ids=(org.emea,))  # fmt: skip
-        assert syncs == [1]
+        assert after_sync == [TransactionStatus.IDLE]  # committed in the one sync
         assert fetched == [1]  # the function's answer: our positions, and the events in between
-        syncs.clear()
+        after_sync.clear()
         h.set_objective(app, meta(), **objective_kwargs(org, org.paris))  # a title: free text, watched
-        assert syncs == [1]
+        assert after_sync == [TransactionStatus.INTRANS]  # COMMIT follows, once the guard has judged
         monkeypatch.undo()
         assert verify_chain(app.recorder).intact
     finally:
