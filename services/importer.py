@@ -27,12 +27,13 @@ import json
 import os
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Union
 from uuid import UUID, uuid5
 
+import orjson
 from pydantic import AwareDatetime, BaseModel, Field, TypeAdapter, ValidationError
 
 from domain.commands import COMMANDS, Command
@@ -100,6 +101,8 @@ class Line:
     command: Command
     expected_version: int | None
     meta: LineMeta | None
+    checked: EventMetadata | None = None
+    """The line's own metadata, checked as it was read (placeholders where it says nothing)."""
 
 
 def read_commands(path: Path) -> Iterator[Line]:
@@ -109,14 +112,15 @@ def read_commands(path: Path) -> Iterator[Line]:
             if not text.strip():
                 continue
             try:
-                fields = json.loads(text)
+                fields = orjson.loads(text)
                 meta = LineMeta.model_validate(fields.pop("meta")) if "meta" in fields else None
                 item = _LINE.validate_python(fields)
+                checked = None
                 if meta is not None:  # the rules of metadata (no NUL, a UTC moment), before anything is stored
-                    EventMetadata(
+                    checked = EventMetadata(
                         meta.actor or "import", meta.at or datetime.now(UTC), IMPORT_NAMESPACE, None, meta.reason
                     )
-                yield Line(number, item.command(), item.expected_version, meta)
+                yield Line(number, item.command(), item.expected_version, meta, checked)
             except ValidationError as invalid:
                 first = invalid.errors()[0]
                 where = "/".join(str(p) for p in first["loc"])
@@ -233,14 +237,13 @@ def _run(bus: MessageBus, batch: list[Line], meta: EventMetadata, dry_run: Sessi
 
 def _meta_of(line: Line, batch: EventMetadata) -> EventMetadata:
     """The batch's metadata, with what the line says of its own actor, time and reason."""
-    if line.meta is None:
+    meta, own = line.meta, line.checked
+    if meta is None or own is None:
         return batch
-    try:
-        return replace(
-            batch,
-            actor=line.meta.actor or batch.actor,
-            at=line.meta.at or batch.at,
-            reason=line.meta.reason if line.meta.reason is not None else batch.reason,
-        )
-    except DomainError as refused:
-        raise ImportRefused(line.number, f"meta: {refused}") from refused
+    return EventMetadata.of_checked(
+        actor=own.actor if meta.actor else batch.actor,
+        at=own.at if meta.at else batch.at,
+        correlation_id=batch.correlation_id,
+        causation_id=batch.causation_id,
+        reason=own.reason if meta.reason is not None else batch.reason,
+    )
