@@ -15,6 +15,7 @@ calls :func:`bring_up_to_date`; ``gam rebuild`` calls :func:`rebuild_views`.
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import functools
 import logging
 import re
@@ -394,7 +395,8 @@ class Projector:
             for view_batch in batches:
                 view_batch.flush()
             return
-        flushes = [self.writers.submit(view_batch.flush) for view_batch in batches]
+        # each in a copy of this thread's context: its spans stay in the batch's trace
+        flushes = [self.writers.submit(contextvars.copy_context().run, view_batch.flush) for view_batch in batches]
         futures.wait(flushes)  # all of them, before a failure moves on to the views' positions
         for flushed in flushes:
             flushed.result()
