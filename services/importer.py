@@ -44,6 +44,8 @@ from services.bus import MessageBus, Session
 
 IMPORT_NAMESPACE = UUID("0c6f5a3e-2b7d-4e55-9a41-3f1d2c8b7e90")
 DEFAULT_BATCH = 500
+SCAN_PAGE = 5_000
+"""Events read per query while looking for a batch committed before a crash."""
 
 _ITEMS = tuple(item_model(command) for command in COMMANDS)
 _LINE: TypeAdapter[BatchItem] = TypeAdapter(Annotated[Union[_ITEMS], Field(discriminator="type")])  # noqa: UP007
@@ -157,14 +159,22 @@ def batch_correlation(digest: str, first_line: int) -> UUID:
 
 
 def _committed_since(bus: MessageBus, position: int, correlation_id: UUID) -> int | None:
-    """The log position of the last event carrying ``correlation_id`` stored after ``position``."""
+    """The log position of the last event carrying ``correlation_id`` stored after ``position``.
+
+    A new file's first batch looks through the whole log (its progress says nothing yet).
+    Only events whose stored JSON holds the id's hex are decoded to check it: decoding
+    every event of a large store through the mapper took minutes before the first line."""
     recorder, mapper, found = bus.app.recorder, bus.app.mapper, None
+    needle = correlation_id.hex.encode()
     start = position + 1
     while True:
-        notifications = recorder.select_notifications(start=start, limit=1_000)
+        notifications = recorder.select_notifications(start=start, limit=SCAN_PAGE)
         if not notifications:
             return found
         for notification in notifications:
+            state = notification.state
+            if state[:1] == b"{" and needle not in state:  # JSON as stored, without the id
+                continue
             if getattr(mapper.to_domain_event(notification), "correlation_id", None) == correlation_id:
                 found = notification.id
         start = notifications[-1].id + 1

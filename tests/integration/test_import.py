@@ -21,7 +21,14 @@ from services import demo
 from services.api.command_models import command_json
 from services.app import GamApplication
 from services.handlers import bus_for
-from services.importer import ImportRefused, batch_correlation, file_digest, import_file, progress_path
+from services.importer import (
+    ImportRefused,
+    _committed_since,
+    batch_correlation,
+    file_digest,
+    import_file,
+    progress_path,
+)
 from tests.conftest import AppFactory
 
 
@@ -193,3 +200,37 @@ def test_a_historical_line_opens_a_deal_whose_close_date_has_passed_since(
     file.write_text("".join(json.dumps(line) + "\n" for line in lines))
     import_file(bus_for(empty_app), file, actor="importer")
     assert empty_app.load(Deal, history[first_deal].command.entity_id).expected_close.isoformat() == "2026-08-31"
+
+
+def test_looking_for_a_lost_batch_decodes_only_the_events_that_name_its_correlation(
+    empty_app: GamApplication, tmp_path: Path
+) -> None:
+    """A new file's first batch looks through the whole log for a commit whose progress was
+    lost; in a large store, decoding every event for that took minutes. Only events whose
+    stored JSON holds the batch's correlation id are decoded."""
+    history = demo_history()
+    first = write_lines(tmp_path / "first.jsonl", history[:200])
+    import_file(bus_for(empty_app), first, actor="importer", batch_size=100)
+    stored_before = len(stored(empty_app))
+    second = write_lines(tmp_path / "second.jsonl", history[200:260])
+    bus = bus_for(empty_app)
+    decoded: list[int] = []
+    to_domain_event = empty_app.mapper.to_domain_event
+
+    def counted(stored_event: Any) -> Any:
+        decoded.append(1)
+        return to_domain_event(stored_event)
+
+    with mock.patch.object(empty_app.mapper, "to_domain_event", counted):
+        absent = batch_correlation(file_digest(second), 1)
+        assert _committed_since(bus, 0, absent) is None
+        assert decoded == []  # 200 commands' events looked at, none decoded
+        present = batch_correlation(file_digest(first), 101)
+        found = _committed_since(bus, 0, present)
+    carrying = [
+        n.id
+        for n in empty_app.recorder.select_notifications(1, 10_000)
+        if empty_app.mapper.to_domain_event(n).correlation_id == present
+    ]
+    assert found == carrying[-1] == stored_before  # the first file's second batch ends the log
+    assert len(decoded) == len(carrying)  # only its own events were decoded
