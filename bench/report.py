@@ -34,7 +34,8 @@ GAM_DOES = {
     "bulk_import": "`gam import`'s code path: a JSON-lines file of commands through the bus, 1,000 per transaction",
     "view_read": "`ReadModels.account_view` on the caught-up account view",
     "as_of": "`account_as_of` with the account view replayed (entities only: the `gam_entities_only` samples)",
-    "rebuild": "every view (account view, audit trail, strategy flow) from position 0; the first build is a sample "
+    "rebuild": "every view (account view, audit trail, strategy flow) from position 0 as `gam rebuild` builds them "
+    "(shared out between a process per core from 100k events on PostgreSQL); the first build is a sample "
     "(the only one for stores of 50k events or more)",
     "relay": "`services.relay.Relay` from position 0 to a new topic",
 }

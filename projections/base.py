@@ -39,6 +39,9 @@ OWNER_PREFIX = "owner:"
 class ViewProjection(Projection[ViewRecorder]):
     view_name: ClassVar[str] = "view"
     writes_audit_rows: ClassVar[bool] = False
+    rebuild_cost: ClassVar[float] = 1.0
+    """What a rebuild of this view costs, relative to the others: a rebuild shared out
+    between processes balances its groups by it (``services.parallel_rebuild``)."""
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)

@@ -56,6 +56,7 @@ from services.demo_views import (
 )
 from services.gc_freeze import freeze_start_up_objects
 from services.observability.startup import describe as describe_failure
+from services.parallel_rebuild import DEFAULT_PROCESSES
 from services.projector import CATCH_UP_BATCH, PROJECTIONS, bring_up_to_date, follow, rebuild_views
 from services.read_models import ViewResult as ReadModelsResult
 from services.transparency_cli import register as register_transparency
@@ -340,6 +341,13 @@ def rebuild(
     batch: Annotated[
         int, typer.Option(min=1, help="Events applied and committed per batch (a smaller batch holds less memory).")
     ] = CATCH_UP_BATCH,
+    processes: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            help="PostgreSQL, from 100,000 events: processes to share the views out between (one per core, at most 3).",
+        ),
+    ] = DEFAULT_PROCESSES,
 ) -> None:
     """Rebuild a view (or all) from the first event, blue/green, with a progress bar.
     A new generation of each view is built beside the live one, which keeps serving
@@ -367,6 +375,7 @@ def rebuild(
                 progress=lambda name, done, total: bar.update(tasks[name], completed=done, total=total),
                 fresh=fresh,
                 batch=batch,
+                processes=processes,
             )
             elapsed = time.perf_counter() - started
         after = projector.generations()

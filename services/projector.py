@@ -46,6 +46,7 @@ from projections.ports import AuditRow, Document, GenerationSwitched, ListKey, L
 from projections.strategy_flow import StrategyFlowProjection
 from services.app import GamApplication
 from services.observability import metrics, tracing
+from services.parallel_rebuild import rebuild_in_processes
 
 log = logging.getLogger(__name__)
 
@@ -521,6 +522,13 @@ def _behind(projector: Projector, position: int) -> tuple[str, int] | None:
     return next(((name, p) for name, p in projector.positions().items() if p < position), None)
 
 
+PARALLEL_REBUILD_EVENTS = 100_000
+"""From this many events in the log, a rebuild of several views on PostgreSQL is shared
+out between processes. Starting one costs about 1.5 s (the interpreter, gam's modules,
+its connections): at 100,000 events two processes took 6.9-7.1 s against 8.1 s for one,
+at 20,000 2.2 s against 1.5 s."""
+
+
 def rebuild_views(
     projector: Projector,
     settings: Settings,
@@ -529,12 +537,15 @@ def rebuild_views(
     *,
     fresh: bool = False,
     batch: int = CATCH_UP_BATCH,
+    processes: int = 1,
 ) -> int:
     """:meth:`Projector.rebuild` as ``gam rebuild`` runs it: one rebuild of a store at a
     time (:class:`~infra.views_lease.RebuildLock`; raise
     :class:`~infra.views_lease.RebuildRunning` if another holds it), and stop if the lock
     is lost on the way (its new generation is left unfinished, to be resumed). It does
-    not take the views lease: the follower keeps the live generation current meanwhile."""
+    not take the views lease: the follower keeps the live generation current meanwhile.
+    On PostgreSQL, from :data:`PARALLEL_REBUILD_EVENTS` events, several views are shared
+    out between up to ``processes`` processes (:mod:`services.parallel_rebuild`)."""
     lock = RebuildLock(settings)
     lock.acquire()
 
@@ -545,8 +556,14 @@ def rebuild_views(
         if progress:
             progress(name, done, total)
 
+    chosen = list(names or projector.projections)
     try:
-        return projector.rebuild(names, progress=still_holding, fresh=fresh, batch=batch)
+        events = projector.app.recorder.max_notification_id() or 0
+        if processes > 1 and len(chosen) > 1 and settings.store == "postgres" and events >= PARALLEL_REBUILD_EVENTS:
+            return rebuild_in_processes(
+                projector, settings, chosen, still_holding, fresh=fresh, batch=batch, processes=processes
+            )
+        return projector.rebuild(chosen, progress=still_holding, fresh=fresh, batch=batch)
     finally:
         lock.release()
 

@@ -22,6 +22,8 @@ MEMBER_EVENTS = (*TEAM_EVENTS, GlobalAccount.Created)
 
 class AccountViewProjection(ViewProjection):
     view_name: ClassVar[str] = "account_view"
+    rebuild_cost: ClassVar[float] = 39.0
+    """µs of CPU per event, rebuilt alone (``python -m bench.rebuild``, events/CPU-s)."""
     checkpoint_interval: ClassVar[int] = DEFAULT_CHECKPOINT_INTERVAL
     """Keep a checkpoint every this many events of an account; 0 keeps none (the
     coverage is still kept, so that checkpoints taken later know what they hold)."""

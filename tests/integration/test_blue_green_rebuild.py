@@ -11,6 +11,7 @@ generation serving, and running it again resumes the generation it left.
 from __future__ import annotations
 
 import contextlib
+import multiprocessing
 import os
 import signal
 import sqlite3
@@ -26,11 +27,13 @@ import pytest
 from eventsourcing.persistence import Tracking
 
 from infra.settings import Settings
-from infra.views_lease import RebuildLock, RebuildRunning
+from infra.views_lease import RebuildLock, RebuildLockLost, RebuildRunning
 from projections.account_view import account_key
 from projections.ports import AuditQuery, Generations, ViewChange
+from services import projector as projector_module
 from services.app import GamApplication
 from services.observability.readiness import describe, progress_source
+from services.parallel_rebuild import rebuild_group, rebuild_groups, rebuild_in_processes
 from services.projector import Projector, rebuild_views
 from tests.reliability.conftest import drop_schema, fresh_settings
 from tests.reliability.harness import Account, gam_env, small_account
@@ -213,3 +216,91 @@ def test_an_index_a_newer_gam_adds_to_the_audit_trail_is_made_on_the_live_genera
         started.close()
     finally:
         app.close()
+
+
+def test_views_are_shared_out_between_processes_by_what_they_cost() -> None:
+    projections = {name: type(projection) for name, projection in Projector.in_memory(
+        GamApplication(Settings(store="memory").eventsourcing_env())
+    ).projections.items()}  # fmt: skip
+    assert rebuild_groups(projections, 2) == [["audit_trail"], ["account_view", "strategy_flow"]]
+    assert rebuild_groups(projections, 1) == [["audit_trail", "account_view", "strategy_flow"]]
+    assert sorted(rebuild_groups(projections, 8)) == [["account_view"], ["audit_trail"], ["strategy_flow"]]
+
+
+@pytest.mark.postgres
+def test_a_rebuild_shared_out_between_processes_builds_the_same_views_and_each_takes_over(
+    pg_settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(projector_module, "PARALLEL_REBUILD_EVENTS", 10)  # a small store, shared out all the same
+    app = GamApplication(pg_settings.eventsourcing_env())
+    follower = Projector.open(app, pg_settings)
+    rebuilder = Projector.open(app, pg_settings)
+    reported: dict[str, list[tuple[int, int]]] = {}
+    try:
+        small_account(app)
+        small_account(app)
+        follower.catch_up()
+        before = {name: g.live for name, g in follower.generations().items()}
+        events = app.recorder.max_notification_id() or 0
+
+        processed = rebuild_views(
+            rebuilder,
+            pg_settings,
+            progress=lambda name, done, total: reported.setdefault(name, []).append((done, total)),
+            processes=2,
+        )
+
+        assert processed == 3 * events  # each view's events, counted as one process counts them
+        after = follower.generations()
+        assert all(after[name].live > before[name] and after[name].building is None for name in before)
+        assert multiprocessing.active_children() == []
+        assert {name: seen[-1] for name, seen in reported.items()} == dict.fromkeys(before, (events, events))
+        small_account(app)
+        follower.catch_up()  # the follower's next write moves it to the new generations
+        assert dump_views(follower) == _from_scratch(app, pg_settings)
+    finally:
+        for projector in (rebuilder, follower):
+            projector.close()
+        app.close()
+
+
+@pytest.mark.postgres
+def test_a_lost_rebuild_lock_stops_every_rebuilding_process_and_leaves_the_live_views(pg_settings: Settings) -> None:
+    app = GamApplication(pg_settings.eventsourcing_env())
+    projector = Projector.open(app, pg_settings)
+    try:
+        small_account(app)
+        projector.catch_up()
+        before, live = dump_views(projector), {name: g.live for name, g in projector.generations().items()}
+
+        def lock_lost(name: str, done: int, total: int) -> None:
+            raise RebuildLockLost("the rebuild lock's connection broke")
+
+        with pytest.raises(RebuildLockLost):
+            rebuild_in_processes(projector, pg_settings, list(live), lock_lost, batch=1, processes=2)
+        assert multiprocessing.active_children() == []  # stopped, not left building
+        assert {name: g.live for name, g in projector.generations().items()} == live
+        assert dump_views(projector) == before
+
+        rebuild_in_processes(projector, pg_settings, list(live), batch=1, processes=2)  # resumes, or starts
+        assert all(g.live > live[name] for name, g in projector.generations().items())
+        assert dump_views(projector) == before
+    finally:
+        projector.close()
+        app.close()
+
+
+def test_a_rebuilding_process_that_fails_says_why(tmp_path: Path) -> None:
+    """What a child sends back when it cannot rebuild (here: its database is not there)."""
+    unreachable = Settings(
+        store="postgres",
+        postgres_dsn=f"postgresql:///gam?host={tmp_path / 'no-such-socket'}",
+        key_store_path=tmp_path / "gam.keys",
+        postgres_connect_timeout=1,
+    )
+    receiving, sending = multiprocessing.Pipe(duplex=False)
+    with pytest.raises(Exception):  # noqa: B017, PT011 - whatever the driver raises is passed on
+        rebuild_group(unreachable, ["audit_trail"], False, 10, sending)
+    outcome, why = receiving.recv()
+    assert outcome == "failed"
+    assert "no-such-socket" in str(why)
