@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING
 
 from infra.settings import Settings
 from projections.base import ViewProjection
+from services.observability import metrics
 
 if TYPE_CHECKING:
     from services.projector import Projector
@@ -76,20 +77,21 @@ def rebuild_in_processes(
     started_live = {name: generations.live for name, generations in projector.generations().items()}
     all_open = context.Barrier(len(groups))
     try:
-        for group in groups:
-            receiving, sending = context.Pipe(duplex=False)
-            spawned = context.Process(
-                target=rebuild_group,
-                args=(settings, group, fresh, batch, sending, all_open),
-                name=f"gam rebuild {'+'.join(group)}",
-            )
-            spawned.start()
-            sending.close()
-            children.append((group, spawned, receiving))
-        while any(child.is_alive() for _, child, _ in children):
+        with metrics.rebuilding(names):  # this process's metrics; the children's are not served
+            for group in groups:
+                receiving, sending = context.Pipe(duplex=False)
+                spawned = context.Process(
+                    target=rebuild_group,
+                    args=(settings, group, fresh, batch, sending, all_open),
+                    name=f"gam rebuild {'+'.join(group)}",
+                )
+                spawned.start()
+                sending.close()
+                children.append((group, spawned, receiving))
+            while any(child.is_alive() for _, child, _ in children):
+                _report(projector, names, started_live, progress)
+                wait([child.sentinel for _, child, _ in children], timeout=REPORT_SECONDS)
             _report(projector, names, started_live, progress)
-            wait([child.sentinel for _, child, _ in children], timeout=REPORT_SECONDS)
-        _report(projector, names, started_live, progress)
     except BaseException:
         for _, child, _ in children:
             if child.is_alive():
@@ -108,7 +110,7 @@ def rebuild_in_processes(
     for name in names:
         projector.view(name).follow_live()
     if failures:
-        raise RebuildFailed("; ".join(failures) + " (the live views are as they were; rebuild again to resume)")
+        raise RebuildFailed("; ".join(failures) + " (those views are as they were: rebuild again to resume them)")
     return processed
 
 
@@ -158,13 +160,13 @@ def _report(
 ) -> None:
     """Each view's position in the generation a child is building (the log's end once
     that generation took over)."""
-    if progress is None:
-        return
     last = projector.app.recorder.max_notification_id() or 0
     generations = projector.generations()
-    for name in names:
-        now = generations[name]
-        if now.live != started_live[name]:
-            progress(name, last, last)
-        else:
-            progress(name, now.building_position or 0, last)
+    positions = {
+        name: last if generations[name].live != started_live[name] else generations[name].building_position or 0
+        for name in names
+    }
+    metrics.views_progressed(positions, last)
+    if progress is not None:
+        for name, position in positions.items():
+            progress(name, position, last)

@@ -25,6 +25,7 @@ from pathlib import Path
 
 import pytest
 from eventsourcing.persistence import Tracking
+from prometheus_client import REGISTRY
 
 from infra.settings import Settings
 from infra.views_lease import RebuildLock, RebuildLockLost, RebuildRunning
@@ -243,18 +244,21 @@ def test_a_rebuild_shared_out_between_processes_builds_the_same_views_and_each_t
         before = {name: g.live for name, g in follower.generations().items()}
         events = app.recorder.max_notification_id() or 0
 
-        processed = rebuild_views(
-            rebuilder,
-            pg_settings,
-            progress=lambda name, done, total: reported.setdefault(name, []).append((done, total)),
-            processes=2,
-        )
+        rebuilding: set[float | None] = set()
+
+        def report(name: str, done: int, total: int) -> None:
+            reported.setdefault(name, []).append((done, total))
+            rebuilding.add(REGISTRY.get_sample_value("gam_view_rebuilding", {"view": name}))
+
+        processed = rebuild_views(rebuilder, pg_settings, progress=report, processes=2)
 
         assert processed == 3 * events  # each view's events, counted as one process counts them
         after = follower.generations()
         assert all(after[name].live > before[name] and after[name].building is None for name in before)
         assert multiprocessing.active_children() == []
         assert {name: seen[-1] for name, seen in reported.items()} == dict.fromkeys(before, (events, events))
+        assert rebuilding == {1.0}  # this process's metrics say a rebuild runs, all along
+        assert {REGISTRY.get_sample_value("gam_view_catch_up_progress_ratio", {"view": n}) for n in before} == {1.0}
         small_account(app)
         follower.catch_up()  # the follower's next write moves it to the new generations
         assert dump_views(follower) == _from_scratch(app, pg_settings)
