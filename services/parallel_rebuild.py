@@ -107,8 +107,7 @@ def rebuild_in_processes(
             processed += value
         else:
             failures.append(f"{'+'.join(group)}: {value}")
-    for name in names:
-        projector.view(name).follow_live()
+    projector.follow_new_generations(names)
     if failures:
         raise RebuildFailed("; ".join(failures) + " (those views are as they were: rebuild again to resume them)")
     return processed

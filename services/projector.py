@@ -452,6 +452,13 @@ class Projector:
         self._kept.clear()
         return processed
 
+    def follow_new_generations(self, names: Iterable[str]) -> None:
+        """After a rebuild in other processes: write the generations live now, and forget
+        the documents kept from the ones they replaced (as :meth:`rebuild` does)."""
+        self._kept.clear()
+        for name in names:
+            self.view(name).follow_live()
+
     def generations(self) -> dict[str, ViewGenerations]:
         """Each view's live generation and, while a rebuild builds one (or left one
         unfinished), that generation and its position."""
