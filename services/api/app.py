@@ -25,6 +25,7 @@ from projections.ports import ViewRecorder
 from services.api import compliance, problems
 from services.api.auth import Verifier
 from services.api.body_limit import BodySizeLimit
+from services.api.flat_routes import include_flat
 from services.api.routes import batches, commands, lists, personal_keys, queries, transparency
 from services.bootstrap import Runtime, bootstrap
 from services.gc_freeze import freeze_start_up_objects
@@ -157,7 +158,7 @@ def create_app(settings: Settings | None = None, *, server_process: bool = False
         transparency.router,
         personal_keys.router,
     ):
-        api.include_router(router)
+        include_flat(api, router)
 
     @api.get("/healthz", tags=["operations"])
     def healthz() -> dict[str, str]:

@@ -1,0 +1,78 @@
+"""The API's routes sit in the app's own route table (``services.api.flat_routes``):
+the same operations, documented the same way, guarded the same way as routers
+included by FastAPI, without its per-request layer of included routers."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi import APIRouter, FastAPI
+from fastapi.routing import APIRoute
+from fastapi.testclient import TestClient
+from starlette.routing import Mount
+
+from infra.settings import Settings
+from services.api import app as api_app
+from services.api.app import create_app
+from services.api.flat_routes import include_flat
+from tests.api_support import ADMIN, SECRET
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return Settings(store="sqlite", sqlite_path=tmp_path / "gam.db", jwt_secret=SECRET)
+
+
+def test_the_api_documents_the_same_operations_as_with_included_routers(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    flat = create_app(settings).openapi()
+    monkeypatch.setattr(api_app, "include_flat", lambda api, router: api.include_router(router))
+    included = create_app(settings).openapi()
+    assert flat == included
+    assert len(flat["paths"]) > 50
+
+
+def test_every_route_is_in_the_app_table_behind_the_request_guard(settings: Settings) -> None:
+    api = create_app(settings)
+    guard = api.router.dependencies[0].dependency
+    routes = [route for route in api.router.routes if isinstance(route, APIRoute)]
+    assert len(routes) == len(api.router.routes) - _starlette_routes(api)
+    documentation = {"/docs", "/docs/oauth2-redirect", "/redoc"}  # FastAPIOffline's, added before the guard
+    assert {route.path for route in routes if not _guarded(route, guard)} == documentation
+    with TestClient(api) as client:
+        assert client.get("/accounts/not-a-uuid", headers=ADMIN).json()["errors"][0]["path"] == "path/account_id"
+        assert client.post("/deals", json={}, headers=ADMIN).status_code == 422
+
+
+def _guarded(route: APIRoute, guard: Any) -> bool:
+    return bool(route.dependencies) and route.dependencies[0].dependency is guard
+
+
+def _starlette_routes(api: FastAPI) -> int:
+    """The documentation's own routes (plain Starlette routes, or the assets' mount)."""
+    return sum(1 for route in api.router.routes if not isinstance(route, APIRoute))
+
+
+def test_a_router_holding_anything_but_api_routes_is_refused() -> None:
+    router = APIRouter()
+    router.routes.append(Mount("/static", app=lambda scope, receive, send: None))  # type: ignore[arg-type, return-value]
+    with pytest.raises(TypeError, match="include_router"):
+        include_flat(FastAPI(), router)
+
+
+def test_app_dependency_overrides_reach_flat_routes(settings: Settings) -> None:
+    api = create_app(settings)
+    called: list[Any] = []
+
+    async def guard_seen() -> None:
+        called.append(True)
+
+    guard = api.router.dependencies[0].dependency
+    assert guard is not None
+    api.dependency_overrides[guard] = guard_seen
+    with TestClient(api) as client:
+        client.get("/accounts/00000000-0000-0000-0000-000000000000", headers=ADMIN)
+    assert called == [True]
