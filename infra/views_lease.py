@@ -28,7 +28,9 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import logging
+import math
 import os
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import IO
@@ -58,6 +60,11 @@ class ViewsLeaseLost(RuntimeError):
 
 
 CONNECT_TIMEOUT_SECONDS = 5
+WANTED_CHECK_SECONDS = 0.1
+"""How often a holder asks PostgreSQL whether another process waits for the lease. A
+follower asks between catch-ups, every few milliseconds under load, and the question
+reads ``pg_locks``: a round trip and a scan of the lock table per catch-up, for a
+rebuild that then starts at most this much later."""
 APPLICATION_NAME = "gam views lease"
 """The lease's connection shows in ``pg_stat_activity`` as this and its process id, so an
 operator can see which process writes the views: the one whose connection holds the
@@ -76,6 +83,8 @@ class ViewsLease:
         self.key = f"gam views in schema {settings.postgres_schema or 'public'}"
         self._connection: psycopg.Connection[tuple[object, ...]] | None = None
         self._holding = False
+        self._wanted = (False, -math.inf)
+        """The last answer of :meth:`wanted`, and when it was asked (monotonic seconds)."""
 
     @property
     def _held(self) -> bool:
@@ -165,13 +174,17 @@ class ViewsLease:
         a follower then stops writing and releases it (:meth:`hand_over`)."""
         if self.settings.store != "postgres" or not self._held or self._connection is None:
             return False
+        answer, asked = self._wanted
+        if time.monotonic() - asked < WANTED_CHECK_SECONDS:
+            return answer
         try:
             row = self._connection.execute(_WAITERS, {"key": self.key}).fetchone()
         except psycopg.Error as error:
             log.warning("lost the views lease: %s", error)
             self.release()
             return False
-        return bool(row and row[0])
+        self._wanted = (bool(row and row[0]), time.monotonic())
+        return self._wanted[0]
 
     def hand_over(self) -> bool:
         """Release the lease if another process waits for it; say whether it did. Call it
@@ -201,6 +214,7 @@ class ViewsLease:
         too, but only once the server has noticed, so the next holder would wait for that."""
         held, self._held = self._held, False
         connection, self._connection = self._connection, None
+        self._wanted = (False, -math.inf)
         if connection is not None:
             with contextlib.suppress(psycopg.Error):
                 if held and not connection.closed:

@@ -21,13 +21,14 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
 from psycopg import sql
 
 from infra.settings import Settings
-from infra.views_lease import ViewsLease
+from infra.views_lease import WANTED_CHECK_SECONDS, ViewsLease
 from projections.account_view import account_key
 from projections.ports import AuditQuery
 from services.app import GamApplication
@@ -148,6 +149,36 @@ def test_views_lease_waiters_are_seen_by_the_holder(settings: Settings) -> None:
     finally:
         holder.release()
         rebuilder.release()
+
+
+def test_a_holder_asks_whether_the_lease_is_wanted_at_most_every_tenth_of_a_second(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A follower asks between catch-ups, every few milliseconds under load: one look at
+    ``pg_locks`` per :data:`WANTED_CHECK_SECONDS`, not one per catch-up."""
+    holder = ViewsLease(settings)
+    try:
+        assert holder.holds()
+        connection = holder._connection
+        assert connection is not None
+        asked: list[object] = []
+        execute = connection.execute
+
+        def counted(query: Any, *args: Any, **kwargs: Any) -> Any:
+            asked.append(query)
+            return execute(query, *args, **kwargs)
+
+        monkeypatch.setattr(connection, "execute", counted)
+        started = time.monotonic()
+        answers = [holder.wanted() for _ in range(50)]
+        if time.monotonic() - started < WANTED_CHECK_SECONDS:
+            assert len(asked) == 1
+        assert answers == [False] * 50
+        time.sleep(WANTED_CHECK_SECONDS)
+        holder.wanted()
+        assert 2 <= len(asked) <= 3
+    finally:
+        holder.release()
 
 
 def test_demo_beside_a_live_follower(settings: Settings, app: GamApplication, tmp_path: Path) -> None:
