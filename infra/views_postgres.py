@@ -116,7 +116,7 @@ class PostgresViewRecorder(PostgresTrackingRecorder, ViewRecorder):
     def _hot_statements(self) -> dict[str, bytes]:
         """The statements a follower runs at every catch-up, composed once. Composing
         them anew for each call (``SQL.format``, then quoting every identifier again)
-        was a fifth of the CPU of a catch-up that found one event."""
+        cost a seventh of the CPU of a catch-up that found one event (6.4 ms)."""
         live_where = f"view = {self._live_key}"
         statements = {
             "max_tracking_id": SQL(

@@ -4,7 +4,7 @@ before FastAPI 0.137.
 Since 0.137 ``include_router`` is lazy: the app keeps each router as one entry, and
 for every request each included router matches the path against its routes, then
 matches it again to dispatch, keeping FastAPI's bookkeeping in the scope for each
-route it tries. With gam's sixty-odd routes that was about a seventh of the CPU the
+route it tries. With gam's 75 routes that was about a seventh of the CPU the
 API spent on a command (measured by driving the ASGI app in process with the demo
 mix: 3.97 -> 3.28 ms per request, medians of three). FastAPI's own issue tracker
 describes the same per-request layer (fastapi/fastapi#16159).
