@@ -33,7 +33,7 @@ from services.observability import tracing
 from services.observability.http import Guard, RateLimiter, StoreBreaker, StoreKnownDown, StoreWatch, request_guard
 from services.observability.metrics import exposition
 from services.observability.readiness import describe, observe, progress_source, verdict
-from services.projector import LINGER_SECONDS, STANDBY_SECONDS, open_view
+from services.projector import LINGER_SECONDS, STANDBY_SECONDS, WAKE_SECONDS, commit_notifications, open_view
 from services.relay import relay_view_name
 
 FOLLOW_SECONDS = 0.2
@@ -48,6 +48,9 @@ class ViewsFollower:
         self.runtime = runtime
         self.stopping = threading.Event()
         self.thread = threading.Thread(target=self._follow, name="gam-views", daemon=True)
+        self.commits = commit_notifications(runtime.settings, runtime.app)
+        """What wakes an idle follower (a commit's NOTIFY on PostgreSQL), as in ``gam project``:
+        it slept 0.2 s, so a quiet API's read with ``min_position`` waited for that sleep."""
 
     def _follow(self) -> None:
         with tracing.background():
@@ -59,13 +62,28 @@ class ViewsFollower:
             try:
                 if not lease.holds() or lease.hand_over():
                     # another process writes the views: gam project, or gam rebuild that waited for them
+                    self._stop_listening()
                     self.stopping.wait(STANDBY_SECONDS)
                 elif not projector.catch_up():
-                    self.stopping.wait(FOLLOW_SECONDS)
+                    self._idle()
                 else:
                     self.stopping.wait(LINGER_SECONDS)
             except Exception:
                 self.stopping.wait(FOLLOW_SECONDS * 5)
+
+    def _idle(self) -> None:
+        """Until the next commit (at most :data:`WAKE_SECONDS`); without notifications (SQLite),
+        :data:`FOLLOW_SECONDS`."""
+        if self.commits is not None:
+            self.commits.wait(WAKE_SECONDS)
+        else:
+            self.stopping.wait(FOLLOW_SECONDS)
+
+    def _stop_listening(self) -> None:
+        """A follower standing by reads no notifications, and PostgreSQL keeps every one for
+        each listener until it reads it (commits fail once that queue is full): unlisten."""
+        if self.commits is not None:
+            self.commits.close()
 
     def start(self) -> None:
         self.thread.start()
@@ -73,6 +91,7 @@ class ViewsFollower:
     def stop(self) -> None:
         self.stopping.set()
         self.thread.join(timeout=5)
+        self._stop_listening()
 
 
 DOCS_ASSETS = "/docs-assets"

@@ -31,7 +31,9 @@ from infra.settings import Settings
 from infra.views_lease import WANTED_CHECK_SECONDS, ViewsLease
 from projections.account_view import account_key
 from projections.ports import AuditQuery
+from services.api import app as api_app
 from services.app import GamApplication
+from services.bootstrap import bootstrap
 from services.demo import demo_id, seed_account
 from services.projector import Projector
 from tests.reliability.conftest import drop_schema, fresh_settings
@@ -179,6 +181,28 @@ def test_a_holder_asks_whether_the_lease_is_wanted_at_most_every_tenth_of_a_seco
         assert 2 <= len(asked) <= 3
     finally:
         holder.release()
+
+
+def test_an_idle_api_follower_is_woken_by_the_commit_not_by_its_poll(
+    settings: Settings, app: GamApplication, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``gam serve``'s follower waits for a commit's NOTIFY, as ``gam project`` does: with its
+    poll and its longest wait both set to a minute, a command still reaches the views."""
+    monkeypatch.setattr(api_app, "FOLLOW_SECONDS", 60)
+    monkeypatch.setattr(api_app, "WAKE_SECONDS", 60)
+    runtime = bootstrap(settings).open("projector", "lease")
+    views = api_app.ViewsFollower(runtime)
+    views.start()
+    try:
+        time.sleep(0.5)  # it found nothing and waits (listening since its first wait)
+        small_account(app, deals=1, people=1, objectives=1)
+        position = app.recorder.max_notification_id() or 0
+        assert position > 0
+        projector = runtime.projector
+        wait_for(lambda: min(projector.positions().values()) >= position, 20, "the views to reach the commit")
+    finally:
+        views.stop()
+        runtime.close()
 
 
 def test_demo_beside_a_live_follower(settings: Settings, app: GamApplication, tmp_path: Path) -> None:
