@@ -314,9 +314,7 @@ class Projector:
                 return self._catch_up(progress, batch)
             except GenerationSwitched as switched:
                 log.info("%s; following it from its position", switched)
-                self._kept.clear()
-                for name in self.projections:
-                    self.view(name).follow_live()
+                self.follow_new_generations(self.projections)
 
     def _catch_up(self, progress: Progress | None, batch: int) -> int:
         """Process every event stored after each view's position; returns events processed.
@@ -453,8 +451,9 @@ class Projector:
         return processed
 
     def follow_new_generations(self, names: Iterable[str]) -> None:
-        """After a rebuild in other processes: write the generations live now, and forget
-        the documents kept from the ones they replaced (as :meth:`rebuild` does)."""
+        """After a rebuild took over (in this process's other threads or in other
+        processes): write the generations live now, and forget the documents kept from
+        the ones they replaced."""
         self._kept.clear()
         for name in names:
             self.view(name).follow_live()
