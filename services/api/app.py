@@ -26,6 +26,7 @@ from services.api import compliance, problems
 from services.api.auth import Verifier
 from services.api.body_limit import BodySizeLimit
 from services.api.flat_routes import include_flat
+from services.api.route_plans import PlannedRoute
 from services.api.routes import batches, commands, lists, personal_keys, queries, transparency
 from services.bootstrap import Runtime, bootstrap
 from services.gc_freeze import freeze_start_up_objects
@@ -137,6 +138,7 @@ def create_app(settings: Settings | None = None, *, server_process: bool = False
         api = FastAPIOffline(**about, static_url=DOCS_ASSETS)
     else:
         api = FastAPI(**about, docs_url=None, redoc_url=None, openapi_url=None)
+    api.router.route_class = PlannedRoute  # every route added from here on (services.api.route_plans)
     problems.install(api)
     tracing.instrument_app(api)
     api.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)

@@ -30,12 +30,13 @@ under the same name (the options it was given, combined with its router's)."""
 
 def include_flat(api: FastAPI, router: APIRouter) -> None:
     """Add ``router``'s routes to ``api`` itself, in order (only :class:`APIRoute`\\s:
-    gam's routers hold nothing else)."""
+    gam's routers hold nothing else); a plain one becomes the app's route class."""
     for route in router.routes:
         if not isinstance(route, APIRoute):
             msg = f"{route!r} is not an APIRoute: include its router with include_router"
             raise TypeError(msg)
-        api.router.add_api_route(route.path, route.endpoint, route_class_override=type(route), **_options(route))
+        route_class = api.router.route_class if type(route) is APIRoute else type(route)
+        api.router.add_api_route(route.path, route.endpoint, route_class_override=route_class, **_options(route))
 
 
 def _options(route: APIRoute) -> dict[str, Any]:

@@ -17,6 +17,8 @@ from infra.settings import Settings
 from services.api import app as api_app
 from services.api.app import create_app
 from services.api.flat_routes import include_flat
+from services.api.route_plans import PlannedRoute
+from services.api.routes.commands import PATHS
 from tests.api_support import ADMIN, SECRET
 
 
@@ -72,3 +74,18 @@ def test_app_dependency_overrides_reach_flat_routes(settings: Settings) -> None:
     with TestClient(api) as client:
         client.get("/accounts/00000000-0000-0000-0000-000000000000", headers=ADMIN)
     assert called == [True]
+
+
+def test_every_command_and_view_read_is_answered_from_its_plan(settings: Settings) -> None:
+    """The hot routes skip FastAPI's per-request solver (``services.api.route_plans``): a
+    new dependency shape the plan does not cover would quietly make them slower."""
+    api = create_app(settings)
+    planned = {
+        (route.path, method)
+        for route in api.router.routes
+        if isinstance(route, PlannedRoute) and route.plan is not None
+        for method in route.methods
+    }
+    commands = {(path, "POST") for path in PATHS.values()}
+    reads = {(f"/accounts/{{account_id}}/{view}", "GET") for view in ("view", "pipeline", "stakeholder-map")}
+    assert commands | reads | {("/batches", "POST")} <= planned
