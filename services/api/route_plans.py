@@ -25,6 +25,9 @@ runs twice. A route whose shape the plan does not know (generator dependencies,
 security scopes, form bodies, an endpoint that does not return a ``Response``) keeps
 FastAPI's handler for every request.
 
+A planned route also skips FastAPI's match for a path that lacks the route's literal
+start (:meth:`PlannedRoute.matches`).
+
 FastAPI's private helpers used here are the ones its own solver uses, so a value is
 validated exactly as before; ``pyproject.toml`` pins FastAPI's minor version for it.
 """
@@ -94,17 +97,9 @@ class _Parameter:
     def of(cls, field: ModelField) -> _Parameter:
         info = field.field_info
         aliases = _get_param_aliases(field)
-        plain = (
-            isinstance(info, Param)
-            and _get_param_model(field) is None
-            and not _is_json_field(field)
-            and not field_annotation_is_sequence(info.annotation)
-            and len(aliases) == 1
-        )
-        if not plain:
+        if not isinstance(info, Param) or not _is_plain(field, len(aliases)):
             raise NotPlanned(f"parameter {field.name!r}")
         key = aliases[0][1]
-        assert isinstance(info, Param)  # for mypy: checked above
         return cls(field, key, (info.in_.value, key))
 
     def value(self, received: Mapping[str, Any], values: dict[str, Any]) -> Any:
@@ -115,6 +110,17 @@ class _Parameter:
         if errors:
             raise _Invalid
         return value
+
+
+def _is_plain(field: ModelField, aliases: int) -> bool:
+    """A single value under a single name: what the plan reads (FastAPI reads models,
+    sequences, JSON-in-a-parameter and alias choices in ways of their own)."""
+    return (
+        _get_param_model(field) is None
+        and not _is_json_field(field)
+        and not field_annotation_is_sequence(field.field_info.annotation)
+        and aliases == 1
+    )
 
 
 @dataclass(frozen=True)
