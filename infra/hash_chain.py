@@ -296,6 +296,8 @@ class PostgresChainedRecorder(PostgresApplicationRecorder):
             # sending the next statement, and the pipeline's end then reports only that the
             # rest was skipped (PipelineAborted, which would read as the store being down).
             return failure or _as_stale_read(error), ([], [])
+        except Rollback:  # the connection was lost: psycopg lets it out, with nothing committed
+            return failure, ([], [])
         return failure, (ids, between)
 
     def _store_and_commit(
