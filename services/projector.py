@@ -624,6 +624,26 @@ def commit_notifications(settings: Settings, app: GamApplication) -> CommitNotif
     return CommitNotifications(settings.postgres_conninfo(), channel)
 
 
+def follow_step(
+    projector: Projector,
+    commits: CommitNotifications | None,
+    pause: Callable[[float], object],
+    *,
+    poll_seconds: float = POLL_SECONDS,
+    wake_seconds: float = WAKE_SECONDS,
+) -> None:
+    """One turn of a follower that holds the views lease (``gam project``'s, and the API's
+    own): catch up; after events, linger :data:`LINGER_SECONDS` for more to arrive; else
+    wait for the next commit's NOTIFY (at most ``wake_seconds``) or, without notifications,
+    ``poll_seconds``. ``pause`` is how the caller sleeps (a stop event's ``wait`` ends early)."""
+    if projector.catch_up():
+        pause(LINGER_SECONDS)
+    elif commits is not None:
+        commits.wait(wake_seconds)
+    else:
+        pause(poll_seconds)
+
+
 def _follow_while_holding_the_lease(settings: Settings, names: list[str], deadline: float | None) -> None:
     from services.bootstrap import Runtime, bootstrap  # the composition root builds on this module
 
@@ -649,12 +669,7 @@ def _follow_while_holding_the_lease(settings: Settings, names: list[str], deadli
                 if runtime is None:
                     runtime = bootstrap(settings, views=names)
                     commits = commit_notifications(settings, runtime.app)
-                if runtime.projector.catch_up():
-                    time.sleep(LINGER_SECONDS)
-                elif commits is not None:
-                    commits.wait(WAKE_SECONDS)
-                else:
-                    time.sleep(POLL_SECONDS)
+                follow_step(runtime.projector, commits, time.sleep)
             except (PersistenceError, psycopg.Error) as error:
                 log.warning("following stopped (%s); starting again from the views' positions", error)
                 stop_following()

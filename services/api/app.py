@@ -34,7 +34,7 @@ from services.observability import tracing
 from services.observability.http import Guard, RateLimiter, StoreBreaker, StoreKnownDown, StoreWatch, request_guard
 from services.observability.metrics import exposition
 from services.observability.readiness import describe, observe, progress_source, verdict
-from services.projector import LINGER_SECONDS, STANDBY_SECONDS, WAKE_SECONDS, commit_notifications, open_view
+from services.projector import STANDBY_SECONDS, WAKE_SECONDS, commit_notifications, follow_step, open_view
 from services.relay import relay_view_name
 
 FOLLOW_SECONDS = 0.2
@@ -65,20 +65,11 @@ class ViewsFollower:
                     # another process writes the views: gam project, or gam rebuild that waited for them
                     self._stop_listening()
                     self.stopping.wait(STANDBY_SECONDS)
-                elif not projector.catch_up():
-                    self._idle()
-                else:
-                    self.stopping.wait(LINGER_SECONDS)
+                else:  # without notifications (SQLite) it polls every FOLLOW_SECONDS
+                    wait = self.stopping.wait
+                    follow_step(projector, self.commits, wait, poll_seconds=FOLLOW_SECONDS, wake_seconds=WAKE_SECONDS)
             except Exception:
                 self.stopping.wait(FOLLOW_SECONDS * 5)
-
-    def _idle(self) -> None:
-        """Until the next commit (at most :data:`WAKE_SECONDS`); without notifications (SQLite),
-        :data:`FOLLOW_SECONDS`."""
-        if self.commits is not None:
-            self.commits.wait(WAKE_SECONDS)
-        else:
-            self.stopping.wait(FOLLOW_SECONDS)
 
     def _stop_listening(self) -> None:
         """A follower standing by reads no notifications, and PostgreSQL keeps every one for
