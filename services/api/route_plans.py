@@ -128,7 +128,7 @@ class _Solver:
     """One dependant (the endpoint or a dependency): its parameters by source, the
     dependencies it needs, and how it is called."""
 
-    call: Callable[..., Any] | None
+    call: Callable[..., Any]
     name: str | None
     is_coroutine: bool
     use_cache: bool
@@ -200,9 +200,9 @@ class _Solver:
             if dependency.use_cache and dependency.cache_key in cache:
                 solved = cache[dependency.cache_key]
             elif dependency.is_coroutine:
-                solved = await dependency.call(**arguments)  # type: ignore[misc]
+                solved = await dependency.call(**arguments)
             else:
-                solved = await run_in_threadpool(dependency.call, **arguments)  # type: ignore[arg-type]
+                solved = await run_in_threadpool(dependency.call, **arguments)
             if dependency.name is not None:
                 values[dependency.name] = solved
             cache.setdefault(dependency.cache_key, solved)
