@@ -37,7 +37,7 @@ from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteCursor, SQLite
 from eventsourcing.utils import retry
 from psycopg import Connection, Cursor, Rollback
 from psycopg.pq import TransactionStatus
-from psycopg.rows import DictRow
+from psycopg.rows import DictRow, TupleRow, tuple_row
 from psycopg.sql import SQL, Composed, Identifier
 
 from infra.postgres_ddl import creating_tables
@@ -238,7 +238,7 @@ class PostgresChainedRecorder(PostgresApplicationRecorder):
         check = reads if isinstance(reads, ReadCheck) else None
         self._pending.lock_wait = None
         with self.datastore.get_connection() as conn:
-            stored = conn.cursor()
+            stored = conn.cursor(row_factory=tuple_row)  # a row per event stored: no dict for each
             try:
                 failure, (ids, between) = self._store(conn, stored, stored_events, check, **kwargs)
                 if failure is not None:
@@ -260,7 +260,7 @@ class PostgresChainedRecorder(PostgresApplicationRecorder):
     def _store(
         self,
         conn: Connection[DictRow],
-        stored: Cursor[DictRow],
+        stored: Cursor[TupleRow],
         stored_events: Sequence[StoredEvent],
         check: ReadCheck | None,
         **kwargs: Any,
@@ -303,7 +303,7 @@ class PostgresChainedRecorder(PostgresApplicationRecorder):
     def _store_and_commit(
         self,
         conn: Connection[DictRow],
-        stored: Cursor[DictRow],
+        stored: Cursor[TupleRow],
         stored_events: Sequence[StoredEvent],
         check: ReadCheck | None,
     ) -> tuple[Exception | None, tuple[list[int], Between]]:
@@ -324,7 +324,7 @@ class PostgresChainedRecorder(PostgresApplicationRecorder):
             return _as_stale_read(error), ([], [])
 
     def _insert_stored_events(
-        self, curs: Cursor[DictRow], stored_events: Sequence[StoredEvent], check: ReadCheck | None = None, **_: Any
+        self, curs: Cursor[Any], stored_events: Sequence[StoredEvent], check: ReadCheck | None = None, **_: Any
     ) -> None:
         """The library's lock and notification, then :data:`STORE_FUNCTION` with the rows as
         four arrays in binary (the library's array of a composite type goes through
@@ -472,15 +472,15 @@ def _as_stale_read(error: Exception) -> Exception:
     return StaleRead(UUID(entity), int(read), int(stored))
 
 
-def _answer(cursor: Cursor[DictRow]) -> tuple[list[int], Between]:
+def _answer(cursor: Cursor[TupleRow]) -> tuple[list[int], Between]:
     """What :data:`STORE_FUNCTION` answered: our positions, in order, and the events stored in between."""
     ours: list[int] = []
     between: Between = []
-    for r in cursor.fetchall():
-        if r["ours"]:
-            ours.append(r["stored_position"])
+    for is_ours, position, entity, version, topic in cursor.fetchall():
+        if is_ours:
+            ours.append(position)
         else:
-            between.append((r["stored_position"], r["stored_entity"], r["stored_version"], r["stored_topic"]))
+            between.append((position, entity, version, topic))
     return ours, between
 
 
