@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import threading
 from collections import Counter
+from collections.abc import Iterable, Sequence
 from contextlib import suppress
 from copy import deepcopy
 from dataclasses import dataclass
@@ -20,7 +21,7 @@ from typing import Any, ClassVar, TypeVar, cast
 from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError, Application, LRUCache, ProcessingEvent
-from eventsourcing.persistence import IntegrityError, JSONTranscoder, Mapper
+from eventsourcing.persistence import IntegrityError, JSONTranscoder, Mapper, StoredEvent
 from eventsourcing.utils import get_topic
 
 from domain.account import GlobalAccount
@@ -47,6 +48,18 @@ CACHE_TAIL_LIMIT = 10_000
 ERASURE_TOPIC = get_topic(Stakeholder.PersonalDataErased)
 """Seen among others' events, the cache is cleared: the deals holding notes about the person
 read as erased from then on, yet the erasure adds no event to them."""
+
+
+@dataclass(frozen=True)
+class PreparedCommit:
+    """A unit of work's changes made ready to store (:meth:`GamApplication.prepare`)."""
+
+    aggregates: tuple[GamAggregate, ...]
+    expected: dict[UUID, int]
+    """Each aggregate's version before these changes: what a conflict is reported against."""
+    events: list[Any]
+    stored: list[StoredEvent]
+    snapshots: list[StoredEvent]
 
 
 @dataclass(frozen=True)
@@ -115,23 +128,28 @@ class GamApplication(Application[UUID]):
             truncate_wal(self.env.get("SQLITE_DBNAME", ""))
 
     def _take_snapshots(self, processing_event: ProcessingEvent[UUID]) -> None:
-        """Snapshot the aggregates just saved, as they are in memory, when a save takes
-        one past a multiple of its interval. The library instead reads each back from
-        the store at that exact version, which cost a bulk import a fifth of its time;
-        a snapshot at the save's last version serves loads just as well."""
+        """After the library's own ``save`` (tests and benchmarks call it): the snapshots due."""
+        taken = self._snapshots_due(processing_event.aggregates.values(), processing_event.events)
+        if taken and self.snapshots is not None:  # one transaction for all of them
+            self.snapshots.put(taken)
+
+    def _snapshots_due(self, aggregates: Iterable[Any], events: Sequence[Any]) -> list[Any]:
+        """Snapshots of the aggregates, as they are in memory, that ``events`` take past a
+        multiple of their interval. The library instead reads each back from the store at
+        that exact version, which cost a bulk import a fifth of its time; a snapshot at
+        the save's last version serves loads just as well."""
         if not self.snapshots or not self.snapshotting_intervals:
-            return
-        added = Counter(event.originator_id for event in processing_event.events)
+            return []
+        added = Counter(event.originator_id for event in events)
         taken = []
-        for aggregate_id, aggregate in processing_event.aggregates.items():
+        for aggregate in aggregates:
             interval = self.snapshotting_intervals.get(type(aggregate))
             version = aggregate.version
-            if interval and (version - added[aggregate_id]) // interval < version // interval:
+            if interval and (version - added[aggregate.id]) // interval < version // interval:
                 snapshot_class = getattr(type(aggregate), "Snapshot", type(self).snapshot_class)
                 assert snapshot_class is not None  # every GamAggregate has one
                 taken.append(snapshot_class.take(aggregate))
-        if taken:  # one transaction for all of them: a bulk import's batch takes one per deal
-            self.snapshots.put(taken)
+        return taken
 
     def register_transcodings(self, transcoder: JSONTranscoder) -> None:
         super().register_transcodings(transcoder)
@@ -196,6 +214,13 @@ class GamApplication(Application[UUID]):
         return self.repository.cache is not None and isinstance(
             self.recorder, SQLiteChainedRecorder | PostgresChainedRecorder
         )
+
+    @property
+    def stores_apart(self) -> bool:
+        """Whether storing events is mostly another process's work (PostgreSQL computes the
+        hash chain in the server): then this interpreter is free to decide meanwhile. SQLite
+        stores them in this process, holding the interpreter."""
+        return isinstance(self.recorder, PostgresChainedRecorder) and self.checks_reads_at_commit
 
     def start_reading(self, *, trust_cache: bool) -> int | None:
         """Begin a unit of work's reads: the log position the cache is known to hold
@@ -278,28 +303,50 @@ class GamApplication(Application[UUID]):
     def commit(self, primary: GamAggregate, *others: GamAggregate, reads: ReadCheck | None = None) -> CommandResult:
         """Store the pending events of every given aggregate in one transaction; with
         ``reads``, only if what the unit of work read is still current (else
-        :class:`~infra.read_check.StaleRead`, nothing stored)."""
+        :class:`~infra.read_check.StaleRead`, nothing stored). The trace context of the
+        commit goes with its events (:func:`_carry_trace`)."""
+        events = len(primary.pending_events) + sum(len(other.pending_events) for other in others)
+        with tracing.span("gam commit", {"gam.events": events}):
+            return self.store(self.prepare(primary, *others), reads)
+
+    def prepare(self, primary: GamAggregate, *others: GamAggregate) -> PreparedCommit:
+        """The Python half of a commit: the aggregates' pending events taken from them and
+        encoded as the store keeps them (personal data sealed), with the snapshots they
+        bring due. :meth:`store` is the database's half, which a bulk import runs in a
+        thread of its own while it decides its next batch (:meth:`Session.hand_over`)."""
         aggregates = (primary, *others)
         expected = {a.id: a.version - len(a.pending_events) for a in aggregates}
-        pending = [event for a in aggregates for event in a.pending_events]
+        events = [event for aggregate in aggregates for event in aggregate.collect_events()]
+        _carry_trace(events)
         try:
-            with tracing.span("gam commit", {"gam.events": len(pending)}), metrics.commit_timed(len(pending)):
-                _carry_trace(pending)
-                recordings = self.save(*aggregates, reads=reads) if reads is not None else self.save(*aggregates)
+            stored = [self.mapper.to_stored_event(event) for event in events]
+            snapshots = [self.mapper.to_stored_event(taken) for taken in self._snapshots_due(aggregates, events)]
+        except KeyErased as erased:
+            raise SubjectErased(str(erased)) from None
+        return PreparedCommit(aggregates, expected, events, stored, snapshots)
+
+    def store(self, prepared: PreparedCommit, reads: ReadCheck | None = None) -> CommandResult:
+        """Store what :meth:`prepare` made ready, in one transaction (see :meth:`commit`);
+        then its snapshots."""
+        aggregates = prepared.aggregates
+        primary = aggregates[0]
+        try:
+            with metrics.commit_timed(len(prepared.events)):
+                extra = {"reads": reads} if reads is not None else {}
+                positions = list(self.recorder.insert_events(prepared.stored, **extra) or [])
         except IntegrityError:
             for aggregate in aggregates:
                 self._evict(aggregate.id)
-            stored_at = self._position_if_already_stored(pending)
+            stored_at = self._position_if_already_stored(prepared.events)
             if stored_at is None:
-                raise self._conflict(aggregates, expected) from None
+                raise self._conflict(aggregates, prepared.expected) from None
             return CommandResult(primary.id, primary.version, stored_at)
-        except KeyErased as erased:
-            raise SubjectErased(str(erased)) from None
         except StaleRead:
             for aggregate in aggregates:
                 self._evict(aggregate.id)
             raise
-        positions = [r.notification.id for r in recordings]
+        if prepared.snapshots and self.snapshots is not None:
+            self.snapshots.recorder.insert_events(prepared.snapshots)
         if positions:
             self._remember(aggregates, min(positions), max(positions), reads)
         return CommandResult(primary.id, primary.version, max(positions, default=0))

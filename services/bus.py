@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Callable, Mapping, Sequence
+from copy import deepcopy
 from dataclasses import dataclass, fields
 from enum import Enum
 from typing import Any, Protocol, TypeVar
@@ -27,7 +28,7 @@ from domain.errors import AccountArchived, AlreadyExists, ConcurrencyConflict, D
 from domain.metadata import EventMetadata
 from domain.stakeholder import Stakeholder
 from infra.read_check import ReadCheck, StaleRead, Watch
-from services.app import CommandResult, GamApplication
+from services.app import CommandResult, GamApplication, PreparedCommit
 from services.observability import metrics, tracing
 from services.personal_data_guard import PersonalDataGuard
 
@@ -82,6 +83,14 @@ class Session:
         """Set by the personal-data guard: events stored by others meanwhile that make its check stale."""
         self.stored: tuple[int, int] | None = None
         """The log positions of the first and last event the commit stored (None: nothing stored)."""
+        self._touched: set[UUID] = set()
+        """The aggregates this unit of work's own decisions loaded or created."""
+        self._handed_over: list[GamAggregate] | None = None
+        """What :meth:`commit` stores once :meth:`hand_over` was called: the changes decided before it."""
+        self._predecessor: Session | None = None
+        """The unit of work this one continues from, stored (or not) before this one commits."""
+        self._prepared: PreparedCommit | None = None
+        """Its changes encoded for the store as they were handed over (:meth:`GamApplication.prepare`)."""
 
     def load(self, kind: type[A], entity_id: UUID) -> A:
         aggregate = self._loaded.get(entity_id)
@@ -91,6 +100,7 @@ class Session:
             self._keep(aggregate)
         if not isinstance(aggregate, kind):
             raise NotFound(kind.entity_type, entity_id)
+        self._touched.add(entity_id)
         return aggregate
 
     def add(self, aggregate: GamAggregate) -> None:
@@ -106,26 +116,84 @@ class Session:
     def _keep(self, aggregate: GamAggregate) -> None:
         self._loaded[aggregate.id] = aggregate
         self._order.append(aggregate)
+        self._touched.add(aggregate.id)
+
+    def hand_over(self) -> Session:
+        """The next unit of work, to be decided while this one is being stored: a bulk
+        import decides its next batch while PostgreSQL stores the last one.
+
+        This one's changes are prepared here (encoded, snapshots taken: the Python half of
+        its commit, :meth:`GamApplication.prepare`), so that its :meth:`commit`, in
+        another thread, is only the database's half and leaves this interpreter to the
+        next one. The next one starts from copies of every aggregate this one's decisions
+        loaded or created, as decided (their events not yet stored), so it neither reads
+        them at the versions before this one nor shares an object the commit is storing.
+        The next one's commit must come after this one's, and is refused if that failed
+        (:meth:`_continue`)."""
+        if self._handed_over is not None:
+            raise RuntimeError("a unit of work is handed over once")
+        self._handed_over = self.changed()
+        if self._handed_over:
+            self._prepared = self.app.prepare(*self._handed_over)
+        successor = Session(self.app, trust_cache=True)  # its reads are checked at its commit
+        successor._predecessor = self
+        for entity_id in self._touched:
+            copy = deepcopy(self._loaded[entity_id])  # GamAggregate.__deepcopy__: containers copied, values shared
+            copy.pending_events.clear()  # the copy's own list: they are this unit of work's to store
+            successor._loaded[entity_id] = copy
+            successor._read_versions[entity_id] = copy.version
+            successor._order.append(copy)
+        return successor
+
+    def begin(self) -> None:
+        """A unit of work handed over reads from here on: the position the cache holds now,
+        not when it was handed over, for the one before it may have been stored since."""
+        self.known = self.app.start_reading(trust_cache=True)
+
+    def _continue(self) -> None:
+        """Before committing a unit of work handed over by another: that one must be stored.
+
+        What this one read from the store it read as far as its :attr:`known` position;
+        the aggregates the other one stored it holds as the other decided them. So when
+        nobody else wrote between ``known`` and the other's events, it read the log as it
+        stands after them, and its read check starts there: otherwise the other's events
+        would be checked as if someone else had written them."""
+        predecessor = self._predecessor
+        if predecessor is None:
+            return
+        if predecessor._handed_over and predecessor.stored is None:
+            raise RuntimeError("the unit of work this one continues from was not stored")
+        if self.known is not None and predecessor.stored is not None:
+            first, last = predecessor.stored
+            if self.known >= first - 1:
+                self.known = max(self.known, last)
+        self._predecessor = None  # the chain of units of work is not kept alive
 
     def loaded(self, kind: type[A]) -> list[A]:
         """The aggregates of ``kind`` this unit of work holds, with its changes so far."""
         return [aggregate for aggregate in self._order if isinstance(aggregate, kind)]
 
     def changed(self) -> list[GamAggregate]:
+        if self._handed_over is not None:
+            return self._handed_over
         return [aggregate for aggregate in self._order if aggregate.pending_events]
 
     def commit(self) -> int:
         """Store every pending event in one transaction; the log position of the last."""
+        self._continue()
         changed = self.changed()
         if not changed:
             return self.app.recorder.max_notification_id() or 0
         self.committing = True
-        events = sum(len(aggregate.pending_events) for aggregate in changed)
-        if self.known is None or not self.app.checks_reads_at_commit:
-            last = self.app.commit(*changed).position
-        else:
+        reads = None
+        if self.known is not None and self.app.checks_reads_at_commit:
             reads = ReadCheck(self.known, dict(self._read_versions), watched=self.watched)
-            last = self.app.commit(*changed, reads=reads).position
+        if self._prepared is not None:
+            events = len(self._prepared.events)
+            last = self.app.store(self._prepared, reads).position
+        else:
+            events = sum(len(aggregate.pending_events) for aggregate in changed)
+            last = (self.app.commit(*changed, reads=reads) if reads else self.app.commit(*changed)).position
         self.stored = (last - events + 1, last)
         return last
 
@@ -345,6 +413,10 @@ class MessageBus:
         if "session" in accepted:
             arguments["session"] = session
         return arguments
+
+    def works_after_commit(self, command: Command) -> bool:
+        """Whether :meth:`after_commit` does anything for ``command``."""
+        return self.handlings[type(command)].after_commit is not None
 
     def after_commit(self, command: Command, meta: EventMetadata) -> None:
         """What a command does once its events are stored (erasure destroys the key)."""

@@ -6,24 +6,37 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from unittest import mock
+from uuid import UUID, uuid4
 
 import pytest
 
-from domain.commands import Command, IdentifyStakeholder, OpenDeal
+from domain.commands import (
+    AddUnit,
+    ChangeDealProbability,
+    Command,
+    IdentifyStakeholder,
+    MoveDealStage,
+    OpenDeal,
+    RenameUnit,
+)
 from domain.deal import Deal
+from domain.errors import ConcurrencyConflict
 from domain.metadata import EventMetadata
 from infra.hash_chain import verify_chain
+from infra.settings import Settings
 from services import demo
 from services.api.command_models import command_json
 from services.app import GamApplication
+from services.bootstrap import bootstrap
 from services.handlers import bus_for
 from services.importer import (
     ImportRefused,
     _committed_since,
+    _Storing,
     batch_correlation,
     file_digest,
     import_file,
@@ -234,3 +247,91 @@ def test_looking_for_a_lost_batch_decodes_only_the_events_that_name_its_correlat
     ]
     assert found == carrying[-1] == stored_before  # the first file's second batch ends the log
     assert len(decoded) == len(carrying)  # only its own events were decoded
+
+
+def meta_of(actor: str) -> EventMetadata:
+    return EventMetadata(actor=actor, at=datetime.now(UTC), correlation_id=uuid4())
+
+
+@pytest.mark.parametrize("overlap", [True, False], ids=["overlapping", "one after the other"])
+def test_storing_each_batch_while_deciding_the_next_stores_what_one_after_the_other_does(
+    empty_app: GamApplication, tmp_path: Path, overlap: bool
+) -> None:
+    """On PostgreSQL a batch is stored by a thread of its own while the next one is decided
+    from copies of what the first decided; on SQLite one after the other. Either way, the
+    log is the one an in-memory store gets, batch by batch, and snapshots are due where
+    they were."""
+    file = write_lines(tmp_path / "demo.jsonl", demo_history())
+    summary = import_file(bus_for(empty_app), file, actor="importer", batch_size=50, overlap=overlap)
+    reference = bootstrap(Settings(store="memory"))
+    try:
+        again = write_lines(tmp_path / "again.jsonl", demo_history())  # a progress file of its own
+        import_file(bus_for(reference.app), again, actor="importer", batch_size=50, overlap=False)
+        assert stored(empty_app) == stored(reference.app)
+        assert summary.batches == 12
+        for entity in {entity for entity, _, _ in stored(empty_app)}:
+            ours, theirs = empty_app.repository.get(UUID(entity)), reference.app.repository.get(UUID(entity))
+            assert (type(ours), ours.version) == (type(theirs), theirs.version)
+    finally:
+        reference.close()
+    chain = verify_chain(empty_app.recorder)
+    assert (chain.intact, chain.checked) == (True, 580)
+    assert empty_app.snapshots is not None
+    account = next(UUID(entity) for entity, version, _ in stored(empty_app) if version > 50)
+    assert list(empty_app.snapshots.get(account)), "a snapshot is taken where the versions pass a multiple of 50"
+
+
+def test_a_batch_decided_on_what_another_process_changed_meanwhile_is_decided_again(
+    app_factory: AppFactory, tmp_path: Path
+) -> None:
+    """Another process renames a unit of the account while the second batch, which reads
+    the account, is decided on the copies handed over from the first: its commit finds the
+    read stale and it is decided again on fresh state, and so is the third batch, which was
+    decided on the second's copies. Nothing is refused, nothing applied twice."""
+    app, other = app_factory(), app_factory()
+    history = demo_history()
+    file = write_lines(tmp_path / "demo.jsonl", history)
+    account_id = history[0].command.entity_id
+    unit = next(r.command for r in history if isinstance(r.command, AddUnit))
+
+    def rename_once(done: int, _: int) -> None:
+        if done == 100:  # the first batch is stored; the second is decided, not yet sent
+            rename = RenameUnit(account_id=account_id, unit_id=unit.created_id, name="Nordics & Baltics")
+            bus_for(other).handle(rename, meta_of("other-process@vendor.example"))
+
+    decided_again = mock.patch.object(_Storing, "_decided_again", autospec=True, side_effect=_Storing._decided_again)
+    with decided_again as again:
+        summary = import_file(bus_for(app), file, actor="importer", batch_size=100, overlap=True, on_batch=rename_once)
+    assert [call.args[1][0].number for call in again.call_args_list] == [101, 201]  # the second and third batches
+    assert (summary.applied, summary.batches) == (579, 6)
+    log = stored(app)
+    assert len(log) == 581
+    assert len({(entity, version) for entity, version, _ in log}) == 581
+    assert verify_chain(app.recorder).intact
+
+
+def test_a_batch_that_writes_what_another_process_wrote_meanwhile_stops_the_import_where_it_can_resume(
+    app_factory: AppFactory, tmp_path: Path
+) -> None:
+    """A write-write conflict is the other process's change winning: the import stops at
+    that batch, the batches before it recorded, and a re-run resumes there on fresh state."""
+    app, other = app_factory(), app_factory()
+    history = demo_history()
+    file = write_lines(tmp_path / "demo.jsonl", history)
+    opened = {r.command.entity_id for r in history[:500] if isinstance(r.command, OpenDeal)}
+    deal = next(
+        r.command.deal_id for r in history[500:] if isinstance(r.command, MoveDealStage) and r.command.deal_id in opened
+    )  # opened before the sixth batch, moved in it
+
+    def change_once(done: int, _: int) -> None:
+        if done == 500:  # the sixth batch is decided on the fifth's copies, not yet sent
+            change = ChangeDealProbability(deal_id=deal, probability=35)
+            bus_for(other).handle(change, meta_of("other@vendor.example"))
+
+    with pytest.raises(ConcurrencyConflict):
+        import_file(bus_for(app), file, actor="importer", batch_size=100, overlap=True, on_batch=change_once)
+    assert json.loads(progress_path(file).read_text())["lines_done"] == 500
+    assert len(stored(app)) == 502  # five batches (the onboarding stores two events) and the other's change
+    resumed = import_file(bus_for(app), file, actor="importer", batch_size=100, overlap=True)
+    assert (resumed.applied, resumed.skipped) == (79, 500)
+    assert len(stored(app)) == 581
