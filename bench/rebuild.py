@@ -1,6 +1,6 @@
 """Rebuild benchmark: the three views built again from the first event, on SQLite
-and on PostgreSQL, each view alone and all three together (on PostgreSQL also shared out
-between a process per core, as ``gam rebuild`` does from 100,000 events).
+and on PostgreSQL, each view alone and all three together (also shared out between a
+process per core, as ``gam rebuild`` does from 100,000 events).
 
     python -m bench.rebuild [--events N] [--accounts A] [--repeats R] [--stores sqlite,postgres] [--quick]
 
@@ -94,7 +94,7 @@ def measure_store(
         *((name, functools.partial(projector.rebuild, [name])) for name in PROJECTIONS),
         (ALL, functools.partial(projector.rebuild, list(PROJECTIONS))),
     ]
-    if settings.store == "postgres":  # gam rebuild's default there, from PARALLEL_REBUILD_EVENTS
+    if settings.store != "memory":  # gam rebuild's default, from PARALLEL_REBUILD_EVENTS
         shared_out = functools.partial(
             rebuild_in_processes,
             projector,

@@ -345,7 +345,7 @@ def rebuild(
         int,
         typer.Option(
             min=1,
-            help="PostgreSQL, from 100,000 events: processes to share the views out between (one per core, at most 3).",
+            help="From 100,000 events: processes to share the views out between (one per core, at most 3).",
         ),
     ] = DEFAULT_PROCESSES,
 ) -> None:

@@ -1,7 +1,9 @@
-"""A blue/green rebuild of several views on PostgreSQL, shared out between processes.
+"""A blue/green rebuild of several views, shared out between processes.
 
 One process rebuilding the three views is bound by its one interpreter: about 12,000
-events a second of its CPU, with PostgreSQL's own work mostly waited for. The views do
+events a second of its CPU, with PostgreSQL's own work mostly waited for. On SQLite the
+processes take turns at the file's one write lock, which each holds only to write a
+batch (at most once a second). The views do
 not depend on one another, so each group of views is rebuilt by a process of its own
 (``Projector.rebuild`` there, exactly as ``gam rebuild`` runs it alone: a new generation
 per view, built beside the live one, taking over when it has caught up). The groups are

@@ -228,14 +228,14 @@ def test_views_are_shared_out_between_processes_by_what_they_cost() -> None:
     assert sorted(rebuild_groups(projections, 8)) == [["account_view"], ["audit_trail"], ["strategy_flow"]]
 
 
-@pytest.mark.postgres
 def test_a_rebuild_shared_out_between_processes_builds_the_same_views_and_each_takes_over(
-    pg_settings: Settings, monkeypatch: pytest.MonkeyPatch
+    durable_settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """On PostgreSQL, and on SQLite, where the processes take turns at the file's write lock."""
     monkeypatch.setattr(projector_module, "PARALLEL_REBUILD_EVENTS", 10)  # a small store, shared out all the same
-    app = GamApplication(pg_settings.eventsourcing_env())
-    follower = Projector.open(app, pg_settings)
-    rebuilder = Projector.open(app, pg_settings)
+    app = GamApplication(durable_settings.eventsourcing_env())
+    follower = Projector.open(app, durable_settings)
+    rebuilder = Projector.open(app, durable_settings)
     reported: dict[str, list[tuple[int, int]]] = {}
     try:
         small_account(app)
@@ -250,7 +250,7 @@ def test_a_rebuild_shared_out_between_processes_builds_the_same_views_and_each_t
             reported.setdefault(name, []).append((done, total))
             rebuilding.add(REGISTRY.get_sample_value("gam_view_rebuilding", {"view": name}))
 
-        processed = rebuild_views(rebuilder, pg_settings, progress=report, processes=2)
+        processed = rebuild_views(rebuilder, durable_settings, progress=report, processes=2)
 
         assert processed == 3 * events  # each view's events, counted as one process counts them
         after = follower.generations()
@@ -261,7 +261,7 @@ def test_a_rebuild_shared_out_between_processes_builds_the_same_views_and_each_t
         assert {REGISTRY.get_sample_value("gam_view_catch_up_progress_ratio", {"view": n}) for n in before} == {1.0}
         small_account(app)
         follower.catch_up()  # the follower's next write moves it to the new generations
-        assert dump_views(follower) == _from_scratch(app, pg_settings)
+        assert dump_views(follower) == _from_scratch(app, durable_settings)
     finally:
         for projector in (rebuilder, follower):
             projector.close()
