@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
 import threading
 import time
 import uuid
@@ -107,7 +108,12 @@ def test_gam_project_on_postgresql_stops_cleanly_on_ctrl_c(settings: Settings, t
     time.sleep(0.5)
     assert projector.process is not None
     projector.process.send_signal(signal.SIGINT)
-    assert projector.process.wait(timeout=30) == 0, projector.tail()
+    try:
+        code = projector.process.wait(timeout=30)
+    except subprocess.TimeoutExpired:  # what it was doing, rather than only that it hung
+        projector.process.kill()
+        pytest.fail(f"gam project was still running 30 s after Ctrl-C:\n{projector.tail()}")
+    assert code == 0, projector.tail()
     assert "stopped" in projector.tail(5)
     assert "Traceback" not in projector.log.read_text()
 
