@@ -18,6 +18,7 @@ from domain.commands import (
     AddUnit,
     ChangeDealProbability,
     Command,
+    ErasePersonalData,
     IdentifyStakeholder,
     MoveDealStage,
     OpenDeal,
@@ -26,6 +27,7 @@ from domain.commands import (
 from domain.deal import Deal
 from domain.errors import ConcurrencyConflict
 from domain.metadata import EventMetadata
+from domain.stakeholder import Stakeholder
 from infra.hash_chain import verify_chain
 from infra.settings import Settings
 from services import demo
@@ -335,3 +337,34 @@ def test_a_batch_that_writes_what_another_process_wrote_meanwhile_stops_the_impo
     resumed = import_file(bus_for(app), file, actor="importer", batch_size=100, overlap=True)
     assert (resumed.applied, resumed.skipped) == (79, 500)
     assert len(stored(app)) == 581
+
+
+def test_an_erasure_in_an_overlapping_import_is_stored_and_its_key_destroyed_before_the_next_batch(
+    empty_app: GamApplication, tmp_path: Path
+) -> None:
+    """The erasure's batch is finished (stored, then the person's key destroyed) before the
+    next batch is decided, and that one is decided from the store, not from copies."""
+    history = demo_history()
+    at, person = next(
+        (at, person) for at in range(450, 560) for person in _left_alone_after(history, at)
+    )  # a person no command names after that line, erased in the fifth batch
+    erase = ErasePersonalData(stakeholder_id=person, legal_basis="GDPR Art. 17 request #4711")
+    history.insert(at, Recorded(erase, history[at - 1].at, "dpo@vendor.example"))
+    file = write_lines(tmp_path / "erasing.jsonl", history)
+
+    summary = import_file(bus_for(empty_app), file, actor="importer", batch_size=100, overlap=True)
+
+    assert (summary.applied, summary.batches) == (580, 6)
+    assert empty_app.personal_keys.key(person, create=False) is None
+    assert empty_app.load(Stakeholder, person).erased
+    assert verify_chain(empty_app.recorder).intact
+
+
+def _left_alone_after(history: list[Recorded], line: int) -> list[UUID]:
+    """The people identified before ``line`` whom no later command names."""
+    later = json.dumps([command_json(r.command) for r in history[line:]])
+    return [
+        r.command.entity_id
+        for r in history[:line]
+        if isinstance(r.command, IdentifyStakeholder) and str(r.command.entity_id) not in later
+    ]

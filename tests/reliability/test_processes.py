@@ -5,6 +5,7 @@ them at a time writes the views, and ``gam project`` stops cleanly on Ctrl-C."""
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import threading
@@ -97,6 +98,14 @@ def test_api_projector_and_relay_together_stay_well_inside_postgresql_default_co
     assert opened < DEFAULT_MAX_CONNECTIONS - 3 - 20  # room for a migration, a psql, a second API
 
 
+def _stacks(pid: int) -> str:
+    """Every thread's stack of a live process, where py-spy is installed."""
+    spy = shutil.which("py-spy")
+    if spy is None:
+        return "(install py-spy to see where it stood)"
+    return subprocess.run([spy, "dump", "--pid", str(pid)], capture_output=True, text=True, timeout=30).stdout
+
+
 def test_gam_project_on_postgresql_stops_cleanly_on_ctrl_c(settings: Settings, tmp_path: Path) -> None:
     """It used to end with a traceback (``Not already entered subscription context manager``)."""
     app = GamApplication(settings.eventsourcing_env())
@@ -111,8 +120,9 @@ def test_gam_project_on_postgresql_stops_cleanly_on_ctrl_c(settings: Settings, t
     try:
         code = projector.process.wait(timeout=30)
     except subprocess.TimeoutExpired:  # what it was doing, rather than only that it hung
+        stacks = _stacks(projector.pid)
         projector.process.kill()
-        pytest.fail(f"gam project was still running 30 s after Ctrl-C:\n{projector.tail()}")
+        pytest.fail(f"gam project was still running 30 s after Ctrl-C:\n{projector.tail()}\n{stacks}")
     assert code == 0, projector.tail()
     assert "stopped" in projector.tail(5)
     assert "Traceback" not in projector.log.read_text()

@@ -11,7 +11,7 @@ from fastapi.testclient import TestClient
 
 from infra.settings import Settings
 from services.api.app import create_app
-from services.gc_freeze import freeze_start_up_objects
+from services.gc_freeze import freeze_start_up_objects, kept_out_of_collections
 
 
 @pytest.fixture
@@ -41,3 +41,25 @@ def test_the_api_server_freezes_once_it_is_up_and_the_app_alone_does_not(unfroze
     with TestClient(create_app(Settings(store="memory"), server_process=True)) as client:
         assert client.get("/healthz").status_code == 200
         assert gc.get_freeze_count() > 10_000, "modules, classes and the app itself"
+
+
+def test_what_an_import_holds_is_built_with_the_collector_paused_then_frozen_until_it_is_done(unfrozen: None) -> None:
+    seen: list[bool] = []
+
+    def build() -> list[list[int]]:
+        seen.append(gc.isenabled())
+        return [[index] for index in range(1000)]
+
+    with kept_out_of_collections(build) as lines:
+        assert seen == [False]
+        assert gc.isenabled()
+        assert gc.get_freeze_count() >= len(lines)
+    assert gc.get_freeze_count() == 0  # released with the rest when the block ends
+
+
+def test_a_process_that_froze_its_start_up_is_not_unfrozen_by_an_import(unfrozen: None) -> None:
+    gc.freeze()
+    frozen = gc.get_freeze_count()
+    with kept_out_of_collections(lambda: [[index] for index in range(1000)]):
+        assert gc.get_freeze_count() == frozen
+    assert gc.get_freeze_count() == frozen
