@@ -8,6 +8,7 @@ session). Each test gets its own schema, so tests never see each other's events.
 from __future__ import annotations
 
 import os
+import signal
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -27,6 +28,25 @@ for _size in ("COLUMNS", "LINES"):
     os.environ.pop(_size, None)
 
 AppFactory = Callable[..., GamApplication]
+
+
+@pytest.fixture(autouse=True)
+def ctrl_c_reaches_gam_processes() -> Iterator[None]:
+    """The processes these tests start take Ctrl-C as from an operator's shell.
+
+    A shell starts a background job (``pytest … &``, a CI runner's) with SIGINT ignored,
+    and a process started with it ignored keeps ignoring it: Python then installs no
+    ``KeyboardInterrupt`` handler, and ``gam project`` followed on through the SIGINT of
+    the Ctrl-C test. The processes started while Python's handler is in place here are
+    started with SIGINT at its default."""
+    if signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:
+        yield
+        return
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 @pytest.fixture(scope="session")

@@ -99,11 +99,17 @@ def test_api_projector_and_relay_together_stay_well_inside_postgresql_default_co
 
 
 def _stacks(pid: int) -> str:
-    """Every thread's stack of a live process, where py-spy is installed."""
+    """How a live process takes signals (its ``Sig*`` masks: SIGINT is bit 2) and every
+    thread's stack, where py-spy is installed."""
+    status = Path(f"/proc/{pid}/status")
+    masks = [line for line in status.read_text().splitlines() if line.startswith("Sig")] if status.exists() else []
+    handler, blocked = signal.getsignal(signal.SIGINT), signal.pthread_sigmask(signal.SIG_BLOCK, [])
+    ours = f"this test process: SIGINT handler {handler!r}, blocked {blocked}"
     spy = shutil.which("py-spy")
     if spy is None:
-        return "(install py-spy to see where it stood)"
-    return subprocess.run([spy, "dump", "--pid", str(pid)], capture_output=True, text=True, timeout=30).stdout
+        return "\n".join([*masks, ours, "(install py-spy to see where it stood)"])
+    dump = subprocess.run([spy, "dump", "--pid", str(pid)], capture_output=True, text=True, timeout=30).stdout
+    return "\n".join([*masks, ours, dump])
 
 
 def test_gam_project_on_postgresql_stops_cleanly_on_ctrl_c(settings: Settings, tmp_path: Path) -> None:
