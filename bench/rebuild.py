@@ -39,7 +39,7 @@ from infra.settings import Settings
 from projections.ports import AuditQuery
 from services.app import GamApplication
 from services.parallel_rebuild import DEFAULT_PROCESSES, rebuild_in_processes
-from services.projector import CATCH_UP_BATCH, PROJECTIONS, Projector
+from services.projector import CATCH_UP_BATCH, PROJECTIONS, Projector, shares_rebuilds_out
 
 SEEDED_EVENTS = 580
 """Events gam stores for one demo account."""
@@ -94,7 +94,7 @@ def measure_store(
         *((name, functools.partial(projector.rebuild, [name])) for name in PROJECTIONS),
         (ALL, functools.partial(projector.rebuild, list(PROJECTIONS))),
     ]
-    if settings.store != "memory":  # gam rebuild's default, from PARALLEL_REBUILD_EVENTS
+    if shares_rebuilds_out(settings):  # gam rebuild's default, from PARALLEL_REBUILD_EVENTS
         shared_out = functools.partial(
             rebuild_in_processes,
             projector,

@@ -266,6 +266,7 @@ class _Run:
         for batch in batches:
             _decide(self.bus, session, batch, self.meta(batch))
             self._count(batch)
+            self._report()
 
     def apply(self, batches: list[list[Line]], overlap: bool) -> None:
         with _Storing(self.bus, self.stored, overlap) as storing:
@@ -295,14 +296,12 @@ class _Run:
 
     def stored(self, batch: list[Line], position: int) -> None:
         """A batch committed at ``position``: counted and recorded."""
-        self.applied += len(batch)
-        self.batches += 1
+        self._count(batch)
         self._record(batch, position)
 
     def _count(self, batch: list[Line]) -> None:
         self.applied += len(batch)
         self.batches += 1
-        self._report()
 
     def _record(self, batch: list[Line], position: int) -> None:
         self.progress.lines_done, self.progress.position = batch[-1].number, position

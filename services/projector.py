@@ -537,6 +537,13 @@ write lock, but each writes its batch at most once a second: at 1M events two pr
 rebuilt at 28,742 events/s against 18,479-20,901 for one."""
 
 
+def shares_rebuilds_out(settings: Settings) -> bool:
+    """Whether ``gam rebuild`` shares several views out between processes on this store
+    (from :data:`PARALLEL_REBUILD_EVENTS` events): on PostgreSQL and SQLite, not in memory,
+    where a child process would not see the parent's store."""
+    return settings.store != "memory"
+
+
 def rebuild_views(
     projector: Projector,
     settings: Settings,
@@ -567,7 +574,7 @@ def rebuild_views(
     chosen = list(names or projector.projections)
     try:
         events = projector.app.recorder.max_notification_id() or 0
-        if processes > 1 and len(chosen) > 1 and settings.store != "memory" and events >= PARALLEL_REBUILD_EVENTS:
+        if processes > 1 and len(chosen) > 1 and shares_rebuilds_out(settings) and events >= PARALLEL_REBUILD_EVENTS:
             return rebuild_in_processes(
                 projector, settings, chosen, still_holding, fresh=fresh, batch=batch, processes=processes
             )
