@@ -4,6 +4,7 @@ NOTIFY of the next commit, and keeps listening across a dropped connection."""
 from __future__ import annotations
 
 import threading
+import time
 
 import psycopg
 import pytest
@@ -38,13 +39,16 @@ def test_a_commit_wakes_a_waiting_reader_and_a_dropped_connection_is_opened_agai
     assert not waiter.is_alive()
 
     with psycopg.connect(postgres_settings.postgres_conninfo(), autocommit=True) as admin:
-        ended = admin.execute(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-            "WHERE query LIKE 'LISTEN%%' AND pid <> pg_backend_pid()"
-        ).fetchall()
-    assert ended == [(True,)]
-    notifications.wait(0.01)  # finds the connection gone: closes it and sleeps
-    notifications.wait(0.01)  # opens a new one
+        listening = "SELECT pid FROM pg_stat_activity WHERE query LIKE 'LISTEN%%' AND pid <> pg_backend_pid()"
+        (dropped,) = admin.execute(listening).fetchall()
+        ended = admin.execute("SELECT pg_terminate_backend(%s)", dropped).fetchall()
+        assert ended == [(True,)]
+        # finds the connection gone (closes it and sleeps), then opens a new one; until that
+        # one LISTENs, a commit notifies nobody (a waiter that opened it after the commit waited on)
+        deadline = time.monotonic() + NEVER / 2
+        while not [row for row in admin.execute(listening).fetchall() if row != dropped]:
+            assert time.monotonic() < deadline, "no new connection LISTENs"
+            notifications.wait(0.01)
     waiter = waiting(notifications)
     seed_account(app, 1)
     waiter.join(timeout=NEVER / 2)
