@@ -24,7 +24,7 @@ from domain import errors
 from domain.account import GlobalAccount
 from domain.plan import AccountPlan
 from domain.values import Target
-from infra.hash_chain import verify_chain
+from infra.hash_chain import COMMIT_FUNCTION, verify_chain
 from infra.read_check import ReadCheck, StaleRead
 from services import handlers as h
 from services.app import GamApplication
@@ -233,40 +233,49 @@ def test_an_error_during_the_commit_is_never_decided_again(app_factory: AppFacto
 
 
 @pytest.mark.postgres
-def test_a_command_is_stored_checked_linked_and_committed_in_one_round_trip(
+def test_a_command_is_stored_checked_linked_and_committed_in_one_statement(
     postgres_settings: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Commands queue on the events table's lock: the lock, the read check, the insert, the
-    links and COMMIT go to PostgreSQL together, in one round trip (one pipeline sync, after
-    which the transaction is over). A command with free text, whose personal-data guard
-    judges the events in between in Python, reads the function's answer first and sends
-    COMMIT after: two round trips. A stale read is still caught (above)."""
+    links and the commit are one statement, sent whole once its arguments are made (a
+    pipeline sends each statement as it goes, so the lock was held while Python made the
+    next). After it the transaction is over. A command with free text, whose personal-data
+    guard judges the events in between in Python, reads the function's answer first and
+    sends COMMIT after, in a pipeline. A stale read is still caught (above)."""
     runtime = bootstrap(postgres_settings)
     try:
         app = runtime.app
         org = build_org(app)
         objective = org.objective(org.hq)
         after_sync: list[TransactionStatus] = []
-        fetched: list[int] = []
-        sync, fetchall = psycopg.Pipeline.sync, psycopg.Cursor.fetchall
+        executed: list[tuple[str, TransactionStatus]] = []
+        sync, execute = psycopg.Pipeline.sync, psycopg.Cursor.execute
 
         def counted_sync(pipeline: psycopg.Pipeline) -> None:
             sync(pipeline)
             after_sync.append(pipeline._conn.info.transaction_status)
 
-        def counted_fetch(cursor: psycopg.Cursor[Any]) -> list[Any]:
-            fetched.append(1)
-            return fetchall(cursor)
+        def counted_execute(cursor: psycopg.Cursor[Any], query: Any, *args: Any, **kwargs: Any) -> Any:
+            result = execute(cursor, query, *args, **kwargs)
+            text = query.as_string(cursor.connection) if hasattr(query, "as_string") else str(query)
+            executed.append((text, cursor.connection.info.transaction_status))
+            return result
 
         monkeypatch.setattr(psycopg.Pipeline, "sync", counted_sync)
-        monkeypatch.setattr(psycopg.Cursor, "fetchall", counted_fetch)
+        monkeypatch.setattr(psycopg.Cursor, "execute", counted_execute)
         h.cascade_objective(app, meta(), plan_id=org.plan, objective_id=objective, from_unit_id=org.hq,
                             to_unit_ids=(org.emea,))  # fmt: skip
-        assert after_sync == [TransactionStatus.IDLE]  # committed in the one sync
-        assert fetched == [1]  # the function's answer: our positions, and the events in between
+        stores = [(text, status) for text, status in executed if "gam_events" in text or "_new_events" in text]
+        assert len(stores) == 1, executed
+        text, status = stores[0]
+        assert COMMIT_FUNCTION in text
+        assert status == TransactionStatus.IDLE  # committed by the statement itself
+        assert after_sync == []  # no pipeline
         after_sync.clear()
+        executed.clear()
         h.set_objective(app, meta(), **objective_kwargs(org, org.paris))  # a title: free text, watched
         assert after_sync == [TransactionStatus.INTRANS]  # COMMIT follows, once the guard has judged
+        assert not any(COMMIT_FUNCTION in text for text, _ in executed)
         monkeypatch.undo()
         assert verify_chain(app.recorder).intact
     finally:

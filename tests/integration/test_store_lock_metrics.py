@@ -8,11 +8,15 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable
+from uuid import uuid4
 
 import psycopg
+import pytest
+from eventsourcing.persistence import StoredEvent
 from prometheus_client import REGISTRY
 
 from domain.commands import CreateAccount
+from infra.hash_chain import PostgresChainedRecorder
 from infra.settings import Settings
 from services.bootstrap import bootstrap
 from tests.support import meta
@@ -74,5 +78,31 @@ def test_the_wait_for_the_write_lock_is_measured_apart_from_the_commit(durable_s
         other.join()
         waited = sample("gam_store_write_lock_wait_seconds_sum") - total
         assert HELD_SECONDS * 0.75 <= waited <= sample("gam_commit_duration_seconds_sum") - commits
+    finally:
+        runtime.close()
+
+
+@pytest.mark.postgres
+def test_a_commit_gives_up_waiting_for_the_lock_after_the_configured_timeout(postgres_settings: Settings) -> None:
+    """The commit takes the table lock inside its one statement, with the library's
+    ``lock_timeout`` (``POSTGRES_LOCK_TIMEOUT``, in seconds; 0 waits for ever) set for it."""
+    runtime = bootstrap(postgres_settings)
+    try:
+        runtime.bus.handle(create_account(), meta())  # the tables and functions exist from here on
+        recorder = runtime.app.recorder
+        assert isinstance(recorder, PostgresChainedRecorder)
+        taken = threading.Event()
+        let_go = hold_write_lock(postgres_settings, taken)
+        event = StoredEvent(uuid4(), 1, "gam.test:Nothing", b"{}")
+        with recorder.datastore.get_connection() as conn, conn.cursor() as cursor:
+            conn.execute("SET statement_timeout = '5s'")  # if the lock's timeout were ignored
+            started = time.perf_counter()
+            with pytest.raises(psycopg.errors.LockNotAvailable):
+                cursor.execute(recorder._commit_statement, (1, [event.originator_id], [1], [event.topic],
+                                                            [event.state], None, None, None))  # fmt: skip
+            waited = time.perf_counter() - started
+            conn.execute("RESET statement_timeout")
+        let_go()
+        assert 0.9 <= waited < 3
     finally:
         runtime.close()
