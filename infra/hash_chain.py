@@ -17,9 +17,8 @@ from __future__ import annotations
 
 import hashlib
 import sqlite3
-import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
@@ -50,7 +49,6 @@ lock_wait_observer: Callable[[float], None] | None = None
 """Told how many seconds each insert waited for the store's write lock (the service layer
 reports it as a metric; infra knows nothing of metrics)."""
 CHAIN_TABLE = "gam_event_chain"
-LOCK_WAITED = SQL("SELECT EXTRACT(EPOCH FROM clock_timestamp() - transaction_timestamp()) AS waited")
 VERIFY_BATCH = 2_000
 Between = list[tuple[int, Any, int, str]]
 """(position, entity, version, topic) of events stored by others between what a unit of work knew and its own."""
@@ -182,19 +180,21 @@ class PostgresChainedRecorder(PostgresApplicationRecorder):
     Commands queue on that lock, so what counts is how long each one holds it. One
     server function (:data:`STORE_FUNCTION`, created with the tables) checks the reads,
     inserts the events, makes their links and answers the events stored in between.
-    Usually it runs inside :data:`COMMIT_FUNCTION`, which takes the lock itself, as one
-    statement committed on its own: the lock is held while PostgreSQL works, never
-    while Python does (see :meth:`_store_and_commit`). With the links and the check made here (two or three round
-    trips and the chain computed between them), a command in ``gam serve`` held the lock
-    10-11 ms (8 clients), of which PostgreSQL's statement log accounts for about 1.5 ms:
-    the rest was round trips and the holding thread waiting for the GIL between them.
+    :data:`COMMIT_FUNCTION` calls it after taking the lock itself, so the lock is taken
+    once every argument is at the server, and never held while Python works: psycopg
+    sends each statement of a pipeline as it is executed, and with the lock a statement
+    of its own before the function, the lock was held while this thread encoded the
+    function's arrays and waited for the interpreter's lock (see :meth:`_store_and_commit`).
+    Earlier still, with the links and the check made here (two or three round trips and
+    the chain computed between them), a command in ``gam serve`` held the lock 10-11 ms
+    (8 clients), of which PostgreSQL's statement log accounted for about 1.5 ms.
     The insert is inside the function, not a statement before it, so that a refused
     insert (a conflict) fails the function's own statement and nothing after it is
     skipped: the function's statement can then be prepared like any other (psycopg
     counts as prepared a statement its pipeline skipped after an error). Only a read
     check that judges the events in between with a Python function (the personal-data
-    guard's ``watched``) runs here, on what the function answered, with the lock taken
-    in the same pipeline before it and COMMIT sent after the check."""
+    guard's ``watched``) keeps the transaction open after the function: it judges what
+    the function answered, and COMMIT is sent after it."""
 
     def __init__(self, datastore: PostgresDatastore, **kwargs: Any) -> None:
         super().__init__(datastore, **kwargs)
@@ -202,15 +202,10 @@ class PostgresChainedRecorder(PostgresApplicationRecorder):
         events = Composed([schema, SQL("."), Identifier(self.events_table_name)])
         id_type = Identifier(self.datastore.originator_id_type)
         self.chain_table = Composed([schema, SQL("."), Identifier(CHAIN_TABLE)])
-        self._pending = threading.local()
-        """The lock-wait cursor of the insert in progress on this thread."""
         self._first_events_statement = SQL(
             "SELECT originator_id, originator_version, topic, state FROM {0} "
             "WHERE originator_id = ANY(%s::{1}[]) AND originator_version = 1"
         ).format(events, id_type)
-        self._store_statement = SQL(
-            "SELECT * FROM {0}.{1}(%b::{2}[], %b::bigint[], %b::text[], %b::bytea[], %s, %s::{2}[], %s::bigint[])"
-        ).format(schema, Identifier(STORE_FUNCTION), id_type)
         self._commit_statement = SQL(
             "SELECT * FROM {0}.{1}(%s, %b::{2}[], %b::bigint[], %b::text[], %b::bytea[], %s, %s::{2}[], %s::bigint[])"
         ).format(schema, Identifier(COMMIT_FUNCTION), id_type)
@@ -230,17 +225,16 @@ class PostgresChainedRecorder(PostgresApplicationRecorder):
 
     @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)
     def insert_events(self, stored_events: Sequence[StoredEvent], **kwargs: Any) -> Sequence[int] | None:
-        """The library's lock and notification, then :data:`STORE_FUNCTION` (the read check
-        if there is one, the insert, the links, the events stored in between), in one round
-        trip; then COMMIT. A failure (a stale read, a uniqueness violation) raises at the
-        first sync and the transaction is rolled back. A watching read check runs here
-        between the two (a stale read rolls back; the library's version would have
-        committed it, catching the error inside the transaction)."""
+        """:data:`COMMIT_FUNCTION`: the library's lock and notification, then
+        :data:`STORE_FUNCTION` (the read check if there is one, the insert, the links, the
+        events stored in between), committed with it. A failure (a stale read, a uniqueness
+        violation) rolls it back. A watching read check runs in the same transaction, on
+        what the function answered, before COMMIT (a stale read rolls back; the library's
+        version would have committed it, catching the error inside the transaction)."""
         if self.datastore.enable_db_functions:  # the library's stored function: no chain hook runs
             raise NotImplementedError("the hash chain needs POSTGRES_ENABLE_DB_FUNCTIONS off")
         reads = kwargs.get("reads")
         check = reads if isinstance(reads, ReadCheck) else None
-        self._pending.lock_wait = None
         with self.datastore.get_connection() as conn:
             stored = conn.cursor(row_factory=tuple_row)  # a row per event stored: no dict for each
             try:
@@ -253,13 +247,9 @@ class PostgresChainedRecorder(PostgresApplicationRecorder):
                     return None
                 if check is not None:
                     check.between = [(position, as_uuid(entity), topic) for position, entity, _, topic in between]
-                self._report_lock_wait()
                 return ids
             finally:
-                leftover, self._pending.lock_wait = self._pending.lock_wait, None  # a failed insert's
-                for cursor in (stored, leftover):
-                    if cursor is not None:
-                        cursor.close()
+                stored.close()
 
     def _store(
         self,
@@ -282,7 +272,7 @@ class PostgresChainedRecorder(PostgresApplicationRecorder):
                     self._insert_events(curs, stored_events, **kwargs)
                 if stored_events:
                     try:
-                        self._insert_stored_events(stored, stored_events, check)
+                        stored.execute(self._commit_statement, self._commit_arguments(stored_events, check))
                         pipeline.sync()  # a uniqueness violation or a stale read raises here, not at COMMIT
                         ids, between = _answer(stored.fetchall())
                         if check is not None and check.watched is not None:
@@ -319,39 +309,37 @@ class PostgresChainedRecorder(PostgresApplicationRecorder):
         and COMMIT: psycopg sends each statement of a pipeline as it is executed, so the
         lock was taken while this thread was still encoding the function's arrays, and
         held while it waited for the interpreter's lock, and again between the function
-        and COMMIT. Three commands in flight waited 0.46 ms each for the table lock; in
-        ``gam serve``, with the views followed in the same process, 0.7-0.8 ms."""
-        arrays = _arrays(stored_events, check)
+        and COMMIT. Three threads sending the demo mix through the service layer: 1,511
+        commands/s before, 1,667 after; with the views followed beside them, 871 and 1,011."""
+        arguments = self._commit_arguments(stored_events, check)
         try:
-            stored.execute(self._commit_statement, (self.datastore.lock_timeout, *arrays))
-            rows = stored.fetchall()
+            stored.execute(self._commit_statement, arguments)
+            return None, _answer(stored.fetchall())
         except psycopg.Error as error:
             return _as_stale_read(error), ([], [])
-        if rows:
-            _lock_waited(float(rows[0][5]))
-        return None, _answer(row[:5] for row in rows)
 
-    def _insert_stored_events(
-        self, curs: Cursor[Any], stored_events: Sequence[StoredEvent], check: ReadCheck | None = None, **_: Any
-    ) -> None:
-        """The library's lock and notification, then :data:`STORE_FUNCTION` with the rows as
-        four arrays in binary (the library's array of a composite type goes through
-        psycopg's text escaping, a quarter of a bulk import's time), the entities only
-        read and the position the unit of work knew.
-
-        What is written is checked by the insert: another version stored meanwhile takes
-        its key, a conflict. What is only read is checked by the function, unless the
-        check watches the events in between itself (then it runs here, on what the
-        function answered)."""
-        self._lock_table(curs)
-        if lock_wait_observer is not None:
-            # In the same pipeline, no round trip of its own: the lock is the transaction's first
-            # statement, so the time from the transaction's start to now is the wait for it.
-            waited = curs.connection.cursor()
-            waited.execute(LOCK_WAITED)
-            self._pending.lock_wait = waited
-        self._notify_channel(curs)
-        curs.execute(self._store_statement, _arrays(stored_events, check))
+    def _commit_arguments(self, stored_events: Sequence[StoredEvent], check: ReadCheck | None) -> tuple[Any, ...]:
+        """:data:`COMMIT_FUNCTION`'s arguments: the lock's timeout, then :data:`STORE_FUNCTION`'s
+        (the rows as four arrays, sent in binary: the library's array of a composite type
+        goes through psycopg's text escaping, a quarter of a bulk import's time; the position
+        the unit of work knew; the entities it only read, with the versions it read, unless
+        the check watches the events in between itself and judges them in Python)."""
+        read_ids: list[Any] | None = None
+        read_versions: list[int] | None = None
+        if check is not None and check.watched is None:
+            written = {event.originator_id for event in stored_events}
+            only_read = [(entity, version) for entity, version in check.versions.items() if entity not in written]
+            read_ids, read_versions = [entity for entity, _ in only_read], [version for _, version in only_read]
+        return (
+            self.datastore.lock_timeout,
+            [event.originator_id for event in stored_events],
+            [event.originator_version for event in stored_events],
+            [event.topic for event in stored_events],
+            [event.state for event in stored_events],
+            check.known if check is not None else None,
+            read_ids,
+            read_versions,
+        )
 
     def _select_first(self, conn: Connection[DictRow], entities: Sequence[UUID]) -> list[StoredEvent]:
         """The first event of each entity, in the commit's transaction (a round trip more,
@@ -362,16 +350,6 @@ class PostgresChainedRecorder(PostgresApplicationRecorder):
                 StoredEvent(r["originator_id"], r["originator_version"], r["topic"], bytes(r["state"]))
                 for r in curs.fetchall()
             ]
-
-    def _report_lock_wait(self) -> None:
-        waited = getattr(self._pending, "lock_wait", None)
-        if waited is None:
-            return
-        self._pending.lock_wait = None
-        with waited:
-            row = waited.fetchone()
-        if row is not None:
-            _lock_waited(float(row["waited"]))
 
     def select_links(self, start: int, stop: int) -> dict[int, bytes]:
         with self.datastore.transaction(commit=False) as curs:
@@ -452,29 +430,6 @@ def _store_function(schema: Identifier, events: Composed, chain: Composed, id_ty
     )
 
 
-def _arrays(stored_events: Sequence[StoredEvent], check: ReadCheck | None) -> tuple[Any, ...]:
-    """:data:`STORE_FUNCTION`'s arguments: the rows as four arrays (sent in binary: the
-    library's array of a composite type goes through psycopg's text escaping, a quarter
-    of a bulk import's time), the position the unit of work knew, and the entities it
-    only read with the versions it read (a read check that watches the events in between
-    itself judges them in Python instead)."""
-    read_ids: list[Any] | None = None
-    read_versions: list[int] | None = None
-    if check is not None and check.watched is None:
-        written = {event.originator_id for event in stored_events}
-        only_read = [(entity, version) for entity, version in check.versions.items() if entity not in written]
-        read_ids, read_versions = [entity for entity, _ in only_read], [version for _, version in only_read]
-    return (
-        [event.originator_id for event in stored_events],
-        [event.originator_version for event in stored_events],
-        [event.topic for event in stored_events],
-        [event.state for event in stored_events],
-        check.known if check is not None else None,
-        read_ids,
-        read_versions,
-    )
-
-
 def _commit_function(schema: Identifier, events: Composed, id_type: Identifier, channel: Identifier) -> Composed:
     """``gam_commit_new_events(lock_seconds, <STORE_FUNCTION's arguments>)``: what a
     commit does under the table lock, in one statement. It sets the lock's timeout
@@ -518,11 +473,14 @@ def _as_stale_read(error: Exception) -> Exception:
     return StaleRead(UUID(entity), int(read), int(stored))
 
 
-def _answer(rows: Iterable[Sequence[Any]]) -> tuple[list[int], Between]:
-    """What :data:`STORE_FUNCTION` answered: our positions, in order, and the events stored in between."""
+def _answer(rows: Sequence[Sequence[Any]]) -> tuple[list[int], Between]:
+    """What :data:`COMMIT_FUNCTION` answered: our positions, in order, and the events stored
+    in between; the wait for the lock it took goes to :data:`lock_wait_observer`."""
+    if rows:
+        _lock_waited(float(rows[0][5]))
     ours: list[int] = []
     between: Between = []
-    for is_ours, position, entity, version, topic in rows:
+    for is_ours, position, entity, version, topic, _ in rows:
         if is_ours:
             ours.append(position)
         else:
