@@ -38,6 +38,7 @@ from infra.read_check import ReadCheck, StaleRead
 from infra.sqlite_hygiene import truncate_wal
 from infra.transcodings import register_domain_transcodings
 from services.observability import metrics, tracing
+from services.recent_writes import RecentWrites
 
 A = TypeVar("A", bound=GamAggregate)
 
@@ -101,6 +102,8 @@ class GamApplication(Application[UUID]):
         self._cache_lock = threading.Lock()
         self._cache_position: int | None = None
         """Every cached aggregate holds every event up to this log position (None: unknown)."""
+        self._recent = RecentWrites()
+        """Which entities the events the cache was brought past wrote (see :meth:`_remember`)."""
         if snapshot_interval is not None:
             # Per instance, so tests and benchmarks can compare intervals side by side.
             # The library reads the class variable through ``self``; shadowing it is intended.
@@ -193,12 +196,16 @@ class GamApplication(Application[UUID]):
                 return
             if known is None or last - known > CACHE_TAIL_LIMIT:
                 self._clear_cache()
+                self._recent.restart(last)
             else:
                 for notification in self.recorder.select_notifications(start=known + 1, limit=last - known):
                     if notification.topic == ERASURE_TOPIC:  # deals hold free text about the person
                         self._clear_cache()
+                        self._recent.restart(last)
                         break
-                    self._evict(cast(UUID, notification.originator_id))
+                    entity = cast(UUID, notification.originator_id)
+                    self._evict(entity)
+                    self._recent.wrote(notification.id, entity)
             self._cache_position = last
 
     def forget_cached(self) -> None:
@@ -206,6 +213,7 @@ class GamApplication(Application[UUID]):
         notes and evidence about the person opened, which a read must now find erased."""
         with self._cache_lock:
             self._clear_cache()
+            self._recent.restart(self._cache_position)
 
     @property
     def checks_reads_at_commit(self) -> bool:
@@ -267,28 +275,39 @@ class GamApplication(Application[UUID]):
         self, aggregates: tuple[GamAggregate, ...], first: int, last: int, reads: ReadCheck | None = None
     ) -> None:
         """After our own commit at positions ``first``..``last``: the committed aggregates
-        are the current ones, if the cache holds the log up to the position before them
-        (else another process may have written them since, and they are dropped). The
-        commit's read check lists the events stored between what the cache held and our
-        commit: forgetting their aggregates brings the cache up to our commit."""
+        are the current ones, if the cache holds the log up to the position before them.
+        The commit's read check lists the events stored between what the cache held and
+        our commit: forgetting their aggregates brings the cache up to our commit.
+
+        A commit that finishes after a later one (threads of one process) finds the cache
+        past it: its aggregates are still current if none of the events after it wrote
+        them (:class:`~services.recent_writes.RecentWrites`). Otherwise, or when the cache
+        stands before the commit (another process may have written them since), they are
+        dropped."""
         cache = self.repository.cache
         if cache is None:
             return
         with self._cache_lock:
             known = self._cache_position
             if reads is not None and known is not None and reads.known <= known < first:
-                newer = [(entity_id, topic) for position, entity_id, topic in reads.between if position > known]
-                if any(topic == ERASURE_TOPIC for _, topic in newer):
+                newer = [written for written in reads.between if written[0] > known]
+                if any(topic == ERASURE_TOPIC for _, _, topic in newer):
                     self._clear_cache()  # ours too: a deal we wrote holds its notes about the person opened
                     self._cache_position = last
+                    self._recent.restart(last)
                     return
-                for entity_id, _ in newer:
+                for position, entity_id, _ in newer:
                     self._evict(entity_id)
+                    self._recent.wrote(position, entity_id)
                 self._cache_position = first - 1
             if self._cache_position == first - 1:
                 for aggregate in aggregates:
                     cache.put(aggregate.id, aggregate)
+                    self._recent.wrote(last, aggregate.id)
                 self._cache_position = last
+            elif known is not None and known >= last and self._recent.untouched_after(last, (a.id for a in aggregates)):
+                for aggregate in aggregates:
+                    cache.put(aggregate.id, aggregate)
             else:
                 for aggregate in aggregates:
                     self._evict(aggregate.id)
