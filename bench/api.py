@@ -38,6 +38,7 @@ client process's CPU seconds are recorded beside the rates.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import http.client
 import json
 import os
@@ -488,12 +489,23 @@ def http_commands(
 
 
 def measure_http_commands(
-    settings: Settings, traces: Sequence[Sequence[Command]], concurrency: int, log_dir: Path | None = None
+    settings: Settings,
+    traces: Sequence[Sequence[Command]],
+    concurrency: int,
+    log_dir: Path | None = None,
+    *,
+    views_apart: bool = False,
 ) -> CommandRun:
     """Start ``gam serve`` on ``settings`` (a fresh store), send the traces from ``concurrency``
-    clients, stop it. ``.commands_per_s`` is the figure to compare with the service layer's."""
-    with tempfile.TemporaryDirectory(prefix="gam-bench-api-") as tmp, api_server(settings, log_dir or Path(tmp)) as s:
-        return http_commands(s, traces, concurrency)
+    clients, stop it. ``.commands_per_s`` is the figure to compare with the service layer's.
+    ``views_apart``: a ``gam project`` started first writes the views, as in
+    ``docker-compose.yml`` (its CPU is counted with the run's); else the server's own
+    follower writes them, in the server's process."""
+    with contextlib.ExitStack() as stack:
+        folder = log_dir or Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="gam-bench-api-")))
+        project = stack.enter_context(views_process(settings, folder)) if views_apart else None
+        server = stack.enter_context(api_server(settings, folder))
+        return http_commands(server, traces, concurrency, project)
 
 
 # -- the same commands in process ----------------------------------------------------------------------------------

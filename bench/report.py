@@ -16,6 +16,7 @@ WORKLOAD_TITLES = {
 CONTENDER_TITLES = {
     "gam": "gam (service layer)",
     "gam_http": "gam (HTTP)",
+    "gam_http_one_process": "gam (HTTP, views in the server's process)",
     "crud": "CRUD+audit",
     "ceiling": "ceiling",
     "raw_eventsourcing": "raw eventsourcing",
@@ -234,9 +235,16 @@ def markdown(result: dict[str, Any], json_name: str, plot_paths: list[Path], bas
     in_flight = min(result["sizes"]["http_concurrency"], result["sizes"]["accounts"])
     if "gam_http" in commands["figures"]:
         out.append(
-            f"gam over HTTP (`gam serve` in its own process, `bench.api`'s httpx clients, {in_flight} account(s) "
-            f"in flight, JWT, If-Match "
-            f"on every change) runs at {ratio(commands['ratios'].get('gam_http_vs_gam'))} of the service layer's rate."
+            f"gam over HTTP (`gam serve` in its own process with the views written by `gam project`, as "
+            f"`docker-compose.yml` runs them; `bench.api`'s clients over `http.client`, {in_flight} account(s) "
+            f"in flight, JWT, If-Match on every change) runs at {ratio(commands['ratios'].get('gam_http_vs_gam'))} "
+            f"of the service layer's rate"
+            + (
+                f"; with the views written by the server's own follower, in its process, at "
+                f"{ratio(commands['ratios'].get('gam_http_one_process_vs_gam'))}."
+                if "gam_http_one_process" in commands["figures"]
+                else "."
+            )
         )
     else:
         reason = result["left_out"].get("gam_http", "not measured")

@@ -10,7 +10,9 @@ Workloads (the same data for every contender, see ``bench.mix``):
 - ``relay``: publishing every change of the command mix to Kafka.
 
 Contenders: gam through its service layer (``gam``) and through HTTP
-(``gam_http``), the plain CRUD+audit baseline (``crud``, ``bench.crud``),
+(``gam_http``: ``gam serve`` with ``gam project`` writing the views, as
+``docker-compose.yml`` runs them; ``gam_http_one_process``: ``gam serve`` writing
+them itself), the plain CRUD+audit baseline (``crud``, ``bench.crud``),
 PostgreSQL's own ceiling for event-sized rows (``ceiling``, ``bench.ceiling``;
 for the relay, a bare kafka-python producer), and for commands the raw
 ``eventsourcing`` save rate of a trivial aggregate (``raw_eventsourcing``).
@@ -173,14 +175,19 @@ class HttpUnavailable(Exception):
     """gam's HTTP API cannot take the command mix (not installed, or endpoints missing)."""
 
 
-def http_commands_rate(settings: Settings, traces: list[list[Command]], concurrency: int) -> float:
-    """The HTTP contender, pluggable: ``bench.api`` starts ``gam serve`` on a fresh store and
-    replays the traces from ``concurrency`` clients (JWT, If-Match from each ETag)."""
+def http_commands_rate(
+    settings: Settings, traces: list[list[Command]], concurrency: int, *, views_apart: bool
+) -> float:
+    """The HTTP contenders, pluggable: ``bench.api`` starts ``gam serve`` on a fresh store and
+    replays the traces from ``concurrency`` clients (JWT, If-Match from each ETag).
+    ``views_apart``: the views written by ``gam project``, as ``docker-compose.yml`` runs
+    them (``gam_http``); else by the server's own follower, in its process
+    (``gam_http_one_process``)."""
     try:
         from bench.api import measure_http_commands
     except ImportError as missing:
         raise HttpUnavailable(f"bench.api cannot be imported ({missing})") from None
-    return measure_http_commands(settings, traces, concurrency).commands_per_s
+    return measure_http_commands(settings, traces, concurrency, views_apart=views_apart).commands_per_s
 
 
 # -- workload: the demo's command mix ----------------------------------------------------------------------------
@@ -200,7 +207,9 @@ def commands_workload(run: Run) -> tuple[dict[str, Any], Kept]:
     sizes = run.sizes
     traces = [run.mix(index)[1][: sizes.mix_commands] for index in range(sizes.accounts)]
     commands = [command for trace in traces for command in trace]
-    samples: dict[str, list[float]] = {"gam": [], "gam_http": [], "crud": [], "raw_eventsourcing": [], "ceiling": []}
+    samples: dict[str, list[float]] = {
+        "gam": [], "gam_http": [], "gam_http_one_process": [], "crud": [], "raw_eventsourcing": [], "ceiling": []
+    }  # fmt: skip
     kept: Kept | None = None
     for repeat in range(sizes.repeats):
         run.log(f"commands: repeat {repeat + 1}/{sizes.repeats}")
@@ -225,7 +234,9 @@ def commands_workload(run: Run) -> tuple[dict[str, Any], Kept]:
         ceiling.close()
         if "gam_http" not in run.skipped:
             try:
-                samples["gam_http"].append(http_commands_rate(run.settings(), traces, sizes.http_concurrency))
+                for name, apart in (("gam_http", True), ("gam_http_one_process", False)):
+                    rate = http_commands_rate(run.settings(), traces, sizes.http_concurrency, views_apart=apart)
+                    samples[name].append(rate)
             except HttpUnavailable as why:
                 run.skipped["gam_http"] = str(why)
                 run.log(f"commands: gam over HTTP left out: {why}")
@@ -455,7 +466,7 @@ def _time_command(function: Callable[[], object]) -> float:
 
 RATIOS: dict[str, tuple[tuple[str, str], ...]] = {
     "commands": (("gam", "crud"), ("gam", "ceiling"), ("crud", "ceiling"), ("gam", "raw_eventsourcing"),
-                 ("gam_http", "gam"), ("gam_http", "crud")),
+                 ("gam_http", "gam"), ("gam_http", "crud"), ("gam_http_one_process", "gam")),
 }  # fmt: skip
 DEFAULT_RATIOS = (("gam", "crud"), ("gam", "ceiling"), ("crud", "ceiling"))
 
