@@ -216,6 +216,13 @@ class ViewRecorder(TrackingRecorder, ABC):
         """The stored document at ``key``, if any."""
         return self.documents([key]).get(key)
 
+    def document_and_position(self, key: str, application_name: str) -> tuple[Document | None, int]:
+        """The stored document at ``key``, if any, and the view's position for
+        ``application_name`` (0 before any), read so that the document holds at least every
+        event up to that position. A store may read both in one query."""
+        position = self.max_tracking_id(application_name) or 0
+        return self.document(key), position
+
     @abstractmethod
     def documents_with_prefix(self, prefix: str) -> dict[str, Document]:
         """Every document whose key starts with ``prefix``, by key."""

@@ -109,8 +109,10 @@ class ReadModels:
     ) -> ViewResult[dict[str, object] | None]:
         """The account's view with the ``sections`` asked for. The answer is read-only: its
         timeless sections are shared with other reads of the same state of the account."""
-        position = self._ready("account_view", min_position)
-        document = self.projector.view("account_view").document(account_view.account_key(account_id))
+        if min_position:
+            self.projector.wait("account_view", min_position, self.wait_seconds)
+        view = self.projector.view("account_view")
+        document, position = view.document_and_position(account_view.account_key(account_id), self.projector.app.name)
         if document is None:
             return ViewResult(None, position)
         key = _state_of(account_id, document)

@@ -137,6 +137,20 @@ class ViewStorageContract:
         assert view.documents(["account:1", "account:2", "account:3"]) == {"account:1": DOCUMENT, "account:2": {"n": 2}}
         assert view.documents(["account:2"]) == {"account:2": {"n": 2}}
 
+    def test_a_document_and_the_position_are_read_together_from_the_live_generation(self, view: ViewRecorder) -> None:
+        assert view.document_and_position("a", APP) == (None, 0)
+        view.record(ViewChange(documents={"a": {"g": "old"}}), at(3))
+        assert view.document_and_position("a", APP) == ({"g": "old"}, 3)
+        assert view.document_and_position("b", APP) == (None, 3)
+        building = view.at_generation(view.start_generation())
+        building.record(ViewChange(documents={"a": {"g": "new"}}), at(2))
+        assert view.document_and_position("a", APP) == ({"g": "old"}, 3)  # readers see the live one
+        assert building.document_and_position("a", APP) == ({"g": "new"}, 2)
+        with building.take_over():
+            building.record(ViewChange(documents={"b": {}}), at(4))
+        assert view.document_and_position("a", APP) == ({"g": "new"}, 4)
+        assert view.document_and_position("b", APP) == ({}, 4)
+
     def test_a_document_read_is_a_copy(self, view: ViewRecorder) -> None:
         view.record(ViewChange(documents={"k": {"units": [1, 2]}}), at(1))
         read = view.documents(["k"])["k"]
