@@ -53,12 +53,12 @@ from services.gc_freeze import kept_out_of_collections
 IMPORT_NAMESPACE = UUID("0c6f5a3e-2b7d-4e55-9a41-3f1d2c8b7e90")
 DEFAULT_BATCH = 500
 SCAN_PAGE = 5_000
+"""Events read per query while looking for a batch committed before a crash."""
 SWITCH_INTERVAL = 0.0002
 """The interpreter's switch interval (seconds) while batches are stored in a thread of their own.
 With the default 5 ms, the storing thread, its answer from PostgreSQL in, waited up to that
 long for the deciding thread to let go of the interpreter, once per round trip: the overlap
 then gained 0.2 s of a 3.4 s import; at 0.2 ms it gained 0.7 s."""
-"""Events read per query while looking for a batch committed before a crash."""
 
 
 class ImportRefused(Exception):
